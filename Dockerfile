@@ -1,0 +1,64 @@
+# syntax=docker/dockerfile:1.7
+#
+# imagescan-operator image: compiled JS + production node_modules + the Trivy CLI on a distroless
+# Node.js 24 base (no shell, no package manager), running as the numeric non-root user 65532.
+#
+# Build:   docker buildx build -t imagescan-operator:dev .
+# Pin Trivy by digest (recommended for releases; the digest is not recorded in this repo):
+#   docker buildx imagetools inspect aquasec/trivy:0.74.0 --format '{{json .Manifest.Digest}}'
+#   (or: crane digest aquasec/trivy:0.74.0), then
+#   docker buildx build --build-arg TRIVY_DIGEST=@sha256:<digest> -t imagescan-operator:dev .
+# Never use Trivy 0.69.4, 0.69.5 or 0.69.6: those releases were malicious (CVE-2026-33634).
+
+ARG NODE_BUILD_IMAGE=node:24-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot
+ARG TRIVY_VERSION=0.74.0
+# Empty, or "@sha256:<64 hex>" to pin the Trivy image by digest on top of the tag.
+ARG TRIVY_DIGEST=
+
+FROM aquasec/trivy:${TRIVY_VERSION}${TRIVY_DIGEST} AS trivy
+
+# Build stage: dev dependencies + tsc. Debian (glibc) rather than alpine because the `node` npm dev
+# dependency installs a glibc Node binary that npm scripts put first on PATH.
+FROM ${NODE_BUILD_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build \
+ && mkdir -p /out/var/cache/trivy /out/tmp
+
+# Production dependencies only, installed from the same lockfile (no dev tools, no install scripts).
+FROM ${NODE_BUILD_IMAGE} AS prod-deps
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm cache clean --force
+
+FROM ${RUNTIME_IMAGE}
+ARG TRIVY_VERSION
+LABEL org.opencontainers.image.title="imagescan-operator" \
+      org.opencontainers.image.description="Keeps every running image scanned with Trivy; ImageScanReports and Prometheus metrics" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      dev.imagescan.trivy.version="${TRIVY_VERSION}"
+WORKDIR /app
+# package.json carries "type": "module", which Node needs to load dist/*.js as ESM.
+COPY --chown=0:0 package.json ./
+COPY --chown=0:0 --from=prod-deps /src/node_modules ./node_modules
+COPY --chown=0:0 --from=build /src/dist ./dist
+COPY --chown=0:0 --from=trivy /usr/local/bin/trivy /usr/local/bin/trivy
+# Writable places exist even without the Deployment's emptyDirs (e.g. `docker run`); in the cluster
+# the root filesystem is read-only and these paths are emptyDir mounts.
+COPY --chown=65532:65532 --from=build /out/var/cache/trivy /var/cache/trivy
+# Trivy and Node write only below HOME, TMPDIR and the cache dir; all point at writable mounts.
+ENV NODE_ENV=production \
+    PATH=/usr/local/bin:/usr/bin:/bin \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    XDG_CACHE_HOME=/var/cache
+USER 65532:65532
+EXPOSE 8080
+# Distroless nodejs keeps node at /nodejs/bin/node (and its default entrypoint is node itself);
+# the absolute path makes the entrypoint independent of PATH.
+ENTRYPOINT ["/nodejs/bin/node", "/app/dist/main.js"]

@@ -1,0 +1,207 @@
+import { describe, expect, it } from 'vitest';
+import type { ImageScanReport, ReportVulnerability } from '../reports/image-scan-report.js';
+import { SCAN_FAILURE_REASONS } from '../scanner/scan-failure.js';
+import { SEVERITIES } from '../scanner/scan-result.js';
+import type { Severity } from '../scanner/scan-result.js';
+import { fakeReport, fixtureEntries, scannedStatus } from '../../test/alerts/fake-reports.js';
+import { parsePrometheusText, samplesOf } from '../../test/alerts/prometheus-text.js';
+import type { Sample } from '../../test/alerts/prometheus-text.js';
+import { OperatorMetrics } from './operator-metrics.js';
+
+const PER_IMAGE = ['imagescan_image_vulnerabilities', 'imagescan_report_last_scan_timestamp_seconds'];
+
+function setup(initial: ImageScanReport[] = []): { metrics: OperatorMetrics; reports: ImageScanReport[]; scrape: () => Promise<Sample[]> } {
+  const reports = [...initial];
+  const metrics = new OperatorMetrics({ reportSource: { list: () => reports }, defaultMetrics: false });
+  return { metrics, reports, scrape: async () => parsePrometheusText(await metrics.scrape()) };
+}
+
+function expectedCount(entries: ReportVulnerability[], severity: Severity, fixable: boolean): number {
+  return entries.filter((e) => e.severity === severity && (e.fixedVersion !== undefined) === fixable).length;
+}
+
+describe('OperatorMetrics per-image series', () => {
+  it('exports each severity, fixable and unfixable, of a scanned report as Trivy found them', async () => {
+    const entries = fixtureEntries('alpine-39.json');
+    const { scrape } = setup([
+      fakeReport({ namespace: 'shop', name: 'alpine-0123456789ab', image: 'alpine:3.9', status: scannedStatus(entries, { team: 'payments' }) }),
+    ]);
+    const samples = await scrape();
+    const series = samplesOf(samples, 'imagescan_image_vulnerabilities');
+    expect(series).toHaveLength(SEVERITIES.length * 2);
+    for (const severity of SEVERITIES) {
+      for (const fixable of [true, false]) {
+        const [sample] = samplesOf(series, 'imagescan_image_vulnerabilities', { severity, fixable: String(fixable) });
+        expect(sample?.labels).toEqual({
+          namespace: 'shop',
+          report: 'alpine-0123456789ab',
+          image: 'alpine:3.9',
+          team: 'payments',
+          severity,
+          fixable: String(fixable),
+        });
+        expect(sample?.value).toBe(expectedCount(entries, severity, fixable));
+      }
+    }
+    // alpine 3.9 has fixable CRITICAL entries: the alert's input is there.
+    expect(samplesOf(series, 'imagescan_image_vulnerabilities', { severity: 'CRITICAL', fixable: 'true' })[0]?.value).toBeGreaterThan(0);
+
+    const [lastScan] = samplesOf(samples, 'imagescan_report_last_scan_timestamp_seconds');
+    expect(lastScan?.labels).toEqual({ namespace: 'shop', report: 'alpine-0123456789ab', image: 'alpine:3.9', team: 'payments' });
+    expect(lastScan?.value).toBe(Date.parse('2026-11-26T12:00:00Z') / 1000);
+  });
+
+  it('removes every series of a report as soon as the report is deleted', async () => {
+    const keep = fakeReport({ namespace: 'a', name: 'keep', image: 'nginx:1.25', status: scannedStatus(fixtureEntries('debian-buster.json')) });
+    const gone = fakeReport({ namespace: 'a', name: 'gone', image: 'redis:7', status: scannedStatus(fixtureEntries('centos-7.json')) });
+    const { reports, scrape } = setup([keep, gone]);
+    const before = await scrape();
+    expect(before.filter((s) => s.labels.report === 'gone').length).toBe(SEVERITIES.length * 2 + 1);
+
+    reports.splice(reports.indexOf(gone), 1);
+    const after = await scrape();
+    expect(after.filter((s) => s.labels.report === 'gone')).toEqual([]);
+    expect(after.filter((s) => s.labels.report === 'keep').length).toBe(SEVERITIES.length * 2 + 1);
+    expect(samplesOf(after, 'imagescan_reports', { phase: 'Scanned' })[0]?.value).toBe(1);
+  });
+
+  it('puts a team label on every per-image series, "unassigned" when the report has no team', async () => {
+    const { scrape } = setup([
+      fakeReport({ namespace: 'a', name: 'with-team', image: 'x:1', status: scannedStatus([], { team: 'search' }) }),
+      fakeReport({ namespace: 'b', name: 'no-team', image: 'y:1', status: scannedStatus([]) }),
+      fakeReport({ namespace: 'c', name: 'empty-team', image: 'z:1', status: scannedStatus([], { team: '' }) }),
+    ]);
+    const perImage = (await scrape()).filter((s) => PER_IMAGE.includes(s.name));
+    expect(perImage.length).toBe(3 * (SEVERITIES.length * 2 + 1));
+    for (const sample of perImage) {
+      expect(sample.labels.team).toBe(sample.labels.report === 'with-team' ? 'search' : 'unassigned');
+    }
+  });
+
+  it('keeps label values with quotes, backslashes, newlines and non-ASCII intact', async () => {
+    const odd = 'reg.example.com:5000/we"ird\\path\nnext:tag-ü';
+    const team = 'team "a"\\b';
+    const { metrics } = setup([
+      fakeReport({ namespace: 'odd', name: 'odd-report', image: odd, status: scannedStatus(fixtureEntries('spring4shell-jre11.json'), { team }) }),
+    ]);
+    const text = await metrics.scrape();
+    // One sample per line: a raw newline inside a label value would have split one.
+    const samples = parsePrometheusText(text);
+    const perImage = samples.filter((s) => PER_IMAGE.includes(s.name));
+    expect(perImage.length).toBe(SEVERITIES.length * 2 + 1);
+    for (const sample of perImage) {
+      expect(sample.labels.image).toBe(odd);
+      expect(sample.labels.team).toBe(team);
+    }
+  });
+
+  it('drops the per-image series of a report whose image no longer runs (empty workloads)', async () => {
+    const entries = fixtureEntries('alpine-39.json');
+    const { scrape } = setup([
+      fakeReport({ namespace: 'a', name: 'old', image: 'alpine:3.9', status: scannedStatus(entries, { workloads: [] }) }),
+    ]);
+    const samples = await scrape();
+    expect(samples.filter((s) => PER_IMAGE.includes(s.name))).toEqual([]);
+    // It still exists until garbage collection, so it is still counted.
+    expect(samplesOf(samples, 'imagescan_reports', { phase: 'Scanned' })[0]?.value).toBe(1);
+    expect(samplesOf(samples, 'imagescan_images_tracked')[0]?.value).toBe(1);
+  });
+
+  it('exports no vulnerability series for a report that was never scanned, but counts it by phase', async () => {
+    const digestA = `sha256:${'a'.repeat(64)}`;
+    const digestB = `sha256:${'b'.repeat(64)}`;
+    const { scrape } = setup([
+      fakeReport({ namespace: 'a', name: 'new', image: 'x:1', digest: digestA }),
+      fakeReport({ namespace: 'b', name: 'same-digest', image: 'x:1', digest: digestA, status: { phase: 'Scanning' } }),
+      fakeReport({ namespace: 'c', name: 'failed', image: 'y:1', digest: digestB, status: { phase: 'Failed', message: 'not found' } }),
+    ]);
+    const samples = await scrape();
+    expect(samples.filter((s) => PER_IMAGE.includes(s.name))).toEqual([]);
+    const phases = Object.fromEntries(samplesOf(samples, 'imagescan_reports').map((s) => [s.labels.phase, s.value]));
+    expect(phases).toEqual({ Pending: 1, Scanning: 1, Scanned: 0, Failed: 1 });
+    expect(samplesOf(samples, 'imagescan_images_tracked')[0]?.value).toBe(2);
+  });
+
+  it('answers the scrape with an error when the report source throws', async () => {
+    const metrics = new OperatorMetrics({
+      reportSource: {
+        list: () => {
+          throw new Error('cache not synced');
+        },
+      },
+      defaultMetrics: false,
+    });
+    await expect(metrics.scrape()).rejects.toThrow('cache not synced');
+  });
+});
+
+describe('OperatorMetrics event-time series', () => {
+  it('has every failure reason and scan result at 0 before the first scan', async () => {
+    const samples = await setup().scrape();
+    for (const reason of SCAN_FAILURE_REASONS) {
+      expect(samplesOf(samples, 'imagescan_scan_failures_total', { reason })[0]?.value).toBe(0);
+    }
+    for (const result of ['success', 'failure']) {
+      expect(samplesOf(samples, 'imagescan_scans_total', { result })[0]?.value).toBe(0);
+      expect(samplesOf(samples, 'imagescan_scan_duration_seconds_count', { result })[0]?.value).toBe(0);
+    }
+  });
+
+  it('counts scans by result and failures by reason, and times them in minutes-long buckets', async () => {
+    const { metrics, scrape } = setup();
+    metrics.observeScan({ result: 'success', durationSeconds: 42 });
+    metrics.observeScanOutcome({ ok: true, durationMs: 1500 });
+    metrics.observeScanOutcome({ ok: false, durationMs: 600_000, failure: { reason: 'timeout' } });
+    metrics.observeScan({ result: 'failure', reason: 'auth', durationSeconds: 3 });
+    const samples = await scrape();
+    expect(samplesOf(samples, 'imagescan_scans_total', { result: 'success' })[0]?.value).toBe(2);
+    expect(samplesOf(samples, 'imagescan_scans_total', { result: 'failure' })[0]?.value).toBe(2);
+    expect(samplesOf(samples, 'imagescan_scan_failures_total', { reason: 'timeout' })[0]?.value).toBe(1);
+    expect(samplesOf(samples, 'imagescan_scan_failures_total', { reason: 'auth' })[0]?.value).toBe(1);
+    expect(samplesOf(samples, 'imagescan_scan_failures_total', { reason: 'not_found' })[0]?.value).toBe(0);
+    const bucket = (result: string, le: string): number | undefined =>
+      samplesOf(samples, 'imagescan_scan_duration_seconds_bucket', { result, le })[0]?.value;
+    expect(bucket('success', '1')).toBe(0);
+    expect(bucket('success', '2')).toBe(1);
+    expect(bucket('success', '60')).toBe(2);
+    expect(bucket('failure', '5')).toBe(1);
+    expect(bucket('failure', '300')).toBe(1);
+    expect(bucket('failure', '600')).toBe(2);
+    expect(bucket('failure', '1800')).toBe(2);
+    expect(samplesOf(samples, 'imagescan_scan_duration_seconds_sum', { result: 'failure' })[0]?.value).toBe(603);
+  });
+
+  it('reports queue, leader, DB age and build info as last set', async () => {
+    const { metrics, scrape } = setup();
+    const initial = await scrape();
+    expect(samplesOf(initial, 'imagescan_trivy_db_updated_timestamp_seconds')[0]?.value).toBe(0);
+    expect(samplesOf(initial, 'imagescan_build_info')).toEqual([]);
+
+    metrics.setQueue(7, 2);
+    metrics.setLeader(true);
+    expect(metrics.setDbUpdatedAt('2026-11-26T06:12:34Z')).toBe(true);
+    expect(metrics.setDbUpdatedAt('yesterday')).toBe(false);
+    metrics.setBuildInfo('0.1.0');
+    metrics.setBuildInfo('0.1.0', '0.58.1');
+    const samples = await scrape();
+    expect(samplesOf(samples, 'imagescan_scan_queue_depth')[0]?.value).toBe(7);
+    expect(samplesOf(samples, 'imagescan_scans_in_progress')[0]?.value).toBe(2);
+    expect(samplesOf(samples, 'imagescan_leader')[0]?.value).toBe(1);
+    expect(samplesOf(samples, 'imagescan_trivy_db_updated_timestamp_seconds')[0]?.value).toBe(Date.parse('2026-11-26T06:12:34Z') / 1000);
+    expect(samplesOf(samples, 'imagescan_build_info')).toEqual([
+      { name: 'imagescan_build_info', labels: { version: '0.1.0', trivy_version: '0.58.1' }, value: 1 },
+    ]);
+
+    metrics.setLeader(false);
+    expect(samplesOf(await scrape(), 'imagescan_leader')[0]?.value).toBe(0);
+  });
+
+  it('adds the process and Node.js default metrics on its own registry', async () => {
+    const metrics = new OperatorMetrics({ reportSource: { list: () => [] } });
+    const names = new Set(parsePrometheusText(await metrics.scrape()).map((s) => s.name));
+    expect(names.has('process_cpu_seconds_total')).toBe(true);
+    expect(names.has('nodejs_eventloop_lag_seconds')).toBe(true);
+    // A second instance (tests, or a rebuilt operator) does not clash: nothing is global.
+    expect(() => new OperatorMetrics({ reportSource: { list: () => [] } })).not.toThrow();
+  });
+});

@@ -1,0 +1,271 @@
+// The operator's Prometheus metrics: one typed field per metric of design.md, on a registry of our own.
+// Per-report series are recomputed from the report cache at every scrape (a gauge's collect), so
+// they cannot drift and vanish with their report; event-time metrics are set by the scanner and
+// the controller through the small methods below.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { REPORT_PHASES, UNASSIGNED_TEAM } from '../reports/image-scan-report.js';
+import type { ImageScanReport, ReportPhase } from '../reports/image-scan-report.js';
+import { SCAN_FAILURE_REASONS } from '../scanner/scan-failure.js';
+import type { ScanFailureReason } from '../scanner/scan-failure.js';
+import { countBySeverity } from './vulnerability-counts.js';
+
+/** Where per-report series come from at scrape time, e.g. the report informer's cache. */
+export interface ReportSource {
+  list(): readonly ImageScanReport[];
+}
+
+export const SCAN_RESULTS = ['success', 'failure'] as const;
+export type ScanResultLabel = (typeof SCAN_RESULTS)[number];
+
+/** One finished Trivy run, as the scan queue reports it. */
+export type ScanObservation =
+  | { result: 'success'; durationSeconds: number }
+  | { result: 'failure'; reason: ScanFailureReason; durationSeconds: number };
+
+/**
+ * The shape of the scan queue's ScanOutcome that metrics need; a ScanOutcome is assignable to it.
+ */
+export type ScanOutcomeLike = { durationMs: number } & (
+  | { ok: true }
+  | { ok: false; failure: { reason: ScanFailureReason } }
+);
+
+/** Trivy scans take seconds to tens of minutes (a cold pull of a multi-GB image); 1 s .. 30 min. */
+export const SCAN_DURATION_BUCKETS = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1200, 1800];
+
+export interface OperatorMetricsOptions {
+  reportSource: ReportSource;
+  /** Adds prom-client's process and Node.js metrics (default true; tests may turn it off). */
+  defaultMetrics?: boolean;
+}
+
+export class OperatorMetrics {
+  readonly registry = new Registry();
+
+  readonly imageVulnerabilities: Gauge<'namespace' | 'report' | 'image' | 'team' | 'severity' | 'fixable'>;
+  readonly reportLastScanTimestampSeconds: Gauge<'namespace' | 'report' | 'image' | 'team'>;
+  readonly scansTotal: Counter<'result'>;
+  readonly scanFailuresTotal: Counter<'reason'>;
+  readonly scanDurationSeconds: Histogram<'result'>;
+  readonly scanQueueDepth: Gauge;
+  readonly scansInProgress: Gauge;
+  readonly imagesTracked: Gauge;
+  readonly reports: Gauge<'phase'>;
+  readonly trivyDbUpdatedTimestampSeconds: Gauge;
+  readonly leader: Gauge;
+  readonly buildInfo: Gauge<'version' | 'trivy_version'>;
+
+  constructor(opts: OperatorMetricsOptions) {
+    const source = opts.reportSource;
+    const registers = [this.registry];
+
+    this.imageVulnerabilities = new Gauge({
+      name: 'imagescan_image_vulnerabilities',
+      help: 'Vulnerabilities of a running image by severity and whether a fixed version exists, from its ImageScanReport.',
+      labelNames: ['namespace', 'report', 'image', 'team', 'severity', 'fixable'],
+      registers,
+      collect() {
+        this.reset();
+        for (const report of runningReports(source)) {
+          const counts = countBySeverity(report.status);
+          if (counts === undefined) continue;
+          const base = reportLabels(report);
+          for (const count of counts) {
+            this.set({ ...base, severity: count.severity, fixable: 'true' }, count.fixable);
+            this.set({ ...base, severity: count.severity, fixable: 'false' }, count.unfixable);
+          }
+        }
+      },
+    });
+
+    this.reportLastScanTimestampSeconds = new Gauge({
+      name: 'imagescan_report_last_scan_timestamp_seconds',
+      help: 'Unix time of the last successful scan of a running image (status.lastScanTime of its ImageScanReport).',
+      labelNames: ['namespace', 'report', 'image', 'team'],
+      registers,
+      collect() {
+        this.reset();
+        for (const report of runningReports(source)) {
+          const seconds = epochSeconds(report.status?.lastScanTime);
+          if (seconds !== undefined) this.set(reportLabels(report), seconds);
+        }
+      },
+    });
+
+    this.scansTotal = new Counter({
+      name: 'imagescan_scans_total',
+      help: 'Trivy scans finished, by result.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.scanFailuresTotal = new Counter({
+      name: 'imagescan_scan_failures_total',
+      help: 'Trivy scans that failed, by classified reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.scanDurationSeconds = new Histogram({
+      name: 'imagescan_scan_duration_seconds',
+      help: 'Wall time of a Trivy scan, by result.',
+      labelNames: ['result'],
+      buckets: SCAN_DURATION_BUCKETS,
+      registers,
+    });
+    // Every label value exists from the start, so rate() and the failure alert see a 0 before the
+    // first failure instead of a missing series.
+    for (const result of SCAN_RESULTS) {
+      this.scansTotal.inc({ result }, 0);
+      this.scanDurationSeconds.zero({ result });
+    }
+    for (const reason of SCAN_FAILURE_REASONS) this.scanFailuresTotal.inc({ reason }, 0);
+
+    this.scanQueueDepth = new Gauge({
+      name: 'imagescan_scan_queue_depth',
+      help: 'Scans waiting in the queue (not yet running).',
+      registers,
+    });
+    this.scansInProgress = new Gauge({
+      name: 'imagescan_scans_in_progress',
+      help: 'Trivy scans running now.',
+      registers,
+    });
+
+    this.imagesTracked = new Gauge({
+      name: 'imagescan_images_tracked',
+      help: 'Distinct image digests that have an ImageScanReport.',
+      registers,
+      collect() {
+        const digests = new Set<string>();
+        for (const report of source.list()) {
+          // Objects from the API server are raw JSON; skip one that lacks what the CRD requires.
+          if (typeof report.spec?.digest === 'string') digests.add(report.spec.digest);
+        }
+        this.set(digests.size);
+      },
+    });
+
+    this.reports = new Gauge({
+      name: 'imagescan_reports',
+      help: 'ImageScanReports by status.phase (a report without a phase yet counts as Pending).',
+      labelNames: ['phase'],
+      registers,
+      collect() {
+        const byPhase = new Map<ReportPhase, number>(REPORT_PHASES.map((phase) => [phase, 0]));
+        for (const report of source.list()) {
+          const phase = phaseOf(report);
+          byPhase.set(phase, (byPhase.get(phase) ?? 0) + 1);
+        }
+        this.reset();
+        for (const [phase, count] of byPhase) this.set({ phase }, count);
+      },
+    });
+
+    this.trivyDbUpdatedTimestampSeconds = new Gauge({
+      name: 'imagescan_trivy_db_updated_timestamp_seconds',
+      help: 'Unix time the Trivy vulnerability DB in use was built (its UpdatedAt); 0 while unknown.',
+      registers,
+    });
+    this.leader = new Gauge({
+      name: 'imagescan_leader',
+      help: '1 when this replica is the leader and scans, 0 when it stands by.',
+      registers,
+    });
+    this.buildInfo = new Gauge({
+      name: 'imagescan_build_info',
+      help: 'Always 1; the labels tell the operator version and the Trivy version it runs.',
+      labelNames: ['version', 'trivy_version'],
+      registers,
+    });
+
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The Content-Type of `scrape()`'s text. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The exposition text of every metric. Rejects when the report source throws. */
+  scrape(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Records one finished Trivy run: scans_total, scan_failures_total and the duration histogram. */
+  observeScan(observation: ScanObservation): void {
+    const { result } = observation;
+    this.scansTotal.inc({ result });
+    if (observation.result === 'failure') this.scanFailuresTotal.inc({ reason: observation.reason });
+    this.scanDurationSeconds.observe({ result }, Math.max(0, observation.durationSeconds));
+  }
+
+  /** The same as observeScan, from the scan queue's ScanOutcome. */
+  observeScanOutcome(outcome: ScanOutcomeLike): void {
+    const durationSeconds = outcome.durationMs / 1000;
+    if (outcome.ok) this.observeScan({ result: 'success', durationSeconds });
+    else this.observeScan({ result: 'failure', reason: outcome.failure.reason, durationSeconds });
+  }
+
+  /** Sets the queue gauges; call it on every queue event (cheap). */
+  setQueue(depth: number, inProgress: number): void {
+    this.scanQueueDepth.set(depth);
+    this.scansInProgress.set(inProgress);
+  }
+
+  /** 1 while this replica holds the lease (or leader election is off), 0 on standby. */
+  setLeader(isLeader: boolean): void {
+    this.leader.set(isLeader ? 1 : 0);
+  }
+
+  /**
+   * Sets the Trivy DB build time from an RFC 3339 string or Date. Returns false and keeps the old
+   * value when the time cannot be parsed (the alert then sees the old age rather than a bogus one).
+   */
+  setDbUpdatedAt(updatedAt: string | Date): boolean {
+    const ms = updatedAt instanceof Date ? updatedAt.getTime() : Date.parse(updatedAt);
+    if (!Number.isFinite(ms) || ms <= 0) return false;
+    this.trivyDbUpdatedTimestampSeconds.set(ms / 1000);
+    return true;
+  }
+
+  /** Replaces the build_info series (call again once the Trivy version is known). */
+  setBuildInfo(version: string, trivyVersion = 'unknown'): void {
+    this.buildInfo.reset();
+    this.buildInfo.set({ version, trivy_version: trivyVersion }, 1);
+  }
+}
+
+/**
+ * Reports whose image still runs. A report whose `status.workloads` is an empty list is waiting for
+ * garbage collection after its last pod went away: its image no longer runs, so it gets no
+ * per-image series and the alerts on it resolve at once instead of after the grace period.
+ */
+function* runningReports(source: ReportSource): Iterable<ImageScanReport> {
+  for (const report of source.list()) {
+    if (report.metadata?.name === undefined || report.metadata.namespace === undefined) continue;
+    if (typeof report.spec?.image !== 'string') continue;
+    const workloads = report.status?.workloads;
+    if (Array.isArray(workloads) && workloads.length === 0) continue;
+    yield report;
+  }
+}
+
+function reportLabels(report: ImageScanReport): { namespace: string; report: string; image: string; team: string } {
+  const team = report.status?.team;
+  return {
+    namespace: report.metadata?.namespace ?? '',
+    report: report.metadata?.name ?? '',
+    image: report.spec.image,
+    team: team === undefined || team === '' ? UNASSIGNED_TEAM : team,
+  };
+}
+
+function phaseOf(report: ImageScanReport): ReportPhase {
+  const phase = report.status?.phase;
+  return phase !== undefined && (REPORT_PHASES as readonly string[]).includes(phase) ? phase : 'Pending';
+}
+
+function epochSeconds(rfc3339: string | undefined): number | undefined {
+  if (rfc3339 === undefined) return undefined;
+  const ms = Date.parse(rfc3339);
+  return Number.isFinite(ms) ? ms / 1000 : undefined;
+}

@@ -1,0 +1,484 @@
+// The install manifests as a platform team applies them: `kubectl kustomize` builds the base and the
+// base with each component; every object must be valid against the Kubernetes API schemas
+// (kubernetes-models, generated from a current release's OpenAPI; Prometheus Operator kinds from
+// their CRDs), and the security posture is asserted object by object on what kustomize emits.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import type { IService } from 'kubernetes-models/v1/Service';
+import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import type { IPolicyRule } from 'kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule';
+import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+const NAMESPACE = 'imagescan-system';
+const SA = 'imagescan-operator';
+const COMPONENTS_DIR = path.join(repoRoot, 'manifests/components');
+const MONITORING = path.join(COMPONENTS_DIR, 'monitoring/kustomization.yaml');
+
+interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+/** A validated object, viewed through its kubernetes-models type (safe once validate() passed). */
+function as<T>(obj: KubeObject): T {
+  return obj as unknown as T;
+}
+
+type ModelClass = new (data: unknown) => { validate(): void };
+
+/** Resolves apiVersion/kind to the schema-validating model class; unknown kinds are an error. */
+async function modelFor(apiVersion: string, kind: string): Promise<ModelClass> {
+  const slash = apiVersion.indexOf('/');
+  const group = slash < 0 ? '' : apiVersion.slice(0, slash);
+  const specifier =
+    group === 'monitoring.coreos.com'
+      ? `@kubernetes-models/prometheus-operator/${apiVersion}`
+      : `kubernetes-models/${apiVersion}`;
+  const mod = (await import(specifier)) as Record<string, unknown>;
+  const cls = mod[kind];
+  if (typeof cls !== 'function') throw new Error(`no schema for ${apiVersion} ${kind}`);
+  return cls as ModelClass;
+}
+
+function kustomize(dir: string): KubeObject[] {
+  const out = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return parseAllDocuments(out).map((doc) => {
+    if (doc.errors.length > 0) throw new Error(`kustomize output of ${dir} is not YAML: ${doc.errors[0]?.message}`);
+    const obj: unknown = doc.toJS();
+    if (typeof obj !== 'object' || obj === null) throw new Error(`kustomize output of ${dir}: not an object`);
+    const o = obj as Partial<KubeObject>;
+    if (typeof o.apiVersion !== 'string' || typeof o.kind !== 'string' || typeof o.metadata?.name !== 'string') {
+      throw new Error(`kustomize output of ${dir}: object without apiVersion/kind/metadata.name`);
+    }
+    return o as KubeObject;
+  });
+}
+
+// Overlays are generated so the monitoring component (owned elsewhere, added by users) is only
+// built when it exists, and so no test fixture can drift from the real component list.
+const variants: { name: string; components: string[] }[] = [
+  { name: 'base', components: [] },
+  { name: 'trivy-server', components: ['trivy-server'] },
+  { name: 'no-private-registries', components: ['no-private-registries'] },
+  ...(existsSync(MONITORING) ? [{ name: 'monitoring', components: ['monitoring'] }] : []),
+];
+variants.push({ name: 'all-components', components: variants.flatMap((v) => v.components) });
+
+const builds = new Map<string, KubeObject[]>();
+let overlayRoot = '';
+
+beforeAll(() => {
+  overlayRoot = mkdtempSync(path.join(tmpdir(), 'imagescan-overlays-'));
+  for (const v of variants) {
+    const dir = path.join(overlayRoot, v.name);
+    mkdirSync(dir);
+    const rel = (p: string): string => path.relative(dir, p);
+    const lines = [
+      'apiVersion: kustomize.config.k8s.io/v1beta1',
+      'kind: Kustomization',
+      'resources:',
+      `  - ${rel(path.join(repoRoot, 'manifests/base'))}`,
+    ];
+    if (v.components.length > 0) {
+      lines.push('components:', ...v.components.map((c) => `  - ${rel(path.join(COMPONENTS_DIR, c))}`));
+    }
+    writeFileSync(path.join(dir, 'kustomization.yaml'), lines.join('\n') + '\n');
+    builds.set(v.name, kustomize(dir));
+  }
+});
+
+afterAll(() => {
+  if (overlayRoot) rmSync(overlayRoot, { recursive: true, force: true });
+});
+
+function build(name: string): KubeObject[] {
+  const objs = builds.get(name);
+  if (!objs) throw new Error(`no build ${name}`);
+  return objs;
+}
+function ofKind<T>(objs: KubeObject[], kind: string): (T & KubeObject)[] {
+  return objs.filter((o) => o.kind === kind).map((o) => as<T & KubeObject>(o));
+}
+function one<T>(objs: KubeObject[], kind: string, name: string): T {
+  const found = objs.filter((o) => o.kind === kind && o.metadata.name === name);
+  expect(found, `${kind}/${name}`).toHaveLength(1);
+  return as<T>(found[0] as KubeObject);
+}
+
+// ---- RBAC semantics: what a set of rules grants, as the API server evaluates it -------------------
+
+interface Permission {
+  group: string;
+  resource: string; // "pods", "imagescanreports/status"
+  verb: string;
+}
+const key = (p: Permission): string => `${p.group}|${p.resource}|${p.verb}`;
+
+function ruleAllows(rule: IPolicyRule, p: Permission): boolean {
+  const has = (list: string[] | undefined, v: string): boolean => (list ?? []).some((x) => x === v || x === '*');
+  return has(rule.apiGroups, p.group) && has(rule.resources, p.resource) && has(rule.verbs, p.verb) && !rule.resourceNames?.length;
+}
+
+/** Every (group, resource, verb) the rules name explicitly (wildcards are asserted absent elsewhere). */
+function granted(rules: IPolicyRule[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of rules) for (const g of r.apiGroups ?? []) for (const res of r.resources ?? []) for (const v of r.verbs) out.add(key({ group: g, resource: res, verb: v }));
+  return out;
+}
+
+/** The rules bound to the operator's ServiceAccount through (Cluster)RoleBindings in a build. */
+function operatorRules(objs: KubeObject[]): { cluster: IPolicyRule[]; namespaced: IPolicyRule[] } {
+  const isOurs = (b: IClusterRoleBinding): boolean =>
+    (b.subjects ?? []).some((s) => s.kind === 'ServiceAccount' && s.name === SA && s.namespace === NAMESPACE);
+  const roleRules = (kind: string, name: string): IPolicyRule[] => {
+    const role = one<IClusterRole>(objs, kind, name);
+    return role.rules ?? [];
+  };
+  const cluster = ofKind<IClusterRoleBinding>(objs, 'ClusterRoleBinding')
+    .filter(isOurs)
+    .flatMap((b) => roleRules(b.roleRef.kind, b.roleRef.name));
+  const namespaced = ofKind<IClusterRoleBinding>(objs, 'RoleBinding')
+    .filter(isOurs)
+    .flatMap((b) => roleRules(b.roleRef.kind, b.roleRef.name));
+  return { cluster, namespaced };
+}
+
+// What the operator's code does with the API (see the README's security posture). Changing a rule
+// in manifests/ must change this table, the README and the least-privilege e2e together.
+const EXPECTED_CLUSTER = [
+  ...['pods', 'nodes', 'namespaces'].flatMap((r) => ['get', 'list', 'watch'].map((v) => ({ group: '', resource: r, verb: v }))),
+  { group: 'apps', resource: 'replicasets', verb: 'get' },
+  { group: 'batch', resource: 'jobs', verb: 'get' },
+  ...['get', 'list', 'watch', 'create', 'patch', 'delete'].map((v) => ({ group: 'imagescan.dev', resource: 'imagescanreports', verb: v })),
+  { group: 'imagescan.dev', resource: 'imagescanreports/status', verb: 'patch' },
+  { group: '', resource: 'events', verb: 'create' },
+  { group: '', resource: 'events', verb: 'patch' },
+];
+const PULL_SECRETS = [
+  { group: '', resource: 'secrets', verb: 'get' },
+  { group: '', resource: 'serviceaccounts', verb: 'get' },
+];
+const EXPECTED_LEASE = ['get', 'create', 'update'].map((v) => ({ group: 'coordination.k8s.io', resource: 'leases', verb: v }));
+
+// ---- pod hardening -------------------------------------------------------------------------------
+
+function podTemplates(objs: KubeObject[]): { owner: string; spec: IPodSpec }[] {
+  return ofKind<IDeployment>(objs, 'Deployment').map((d) => {
+    const spec = d.spec?.template.spec;
+    if (!spec) throw new Error(`Deployment ${d.metadata.name} has no pod spec`);
+    return { owner: `Deployment/${d.metadata.name}`, spec };
+  });
+}
+
+function assertHardenedContainer(owner: string, pod: IPodSpec, c: IContainer): void {
+  const where = `${owner} container ${c.name}`;
+  const sc = c.securityContext;
+  const psc = pod.securityContext;
+  expect(sc, `${where}: securityContext`).toBeDefined();
+  expect(sc?.allowPrivilegeEscalation, `${where}: allowPrivilegeEscalation`).toBe(false);
+  expect(sc?.readOnlyRootFilesystem, `${where}: readOnlyRootFilesystem`).toBe(true);
+  expect(sc?.privileged ?? false, `${where}: privileged`).toBe(false);
+  expect(sc?.capabilities?.drop, `${where}: capabilities.drop`).toContain('ALL');
+  expect(sc?.capabilities?.add ?? [], `${where}: capabilities.add`).toEqual([]);
+  expect(sc?.runAsNonRoot ?? psc?.runAsNonRoot, `${where}: runAsNonRoot`).toBe(true);
+  const uid = sc?.runAsUser ?? psc?.runAsUser;
+  const gid = sc?.runAsGroup ?? psc?.runAsGroup;
+  expect(typeof uid === 'number' && uid > 0, `${where}: numeric non-root runAsUser (${uid})`).toBe(true);
+  expect(typeof gid === 'number' && gid > 0, `${where}: numeric non-root runAsGroup (${gid})`).toBe(true);
+  expect((sc?.seccompProfile ?? psc?.seccompProfile)?.type, `${where}: seccomp`).toBe('RuntimeDefault');
+  for (const kind of ['requests', 'limits'] as const) {
+    for (const r of ['cpu', 'memory']) {
+      expect(c.resources?.[kind]?.[r], `${where}: resources.${kind}.${r}`).toBeDefined();
+    }
+  }
+  expect(c.livenessProbe?.httpGet, `${where}: liveness probe`).toBeDefined();
+  expect(c.readinessProbe?.httpGet, `${where}: readiness probe`).toBeDefined();
+  // A read-only root filesystem needs a writable /tmp; every mount must be a bounded emptyDir.
+  const mounts = c.volumeMounts ?? [];
+  expect(mounts.map((m) => m.mountPath), `${where}: writable /tmp`).toContain('/tmp');
+  for (const m of mounts) {
+    const vol = (pod.volumes ?? []).find((v) => v.name === m.name);
+    expect(vol?.emptyDir, `${where}: volume ${m.name} is an emptyDir`).toBeDefined();
+    expect(vol?.emptyDir?.sizeLimit, `${where}: volume ${m.name} has a sizeLimit`).toBeDefined();
+  }
+}
+
+/** Resolves a probe/Service port (number or name) to the container port number. */
+function portNumber(c: IContainer, port: number | string | undefined): number | undefined {
+  if (typeof port === 'number') return port;
+  return c.ports?.find((p) => p.name === port)?.containerPort;
+}
+
+// ---- the tests -----------------------------------------------------------------------------------
+
+describe.each(variants.map((v) => v.name))('kustomize build %s', (name) => {
+  test('builds, and every object is valid against its API schema', async () => {
+    const objs = build(name);
+    expect(objs.length).toBeGreaterThan(10);
+    for (const obj of objs) {
+      const Model = await modelFor(obj.apiVersion, obj.kind);
+      expect(() => new Model(obj).validate(), `${obj.kind}/${obj.metadata.name}`).not.toThrow();
+    }
+  });
+
+  test('names are unique and namespaced objects live in imagescan-system', () => {
+    const objs = build(name);
+    const ids = objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
+    expect(new Set(ids).size).toBe(ids.length);
+    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition']);
+    for (const o of objs.filter((x) => !clusterScoped.has(x.kind))) {
+      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe(NAMESPACE);
+    }
+  });
+
+  test('RBAC: no wildcard anywhere, secrets never listed or watched', () => {
+    const objs = build(name);
+    const roles = [...ofKind<IClusterRole>(objs, 'ClusterRole'), ...ofKind<IClusterRole>(objs, 'Role')];
+    expect(roles.length).toBeGreaterThan(0);
+    for (const role of roles) {
+      for (const rule of role.rules ?? []) {
+        const all = [...(rule.apiGroups ?? []), ...(rule.resources ?? []), ...rule.verbs, ...(rule.nonResourceURLs ?? [])];
+        expect(all.filter((x) => x.includes('*')), `${role.kind}/${role.metadata.name}`).toEqual([]);
+        for (const verb of ['list', 'watch', 'deletecollection', 'create', 'update', 'patch', 'delete']) {
+          expect(ruleAllows(rule, { group: '', resource: 'secrets', verb }), `${role.metadata.name} ${verb} secrets`).toBe(false);
+        }
+      }
+    }
+  });
+
+  test('every container of every workload is hardened, with resources and probes', () => {
+    const objs = build(name);
+    const pods = podTemplates(objs);
+    expect(pods.length).toBeGreaterThan(0);
+    for (const { owner, spec } of pods) {
+      expect(spec.securityContext?.runAsNonRoot, `${owner}: pod runAsNonRoot`).toBe(true);
+      expect(spec.securityContext?.seccompProfile?.type, `${owner}: pod seccomp`).toBe('RuntimeDefault');
+      expect(spec.hostNetwork ?? false, `${owner}: hostNetwork`).toBe(false);
+      expect(spec.hostPID ?? false).toBe(false);
+      expect(spec.hostIPC ?? false).toBe(false);
+      expect(spec.containers.length).toBeGreaterThan(0);
+      for (const c of [...spec.containers, ...(spec.initContainers ?? [])]) assertHardenedContainer(owner, spec, c);
+    }
+  });
+
+  test('deny-by-default NetworkPolicy; ingress only from the monitoring namespace', () => {
+    const objs = build(name);
+    const policies = ofKind<INetworkPolicy>(objs, 'NetworkPolicy');
+    const denyAll = policies.filter(
+      (p) =>
+        Object.keys(p.spec?.podSelector.matchLabels ?? {}).length === 0 &&
+        (p.spec?.podSelector.matchExpressions ?? []).length === 0 &&
+        (p.spec?.policyTypes ?? []).includes('Ingress') &&
+        (p.spec?.policyTypes ?? []).includes('Egress') &&
+        (p.spec?.ingress ?? []).length === 0 &&
+        (p.spec?.egress ?? []).length === 0,
+    );
+    expect(denyAll, 'a policy selecting every pod with no allowed traffic').toHaveLength(1);
+    for (const p of policies) {
+      for (const rule of p.spec?.ingress ?? []) {
+        // Any ingress rule must name its peers (no "from everywhere") and its ports.
+        expect(rule.from?.length, `${p.metadata.name}: ingress peers`).toBeGreaterThan(0);
+        expect(rule.ports?.length, `${p.metadata.name}: ingress ports`).toBeGreaterThan(0);
+        for (const peer of rule.from ?? []) {
+          const ns = peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'];
+          // Either the monitoring namespace, or pods of this namespace (operator -> Trivy server).
+          expect(ns === 'monitoring' || (peer.namespaceSelector === undefined && peer.podSelector !== undefined && peer.ipBlock === undefined), `${p.metadata.name}: peer ${JSON.stringify(peer)}`).toBe(true);
+        }
+      }
+      for (const rule of p.spec?.egress ?? []) {
+        expect(rule.ports?.length, `${p.metadata.name}: egress has ports`).toBeGreaterThan(0);
+        for (const port of rule.ports ?? []) expect([53, 443, 6443, 4954], `${p.metadata.name}: egress port`).toContain(port.port);
+      }
+    }
+    // DNS, then HTTPS (API server, registries, Trivy DB) for the operator.
+    const dns = policies.flatMap((p) => p.spec?.egress ?? []).flatMap((r) => r.ports ?? []).filter((p) => p.port === 53);
+    expect(dns.map((p) => p.protocol).sort()).toEqual(['TCP', 'UDP']);
+  });
+
+  test('Services target ports that their pods expose', () => {
+    const objs = build(name);
+    for (const svc of ofKind<IService>(objs, 'Service')) {
+      const selector = svc.spec?.selector ?? {};
+      expect(Object.keys(selector).length, `${svc.metadata.name}: selector`).toBeGreaterThan(0);
+      const matching = ofKind<IDeployment>(objs, 'Deployment').filter((d) =>
+        Object.entries(selector).every(([k, v]) => d.spec?.template.metadata?.labels?.[k] === v),
+      );
+      expect(matching, `${svc.metadata.name}: exactly one Deployment behind it`).toHaveLength(1);
+      const containers = matching[0]?.spec?.template.spec?.containers ?? [];
+      for (const port of svc.spec?.ports ?? []) {
+        const target = port.targetPort ?? port.port;
+        expect(containers.some((c) => portNumber(c, target) !== undefined), `${svc.metadata.name}: port ${String(target)}`).toBe(true);
+      }
+    }
+  });
+});
+
+describe('base', () => {
+  test('installs the CRD, and never the monitoring component (users add it)', () => {
+    const objs = build('base');
+    const crd = one<KubeObject & { spec: { group: string } }>(objs, 'CustomResourceDefinition', 'imagescanreports.imagescan.dev');
+    expect(crd.spec.group).toBe('imagescan.dev');
+    expect(objs.filter((o) => o.apiVersion.startsWith('monitoring.coreos.com/'))).toEqual([]);
+  });
+
+  test('the operator gets exactly the permissions its code uses', () => {
+    const { cluster, namespaced } = operatorRules(build('base'));
+    expect([...granted(cluster)].sort()).toEqual([...EXPECTED_CLUSTER, ...PULL_SECRETS].map(key).sort());
+    expect([...granted(namespaced)].sort()).toEqual(EXPECTED_LEASE.map(key).sort());
+    // The Lease permission is a Role in the operator's namespace, not cluster-wide.
+    expect(ruleAllows({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['update'] }, EXPECTED_LEASE[2] as Permission)).toBe(true);
+    expect(cluster.some((r) => ruleAllows(r, { group: 'coordination.k8s.io', resource: 'leases', verb: 'update' }))).toBe(false);
+    const lease = ofKind<IClusterRoleBinding>(build('base'), 'RoleBinding').filter((b) => b.roleRef.kind === 'Role');
+    expect(lease.map((b) => b.metadata.namespace)).toEqual([NAMESPACE]);
+  });
+
+  test('a ClusterRole aggregated to view lets namespace viewers read reports, and nothing else', () => {
+    const views = ofKind<IClusterRole>(build('base'), 'ClusterRole').filter(
+      (r) => r.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view'] === 'true',
+    );
+    expect(views).toHaveLength(1);
+    const perms = granted(views[0]?.rules ?? []);
+    expect([...perms].sort()).toEqual(['get', 'list', 'watch'].map((v) => key({ group: 'imagescan.dev', resource: 'imagescanreports', verb: v })).sort());
+  });
+
+  test('operator Deployment: 2 replicas with leader election, token only where needed, probes on metrics', () => {
+    const objs = build('base');
+    const d = one<IDeployment>(objs, 'Deployment', 'imagescan-operator');
+    expect(d.spec?.replicas).toBe(2);
+    const pod = d.spec?.template.spec;
+    const c = pod?.containers.find((x) => x.name === 'operator');
+    expect(c).toBeDefined();
+    if (!pod || !c) return;
+    const env = new Map((c.env ?? []).map((e) => [e.name, e]));
+    expect(env.get('IMAGESCAN_LEADER_ELECT')?.value).toBe('true');
+    expect(env.get('POD_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
+    expect(env.get('POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
+    // Secrets never travel in plain env values.
+    for (const e of c.env ?? []) expect(/TOKEN|PASSWORD|SECRET/i.test(e.name) && e.value !== undefined, e.name).toBe(false);
+    expect(pod.serviceAccountName).toBe(SA);
+    expect(pod.automountServiceAccountToken).toBe(true);
+    expect(one<IServiceAccount>(objs, 'ServiceAccount', SA).automountServiceAccountToken).toBe(false);
+    expect(portNumber(c, 'metrics')).toBe(8080);
+    expect(c.livenessProbe?.httpGet?.path).toBe('/healthz');
+    expect(c.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(portNumber(c, c.livenessProbe?.httpGet?.port)).toBe(8080);
+    expect(portNumber(c, c.readinessProbe?.httpGet?.port)).toBe(8080);
+    const cacheDir = env.get('IMAGESCAN_TRIVY_CACHE_DIR')?.value;
+    expect(cacheDir).toBe('/var/cache/trivy');
+    expect((c.volumeMounts ?? []).map((m) => m.mountPath)).toContain(cacheDir);
+    expect(pod.topologySpreadConstraints?.map((t) => t.topologyKey)).toContain('kubernetes.io/hostname');
+    const svc = one<IService>(objs, 'Service', 'imagescan-operator-metrics');
+    expect(svc.spec?.ports?.map((p) => [p.name, p.port])).toEqual([['metrics', 8080]]);
+  });
+
+  test('metrics ingress is allowed from the monitoring namespace to port 8080 of the operator only', () => {
+    const objs = build('base');
+    const ingress = ofKind<INetworkPolicy>(objs, 'NetworkPolicy').flatMap((p) =>
+      (p.spec?.ingress ?? []).map((r) => ({ selector: p.spec?.podSelector.matchLabels ?? {}, rule: r })),
+    );
+    expect(ingress).toHaveLength(1);
+    expect(ingress[0]?.selector['app.kubernetes.io/component']).toBe('controller');
+    expect(ingress[0]?.rule.from?.map((f) => f.namespaceSelector?.matchLabels)).toEqual([{ 'kubernetes.io/metadata.name': 'monitoring' }]);
+    const c = one<IDeployment>(objs, 'Deployment', 'imagescan-operator').spec?.template.spec?.containers[0];
+    expect(c && ingress[0]?.rule.ports?.map((p) => portNumber(c, p.port))).toEqual([8080]);
+  });
+});
+
+describe('components', () => {
+  test('no-private-registries removes exactly the secrets and serviceaccounts permissions', () => {
+    const { cluster } = operatorRules(build('no-private-registries'));
+    const perms = granted(cluster);
+    expect([...perms].sort()).toEqual(EXPECTED_CLUSTER.map(key).sort());
+    for (const p of PULL_SECRETS) expect(cluster.some((r) => ruleAllows(r, p)), key(p)).toBe(false);
+  });
+
+  test('trivy-server: a hardened server, the operator pointed at it, token from a Secret', () => {
+    const objs = build('trivy-server');
+    const server = one<IDeployment>(objs, 'Deployment', 'imagescan-trivy-server');
+    const sc = server.spec?.template.spec?.containers[0];
+    expect(sc?.image).toMatch(/^aquasec\/trivy:\d+\.\d+\.\d+/);
+    expect(sc?.image).not.toMatch(/:0\.69\.[4-6]\b/);
+    expect(server.spec?.template.spec?.automountServiceAccountToken).toBe(false);
+    // The token is never on the command line.
+    expect((sc?.args ?? []).concat(sc?.command ?? []).join(' ')).not.toMatch(/token/i);
+    const tokenRef = sc?.env?.find((e) => e.name === 'TRIVY_TOKEN')?.valueFrom?.secretKeyRef;
+    expect(tokenRef?.name).toBeTruthy();
+
+    const svc = one<IService>(objs, 'Service', 'imagescan-trivy-server');
+    const port = svc.spec?.ports?.[0]?.port;
+    const operator = one<IDeployment>(objs, 'Deployment', 'imagescan-operator');
+    const op = operator.spec?.template.spec?.containers[0];
+    const env = new Map((op?.env ?? []).map((e) => [e.name, e]));
+    expect(env.get('IMAGESCAN_TRIVY_SERVER')?.value).toBe(`http://${svc.metadata.name}.${NAMESPACE}.svc:${port}`);
+    expect(env.get('IMAGESCAN_TRIVY_SERVER_TOKEN')?.valueFrom?.secretKeyRef).toEqual(tokenRef);
+    // The base settings survive the patch (strategic merge by env name).
+    expect(env.get('IMAGESCAN_LEADER_ELECT')?.value).toBe('true');
+
+    // Traffic operator -> server on the server's port is allowed in both directions of the policy.
+    const policies = ofKind<INetworkPolicy>(objs, 'NetworkPolicy');
+    const opLabels = operator.spec?.template.metadata?.labels ?? {};
+    const serverLabels = server.spec?.template.metadata?.labels ?? {};
+    const selects = (sel: Record<string, string> | undefined, labels: Record<string, string>): boolean =>
+      Object.entries(sel ?? {}).every(([k, v]) => labels[k] === v);
+    const egressOk = policies.some((p) =>
+      selects(p.spec?.podSelector.matchLabels, opLabels) &&
+      (p.spec?.egress ?? []).some((r) => (r.ports ?? []).some((x) => x.port === port) && (r.to ?? []).some((t) => selects(t.podSelector?.matchLabels, serverLabels))),
+    );
+    const ingressOk = policies.some((p) =>
+      selects(p.spec?.podSelector.matchLabels, serverLabels) &&
+      (p.spec?.ingress ?? []).some((r) => (r.ports ?? []).some((x) => x.port === port) && (r.from ?? []).some((f) => selects(f.podSelector?.matchLabels, opLabels))),
+    );
+    expect(egressOk, 'operator egress to the server').toBe(true);
+    expect(ingressOk, 'server ingress from the operator').toBe(true);
+  });
+
+  test.skipIf(!existsSync(MONITORING))('monitoring: the ServiceMonitor scrapes the metrics Service by its port name', () => {
+    const objs = build('monitoring');
+    const monitors = ofKind<IServiceMonitor>(objs, 'ServiceMonitor');
+    expect(monitors.length).toBeGreaterThan(0);
+    expect(ofKind<KubeObject>(objs, 'PrometheusRule').length).toBeGreaterThan(0);
+    const svc = one<IService>(objs, 'Service', 'imagescan-operator-metrics');
+    for (const m of monitors) {
+      const sel = m.spec.selector.matchLabels ?? {};
+      expect(Object.entries(sel).every(([k, v]) => svc.metadata?.labels?.[k] === v), `${m.metadata?.name} selects the metrics Service`).toBe(true);
+      const portNames = (svc.spec?.ports ?? []).map((p) => p.name);
+      for (const ep of m.spec.endpoints ?? []) expect(portNames).toContain(ep.port);
+    }
+  });
+});
+
+describe('Dockerfile', () => {
+  const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+  const arg = (name: string): string | undefined => new RegExp(`^ARG ${name}=(\\S*)`, 'm').exec(dockerfile)?.[1];
+
+  test('pins a Trivy release that is not one of the malicious 0.69.4-0.69.6', () => {
+    const version = arg('TRIVY_VERSION');
+    expect(version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(['0.69.4', '0.69.5', '0.69.6']).not.toContain(version);
+    expect(dockerfile).toMatch(/^FROM aquasec\/trivy:\$\{TRIVY_VERSION\}\$\{TRIVY_DIGEST\} AS trivy$/m);
+    expect(dockerfile).toMatch(/COPY .*--from=trivy \/usr\/local\/bin\/trivy \/usr\/local\/bin\/trivy/);
+  });
+
+  test('runs as the numeric non-root user the manifests expect, on a Node 24 base', () => {
+    const users = [...dockerfile.matchAll(/^USER (\S+)$/gm)].map((m) => m[1]);
+    expect(users.at(-1)).toBe('65532:65532');
+    const d = one<IDeployment>(build('base'), 'Deployment', 'imagescan-operator');
+    expect(d.spec?.template.spec?.securityContext?.runAsUser).toBe(65532);
+    expect(arg('RUNTIME_IMAGE')).toMatch(/nodejs24/);
+    expect(arg('NODE_BUILD_IMAGE')).toMatch(/^node:24/);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \[.*"\/app\/dist\/main\.js"\]$/m);
+  });
+});

@@ -112,10 +112,10 @@ function build(name: string): KubeObject[] {
 function ofKind<T>(objs: KubeObject[], kind: string): (T & KubeObject)[] {
   return objs.filter((o) => o.kind === kind).map((o) => as<T & KubeObject>(o));
 }
-function one<T>(objs: KubeObject[], kind: string, name: string): T {
+function one<T>(objs: KubeObject[], kind: string, name: string): T & KubeObject {
   const found = objs.filter((o) => o.kind === kind && o.metadata.name === name);
   expect(found, `${kind}/${name}`).toHaveLength(1);
-  return as<T>(found[0] as KubeObject);
+  return as<T & KubeObject>(found[0] as KubeObject);
 }
 
 // ---- RBAC semantics: what a set of rules grants, as the API server evaluates it -------------------
@@ -279,8 +279,8 @@ describe.each(variants.map((v) => v.name))('kustomize build %s', (name) => {
     const policies = ofKind<INetworkPolicy>(objs, 'NetworkPolicy');
     const denyAll = policies.filter(
       (p) =>
-        Object.keys(p.spec?.podSelector.matchLabels ?? {}).length === 0 &&
-        (p.spec?.podSelector.matchExpressions ?? []).length === 0 &&
+        Object.keys(p.spec?.podSelector?.matchLabels ?? {}).length === 0 &&
+        (p.spec?.podSelector?.matchExpressions ?? []).length === 0 &&
         (p.spec?.policyTypes ?? []).includes('Ingress') &&
         (p.spec?.policyTypes ?? []).includes('Egress') &&
         (p.spec?.ingress ?? []).length === 0 &&
@@ -387,7 +387,7 @@ describe('base', () => {
   test('metrics ingress is allowed from the monitoring namespace to port 8080 of the operator only', () => {
     const objs = build('base');
     const ingress = ofKind<INetworkPolicy>(objs, 'NetworkPolicy').flatMap((p) =>
-      (p.spec?.ingress ?? []).map((r) => ({ selector: p.spec?.podSelector.matchLabels ?? {}, rule: r })),
+      (p.spec?.ingress ?? []).map((r) => ({ selector: p.spec?.podSelector?.matchLabels ?? {}, rule: r })),
     );
     expect(ingress).toHaveLength(1);
     expect(ingress[0]?.selector['app.kubernetes.io/component']).toBe('controller');
@@ -434,11 +434,11 @@ describe('components', () => {
     const selects = (sel: Record<string, string> | undefined, labels: Record<string, string>): boolean =>
       Object.entries(sel ?? {}).every(([k, v]) => labels[k] === v);
     const egressOk = policies.some((p) =>
-      selects(p.spec?.podSelector.matchLabels, opLabels) &&
+      selects(p.spec?.podSelector?.matchLabels, opLabels) &&
       (p.spec?.egress ?? []).some((r) => (r.ports ?? []).some((x) => x.port === port) && (r.to ?? []).some((t) => selects(t.podSelector?.matchLabels, serverLabels))),
     );
     const ingressOk = policies.some((p) =>
-      selects(p.spec?.podSelector.matchLabels, serverLabels) &&
+      selects(p.spec?.podSelector?.matchLabels, serverLabels) &&
       (p.spec?.ingress ?? []).some((r) => (r.ports ?? []).some((x) => x.port === port) && (r.from ?? []).some((f) => selects(f.podSelector?.matchLabels, opLabels))),
     );
     expect(egressOk, 'operator egress to the server').toBe(true);

@@ -17,6 +17,7 @@ import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/Netw
 import type { IPolicyRule } from 'kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule';
 import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { loadConfig } from '../../src/config.js';
 import type { IServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -364,8 +365,8 @@ describe('base', () => {
     if (!pod || !c) return;
     const env = new Map((c.env ?? []).map((e) => [e.name, e]));
     expect(env.get('IMAGESCAN_LEADER_ELECT')?.value).toBe('true');
-    expect(env.get('POD_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
-    expect(env.get('POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
+    expect(env.get('IMAGESCAN_IDENTITY')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
+    expect(env.get('IMAGESCAN_LEADER_ELECTION_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
     // Secrets never travel in plain env values.
     for (const e of c.env ?? []) expect(/TOKEN|PASSWORD|SECRET/i.test(e.name) && e.value !== undefined, e.name).toBe(false);
     expect(pod.serviceAccountName).toBe(SA);
@@ -382,6 +383,41 @@ describe('base', () => {
     expect(pod.topologySpreadConstraints?.map((t) => t.topologyKey)).toContain('kubernetes.io/hostname');
     const svc = one<IService>(objs, 'Service', 'imagescan-operator-metrics');
     expect(svc.spec?.ports?.map((p) => [p.name, p.port])).toEqual([['metrics', 8080]]);
+  });
+
+  test.each(variants.map((v) => v.name))('%s: every IMAGESCAN_* variable of the Deployment is read and accepted by the config loader', (name) => {
+    const d = one<IDeployment>(build(name), 'Deployment', 'imagescan-operator');
+    const c = d.spec?.template.spec?.containers.find((x) => x.name === 'operator');
+    // What the kubelet would put in the environment: fieldRefs and secrets get sample values.
+    const env: Record<string, string> = {};
+    for (const e of c?.env ?? []) {
+      if (e.value !== undefined) env[e.name] = e.value;
+      else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[e.name] = 'imagescan-operator-7d9f-abcde';
+      else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.namespace') env[e.name] = NAMESPACE;
+      else if (e.valueFrom?.secretKeyRef) env[e.name] = 'sample-token';
+      else throw new Error(`env ${e.name}: unexpected source ${JSON.stringify(e.valueFrom)}`);
+    }
+    const read = new Set<string>();
+    const recording = new Proxy(env, {
+      get: (target, prop) => {
+        if (typeof prop === 'string') read.add(prop);
+        return typeof prop === 'string' ? target[prop] : undefined;
+      },
+    });
+    const config = loadConfig([], recording, { inCluster: true, serviceAccountNamespace: NAMESPACE });
+    const ours = Object.keys(env).filter((k) => k.startsWith('IMAGESCAN_'));
+    expect(ours.filter((k) => !read.has(k)), 'IMAGESCAN_* variables the operator ignores (typos?)').toEqual([]);
+    expect(config.leaderElect).toBe(true);
+    expect(config.identity).toBe('imagescan-operator-7d9f-abcde');
+    expect(config.leaderElectionNamespace).toBe(NAMESPACE);
+    expect(config.metrics.port).toBe(portNumber(c as IContainer, 'metrics'));
+    expect(config.trivyCacheDir).toBe('/var/cache/trivy');
+    if (name === 'trivy-server' || name === 'all-components') {
+      expect(config.trivyServer).toMatch(/^http:\/\/imagescan-trivy-server\./);
+      expect(config.trivyServerToken).toBe('sample-token');
+    } else {
+      expect(config.trivyServer).toBeUndefined();
+    }
   });
 
   test('metrics ingress is allowed from the monitoring namespace to port 8080 of the operator only', () => {

@@ -1,0 +1,215 @@
+import http from 'node:http';
+import net from 'node:net';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fakeReport, fixtureEntries, scannedStatus } from '../../test/alerts/fake-reports.js';
+import { parsePrometheusText, samplesOf } from '../../test/alerts/prometheus-text.js';
+import { startMetricsServer } from './http-server.js';
+import type { MetricsServer, MetricsServerOptions, Readiness } from './http-server.js';
+import { OperatorMetrics } from './operator-metrics.js';
+
+const logger = pino({ level: 'silent' });
+let server: MetricsServer | undefined;
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function start(opts: Partial<MetricsServerOptions> = {}): Promise<MetricsServer> {
+  server = await startMetricsServer({
+    host: '127.0.0.1',
+    port: 0,
+    metrics: new OperatorMetrics({ reportSource: { list: () => [] }, defaultMetrics: false }),
+    readiness: () => ({ ready: true, reasons: [] }),
+    logger,
+    ...opts,
+  });
+  return server;
+}
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function request(url: string, opts: { method?: string; body?: string; agent?: http.Agent } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers = opts.body === undefined ? {} : { 'Content-Length': String(Buffer.byteLength(opts.body)) };
+    const req = http.request(url, { method: opts.method ?? 'GET', agent: opts.agent ?? false, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+describe('metrics server', () => {
+  it('serves the registry in Prometheus text format on GET /metrics', async () => {
+    const entries = fixtureEntries('alpine-39.json');
+    const metrics = new OperatorMetrics({
+      reportSource: { list: () => [fakeReport({ namespace: 'shop', name: 'alpine-1', image: 'alpine:3.9', status: scannedStatus(entries, { team: 'payments' }) })] },
+      defaultMetrics: false,
+    });
+    const { url } = await start({ metrics });
+    const reply = await request(`${url}/metrics`);
+    expect(reply.status).toBe(200);
+    expect(reply.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const critical = samplesOf(parsePrometheusText(reply.body), 'imagescan_image_vulnerabilities', { severity: 'CRITICAL', fixable: 'true', team: 'payments' });
+    expect(critical[0]?.value).toBe(entries.filter((e) => e.severity === 'CRITICAL' && e.fixedVersion !== undefined).length);
+  });
+
+  it('answers HEAD without a body and ignores a query string', async () => {
+    const { url } = await start();
+    const head = await request(`${url}/metrics`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.body).toBe('');
+    expect((await request(`${url}/metrics?format=x`)).status).toBe(200);
+    expect((await request(`${url}/healthz`, { method: 'HEAD' })).status).toBe(200);
+  });
+
+  it('answers 500 when collecting fails, and keeps serving', async () => {
+    let fail = true;
+    const metrics = new OperatorMetrics({
+      reportSource: {
+        list: () => {
+          if (fail) throw new Error('informer cache gone');
+          return [];
+        },
+      },
+      defaultMetrics: false,
+    });
+    const { url } = await start({ metrics });
+    const failed = await request(`${url}/metrics`);
+    expect(failed.status).toBe(500);
+    expect(failed.body).not.toContain('imagescan_');
+    fail = false;
+    expect((await request(`${url}/metrics`)).status).toBe(200);
+  });
+
+  it('says ok on /healthz', async () => {
+    const { url } = await start();
+    const reply = await request(`${url}/healthz`);
+    expect(reply).toMatchObject({ status: 200, body: 'ok\n' });
+  });
+
+  it('answers /readyz with 503 and the reasons until ready, then 200', async () => {
+    let state: Readiness = { ready: false, reasons: ['pod watch not synced', 'Trivy DB not downloaded yet'] };
+    const { url } = await start({ readiness: () => state });
+    const notReady = await request(`${url}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(notReady.body).toContain('pod watch not synced');
+    expect(notReady.body).toContain('Trivy DB not downloaded yet');
+    state = { ready: true, reasons: [] };
+    expect((await request(`${url}/readyz`)).status).toBe(200);
+  });
+
+  it('treats a throwing readiness check as not ready', async () => {
+    const { url } = await start({
+      readiness: () => {
+        throw new Error('lease unknown');
+      },
+    });
+    const reply = await request(`${url}/readyz`);
+    expect(reply.status).toBe(503);
+    expect(reply.body).toContain('lease unknown');
+  });
+
+  it('answers 404 for any other path and 405 for other methods', async () => {
+    const { url } = await start();
+    for (const path of ['/', '/metrics/', '/debug/pprof', '/readyz/x', '/../metrics%00']) {
+      expect((await request(`${url}${path}`)).status, path).toBe(404);
+    }
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const reply = await request(`${url}/metrics`, { method });
+      expect(reply.status, method).toBe(405);
+      expect(reply.headers.allow).toBe('GET, HEAD');
+    }
+  });
+
+  it('refuses a request body', async () => {
+    const { url } = await start();
+    const reply = await request(`${url}/metrics`, { method: 'GET', body: 'x'.repeat(1000) });
+    expect(reply.status).toBe(413);
+  });
+
+  it('serves at most two scrapes at once and answers 429 to the third', async () => {
+    let open = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let running = 0;
+    const slow = {
+      contentType: 'text/plain; version=0.0.4; charset=utf-8',
+      scrape: async () => {
+        running += 1;
+        await gate;
+        return 'up 1\n';
+      },
+    };
+    const { url } = await start({ metrics: slow });
+    const first = request(`${url}/metrics`);
+    const second = request(`${url}/metrics`);
+    await expect.poll(() => running).toBe(2);
+    const third = await request(`${url}/metrics`);
+    expect(third.status).toBe(429);
+    expect(third.headers['retry-after']).toBe('1');
+    open();
+    expect((await first).status).toBe(200);
+    expect((await second).status).toBe(200);
+    expect((await request(`${url}/metrics`)).status).toBe(200);
+  });
+
+  it('answers 431 to oversized headers', async () => {
+    const { url } = await start();
+    const reply = await new Promise<number>((resolve, reject) => {
+      const req = http.request(`${url}/metrics`, { agent: false, headers: { 'X-Big': 'x'.repeat(32 * 1024) } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(reply).toBe(431);
+  });
+
+  it('drops a client that never finishes its headers', async () => {
+    const { address } = await start({ requestTimeoutMs: 300 });
+    const socket = net.connect(address.port, '127.0.0.1');
+    socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+    const started = Date.now();
+    const closed = await new Promise<string>((resolve) => {
+      let data = '';
+      socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
+      socket.on('close', () => resolve(data));
+    });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(closed).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it('closes promptly even with an idle keep-alive connection open', async () => {
+    const { url } = await start();
+    const agent = new http.Agent({ keepAlive: true });
+    expect((await request(`${url}/healthz`, { agent })).status).toBe(200);
+    const started = Date.now();
+    await server?.close();
+    server = undefined;
+    expect(Date.now() - started).toBeLessThan(1_000);
+    agent.destroy();
+  });
+
+  it('rejects when the port is taken', async () => {
+    const first = await start();
+    await expect(
+      startMetricsServer({
+        host: '127.0.0.1',
+        port: first.address.port,
+        metrics: { contentType: 'text/plain', scrape: () => Promise.resolve('') },
+        readiness: () => ({ ready: true, reasons: [] }),
+        logger,
+      }),
+    ).rejects.toThrow(/EADDRINUSE/);
+  });
+});

@@ -1,0 +1,198 @@
+// What the operator keeps in memory of each watched object: only the fields it reads. At 10,000 pods
+// the full objects (managed fields, env, volumes, probes...) would dominate the heap.
+import type {
+  V1Container,
+  V1ContainerStatus,
+  V1EphemeralContainer,
+  V1LocalObjectReference,
+  V1OwnerReference,
+  V1Pod,
+} from '@kubernetes/client-node';
+import type { ImageScanReport } from '../reports/image-scan-report.js';
+import { REPORT_API_VERSION, REPORT_KIND } from '../reports/image-scan-report.js';
+import type { CachedObject } from './informer.js';
+
+export interface PodEntry extends CachedObject {
+  namespace: string;
+  name: string;
+  /** A V1Pod holding only names, labels, owners, images, imageIDs, node, service account and pull secrets. */
+  pod: V1Pod;
+}
+
+export interface NodeEntry extends CachedObject {
+  name: string;
+  /** os/arch from the well-known labels, e.g. linux/arm64; undefined when the labels are missing. */
+  platform: string | undefined;
+}
+
+export interface NamespaceEntry extends CachedObject {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface ReportEntry extends CachedObject {
+  namespace: string;
+  name: string;
+  report: ImageScanReport;
+}
+
+type Raw = Record<string, unknown>;
+
+function asRecord(value: unknown): Raw | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Raw) : undefined;
+}
+
+function asString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+function stringMap(value: unknown): Record<string, string> {
+  const record = asRecord(value);
+  const out: Record<string, string> = {};
+  if (record === undefined) return out;
+  for (const [k, v] of Object.entries(record)) {
+    if (typeof v === 'string') out[k] = v;
+  }
+  return out;
+}
+
+function slimContainers(value: unknown): V1Container[] {
+  const out: V1Container[] = [];
+  for (const item of asArray(value)) {
+    const record = asRecord(item);
+    const name = asString(record?.name);
+    if (name === undefined) continue;
+    const image = asString(record?.image);
+    out.push(image === undefined ? { name } : { name, image });
+  }
+  return out;
+}
+
+function slimStatuses(value: unknown): V1ContainerStatus[] {
+  const out: V1ContainerStatus[] = [];
+  for (const item of asArray(value)) {
+    const record = asRecord(item);
+    const name = asString(record?.name);
+    if (name === undefined) continue;
+    out.push({
+      name,
+      image: asString(record?.image) ?? '',
+      imageID: asString(record?.imageID) ?? '',
+      ready: record?.ready === true,
+      restartCount: typeof record?.restartCount === 'number' ? record.restartCount : 0,
+    });
+  }
+  return out;
+}
+
+function slimOwners(value: unknown): V1OwnerReference[] {
+  const out: V1OwnerReference[] = [];
+  for (const item of asArray(value)) {
+    const record = asRecord(item);
+    const kind = asString(record?.kind);
+    const name = asString(record?.name);
+    if (kind === undefined || name === undefined) continue;
+    const owner: V1OwnerReference = {
+      apiVersion: asString(record?.apiVersion) ?? '',
+      kind,
+      name,
+      uid: asString(record?.uid) ?? '',
+    };
+    if (record?.controller === true) owner.controller = true;
+    out.push(owner);
+  }
+  return out;
+}
+
+function slimPullSecrets(value: unknown): V1LocalObjectReference[] {
+  const out: V1LocalObjectReference[] = [];
+  for (const item of asArray(value)) {
+    const name = asString(asRecord(item)?.name);
+    if (name !== undefined && name !== '') out.push({ name });
+  }
+  return out;
+}
+
+/** Slims a pod from a list (typed) or a watch (raw JSON); undefined when it lacks a name or namespace. */
+export function toPodEntry(raw: unknown): PodEntry | undefined {
+  const obj = asRecord(raw);
+  const metadata = asRecord(obj?.metadata);
+  const name = asString(metadata?.name);
+  const namespace = asString(metadata?.namespace);
+  if (name === undefined || namespace === undefined) return undefined;
+  const spec = asRecord(obj?.spec);
+  const status = asRecord(obj?.status);
+  const resourceVersion = asString(metadata?.resourceVersion) ?? '';
+  const pod: V1Pod = {
+    metadata: {
+      name,
+      namespace,
+      uid: asString(metadata?.uid) ?? '',
+      resourceVersion,
+      labels: stringMap(metadata?.labels),
+      ownerReferences: slimOwners(metadata?.ownerReferences),
+    },
+    spec: {
+      containers: slimContainers(spec?.containers),
+      initContainers: slimContainers(spec?.initContainers),
+      ephemeralContainers: slimContainers(spec?.ephemeralContainers) as V1EphemeralContainer[],
+      imagePullSecrets: slimPullSecrets(spec?.imagePullSecrets),
+    },
+    status: {
+      containerStatuses: slimStatuses(status?.containerStatuses),
+      initContainerStatuses: slimStatuses(status?.initContainerStatuses),
+      ephemeralContainerStatuses: slimStatuses(status?.ephemeralContainerStatuses),
+    },
+  };
+  const nodeName = asString(spec?.nodeName);
+  const serviceAccountName = asString(spec?.serviceAccountName);
+  if (pod.spec !== undefined) {
+    if (nodeName !== undefined) pod.spec.nodeName = nodeName;
+    if (serviceAccountName !== undefined) pod.spec.serviceAccountName = serviceAccountName;
+  }
+  const phase = asString(status?.phase);
+  if (phase !== undefined && pod.status !== undefined) pod.status.phase = phase;
+  return { key: `${namespace}/${name}`, resourceVersion, namespace, name, pod };
+}
+
+/** Keeps a node's name and its platform from kubernetes.io/os and kubernetes.io/arch. */
+export function toNodeEntry(raw: unknown): NodeEntry | undefined {
+  const metadata = asRecord(asRecord(raw)?.metadata);
+  const name = asString(metadata?.name);
+  if (name === undefined) return undefined;
+  const labels = stringMap(metadata?.labels);
+  const os = labels['kubernetes.io/os'];
+  const arch = labels['kubernetes.io/arch'];
+  const platform = os !== undefined && arch !== undefined ? `${os}/${arch}` : undefined;
+  return { key: name, resourceVersion: asString(metadata?.resourceVersion) ?? '', name, platform };
+}
+
+/** Keeps a namespace's name and labels (the team label may sit there). */
+export function toNamespaceEntry(raw: unknown): NamespaceEntry | undefined {
+  const metadata = asRecord(asRecord(raw)?.metadata);
+  const name = asString(metadata?.name);
+  if (name === undefined) return undefined;
+  return { key: name, resourceVersion: asString(metadata?.resourceVersion) ?? '', name, labels: stringMap(metadata?.labels) };
+}
+
+/** Keeps a report (always raw JSON from CustomObjectsApi); undefined unless it is an ImageScanReport with a spec. */
+export function toReportEntry(raw: unknown): ReportEntry | undefined {
+  const obj = asRecord(raw);
+  const metadata = asRecord(obj?.metadata);
+  const name = asString(metadata?.name);
+  const namespace = asString(metadata?.namespace);
+  if (name === undefined || namespace === undefined || asRecord(obj?.spec) === undefined) return undefined;
+  // managedFields are large and never read; drop them from the cached copy.
+  const { managedFields: _managedFields, ...slimMetadata } = metadata ?? {};
+  const report = {
+    ...(obj as unknown as ImageScanReport),
+    apiVersion: REPORT_API_VERSION,
+    kind: REPORT_KIND,
+    metadata: slimMetadata,
+  } as ImageScanReport;
+  return { key: `${namespace}/${name}`, resourceVersion: asString(metadata?.resourceVersion) ?? '', namespace, name, report };
+}

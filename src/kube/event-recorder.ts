@@ -1,0 +1,118 @@
+// Warning Events on workloads whose image has fixable CRITICAL vulnerabilities, so
+// `kubectl describe deployment x` tells the developer where to look. One event per change of result.
+import { createHash } from 'node:crypto';
+import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { toKubeApiError } from './api-error.js';
+import type { Workload } from './owner-resolver.js';
+
+export const FIXABLE_CRITICAL_REASON = 'FixableCriticalVulnerabilities';
+
+export interface FixableCriticalFinding {
+  namespace: string;
+  reportName: string;
+  image: string;
+  /** IDs of the fixable CRITICAL vulnerabilities (the set decides whether the result changed). */
+  criticalIds: readonly string[];
+  workloads: readonly Workload[];
+}
+
+export interface EventRecorderOptions {
+  core: CoreV1Api;
+  logger: Logger;
+  /** reportingInstance of the events (the replica's identity). */
+  instance: string;
+  now?: () => Date;
+  /** Dedupe keys remembered; the oldest are forgotten beyond this. */
+  maxRemembered?: number;
+}
+
+const COMPONENT = 'imagescan-operator';
+
+/** Records Warning events, de-duplicated by (workload, report, set of fixable CRITICAL ids). */
+export class EventRecorder {
+  private readonly sent = new Map<string, string>();
+  private readonly now: () => Date;
+  private readonly maxRemembered: number;
+
+  constructor(private readonly options: EventRecorderOptions) {
+    this.now = options.now ?? (() => new Date());
+    this.maxRemembered = options.maxRemembered ?? 20_000;
+  }
+
+  /**
+   * Emits one Warning event per workload unless the same finding was already announced for it.
+   * Failures are logged and forgotten, so the next reconcile tries again; never throws.
+   */
+  async fixableCritical(finding: FixableCriticalFinding): Promise<void> {
+    if (finding.criticalIds.length === 0) return;
+    const fingerprint = createHash('sha256').update([...finding.criticalIds].sort().join('\n')).digest('hex').slice(0, 16);
+    for (const workload of finding.workloads) {
+      const key = `${finding.namespace}/${workload.kind}/${workload.name}|${finding.reportName}`;
+      if (this.sent.get(key) === fingerprint) continue;
+      try {
+        await this.create(finding, workload, fingerprint);
+        this.remember(key, fingerprint);
+      } catch (err) {
+        const apiError = toKubeApiError(err, `creating event on ${workload.kind} ${finding.namespace}/${workload.name}`);
+        this.options.logger.warn(
+          { namespace: finding.namespace, report: finding.reportName, workload: `${workload.kind}/${workload.name}`, code: apiError.code, reason: apiError.reason },
+          'event not recorded',
+        );
+      }
+    }
+  }
+
+  /** Forgets what was announced for a report (it was deleted), so a new finding is announced again. */
+  forgetReport(namespace: string, reportName: string): void {
+    for (const key of [...this.sent.keys()]) {
+      if (key.startsWith(`${namespace}/`) && key.endsWith(`|${reportName}`)) this.sent.delete(key);
+    }
+  }
+
+  private remember(key: string, fingerprint: string): void {
+    this.sent.delete(key);
+    this.sent.set(key, fingerprint);
+    if (this.sent.size > this.maxRemembered) {
+      const oldest = this.sent.keys().next();
+      if (oldest.done !== true) this.sent.delete(oldest.value);
+    }
+  }
+
+  private async create(finding: FixableCriticalFinding, workload: Workload, fingerprint: string): Promise<void> {
+    const now = this.now();
+    const count = finding.criticalIds.length;
+    const message =
+      `Image ${finding.image} has ${count} fixable CRITICAL ${count === 1 ? 'vulnerability' : 'vulnerabilities'}; ` +
+      `see report ${finding.reportName}: kubectl -n ${finding.namespace} get imagescanreport ${finding.reportName} -o yaml`;
+    const body: CoreV1Event = {
+      metadata: {
+        // Unique per workload and finding; a retry after a lost response hits AlreadyExists, not a duplicate.
+        name: `${workload.name.slice(0, 200)}.${fingerprint}`,
+        namespace: finding.namespace,
+      },
+      involvedObject: {
+        apiVersion: workload.apiVersion,
+        kind: workload.kind,
+        name: workload.name,
+        namespace: finding.namespace,
+        uid: workload.uid,
+      },
+      reason: FIXABLE_CRITICAL_REASON,
+      type: 'Warning',
+      message,
+      count: 1,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      source: { component: COMPONENT },
+      reportingComponent: COMPONENT,
+      reportingInstance: this.options.instance,
+    };
+    try {
+      await this.options.core.createNamespacedEvent({ namespace: finding.namespace, body });
+    } catch (err) {
+      const apiError = toKubeApiError(err, 'creating event');
+      if (apiError.kind !== 'AlreadyExists') throw apiError;
+    }
+  }
+}

@@ -1,0 +1,90 @@
+// Finds the top-level workload that owns a pod: ReplicaSet → Deployment and Job → CronJob need one
+// read each; StatefulSet, DaemonSet and bare pods are known from the pod itself.
+import type { AppsV1Api, BatchV1Api, V1OwnerReference, V1Pod } from '@kubernetes/client-node';
+import { toKubeApiError } from './api-error.js';
+import type { KubeApiError } from './api-error.js';
+
+/** A top-level owner; `uid` and `apiVersion` let Events point at it. */
+export interface Workload {
+  kind: string;
+  name: string;
+  namespace: string;
+  apiVersion: string;
+  uid: string;
+}
+
+export interface OwnerResolverOptions {
+  apps: AppsV1Api;
+  batch: BatchV1Api;
+  /** Owners remembered by ReplicaSet/Job uid; the oldest are forgotten beyond this. */
+  maxEntries?: number;
+}
+
+function controllerOf(refs: readonly V1OwnerReference[] | undefined): V1OwnerReference | undefined {
+  if (refs === undefined || refs.length === 0) return undefined;
+  return refs.find((ref) => ref.controller === true) ?? refs[0];
+}
+
+function isGiveUp(err: KubeApiError): boolean {
+  // Without read access or with the owner gone, the direct owner is the best answer we can give.
+  return err.kind === 'NotFound' || err.kind === 'Forbidden';
+}
+
+/** Resolves pods to their top-level workloads, remembering intermediate owners by uid. */
+export class OwnerResolver {
+  private readonly cache = new Map<string, Workload>();
+  private readonly maxEntries: number;
+
+  constructor(private readonly options: OwnerResolverOptions) {
+    this.maxEntries = options.maxEntries ?? 10_000;
+  }
+
+  /**
+   * The top-level owner of the pod. A missing or forbidden intermediate owner falls back to the
+   * direct owner; other API failures throw KubeApiError (transient ones are worth a retry).
+   */
+  async resolve(pod: V1Pod): Promise<Workload> {
+    const namespace = pod.metadata?.namespace ?? '';
+    const direct = controllerOf(pod.metadata?.ownerReferences);
+    if (direct === undefined) {
+      return { kind: 'Pod', name: pod.metadata?.name ?? '', namespace, apiVersion: 'v1', uid: pod.metadata?.uid ?? '' };
+    }
+    const directWorkload: Workload = { kind: direct.kind, name: direct.name, namespace, apiVersion: direct.apiVersion, uid: direct.uid };
+    if (direct.kind !== 'ReplicaSet' && direct.kind !== 'Job') return directWorkload;
+
+    const cached = this.cache.get(direct.uid);
+    if (cached !== undefined) return cached;
+
+    let parent: V1OwnerReference | undefined;
+    try {
+      if (direct.kind === 'ReplicaSet') {
+        const rs = await this.options.apps.readNamespacedReplicaSet({ namespace, name: direct.name });
+        parent = controllerOf(rs.metadata?.ownerReferences);
+        if (parent?.kind !== 'Deployment') parent = undefined;
+      } else {
+        const job = await this.options.batch.readNamespacedJob({ namespace, name: direct.name });
+        parent = controllerOf(job.metadata?.ownerReferences);
+        if (parent?.kind !== 'CronJob') parent = undefined;
+      }
+    } catch (err) {
+      const apiError = toKubeApiError(err, `reading ${direct.kind} ${namespace}/${direct.name}`);
+      if (isGiveUp(apiError)) return directWorkload;
+      throw apiError;
+    }
+    const workload: Workload =
+      parent === undefined
+        ? directWorkload
+        : { kind: parent.kind, name: parent.name, namespace, apiVersion: parent.apiVersion, uid: parent.uid };
+    this.remember(direct.uid, workload);
+    return workload;
+  }
+
+  private remember(uid: string, workload: Workload): void {
+    if (uid === '') return;
+    this.cache.set(uid, workload);
+    if (this.cache.size > this.maxEntries) {
+      const oldest = this.cache.keys().next();
+      if (oldest.done !== true) this.cache.delete(oldest.value);
+    }
+  }
+}

@@ -1,0 +1,312 @@
+import type { V1Condition } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import type { ScanResult, Vulnerability } from '../scanner/scan-result.js';
+import type { ImageScanReport, ImageScanReportStatus } from './image-scan-report.js';
+import {
+  buildReportObject,
+  buildReportStatus,
+  capVulnerabilities,
+  scanStateFromReport,
+  statusEquals,
+  type ReportStatusInput,
+  type ScanState,
+} from './report-builder.js';
+import { loadTrivyFixtures } from './testdata/trivy-fixtures.js';
+
+const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
+const SCANNED_AT = new Date('2026-11-26T10:00:00.789Z');
+const NOW = new Date('2026-11-26T12:34:56.321Z');
+const RANK = { CRITICAL: 0, HIGH: 1, MEDIUM: 2, LOW: 3, UNKNOWN: 4 } as const;
+const fixtures = loadTrivyFixtures();
+
+function statusInput(scan: ScanState | undefined, extra: Partial<ReportStatusInput> = {}): ReportStatusInput {
+  return { scan, workloads: [{ kind: 'Deployment', name: 'web' }], team: 'payments', now: NOW, ...extra };
+}
+
+function scanned(result: ScanResult): ScanState {
+  return { phase: 'Scanned', result, scannedAt: SCANNED_AT };
+}
+
+/** What the API server hands back: plain JSON, times as strings. */
+function roundTrip<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+describe('buildReportObject', () => {
+  it('names the report after the image and digest and labels it for selection', () => {
+    const report = buildReportObject({
+      namespace: 'shop',
+      image: 'nginx:1.25',
+      repository: 'docker.io/library/nginx',
+      digest: DIGEST,
+      team: 'payments',
+      workloads: [],
+    });
+    expect(report).toEqual({
+      apiVersion: 'imagescan.dev/v1alpha1',
+      kind: 'ImageScanReport',
+      metadata: {
+        name: 'nginx-0123456789ab',
+        namespace: 'shop',
+        labels: {
+          'app.kubernetes.io/managed-by': 'imagescan-operator',
+          'imagescan.dev/digest': DIGEST.slice(7, 47),
+          'imagescan.dev/team': 'payments',
+        },
+      },
+      spec: { image: 'nginx:1.25', repository: 'docker.io/library/nginx', digest: DIGEST },
+    });
+    expect(report.status).toBeUndefined();
+  });
+
+  it('leaves the team label off when the team is unknown', () => {
+    const report = buildReportObject({ namespace: 'a', image: 'x', repository: 'docker.io/library/x', digest: DIGEST, team: 'unassigned', workloads: [] });
+    expect(report.metadata?.labels).not.toHaveProperty(['imagescan.dev/team']);
+  });
+});
+
+describe('buildReportStatus from real Trivy reports', () => {
+  it.each(fixtures.map((f) => [f.name, f] as const))('%s: every entry listed worst first, summary as Trivy counts', (_name, fixture) => {
+    const status = buildReportStatus(statusInput(scanned(fixture.result)));
+    const raw = fixture.rawVulnerabilities;
+    expect(status.phase).toBe('Scanned');
+    expect(status.lastScanTime).toBe('2026-11-26T10:00:00Z');
+    expect(status.summary?.total).toBe(raw.length);
+    expect(status.summary?.critical).toBe(raw.filter((v) => v.Severity === 'CRITICAL').length);
+    expect(status.summary?.fixable).toBe(raw.filter((v) => v.FixedVersion).length);
+    const kept = status.vulnerabilities ?? [];
+    const omitted = status.vulnerabilitiesOmitted ?? -1;
+    expect(kept.length + omitted).toBe(raw.length);
+    const key = (id: string, pkg: string, version: string, fixed: string | undefined, target: string | undefined) => `${id}|${pkg}|${version}|${fixed ?? ''}|${target ?? ''}`;
+    const rawKeys = raw.map((v) => key(v.VulnerabilityID, v.PkgName, v.InstalledVersion, v.FixedVersion, v.Target));
+    const keptKeys = kept.map((v) => key(v.id, v.package, v.installedVersion, v.fixedVersion, v.target));
+    if (omitted === 0) {
+      expect([...keptKeys].sort()).toEqual([...rawKeys].sort());
+    } else {
+      // Capped (only the biggest real-world report): every entry of a severity worse than the last kept one survives.
+      const lastKeptRank = kept.length === 0 ? 0 : RANK[kept[kept.length - 1]?.severity ?? 'UNKNOWN'];
+      const mustKeep = raw.filter((v) => RANK[v.Severity as keyof typeof RANK] < lastKeptRank).map((v) => key(v.VulnerabilityID, v.PkgName, v.InstalledVersion, v.FixedVersion, v.Target));
+      expect(keptKeys.filter((k) => mustKeep.includes(k)).length).toBe(mustKeep.length);
+      for (const k of keptKeys) expect(rawKeys).toContain(k);
+    }
+    const ranks = kept.map((v) => RANK[v.severity]);
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+    expect(status.scanner).toEqual({ name: 'Trivy', version: fixture.raw.Trivy?.Version, dbUpdatedAt: '2026-11-26T06:00:00Z' });
+    expect(status.conditions).toEqual([
+      {
+        type: 'Scanned',
+        status: 'True',
+        reason: 'ScanSucceeded',
+        message: expect.stringContaining(`${raw.length} vulnerabilities`) as unknown,
+        lastTransitionTime: new Date('2026-11-26T12:34:56Z'),
+      },
+    ]);
+  });
+
+  it('gives the same bytes whatever order the vulnerabilities and workloads arrive in', () => {
+    const big = fixtures.find((f) => f.name.includes('trustdsai-nginx'));
+    expect(big).toBeDefined();
+    const result = big?.result as ScanResult;
+    const workloads = [
+      { kind: 'Deployment', name: 'web' },
+      { kind: 'CronJob', name: 'nightly' },
+      { kind: 'Deployment', name: 'api' },
+    ];
+    const a = buildReportStatus(statusInput(scanned(result), { workloads }));
+    const shuffled = { ...result, vulnerabilities: [...result.vulnerabilities].reverse() };
+    const b = buildReportStatus(statusInput(scanned(shuffled), { workloads: [...workloads].reverse() }));
+    expect(JSON.stringify(b)).toBe(JSON.stringify(a));
+    expect(a.workloads).toEqual([
+      { kind: 'CronJob', name: 'nightly' },
+      { kind: 'Deployment', name: 'api' },
+      { kind: 'Deployment', name: 'web' },
+    ]);
+  });
+});
+
+describe('buildReportStatus phases and conditions', () => {
+  const result = fixtures.find((f) => f.name === 'alpine-39.json')?.result as ScanResult;
+
+  it('is Pending with no findings before the first scan', () => {
+    const status = buildReportStatus(statusInput(undefined));
+    expect(status).toEqual({
+      phase: 'Pending',
+      workloads: [{ kind: 'Deployment', name: 'web' }],
+      team: 'payments',
+      conditions: [{ type: 'Scanned', status: 'False', reason: 'ScanPending', message: 'waiting for the first scan', lastTransitionTime: new Date('2026-11-26T12:34:56Z') }],
+    });
+  });
+
+  it('says why a scan failed, with a reason a machine can read', () => {
+    const status = buildReportStatus(
+      statusInput({ phase: 'Failed', scannedAt: SCANNED_AT, failure: { reason: 'auth', message: 'registry.example.com: secret shop/pull-creds was refused' } }),
+    );
+    expect(status.phase).toBe('Failed');
+    expect(status.message).toBe('Scan failed (auth): registry.example.com: secret shop/pull-creds was refused');
+    expect(status.conditions?.[0]).toMatchObject({ status: 'False', reason: 'RegistryAuthFailed', message: 'registry.example.com: secret shop/pull-creds was refused' });
+    expect(status.summary).toBeUndefined();
+  });
+
+  it('keeps the previous result visible while a rescan runs and after it fails', () => {
+    const scanning = buildReportStatus(statusInput({ phase: 'Scanning', result, scannedAt: SCANNED_AT }));
+    expect(scanning.summary?.total).toBe(6);
+    expect(scanning.conditions?.[0]).toMatchObject({ status: 'True', reason: 'ScanSucceeded' });
+    const failed = buildReportStatus(statusInput({ phase: 'Failed', result, scannedAt: SCANNED_AT, failure: { reason: 'timeout', message: 'scan took longer than 10m' } }));
+    expect(failed.vulnerabilities).toHaveLength(6);
+    expect(failed.conditions?.[0]).toMatchObject({ status: 'False', reason: 'ScanTimedOut' });
+  });
+
+  it('says so when the digest is a local image ID', () => {
+    const status = buildReportStatus(statusInput(undefined, { localOnly: true }));
+    expect(status.message).toMatch(/local image ID/);
+  });
+
+  it('moves lastTransitionTime only when the condition status changes', () => {
+    const earlier = new Date('2026-11-20T08:00:00Z');
+    const previous: V1Condition[] = roundTrip([{ type: 'Scanned', status: 'True', reason: 'ScanSucceeded', message: 'x', lastTransitionTime: earlier }]);
+    const same = buildReportStatus(statusInput(scanned(result), { previousConditions: previous }));
+    expect(same.conditions?.[0]?.lastTransitionTime).toEqual(earlier);
+    const changed = buildReportStatus(
+      statusInput({ phase: 'Failed', failure: { reason: 'not_found', message: 'manifest unknown' } }, { previousConditions: previous }),
+    );
+    expect(changed.conditions?.[0]?.lastTransitionTime).toEqual(new Date('2026-11-26T12:34:56Z'));
+  });
+
+  it('records observedGeneration when given', () => {
+    const status = buildReportStatus(statusInput(scanned(result), { observedGeneration: 3 }));
+    expect(status.conditions?.[0]?.observedGeneration).toBe(3);
+  });
+
+  it('shortens long titles, drops over-long URLs and repairs broken unicode', () => {
+    const odd: Vulnerability = {
+      id: 'CVE-2026-0001',
+      severity: 'HIGH',
+      package: 'pkg\ud800',
+      installedVersion: '1.0',
+      title: '🐛'.repeat(500),
+      url: `https://example.com/${'a'.repeat(2000)}`,
+      target: 'app',
+    };
+    const status = buildReportStatus(statusInput(scanned({ ...result, vulnerabilities: [odd] })));
+    const v = status.vulnerabilities?.[0];
+    expect(Array.from(v?.title ?? '')).toHaveLength(256);
+    expect(v?.title?.endsWith('…')).toBe(true);
+    expect(v?.url).toBeUndefined();
+    expect(v?.package).toBe('pkg\ufffd');
+  });
+});
+
+describe('capVulnerabilities', () => {
+  const many: Vulnerability[] = Array.from({ length: 10_000 }, (_, i) => ({
+    id: `CVE-2026-${String(i).padStart(5, '0')}`,
+    severity: (['LOW', 'UNKNOWN', 'MEDIUM', 'HIGH', 'CRITICAL'] as const)[i % 5] ?? 'LOW',
+    package: `package-${i % 97}`,
+    installedVersion: `1.${i % 13}.0`,
+    fixedVersion: i % 3 === 0 ? undefined : `1.${i % 13}.1`,
+    title: `A problem in package-${i % 97} that lets an attacker <do> & "things" ${'x'.repeat(i % 200)}`,
+    url: `https://avd.aquasec.com/nvd/cve-2026-${i}`,
+    target: 'debian 12.8',
+  }));
+  const result: ScanResult = {
+    vulnerabilities: many,
+    summary: { critical: 2000, high: 2000, medium: 2000, low: 2000, unknown: 2000, total: 10_000, fixable: 6666 },
+    scanner: { name: 'Trivy', version: '0.58.1' },
+  };
+
+  it('keeps the worst 1000 of 10,000 and counts the rest as omitted', () => {
+    const status = buildReportStatus(statusInput(scanned(result)));
+    const kept = status.vulnerabilities ?? [];
+    expect(kept.length).toBeLessThanOrEqual(1000);
+    expect(kept.length + (status.vulnerabilitiesOmitted ?? 0)).toBe(10_000);
+    // 2000 CRITICAL exist, so a cap at 1000 entries keeps only CRITICAL ones.
+    expect(new Set(kept.map((v) => v.severity))).toEqual(new Set(['CRITICAL']));
+    expect(status.summary?.total).toBe(10_000);
+  });
+
+  it('stops at the byte budget, counting the escapes the API server writes', () => {
+    const all = buildReportStatus(statusInput(scanned(result), { limits: { maxVulnerabilities: 100_000, maxVulnerabilityBytes: 100_000 } }));
+    const json = JSON.stringify(all.vulnerabilities).replace(/[<>&]/g, '\\u003c');
+    expect(Buffer.byteLength(json)).toBeLessThanOrEqual(100_000);
+    expect(all.vulnerabilities?.length).toBeGreaterThan(100);
+    const ranks = (all.vulnerabilities ?? []).map((v) => RANK[v.severity]);
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+  });
+
+  it('keeps a prefix: nothing after the first entry that does not fit', () => {
+    const vulns = [{ id: 'a', severity: 'CRITICAL', package: 'p', installedVersion: '1' }, { id: 'b'.repeat(200), severity: 'HIGH', package: 'p', installedVersion: '1' }, { id: 'c', severity: 'LOW', package: 'p', installedVersion: '1' }] as const;
+    const capped = capVulnerabilities(vulns, { maxBytes: 150, maxCount: 10 });
+    expect(capped.vulnerabilities.map((v) => v.id)).toEqual(['a']);
+    expect(capped.omitted).toBe(2);
+  });
+});
+
+describe('statusEquals', () => {
+  const result = fixtures.find((f) => f.name === 'debian-buster.json')?.result as ScanResult;
+  const current = buildReportStatus(statusInput(scanned(result)));
+
+  it('sees no change in what the API server returns for the status it was given', () => {
+    const fromServer = roundTrip(current);
+    // metav1.Time is stored in whole seconds without a fraction.
+    (fromServer.conditions?.[0] as unknown as Record<string, string>).lastTransitionTime = '2026-11-26T12:34:56Z';
+    const reordered = Object.fromEntries(Object.entries(fromServer).reverse()) as ImageScanReportStatus;
+    expect(statusEquals(reordered, buildReportStatus(statusInput(scanned(result), { previousConditions: reordered.conditions, now: new Date() })))).toBe(true);
+  });
+
+  it('sees a rescan with the same findings as a change (lastScanTime moved)', () => {
+    const rescanned = buildReportStatus(statusInput({ ...scanned(result), scannedAt: new Date('2026-11-26T22:00:00Z') }, { previousConditions: current.conditions }));
+    expect(statusEquals(current, rescanned)).toBe(false);
+  });
+
+  it('sees changed findings, team, workloads and phase as changes', () => {
+    const variants: ImageScanReportStatus[] = [
+      buildReportStatus(statusInput(scanned({ ...result, vulnerabilities: result.vulnerabilities.slice(1) }))),
+      buildReportStatus(statusInput(scanned(result), { team: 'search' })),
+      buildReportStatus(statusInput(scanned(result), { workloads: [] })),
+      buildReportStatus(statusInput({ ...scanned(result), phase: 'Scanning' })),
+    ];
+    for (const v of variants) expect(statusEquals(current, v)).toBe(false);
+    expect(statusEquals(undefined, current)).toBe(false);
+  });
+});
+
+describe('scanStateFromReport', () => {
+  function reportWith(status: ImageScanReportStatus): ImageScanReport {
+    const report = buildReportObject({ namespace: 'shop', image: 'nginx:1.25', repository: 'docker.io/library/nginx', digest: DIGEST, team: 'payments', workloads: [] });
+    return roundTrip({ ...report, status });
+  }
+
+  it.each(fixtures.map((f) => [f.name, f.result] as const))('%s: rebuilding the status from the report gives the same status', (_name, result) => {
+    const status = buildReportStatus(statusInput(scanned(result)));
+    const report = reportWith(status);
+    const state = scanStateFromReport(report);
+    expect(state.phase).toBe('Scanned');
+    expect(state.scannedAt).toEqual(new Date('2026-11-26T10:00:00Z'));
+    expect(state.result?.summary).toEqual(result.summary);
+    const rebuilt = buildReportStatus(statusInput(state, { previousConditions: report.status?.conditions }));
+    expect(statusEquals(report.status, rebuilt)).toBe(true);
+  });
+
+  it('keeps the omitted count of a capped report', () => {
+    const vulns: Vulnerability[] = Array.from({ length: 3000 }, (_, i) => ({ id: `CVE-${i}`, severity: 'MEDIUM', package: 'p', installedVersion: '1', target: 't' }));
+    const result: ScanResult = { vulnerabilities: vulns, summary: { critical: 0, high: 0, medium: 3000, low: 0, unknown: 0, total: 3000, fixable: 0 }, scanner: { name: 'Trivy' } };
+    const report = reportWith(buildReportStatus(statusInput(scanned(result))));
+    expect(report.status?.vulnerabilitiesOmitted).toBe(2000);
+    const rebuilt = buildReportStatus(statusInput(scanStateFromReport(report), { previousConditions: report.status?.conditions }));
+    expect(rebuilt.vulnerabilitiesOmitted).toBe(2000);
+    expect(statusEquals(report.status, rebuilt)).toBe(true);
+  });
+
+  it('restores a failure with its reason', () => {
+    const report = reportWith(buildReportStatus(statusInput({ phase: 'Failed', scannedAt: SCANNED_AT, failure: { reason: 'invalid_output', message: 'not JSON' } })));
+    expect(scanStateFromReport(report)).toEqual({
+      phase: 'Failed',
+      scannedAt: new Date('2026-11-26T10:00:00Z'),
+      failure: { reason: 'invalid_output', message: 'not JSON' },
+    });
+  });
+
+  it('treats a report without status as Pending', () => {
+    const report = buildReportObject({ namespace: 'shop', image: 'nginx', repository: 'docker.io/library/nginx', digest: DIGEST, team: 'x', workloads: [] });
+    expect(scanStateFromReport(report)).toEqual({ phase: 'Pending' });
+  });
+});

@@ -1,0 +1,441 @@
+// Domain model -> ImageScanReport: the object the operator wants to exist, assembled once, capped to fit
+// the API server's size limit, and byte-for-byte stable so an unchanged result costs no write.
+import type { V1Condition } from '@kubernetes/client-node';
+import { isLabelValue } from '../images/team.js';
+import { SCAN_FAILURE_REASONS, type ScanFailureReason } from '../scanner/scan-failure.js';
+import { SEVERITIES, type ScanResult, type ScannerInfo, type Severity, type Vulnerability, type VulnerabilitySummary } from '../scanner/scan-result.js';
+import {
+  LABEL_DIGEST,
+  LABEL_MANAGED_BY,
+  LABEL_TEAM,
+  MANAGED_BY_VALUE,
+  REPORT_API_VERSION,
+  REPORT_KIND,
+  REPORT_PHASES,
+  UNASSIGNED_TEAM,
+  type ImageScanReport,
+  type ImageScanReportStatus,
+  type ReportPhase,
+  type ReportVulnerability,
+  type ReportWorkload,
+} from './image-scan-report.js';
+import { digestLabelValue, reportName } from './report-name.js';
+
+/** The type of the one condition the operator writes. */
+export const SCANNED_CONDITION = 'Scanned';
+
+export interface ReportLimits {
+  /** Budget for status.vulnerabilities as the API server serializes it (bytes). */
+  maxVulnerabilityBytes: number;
+  maxVulnerabilities: number;
+  maxWorkloads: number;
+}
+
+/**
+ * etcd refuses objects over 1.5 MiB. The vulnerability list is the only part that grows with the image;
+ * 256 KiB and 1000 entries keep the whole report far below the limit and `kubectl get -o yaml` readable.
+ */
+export const DEFAULT_REPORT_LIMITS: Readonly<ReportLimits> = Object.freeze({
+  maxVulnerabilityBytes: 256 * 1024,
+  maxVulnerabilities: 1000,
+  maxWorkloads: 500,
+});
+
+/**
+ * Longest strings (in code points, as the API server counts) the builder writes; the CRD declares the
+ * same numbers as maxLength, so a report never fails validation because Trivy wrote a long field.
+ */
+export const FIELD_MAX_LENGTH = Object.freeze({
+  id: 128,
+  package: 256,
+  installedVersion: 256,
+  fixedVersion: 512,
+  title: 256,
+  url: 1024,
+  target: 512,
+  workloadKind: 63,
+  workloadName: 253,
+  scannerVersion: 64,
+  message: 1024,
+  conditionMessage: 1024,
+});
+
+/** The report a (namespace, digest) should have, as the controller computes it from the pods. */
+export interface DesiredReport {
+  namespace: string;
+  /** The reference as the pod spec writes it. */
+  image: string;
+  repository: string;
+  digest: string;
+  team: string;
+  workloads: ReportWorkload[];
+  /** The digest is a local image ID (see ResolvedImage.localOnly); the status says so. */
+  localOnly?: boolean;
+}
+
+/** What is known about the scans of one digest. */
+export interface ScanState {
+  phase: ReportPhase;
+  /** The latest successful result; kept while a rescan runs or after a rescan failed. */
+  result?: ScanResult;
+  /** When `result` was produced, or, without a result, when the failed attempt ended. */
+  scannedAt?: Date;
+  failure?: { reason: ScanFailureReason; message: string };
+  /** Entries known to be missing from result.vulnerabilities (a result rebuilt from a capped report). */
+  vulnerabilitiesOmitted?: number;
+}
+
+export interface ReportStatusInput {
+  /** Undefined: nothing known yet (Pending). */
+  scan?: ScanState;
+  workloads: ReportWorkload[];
+  team: string;
+  localOnly?: boolean;
+  /** The report's metadata.generation, recorded as the condition's observedGeneration. */
+  observedGeneration?: number;
+  /** The report's current conditions: a condition whose status is unchanged keeps its lastTransitionTime. */
+  previousConditions?: readonly V1Condition[];
+  /** The lastTransitionTime of a condition whose status changes now. */
+  now: Date;
+  limits?: Partial<ReportLimits>;
+}
+
+/** Builds the report object without status: metadata (name, namespace, labels) and spec. */
+export function buildReportObject(input: DesiredReport): ImageScanReport {
+  const labels: Record<string, string> = {
+    [LABEL_MANAGED_BY]: MANAGED_BY_VALUE,
+    [LABEL_DIGEST]: digestLabelValue(input.digest),
+  };
+  if (input.team !== UNASSIGNED_TEAM && isLabelValue(input.team)) labels[LABEL_TEAM] = input.team;
+  return {
+    apiVersion: REPORT_API_VERSION,
+    kind: REPORT_KIND,
+    metadata: { name: reportName(input.repository, input.digest), namespace: input.namespace, labels },
+    spec: { image: input.image, repository: input.repository, digest: input.digest },
+  };
+}
+
+/**
+ * Builds the report's whole status from what is known about the scans. Deterministic: the same input
+ * gives the same JSON bytes (vulnerabilities and workloads sorted by a total order, fields in a fixed
+ * order). Vulnerabilities are capped worst first (see capVulnerabilities) and counted in
+ * vulnerabilitiesOmitted; the summary always counts all of them.
+ */
+export function buildReportStatus(input: ReportStatusInput): ImageScanReportStatus {
+  const limits = { ...DEFAULT_REPORT_LIMITS, ...input.limits };
+  const scan: ScanState = input.scan ?? { phase: 'Pending' };
+  const result = scan.result;
+  let phase: ReportPhase = REPORT_PHASES.includes(scan.phase) ? scan.phase : 'Pending';
+  // "Scanned" with nothing to show would be a lie; the controller should never ask for it.
+  if (phase === 'Scanned' && result === undefined) phase = 'Pending';
+
+  const status: ImageScanReportStatus = { phase };
+  if (scan.scannedAt !== undefined && !Number.isNaN(scan.scannedAt.getTime())) status.lastScanTime = rfc3339(scan.scannedAt);
+  if (result !== undefined) {
+    status.scanner = scannerInfo(result.scanner);
+    status.summary = summaryOf(result.summary);
+    const capped = capVulnerabilities(sortReportVulnerabilities(result.vulnerabilities.map(toReportVulnerability)), {
+      maxBytes: limits.maxVulnerabilityBytes,
+      maxCount: limits.maxVulnerabilities,
+    });
+    status.vulnerabilities = capped.vulnerabilities;
+    status.vulnerabilitiesOmitted = capped.omitted + nonNegativeInteger(scan.vulnerabilitiesOmitted ?? 0);
+  }
+  status.workloads = sortWorkloads(input.workloads).slice(0, limits.maxWorkloads);
+  status.team = isLabelValue(input.team) ? input.team : UNASSIGNED_TEAM;
+  const message = statusMessage(phase, scan, input.localOnly === true);
+  if (message !== undefined) status.message = message;
+  status.conditions = [scannedCondition(phase, scan, input)];
+  return status;
+}
+
+/**
+ * Keeps the longest prefix of `vulns` (which must be sorted worst first) that fits both limits, so the
+ * worst severities always survive. `maxBytes` counts the array as the API server's JSON encoder writes it.
+ */
+export function capVulnerabilities(
+  vulns: readonly ReportVulnerability[],
+  limits: { maxBytes: number; maxCount: number },
+): { vulnerabilities: ReportVulnerability[]; omitted: number } {
+  let bytes = 2; // the brackets
+  let kept = 0;
+  for (const v of vulns) {
+    if (kept >= limits.maxCount) break;
+    const size = serializedBytes(JSON.stringify(v)) + (kept > 0 ? 1 : 0);
+    if (bytes + size > limits.maxBytes) break;
+    bytes += size;
+    kept += 1;
+  }
+  return { vulnerabilities: vulns.slice(0, kept), omitted: vulns.length - kept };
+}
+
+/**
+ * True when writing `desired` over `current` would change nothing a reader sees. Every field counts,
+ * lastScanTime included (a rescan with the same findings still records that it ran); only the
+ * conditions' lastTransitionTime is ignored, since it changes only together with the condition's status.
+ */
+export function statusEquals(current: ImageScanReportStatus | undefined, desired: ImageScanReportStatus | undefined): boolean {
+  return canonicalStatus(current) === canonicalStatus(desired);
+}
+
+/**
+ * Rebuilds the scan knowledge recorded in an existing report, so a restarted operator neither rescans
+ * a fresh digest nor loses a result. The vulnerabilities are the (possibly capped) list the report
+ * holds, with the omitted count carried in `vulnerabilitiesOmitted`: building the status again from the
+ * returned state gives the same status. A recorded 'Scanning' phase means a scan was interrupted.
+ */
+export function scanStateFromReport(report: ImageScanReport): ScanState {
+  const status = report.status ?? {};
+  const phase: ReportPhase = status.phase !== undefined && REPORT_PHASES.includes(status.phase) ? status.phase : 'Pending';
+  const state: ScanState = { phase };
+  if (status.lastScanTime !== undefined) {
+    const scannedAt = new Date(status.lastScanTime);
+    if (!Number.isNaN(scannedAt.getTime())) state.scannedAt = scannedAt;
+  }
+  if (status.summary !== undefined) {
+    const scanner: ScannerInfo = { name: 'Trivy' };
+    if (status.scanner?.version !== undefined) scanner.version = status.scanner.version;
+    if (status.scanner?.dbUpdatedAt !== undefined) scanner.dbUpdatedAt = status.scanner.dbUpdatedAt;
+    state.result = {
+      vulnerabilities: (status.vulnerabilities ?? []).map(fromReportVulnerability),
+      summary: summaryOf(status.summary),
+      scanner,
+    };
+    state.vulnerabilitiesOmitted = nonNegativeInteger(status.vulnerabilitiesOmitted ?? 0);
+  }
+  if (phase === 'Failed') {
+    const condition = status.conditions?.find((c) => c.type === SCANNED_CONDITION);
+    state.failure = {
+      reason: failureReasonOf(condition?.reason),
+      message: condition?.message ?? status.message ?? '',
+    };
+  }
+  return state;
+}
+
+// ---- vulnerabilities
+
+const SEVERITY_RANK: ReadonlyMap<Severity, number> = new Map(SEVERITIES.map((s, i) => [s, i]));
+
+function toReportVulnerability(v: Vulnerability): ReportVulnerability {
+  const out: ReportVulnerability = {
+    id: boundedText(v.id, FIELD_MAX_LENGTH.id),
+    severity: SEVERITY_RANK.has(v.severity) ? v.severity : 'UNKNOWN',
+    package: boundedText(v.package, FIELD_MAX_LENGTH.package),
+    installedVersion: boundedText(v.installedVersion, FIELD_MAX_LENGTH.installedVersion),
+  };
+  if (v.fixedVersion !== undefined && v.fixedVersion !== '') out.fixedVersion = boundedText(v.fixedVersion, FIELD_MAX_LENGTH.fixedVersion);
+  if (v.title !== undefined && v.title !== '') out.title = boundedText(v.title, FIELD_MAX_LENGTH.title);
+  // A cut URL is a broken link: leave an over-long one out instead.
+  if (v.url !== undefined && v.url !== '' && codePointLength(v.url) <= FIELD_MAX_LENGTH.url) out.url = wellFormed(v.url);
+  out.target = boundedText(v.target, FIELD_MAX_LENGTH.target);
+  return out;
+}
+
+function fromReportVulnerability(v: ReportVulnerability): Vulnerability {
+  const out: Vulnerability = { id: v.id, severity: v.severity, package: v.package, installedVersion: v.installedVersion, target: v.target ?? '' };
+  if (v.fixedVersion !== undefined) out.fixedVersion = v.fixedVersion;
+  if (v.title !== undefined) out.title = v.title;
+  if (v.url !== undefined) out.url = v.url;
+  return out;
+}
+
+/** Worst first; ties broken by every field, so equal lists in any order sort to the same bytes. */
+function sortReportVulnerabilities(vulns: ReportVulnerability[]): ReportVulnerability[] {
+  const rank = (s: Severity) => SEVERITY_RANK.get(s) ?? SEVERITIES.length;
+  return vulns.sort(
+    (a, b) =>
+      rank(a.severity) - rank(b.severity) ||
+      compareText(a.package, b.package) ||
+      compareText(a.installedVersion, b.installedVersion) ||
+      compareText(a.id, b.id) ||
+      compareText(a.target, b.target) ||
+      compareText(a.fixedVersion, b.fixedVersion) ||
+      compareText(a.title, b.title) ||
+      compareText(a.url, b.url),
+  );
+}
+
+// ---- workloads, summary, scanner
+
+function sortWorkloads(workloads: readonly ReportWorkload[]): ReportWorkload[] {
+  const unique = new Map<string, ReportWorkload>();
+  for (const w of workloads) {
+    const kind = boundedText(w.kind, FIELD_MAX_LENGTH.workloadKind);
+    const name = boundedText(w.name, FIELD_MAX_LENGTH.workloadName);
+    unique.set(`${kind}/${name}`, { kind, name });
+  }
+  return [...unique.values()].sort((a, b) => compareText(a.kind, b.kind) || compareText(a.name, b.name));
+}
+
+function summaryOf(s: VulnerabilitySummary): VulnerabilitySummary {
+  return {
+    critical: nonNegativeInteger(s.critical),
+    high: nonNegativeInteger(s.high),
+    medium: nonNegativeInteger(s.medium),
+    low: nonNegativeInteger(s.low),
+    unknown: nonNegativeInteger(s.unknown),
+    total: nonNegativeInteger(s.total),
+    fixable: nonNegativeInteger(s.fixable),
+  };
+}
+
+// The CRD declares dbUpdatedAt as date-time, which the API server enforces: write only what it accepts.
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
+
+function scannerInfo(scanner: ScannerInfo): NonNullable<ImageScanReportStatus['scanner']> {
+  const out: NonNullable<ImageScanReportStatus['scanner']> = { name: 'Trivy' };
+  if (scanner.version !== undefined && scanner.version !== '') out.version = boundedText(scanner.version, FIELD_MAX_LENGTH.scannerVersion);
+  if (scanner.dbUpdatedAt !== undefined && RFC3339.test(scanner.dbUpdatedAt)) out.dbUpdatedAt = scanner.dbUpdatedAt;
+  return out;
+}
+
+// ---- message and condition
+
+const FAILURE_CONDITION_REASONS: Readonly<Record<ScanFailureReason, string>> = {
+  timeout: 'ScanTimedOut',
+  auth: 'RegistryAuthFailed',
+  not_found: 'ImageNotFound',
+  scanner_error: 'ScannerError',
+  invalid_output: 'InvalidScannerOutput',
+};
+
+const LOCAL_ONLY_NOTE =
+  'The image was loaded onto the node without a registry digest (e.g. kind load): spec.digest is its local image ID, which no registry serves.';
+
+function failureOf(scan: ScanState): { reason: ScanFailureReason; message: string } {
+  const reason = scan.failure !== undefined && SCAN_FAILURE_REASONS.includes(scan.failure.reason) ? scan.failure.reason : 'scanner_error';
+  const message = scan.failure?.message.trim() ?? '';
+  return { reason, message: message === '' ? 'the scan failed without a message' : message };
+}
+
+function statusMessage(phase: ReportPhase, scan: ScanState, localOnly: boolean): string | undefined {
+  const parts: string[] = [];
+  if (phase === 'Failed') {
+    const failure = failureOf(scan);
+    parts.push(`Scan failed (${failure.reason}): ${failure.message}`);
+  }
+  if (localOnly) parts.push(LOCAL_ONLY_NOTE);
+  return parts.length === 0 ? undefined : boundedText(parts.join(' '), FIELD_MAX_LENGTH.message);
+}
+
+function scannedCondition(phase: ReportPhase, scan: ScanState, input: ReportStatusInput): V1Condition {
+  let status: 'True' | 'False';
+  let reason: string;
+  let message: string;
+  if (phase === 'Failed') {
+    const failure = failureOf(scan);
+    [status, reason, message] = ['False', FAILURE_CONDITION_REASONS[failure.reason], failure.message];
+  } else if (scan.result !== undefined && phase !== 'Pending') {
+    [status, reason, message] = ['True', 'ScanSucceeded', summarySentence(scan.result.summary)];
+  } else if (phase === 'Scanning') {
+    [status, reason, message] = ['False', 'ScanInProgress', 'the first scan is running'];
+  } else {
+    [status, reason, message] = ['False', 'ScanPending', 'waiting for the first scan'];
+  }
+  const previous = input.previousConditions?.find((c) => c.type === SCANNED_CONDITION);
+  const condition: V1Condition = {
+    type: SCANNED_CONDITION,
+    status,
+    reason,
+    message: boundedText(message, FIELD_MAX_LENGTH.conditionMessage),
+    lastTransitionTime: transitionTime(previous, status, input.now),
+  };
+  if (input.observedGeneration !== undefined && Number.isSafeInteger(input.observedGeneration) && input.observedGeneration >= 0) {
+    condition.observedGeneration = input.observedGeneration;
+  }
+  return condition;
+}
+
+function summarySentence(s: VulnerabilitySummary): string {
+  return `${s.total} vulnerabilities: ${s.critical} critical, ${s.high} high, ${s.medium} medium, ${s.low} low, ${s.unknown} unknown; ${s.fixable} fixable`;
+}
+
+/** Kept from the previous condition while its status holds; whole seconds, as metav1.Time stores it. */
+function transitionTime(previous: V1Condition | undefined, status: string, now: Date): Date {
+  if (previous?.status === status) {
+    // Read from the API server this is a string, whatever the generated type says.
+    const kept = new Date(previous.lastTransitionTime as Date | string);
+    if (!Number.isNaN(kept.getTime())) return wholeSeconds(kept);
+  }
+  return wholeSeconds(now);
+}
+
+function failureReasonOf(conditionReason: string | undefined): ScanFailureReason {
+  for (const reason of SCAN_FAILURE_REASONS) if (FAILURE_CONDITION_REASONS[reason] === conditionReason) return reason;
+  return 'scanner_error';
+}
+
+// ---- comparison and serialization
+
+function canonicalStatus(status: ImageScanReportStatus | undefined): string {
+  if (status === undefined) return 'null';
+  const plain = JSON.parse(JSON.stringify(status)) as Record<string, unknown>;
+  if (Array.isArray(plain.conditions)) {
+    for (const c of plain.conditions as unknown[]) {
+      if (typeof c === 'object' && c !== null) delete (c as Record<string, unknown>).lastTransitionTime;
+    }
+  }
+  return JSON.stringify(plain, sortedKeys);
+}
+
+/** JSON.stringify replacer that orders object keys, so key order in what the API returned does not matter. */
+function sortedKeys(_key: string, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const record = value as Record<string, unknown>;
+  return Object.fromEntries(Object.keys(record).sort().map((k) => [k, record[k]]));
+}
+
+/** Bytes of a JSON text as Go's encoder writes it: it escapes <, >, & and U+2028/9 as \uXXXX. */
+function serializedBytes(json: string): number {
+  let extra = 0;
+  for (const ch of json) {
+    if (ch === '<' || ch === '>' || ch === '&') extra += 5;
+    else if (ch === '\u2028' || ch === '\u2029') extra += 3;
+  }
+  return Buffer.byteLength(json, 'utf8') + extra;
+}
+
+function rfc3339(date: Date): string {
+  return wholeSeconds(date).toISOString().replace('.000Z', 'Z');
+}
+
+function wholeSeconds(date: Date): Date {
+  return new Date(Math.floor(date.getTime() / 1000) * 1000);
+}
+
+function nonNegativeInteger(n: number): number {
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
+}
+
+function compareText(a: string | undefined, b: string | undefined): number {
+  const x = a ?? '';
+  const y = b ?? '';
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+// ---- text
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * Replaces lone surrogates (the API server would store U+FFFD and every reconcile would see a change)
+ * and cuts to `max` code points, ending with an ellipsis when cut. Idempotent.
+ */
+function boundedText(text: string, max: number): string {
+  const clean = wellFormed(text);
+  if (clean.length <= max) return clean;
+  const points = Array.from(clean);
+  if (points.length <= max) return clean;
+  return `${points.slice(0, max - 1).join('')}…`;
+}
+
+function wellFormed(text: string): string {
+  return text.replace(LONE_SURROGATE, '\ufffd');
+}
+
+function codePointLength(text: string): number {
+  let n = 0;
+  for (const _ of text) n += 1;
+  return n;
+}

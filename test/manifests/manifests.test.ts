@@ -380,7 +380,7 @@ describe('base', () => {
     expect(cacheDir).toBe('/var/cache/trivy');
     expect((c.volumeMounts ?? []).map((m) => m.mountPath)).toContain(cacheDir);
     expect(pod.topologySpreadConstraints?.map((t) => t.topologyKey)).toContain('kubernetes.io/hostname');
-    const svc = one<IService>(objs, 'Service', 'imagescan-operator-metrics');
+    const svc = one<IService>(objs, 'Service', 'imagescan-operator');
     expect(svc.spec?.ports?.map((p) => [p.name, p.port])).toEqual([['metrics', 8080]]);
   });
 
@@ -485,7 +485,7 @@ describe('components', () => {
     const monitors = ofKind<IServiceMonitor>(objs, 'ServiceMonitor');
     expect(monitors.length).toBeGreaterThan(0);
     expect(ofKind<KubeObject>(objs, 'PrometheusRule').length).toBeGreaterThan(0);
-    const svc = one<IService>(objs, 'Service', 'imagescan-operator-metrics');
+    const svc = one<IService>(objs, 'Service', 'imagescan-operator');
     for (const m of monitors) {
       const sel = m.spec.selector.matchLabels ?? {};
       expect(Object.entries(sel).every(([k, v]) => svc.metadata?.labels?.[k] === v), `${m.metadata?.name} selects the metrics Service`).toBe(true);

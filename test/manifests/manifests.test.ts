@@ -239,8 +239,11 @@ describe.each(variants.map((v) => v.name))('kustomize build %s', (name) => {
     const ids = objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
     expect(new Set(ids).size).toBe(ids.length);
     const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition']);
+    // Prometheus Operator objects may sit with Prometheus instead (its selectors decide).
+    const monitoringKinds = new Set(['ServiceMonitor', 'PodMonitor', 'PrometheusRule']);
     for (const o of objs.filter((x) => !clusterScoped.has(x.kind))) {
-      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe(NAMESPACE);
+      const allowed = monitoringKinds.has(o.kind) ? [NAMESPACE, 'monitoring'] : [NAMESPACE];
+      expect(allowed, `${o.kind}/${o.metadata.name} in ${o.metadata.namespace}`).toContain(o.metadata.namespace);
     }
   });
 
@@ -487,6 +490,9 @@ describe('components', () => {
     expect(ofKind<KubeObject>(objs, 'PrometheusRule').length).toBeGreaterThan(0);
     const svc = one<IService>(objs, 'Service', 'imagescan-operator');
     for (const m of monitors) {
+      if (m.metadata?.namespace !== svc.metadata.namespace) {
+        expect(m.spec.namespaceSelector?.matchNames, `${m.metadata?.name} looks in ${NAMESPACE}`).toContain(NAMESPACE);
+      }
       const sel = m.spec.selector.matchLabels ?? {};
       expect(Object.entries(sel).every(([k, v]) => svc.metadata?.labels?.[k] === v), `${m.metadata?.name} selects the metrics Service`).toBe(true);
       const portNames = (svc.spec?.ports ?? []).map((p) => p.name);

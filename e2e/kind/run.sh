@@ -27,10 +27,11 @@ IMAGE="${IMAGESCAN_E2E_IMAGE:-imagescan-operator:e2e}"
 NS=imagescan-system
 
 # Workloads: old public images with many known CVEs, and one with no OS packages at all.
-# (Tags of long-frozen releases; the digest each one runs is read from the pods, never assumed.)
+# (Tags of long-frozen releases; the digest each one runs is read from the pods, never assumed.
+# pause:3.9 rather than the node's own sandbox image, which kind preloads without a registry digest.)
 OLD_NGINX=docker.io/library/nginx:1.19.0
 OLD_ALPINE=docker.io/library/alpine:3.10.0
-CLEAN=registry.k8s.io/pause:3.10
+CLEAN=registry.k8s.io/pause:3.9
 
 skip() {
   if [ "${CI_REQUIRE_KIND:-}" = 1 ]; then

@@ -28,7 +28,7 @@ NS=imagescan-system
 
 # Workloads: old public images with many known CVEs, and one with no OS packages at all.
 # (Tags of long-frozen releases; the digest each one runs is read from the pods, never assumed.
-# pause:3.9 rather than the node's own sandbox image, which kind preloads without a registry digest.)
+# pause:3.9 rather than the node's own sandbox image, which may be preloaded without a registry digest.)
 OLD_NGINX=docker.io/library/nginx:1.19.0
 OLD_ALPINE=docker.io/library/alpine:3.10.0
 CLEAN=registry.k8s.io/pause:3.9

@@ -27,7 +27,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build \
- && mkdir -p /out/var/cache/trivy /out/tmp
+ && mkdir -p /out/var/cache/trivy
 
 # Production dependencies only, installed from the same lockfile (no dev tools, no install scripts).
 FROM ${NODE_BUILD_IMAGE} AS prod-deps
@@ -50,7 +50,7 @@ COPY --chown=0:0 --from=build /src/dist ./dist
 COPY --chown=0:0 --from=trivy /usr/local/bin/trivy /usr/local/bin/trivy
 # Writable places exist even without the Deployment's emptyDirs (e.g. `docker run`); in the cluster
 # the root filesystem is read-only and these paths are emptyDir mounts.
-COPY --chown=65532:65532 --from=build /out/var/cache/trivy /var/cache/trivy
+COPY --chown=65532:65532 --from=build /out/var/cache/ /var/cache/
 # Trivy and Node write only below HOME, TMPDIR and the cache dir; all point at writable mounts.
 ENV NODE_ENV=production \
     PATH=/usr/local/bin:/usr/bin:/bin \

@@ -1,4 +1,5 @@
 import type { V1Condition } from '@kubernetes/client-node';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ScanResult, Vulnerability } from '../scanner/scan-result.js';
 import type { ImageScanReport, ImageScanReportStatus } from './image-scan-report.js';
@@ -308,5 +309,41 @@ describe('scanStateFromReport', () => {
   it('treats a report without status as Pending', () => {
     const report = buildReportObject({ namespace: 'shop', image: 'nginx', repository: 'docker.io/library/nginx', digest: DIGEST, team: 'x', workloads: [] });
     expect(scanStateFromReport(report)).toEqual({ phase: 'Pending' });
+  });
+});
+
+describe('restart round trip (property)', () => {
+  const text = fc.oneof(fc.string({ maxLength: 30 }), fc.string({ unit: 'binary', maxLength: 700 }), fc.constantFrom('', '<&>', '\ud800x', '🐛'.repeat(300)));
+  const vulnerability: fc.Arbitrary<Vulnerability> = fc.record(
+    {
+      id: text,
+      severity: fc.constantFrom('CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'),
+      package: text,
+      installedVersion: text,
+      fixedVersion: text,
+      title: text,
+      url: text,
+      target: text,
+    },
+    { requiredKeys: ['id', 'severity', 'package', 'installedVersion', 'target'] },
+  );
+
+  it('a report read back after a restart rebuilds to an equal status, so a restart writes nothing', () => {
+    fc.assert(
+      fc.property(fc.array(vulnerability, { maxLength: 60 }), fc.integer({ min: 1, max: 40 }), (vulns, maxVulnerabilities) => {
+        const result: ScanResult = {
+          vulnerabilities: vulns,
+          summary: { critical: 0, high: 0, medium: 0, low: 0, unknown: 0, total: vulns.length, fixable: 0 },
+          scanner: { name: 'Trivy', version: '0.58.1' },
+        };
+        const limits = { maxVulnerabilities };
+        const status = buildReportStatus(statusInput(scanned(result), { limits }));
+        const report = roundTrip({ ...buildReportObject({ namespace: 'a', image: 'x', repository: 'docker.io/library/x', digest: DIGEST, team: 't', workloads: [] }), status });
+        const rebuilt = buildReportStatus(statusInput(scanStateFromReport(report), { limits, previousConditions: report.status?.conditions, now: new Date() }));
+        expect(statusEquals(report.status, rebuilt)).toBe(true);
+        expect(JSON.stringify(roundTrip(rebuilt).vulnerabilities)).toBe(JSON.stringify(report.status?.vulnerabilities));
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -33,6 +33,8 @@ export type ScanOutcomeLike = { durationMs: number } & (
 /** Trivy scans take seconds to tens of minutes (a cold pull of a multi-GB image); 1 s .. 30 min. */
 export const SCAN_DURATION_BUCKETS = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1200, 1800];
 
+const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 export interface OperatorMetricsOptions {
   reportSource: ReportSource;
   /** Adds prom-client's process and Node.js metrics (default true; tests may turn it off). */
@@ -177,7 +179,12 @@ export class OperatorMetrics {
       registers,
     });
 
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      // These three are gauges named like counters, which `promtool check metrics` rejects; the
+      // same numbers remain as sum(nodejs_active_handles) etc. by type.
+      for (const name of MISNAMED_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
+    }
   }
 
   /** The Content-Type of `scrape()`'s text. */

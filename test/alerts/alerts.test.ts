@@ -1,0 +1,104 @@
+// Alert rules and metrics against Prometheus' own tooling: promtool checks the rules, runs their unit
+// tests (monitoring/alerts.test.yaml) and lints a real /metrics exposition of OperatorMetrics.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';
+import type { ImageScanReport } from '../../src/reports/image-scan-report.js';
+import { RULES_FILE, RULES_TEST_FILE, readPrometheusRuleGroups, readRuleGroups, rulesWithShortFor } from './alert-rules.js';
+import { fakeReport, fixtureEntries, scannedStatus } from './fake-reports.js';
+import { promtool, requirePromtool } from './promtool.js';
+
+const DESIGN_ALERTS = [
+  'ImageFixableCriticalVulnerabilities',
+  'ImageScanFailing',
+  'ImageScanReportStale',
+  'TrivyDatabaseStale',
+  'ImageScanOperatorDown',
+];
+const PER_IMAGE_METRICS = ['imagescan_image_vulnerabilities', 'imagescan_report_last_scan_timestamp_seconds'];
+
+beforeAll(requirePromtool);
+
+describe('alert rules', () => {
+  it('pass promtool check rules', async () => {
+    const result = await promtool(['check', 'rules', RULES_FILE]);
+    expect(result.exitCode, String(result.stdout) + String(result.stderr)).toBe(0);
+  });
+
+  it('pass their promtool unit tests (each alert fires exactly when it should)', async () => {
+    const result = await promtool(['test', 'rules', RULES_TEST_FILE]);
+    expect(result.exitCode, String(result.stdout) + String(result.stderr)).toBe(0);
+  });
+
+  it('are the same in the PrometheusRule manifest as in the rules file', () => {
+    expect(
+      readPrometheusRuleGroups(),
+      'manifests/components/monitoring/prometheusrule.yaml is out of date: run `npx tsx test/alerts/sync-prometheusrule.ts`',
+    ).toEqual(readRuleGroups());
+  });
+
+  it('define every alert of the design, each with a severity, a summary, a description and a for: duration', () => {
+    const rules = readRuleGroups().flatMap((g) => g.rules);
+    expect([...new Set(rules.map((r) => r.alert))].sort()).toEqual([...DESIGN_ALERTS].sort());
+    for (const rule of rules) {
+      expect(rule.labels?.severity, rule.alert).toMatch(/^(critical|warning|info)$/);
+      expect(rule.annotations?.summary, rule.alert).toBeTruthy();
+      expect(rule.annotations?.description, rule.alert).toBeTruthy();
+      expect(rule.for, rule.alert).toMatch(/^\d+[smh]$/);
+    }
+  });
+
+  it('keep team, namespace and report on every alert built from a per-image metric', () => {
+    const rules = readRuleGroups().flatMap((g) => g.rules);
+    const perImage = rules.filter((r) => PER_IMAGE_METRICS.some((m) => r.expr.includes(m)));
+    expect(perImage.map((r) => r.alert).sort()).toEqual(['ImageFixableCriticalVulnerabilities', 'ImageScanReportStale']);
+    for (const rule of perImage) {
+      const by = /by \(([^)]*)\)/.exec(rule.expr)?.[1]?.split(',').map((s) => s.trim()) ?? [];
+      expect(by, rule.alert).toEqual(expect.arrayContaining(['team', 'namespace', 'report', 'image']));
+    }
+    const critical = rules.find((r) => r.alert === 'ImageFixableCriticalVulnerabilities');
+    expect(critical?.annotations?.description).toContain('kubectl -n {{ $labels.namespace }} get imagescanreport {{ $labels.report }} -o yaml');
+  });
+
+  it('can be rewritten with short for: durations for the incident test, still valid for promtool', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'imagescan-rules-'));
+    try {
+      const file = path.join(dir, 'alerts.rules.yaml');
+      writeFileSync(file, rulesWithShortFor('1s'));
+      const result = await promtool(['check', 'rules', file]);
+      expect(result.exitCode, String(result.stdout) + String(result.stderr)).toBe(0);
+      const rules = readRuleGroups(file).flatMap((g) => g.rules);
+      const original = readRuleGroups().flatMap((g) => g.rules);
+      expect(rules.map((r) => r.for)).toEqual(original.map(() => '1s'));
+      expect(rules.map((r) => r.expr)).toEqual(original.map((r) => r.expr));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(() => rulesWithShortFor('soon')).toThrow(/not a Prometheus duration/);
+  });
+});
+
+describe('OperatorMetrics exposition', () => {
+  it('passes promtool check metrics with reports, scans and default metrics in it', async () => {
+    const reports: ImageScanReport[] = [
+      fakeReport({ namespace: 'shop', name: 'nginx-0123456789ab', image: 'nginx:1.19', status: scannedStatus(fixtureEntries('real-world/trustdsai-nginx-1.19.json'), { team: 'payments' }) }),
+      fakeReport({ namespace: 'catalog', name: 'redis-aaaaaaaaaaaa', image: 'redis:7', digest: `sha256:${'a'.repeat(64)}`, status: scannedStatus(fixtureEntries('real-world/trivyweb-redis-7.json'), { team: 'search' }) }),
+      fakeReport({ namespace: 'tools', name: 'pending-bbbbbbbbbbbb', image: 'busybox:1', digest: `sha256:${'b'.repeat(64)}` }),
+    ];
+    const metrics = new OperatorMetrics({ reportSource: { list: () => reports } });
+    metrics.observeScan({ result: 'success', durationSeconds: 12.5 });
+    metrics.observeScan({ result: 'failure', reason: 'timeout', durationSeconds: 600 });
+    metrics.setQueue(3, 1);
+    metrics.setLeader(true);
+    metrics.setDbUpdatedAt('2026-11-26T06:00:00Z');
+    metrics.setBuildInfo('0.1.0', '0.58.1');
+    const text = await metrics.scrape();
+    expect(text).toContain('imagescan_image_vulnerabilities{');
+
+    const result = await promtool(['check', 'metrics'], text);
+    expect(String(result.stdout) + String(result.stderr)).toBe('');
+    expect(result.exitCode).toBe(0);
+  });
+});

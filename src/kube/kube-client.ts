@@ -32,20 +32,30 @@ export interface KubeClientOptions {
   userAgent: string;
 }
 
+/** Where the configuration comes from (config.ts resolves flags and $KUBECONFIG into this). */
+export type KubeconfigSource = { kind: 'file'; paths: readonly string[] } | { kind: 'in-cluster' };
+
 /**
- * Loads the kubeconfig: the given file, else client-node's default order ($KUBECONFIG, ~/.kube/config,
- * in-cluster service account). Throws when no cluster results, rather than silently using
- * client-node's http://localhost:8080 fallback.
+ * Loads the kubeconfig: the files in order (the first one's current context wins, later ones are
+ * merged in, as kubectl does with $KUBECONFIG), or the pod's service account. Throws when no cluster
+ * results, rather than silently using client-node's http://localhost:8080 fallback.
  */
-export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
+export function loadKubeConfig(source: KubeconfigSource): KubeConfig {
   const kc = new KubeConfig();
-  if (kubeconfigPath !== undefined && kubeconfigPath !== '') {
-    kc.loadFromFile(kubeconfigPath);
+  if (source.kind === 'in-cluster') {
+    kc.loadFromCluster();
   } else {
-    kc.loadFromDefault();
+    const [first, ...rest] = source.paths;
+    if (first === undefined) throw new Error('no kubeconfig file given');
+    kc.loadFromFile(first);
+    for (const path of rest) {
+      const other = new KubeConfig();
+      other.loadFromFile(path);
+      kc.mergeConfig(other, true);
+    }
   }
   if (kc.getCurrentCluster() === null) {
-    throw new Error(`kubeconfig ${kubeconfigPath ?? '(default)'} has no current cluster`);
+    throw new Error(`kubeconfig ${source.kind === 'file' ? source.paths.join(':') : '(in-cluster)'} has no current cluster`);
   }
   return kc;
 }

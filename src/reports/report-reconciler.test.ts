@@ -1,0 +1,579 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApiException } from '@kubernetes/client-node';
+import type { AppsV1Api, BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { KubeApiError } from '../kube/api-error.js';
+import { toNamespaceEntry, toNodeEntry, toPodEntry } from '../kube/cluster-objects.js';
+import type { NamespaceEntry, NodeEntry } from '../kube/cluster-objects.js';
+import { OwnerResolver } from '../kube/owner-resolver.js';
+import { PodImageIndex, reportKey } from '../kube/pod-image-index.js';
+import { PullSecretReader } from '../kube/pull-secrets.js';
+import type { ReportStore } from '../kube/report-store.js';
+import { parseTrivyReport } from '../scanner/trivy-report-parser.js';
+import type { ScanTarget } from '../scanner/trivy-runner.js';
+import type { ImageScanReport, ImageScanReportStatus } from './image-scan-report.js';
+import { scanStateFromReport } from './report-builder.js';
+import { ReportReconciler } from './report-reconciler.js';
+import { ScanResults } from './scan-results.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const fixturePath = path.resolve(repoRoot, '../shared/fixtures/trivy/real-world/trustdsai-nginx-1.19.json');
+const fixtureText = readFileSync(fixturePath, 'utf8');
+
+/** Expected counts straight from the raw Trivy JSON, independent of the parser and builder. */
+function rawCounts(): { total: number; critical: number; high: number; fixable: number } {
+  const raw = JSON.parse(fixtureText) as { Results?: { Vulnerabilities?: { Severity: string; FixedVersion?: string }[] }[] };
+  const vulns = (raw.Results ?? []).flatMap((r) => r.Vulnerabilities ?? []);
+  return {
+    total: vulns.length,
+    critical: vulns.filter((v) => v.Severity === 'CRITICAL').length,
+    high: vulns.filter((v) => v.Severity === 'HIGH').length,
+    fixable: vulns.filter((v) => v.FixedVersion !== undefined && v.FixedVersion !== '').length,
+  };
+}
+
+const DIGEST = `sha256:${'ab'.repeat(32)}`;
+const OTHER_DIGEST = `sha256:${'cd'.repeat(32)}`;
+const NS = 'shop';
+const KEY = reportKey(NS, DIGEST);
+const HOUR = 3_600_000;
+
+function apiError(code: number, reason: string): ApiException<string> {
+  return new ApiException(code, reason, JSON.stringify({ kind: 'Status', code, reason, message: reason }), {});
+}
+
+/** The API server's side of reports, recording each write. Its content is what a synced informer shows. */
+class FakeReportServer implements ReportStore {
+  readonly objects = new Map<string, ImageScanReport>();
+  readonly writes: string[] = [];
+  private rv = 1;
+  /** Errors thrown by the next calls of a kind, in order. */
+  readonly failNext: Partial<Record<'create' | 'patchStatus' | 'delete', KubeApiError[]>> = {};
+
+  private fail(kind: 'create' | 'patchStatus' | 'delete'): void {
+    const err = this.failNext[kind]?.shift();
+    if (err !== undefined) throw err;
+  }
+
+  create(report: ImageScanReport): Promise<ImageScanReport> {
+    this.writes.push(`create ${report.metadata?.namespace}/${report.metadata?.name}`);
+    this.fail('create');
+    const key = `${report.metadata?.namespace}/${report.metadata?.name}`;
+    if (this.objects.has(key)) return Promise.reject(new KubeApiError('AlreadyExists', 409, 'AlreadyExists', 'exists'));
+    const stored = structuredClone({ ...report, metadata: { ...report.metadata, resourceVersion: String(this.rv++), generation: 1 } });
+    delete stored.status; // the status subresource drops status on create
+    this.objects.set(key, stored);
+    return Promise.resolve(structuredClone(stored));
+  }
+
+  get(namespace: string, name: string): Promise<ImageScanReport | undefined> {
+    const found = this.objects.get(`${namespace}/${name}`);
+    return Promise.resolve(found === undefined ? undefined : structuredClone(found));
+  }
+
+  patchStatus(namespace: string, name: string, status: ImageScanReportStatus): Promise<ImageScanReport> {
+    this.writes.push(`patchStatus ${namespace}/${name}`);
+    this.fail('patchStatus');
+    const found = this.objects.get(`${namespace}/${name}`);
+    if (found === undefined) return Promise.reject(new KubeApiError('NotFound', 404, 'NotFound', 'gone'));
+    // Round-trip through JSON as the API server does (Dates become strings).
+    found.status = JSON.parse(JSON.stringify(status)) as ImageScanReportStatus;
+    found.metadata = { ...found.metadata, resourceVersion: String(this.rv++) };
+    return Promise.resolve(structuredClone(found));
+  }
+
+  patchMetadata(namespace: string, name: string, patch: { labels?: Record<string, string | null> }): Promise<ImageScanReport> {
+    this.writes.push(`patchMetadata ${namespace}/${name}`);
+    const found = this.objects.get(`${namespace}/${name}`);
+    if (found === undefined) return Promise.reject(new KubeApiError('NotFound', 404, 'NotFound', 'gone'));
+    const labels = { ...found.metadata?.labels };
+    for (const [k, v] of Object.entries(patch.labels ?? {})) {
+      if (v === null) delete labels[k];
+      else labels[k] = v;
+    }
+    found.metadata = { ...found.metadata, labels };
+    return Promise.resolve(structuredClone(found));
+  }
+
+  delete(namespace: string, name: string): Promise<void> {
+    this.writes.push(`delete ${namespace}/${name}`);
+    this.fail('delete');
+    this.objects.delete(`${namespace}/${name}`);
+    return Promise.resolve();
+  }
+
+  find(namespace: string, digest: string): ImageScanReport | undefined {
+    for (const report of this.objects.values()) {
+      if (report.metadata?.namespace === namespace && report.spec.digest === digest) return structuredClone(report);
+    }
+    return undefined;
+  }
+}
+
+class FakeScanQueue {
+  readonly requests: { target: ScanTarget; priority: 'new' | 'rescan'; notBefore?: number }[] = [];
+  readonly pending = new Set<string>();
+  request(target: ScanTarget, priority: 'new' | 'rescan', opts?: { notBefore?: number }): boolean {
+    if (this.pending.has(target.digest)) return false;
+    this.pending.add(target.digest);
+    this.requests.push({ target, priority, ...(opts?.notBefore === undefined ? {} : { notBefore: opts.notBefore }) });
+    return true;
+  }
+  isPending(digest: string): boolean {
+    return this.pending.has(digest);
+  }
+}
+
+function pod(name: string, options: { digest?: string; image?: string; owner?: { kind: string; name: string }; labels?: Record<string, string>; node?: string; pullSecret?: string } = {}) {
+  const digest = options.digest ?? DIGEST;
+  const image = options.image ?? 'nginx:1.19';
+  return toPodEntry({
+    metadata: {
+      name,
+      namespace: NS,
+      uid: `uid-${name}`,
+      resourceVersion: '1',
+      labels: options.labels ?? {},
+      ownerReferences: options.owner === undefined ? [] : [{ apiVersion: 'apps/v1', kind: options.owner.kind, name: options.owner.name, uid: `uid-${options.owner.name}`, controller: true }],
+    },
+    spec: {
+      nodeName: options.node ?? 'node-a',
+      containers: [{ name: 'app', image }],
+      ...(options.pullSecret === undefined ? {} : { imagePullSecrets: [{ name: options.pullSecret }] }),
+    },
+    status: { containerStatuses: [{ name: 'app', image, imageID: `docker.io/library/nginx@${digest}`, ready: true, restartCount: 0 }] },
+  });
+}
+
+interface HarnessOptions {
+  secrets?: Record<string, { type: string; data: Record<string, string> }>;
+}
+
+function harness(options: HarnessOptions = {}) {
+  let nowMs = Date.parse('2026-11-26T10:00:00Z');
+  const now = () => new Date(nowMs);
+  const server = new FakeReportServer();
+  const queue = new FakeScanQueue();
+  const scans = new ScanResults();
+  const index = new PodImageIndex({ isWatchedNamespace: () => true, now });
+  const namespaces = new Map<string, NamespaceEntry>();
+  const ns = toNamespaceEntry({ metadata: { name: NS, resourceVersion: '1', labels: { team: 'payments' } } });
+  if (ns !== undefined) namespaces.set(NS, ns);
+  const nodes = new Map<string, NodeEntry>();
+  const node = toNodeEntry({ metadata: { name: 'node-a', resourceVersion: '1', labels: { 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'arm64' } } });
+  if (node !== undefined) nodes.set('node-a', node);
+  const replicaSets: Record<string, string> = { 'web-5d9c': 'web' };
+  const apps = {
+    readNamespacedReplicaSet: ({ name }: { name: string }) => {
+      const deployment = replicaSets[name];
+      if (deployment === undefined) return Promise.reject(apiError(404, 'NotFound'));
+      return Promise.resolve({ metadata: { name, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment, uid: `uid-${deployment}`, controller: true }] } });
+    },
+  } as unknown as AppsV1Api;
+  const secretReads: string[] = [];
+  const core = {
+    readNamespacedServiceAccount: () => Promise.reject(apiError(404, 'NotFound')),
+    readNamespacedSecret: ({ namespace, name }: { namespace: string; name: string }) => {
+      secretReads.push(`${namespace}/${name}`);
+      const secret = options.secrets?.[name];
+      if (secret === undefined) return Promise.reject(apiError(404, 'NotFound'));
+      return Promise.resolve({ metadata: { name, namespace }, ...secret });
+    },
+  } as unknown as CoreV1Api;
+  const reconciler = new ReportReconciler({
+    pods: index,
+    namespaces,
+    nodes,
+    reports: server,
+    scans,
+    scanQueue: queue,
+    store: server,
+    owners: new OwnerResolver({ apps, batch: {} as BatchV1Api }),
+    pullSecrets: new PullSecretReader({ core, now: () => nowMs }),
+    teamLabel: 'team',
+    gracePeriodMs: HOUR,
+    rescanIntervalMs: 12 * HOUR,
+    maxReportVulnerabilities: 100,
+    now,
+    logger: pino({ level: 'silent' }),
+  });
+  const result = parseTrivyReport(fixtureText);
+  /** What the loop does with a successful ScanOutcome. */
+  const finishScan = (digest = DIGEST) => {
+    queue.pending.delete(digest);
+    reconciler.recordSuccess(digest, result, now());
+  };
+  return {
+    server,
+    queue,
+    scans,
+    index,
+    reconciler,
+    secretReads,
+    finishScan,
+    advance: (ms: number) => {
+      nowMs += ms;
+    },
+    now,
+    report: () => server.find(NS, DIGEST),
+  };
+}
+
+describe('ReportReconciler', () => {
+  it('on first sight creates the report, writes its status, and asks for one scan for the node platform', async () => {
+    const h = harness();
+    const entry = pod('web-5d9c-x1', { owner: { kind: 'ReplicaSet', name: 'web-5d9c' } });
+    expect(entry).toBeDefined();
+    if (entry === undefined) return;
+    expect(h.index.upsert(entry)).toEqual([KEY]);
+
+    await h.reconciler.reconcile(KEY);
+
+    expect(h.server.writes).toEqual([`create ${NS}/nginx-abababababab`, `patchStatus ${NS}/nginx-abababababab`]);
+    expect(h.queue.requests).toEqual([{ target: { repository: 'docker.io/library/nginx', digest: DIGEST, platform: 'linux/arm64' }, priority: 'new' }]);
+    const report = h.report();
+    expect(report?.spec).toEqual({ image: 'nginx:1.19', repository: 'docker.io/library/nginx', digest: DIGEST });
+    expect(report?.status?.phase).toBe('Scanning');
+    expect(report?.status?.workloads).toEqual([{ kind: 'Deployment', name: 'web' }]);
+    expect(report?.status?.team).toBe('payments');
+    expect(report?.metadata?.labels?.['imagescan.dev/team']).toBe('payments');
+  });
+
+  it('a second reconcile with nothing new makes zero writes and no scan request', async () => {
+    const h = harness();
+    const entry = pod('web-5d9c-x1', { owner: { kind: 'ReplicaSet', name: 'web-5d9c' } });
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    const before = h.server.writes.length;
+
+    await h.reconciler.reconcile(KEY);
+
+    expect(h.server.writes.length).toBe(before);
+    expect(h.queue.requests).toHaveLength(1);
+  });
+
+  it('writes the scan result once: Scanned with the counts Trivy reported, then nothing on the next reconcile', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.finishScan();
+    h.server.writes.length = 0;
+
+    await h.reconciler.reconcile(KEY);
+    await h.reconciler.reconcile(KEY);
+
+    expect(h.server.writes).toEqual([`patchStatus ${NS}/nginx-abababababab`]);
+    const expected = rawCounts();
+    const status = h.report()?.status;
+    expect(status?.phase).toBe('Scanned');
+    expect(status?.summary?.total).toBe(expected.total);
+    expect(status?.summary?.critical).toBe(expected.critical);
+    expect(status?.summary?.high).toBe(expected.high);
+    expect(status?.summary?.fixable).toBe(expected.fixable);
+    // Capped by --max-report-vulnerabilities, the rest counted.
+    expect(status?.vulnerabilities).toHaveLength(100);
+    expect(status?.vulnerabilitiesOmitted).toBe(expected.total - 100);
+    expect(status?.vulnerabilities?.[0]?.severity).toBe('CRITICAL');
+    expect(status?.workloads).toEqual([{ kind: 'Pod', name: 'solo' }]);
+  });
+
+  it('a rescan with the same findings costs exactly one status write (the new lastScanTime) and keeps the result meanwhile', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.finishScan();
+    await h.reconciler.reconcile(KEY);
+    const firstScan = h.report()?.status?.lastScanTime;
+
+    h.advance(12 * HOUR);
+    h.server.writes.length = 0;
+    await h.reconciler.reconcile(KEY); // stale: a rescan is requested, the report stays Scanned
+    expect(h.queue.requests.map((r) => r.priority)).toEqual(['new', 'rescan']);
+    expect(h.report()?.status?.phase).toBe('Scanned');
+    expect(h.server.writes).toEqual([]);
+
+    h.advance(60_000);
+    h.finishScan();
+    await h.reconciler.reconcile(KEY);
+    expect(h.server.writes).toEqual([`patchStatus ${NS}/nginx-abababababab`]);
+    expect(h.report()?.status?.lastScanTime).not.toBe(firstScan);
+  });
+
+  it('keeps the report through the grace period after the last pod goes, then deletes it', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.finishScan();
+    await h.reconciler.reconcile(KEY);
+    h.server.writes.length = 0;
+
+    expect(h.index.remove(entry)).toEqual([KEY]);
+    const first = await h.reconciler.reconcile(KEY);
+    expect(first.requeueAfterMs).toBe(HOUR);
+    // One write: the report now lists no workload (metrics drop the image at once).
+    expect(h.server.writes).toEqual([`patchStatus ${NS}/nginx-abababababab`]);
+    expect(h.report()?.status?.workloads).toEqual([]);
+    expect(h.report()?.status?.phase).toBe('Scanned');
+
+    h.advance(HOUR - 1000);
+    const second = await h.reconciler.reconcile(KEY);
+    expect(second.requeueAfterMs).toBe(1000);
+    expect(h.report()).toBeDefined();
+
+    h.advance(1000);
+    await h.reconciler.reconcile(KEY);
+    expect(h.report()).toBeUndefined();
+    expect(h.server.writes.at(-1)).toBe(`delete ${NS}/nginx-abababababab`);
+  });
+
+  it('a pod coming back within the grace period keeps the report and lists its workload again', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.index.remove(entry);
+    await h.reconciler.reconcile(KEY);
+    h.advance(HOUR / 2);
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.advance(HOUR);
+    await h.reconciler.reconcile(KEY);
+    expect(h.report()?.status?.workloads).toEqual([{ kind: 'Pod', name: 'solo' }]);
+    expect(h.server.writes.filter((w) => w.startsWith('delete'))).toEqual([]);
+  });
+
+  it('after a restart, an orphan report (no pod) waits a full grace period from start before deletion', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    // "Restart": a new index that never saw the pod, same server.
+    const restarted = new PodImageIndex({ isWatchedNamespace: () => true, now: h.now });
+    const reconciler = new ReportReconciler({
+      ...(h.reconciler as unknown as { options: ConstructorParameters<typeof ReportReconciler>[0] }).options,
+      pods: restarted,
+    });
+    const result = await reconciler.reconcile(KEY);
+    expect(result.requeueAfterMs).toBe(HOUR);
+    expect(h.report()).toBeDefined();
+  });
+
+  it('a restarted operator seeded from a fresh report requests no scan and writes nothing', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.finishScan();
+    await h.reconciler.reconcile(KEY);
+    const report = h.report();
+    if (report === undefined) throw new Error('report');
+
+    // A new process: empty scan knowledge and queue, seeded from the report as the controller does.
+    h.advance(HOUR);
+    const scans = new ScanResults();
+    const state = scanStateFromReport(report);
+    scans.seed(DIGEST, {
+      ...(state.result === undefined ? {} : { result: state.result }),
+      ...(state.scannedAt === undefined ? {} : { scannedAt: state.scannedAt }),
+      ...(state.vulnerabilitiesOmitted === undefined ? {} : { vulnerabilitiesOmitted: state.vulnerabilitiesOmitted }),
+    });
+    const queue = new FakeScanQueue();
+    const options = (h.reconciler as unknown as { options: ConstructorParameters<typeof ReportReconciler>[0] }).options;
+    const restarted = new ReportReconciler({ ...options, scans, scanQueue: queue });
+    h.server.writes.length = 0;
+
+    await restarted.reconcile(KEY);
+
+    expect(queue.requests).toEqual([]);
+    expect(h.server.writes).toEqual([]);
+  });
+
+  it('a report created meanwhile by someone else (409 AlreadyExists) is read and updated, not duplicated', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    // On the server but not yet in the cache, and without our labels.
+    h.server.objects.set(`${NS}/nginx-abababababab`, {
+      apiVersion: 'imagescan.dev/v1alpha1',
+      kind: 'ImageScanReport',
+      metadata: { name: 'nginx-abababababab', namespace: NS, labels: {}, resourceVersion: '7' },
+      spec: { image: 'nginx:1.19', repository: 'docker.io/library/nginx', digest: DIGEST },
+    });
+    const options = (h.reconciler as unknown as { options: ConstructorParameters<typeof ReportReconciler>[0] }).options;
+    const reconciler = new ReportReconciler({ ...options, reports: { find: () => undefined } });
+
+    await reconciler.reconcile(KEY);
+
+    expect(h.server.writes).toEqual([
+      `create ${NS}/nginx-abababababab`,
+      `patchMetadata ${NS}/nginx-abababababab`,
+      `patchStatus ${NS}/nginx-abababababab`,
+    ]);
+    expect([...h.server.objects.keys()]).toEqual([`${NS}/nginx-abababababab`]);
+    expect(h.report()?.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('imagescan-operator');
+    expect(h.report()?.status?.phase).toBe('Scanning');
+  });
+
+  it('a 409 Conflict on the status write is thrown for a retry with backoff', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    h.server.failNext.patchStatus = [new KubeApiError('Conflict', 409, 'Conflict', 'stale')];
+    await expect(h.reconciler.reconcile(KEY)).rejects.toMatchObject({ kind: 'Conflict', transient: true });
+    // The retry converges.
+    await h.reconciler.reconcile(KEY);
+    expect(h.report()?.status?.phase).toBe('Scanning');
+  });
+
+  it('a report deleted behind the cache (404 on the status write) is created again', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.finishScan();
+    const stale = h.report();
+    h.server.objects.clear();
+    const options = (h.reconciler as unknown as { options: ConstructorParameters<typeof ReportReconciler>[0] }).options;
+    const reconciler = new ReportReconciler({ ...options, reports: { find: () => stale } });
+    h.server.writes.length = 0;
+
+    await reconciler.reconcile(KEY);
+
+    expect(h.server.writes).toEqual([
+      `patchStatus ${NS}/nginx-abababababab`,
+      `create ${NS}/nginx-abababababab`,
+      `patchStatus ${NS}/nginx-abababababab`,
+    ]);
+    expect(h.report()?.status?.phase).toBe('Scanned');
+  });
+
+  it('a permanent scan failure gives Failed with the reason in status.message, and no new request until the next rescan', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.queue.pending.delete(DIGEST);
+    h.reconciler.recordFailure(DIGEST, 'not_found', 'MANIFEST_UNKNOWN: manifest unknown', false, h.now());
+
+    await h.reconciler.reconcile(KEY);
+    h.advance(HOUR);
+    await h.reconciler.reconcile(KEY);
+
+    const status = h.report()?.status;
+    expect(status?.phase).toBe('Failed');
+    expect(status?.message).toContain('not_found');
+    expect(status?.message).toContain('MANIFEST_UNKNOWN');
+    expect(h.queue.requests).toHaveLength(1);
+  });
+
+  it('a failed rescan keeps the previous result (Scanned), never erasing the report', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.finishScan();
+    await h.reconciler.reconcile(KEY);
+    h.advance(12 * HOUR);
+    await h.reconciler.reconcile(KEY);
+    h.queue.pending.delete(DIGEST);
+    h.reconciler.recordFailure(DIGEST, 'timeout', 'scan timed out', true, h.now());
+    await h.reconciler.reconcile(KEY);
+    expect(h.report()?.status?.phase).toBe('Scanned');
+    expect(h.report()?.status?.summary?.total).toBe(rawCounts().total);
+  });
+
+  it('a transient failure of a first scan is Failed and retried after a delay', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.queue.pending.delete(DIGEST);
+    h.reconciler.recordFailure(DIGEST, 'timeout', 'scan timed out after 10m', true, h.now());
+    const waiting = await h.reconciler.reconcile(KEY);
+    expect(h.report()?.status?.phase).toBe('Failed');
+    expect(waiting.requeueAfterMs).toBe(10 * 60_000);
+    h.advance(10 * 60_000);
+    await h.reconciler.reconcile(KEY);
+    expect(h.queue.requests).toHaveLength(2);
+    expect(h.report()?.status?.phase).toBe('Scanning');
+  });
+
+  it('an auth failure names the registry and the secret, never the secret content', async () => {
+    const password = 'stub-password-should-not-leak';
+    const dockerconfig = Buffer.from(JSON.stringify({ auths: { 'https://index.docker.io/v1/': { username: 'robot', password } } })).toString('base64');
+    const h = harness({ secrets: { regcred: { type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': dockerconfig } } } });
+    const entry = pod('solo', { pullSecret: 'regcred' });
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    expect(h.queue.requests[0]?.target.credentials).toEqual({ registry: 'docker.io', auth: { username: 'robot', password }, source: `${NS}/regcred` });
+    expect(h.secretReads).toEqual([`${NS}/regcred`]);
+    h.queue.pending.delete(DIGEST);
+    h.reconciler.recordFailure(DIGEST, 'auth', 'UNAUTHORIZED: authentication required', false, h.now());
+
+    await h.reconciler.reconcile(KEY);
+
+    const message = h.report()?.status?.message ?? '';
+    expect(h.report()?.status?.phase).toBe('Failed');
+    expect(message).toContain('docker.io');
+    expect(message).toContain(`${NS}/regcred`);
+    expect(JSON.stringify(h.report())).not.toContain(password);
+  });
+
+  it('a missing pull secret is named in the auth failure message', async () => {
+    const h = harness();
+    const entry = pod('solo', { pullSecret: 'missing-cred' });
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    expect(h.queue.requests[0]?.target.credentials).toBeUndefined();
+    h.queue.pending.delete(DIGEST);
+    h.reconciler.recordFailure(DIGEST, 'auth', 'UNAUTHORIZED', false, h.now());
+    await h.reconciler.reconcile(KEY);
+    const message = h.report()?.status?.message ?? '';
+    expect(message).toContain('docker.io');
+    expect(message).toContain(`secret ${NS}/missing-cred not found`);
+  });
+
+  it('a pod update that changes the image maps both the old and the new key', () => {
+    const h = harness();
+    const before = pod('solo');
+    const after = pod('solo', { digest: OTHER_DIGEST });
+    if (before === undefined || after === undefined) throw new Error('pod');
+    h.index.upsert(before);
+    expect(h.index.upsert({ ...after, resourceVersion: '2' }).sort()).toEqual([KEY, reportKey(NS, OTHER_DIGEST)].sort());
+    // An update that changes nothing the report depends on maps to no key.
+    expect(h.index.upsert({ ...after, resourceVersion: '3' })).toEqual([]);
+  });
+
+  it('many pods of one workload give one report with one workload and one scan request', async () => {
+    const h = harness();
+    for (let i = 0; i < 20; i += 1) {
+      const entry = pod(`web-5d9c-${i}`, { owner: { kind: 'ReplicaSet', name: 'web-5d9c' } });
+      if (entry !== undefined) h.index.upsert(entry);
+    }
+    await h.reconciler.reconcile(KEY);
+    expect(h.queue.requests).toHaveLength(1);
+    expect(h.server.objects.size).toBe(1);
+    expect(h.report()?.status?.workloads).toEqual([{ kind: 'Deployment', name: 'web' }]);
+  });
+});

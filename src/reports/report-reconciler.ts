@@ -1,0 +1,339 @@
+// Reconcile of one key `namespace/digest`: from the pods that run the digest in that namespace, the
+// report that should exist; then the fewest writes that make it so. Level-based and idempotent: it
+// reads caches and memory only, so running it twice in a row writes nothing the second time.
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { teamOf } from '../images/team.js';
+import type { PodImage } from '../images/pod-images.js';
+import { KubeApiError } from '../kube/api-error.js';
+import type { NamespaceEntry, NodeEntry } from '../kube/cluster-objects.js';
+import type { FixableCriticalFinding } from '../kube/event-recorder.js';
+import type { Workload } from '../kube/owner-resolver.js';
+import type { IndexedPod } from '../kube/pod-image-index.js';
+import { parseReportKey } from '../kube/pod-image-index.js';
+import type { PullSecretLookup } from '../kube/pull-secrets.js';
+import type { ReportStore } from '../kube/report-store.js';
+import type { ScanFailureReason } from '../scanner/scan-failure.js';
+import type { ScanTarget } from '../scanner/trivy-runner.js';
+import type { ImageScanReport, ImageScanReportStatus, ReportWorkload } from './image-scan-report.js';
+import { LABEL_TEAM } from './image-scan-report.js';
+import { buildReportObject, buildReportStatus, statusEquals } from './report-builder.js';
+import type { ScanState } from './report-builder.js';
+import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
+
+/** What reconcile asks of the loop: nothing (done), or to be run again after a delay. */
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+/** The pods side: which pods of a namespace run a digest, and since when none does. */
+export interface RunningPods {
+  podsRunning(key: string): IndexedPod[];
+  goneSince(key: string): Date | undefined;
+  forgetKey(key: string): void;
+}
+
+/** The report cache (the report informer), looked up by (namespace, digest). */
+export interface ReportLookup {
+  find(namespace: string, digest: string): ImageScanReport | undefined;
+}
+
+/** The part of ScanQueue reconcile uses. */
+export interface ScanRequester {
+  request(target: ScanTarget, priority: 'new' | 'rescan', opts?: { notBefore?: number }): boolean;
+  isPending(digest: string): boolean;
+}
+
+export interface ReportReconcilerOptions {
+  pods: RunningPods;
+  namespaces: { get(name: string): NamespaceEntry | undefined };
+  nodes: { get(name: string): NodeEntry | undefined };
+  reports: ReportLookup;
+  scans: ScanResults;
+  scanQueue: ScanRequester;
+  store: ReportStore;
+  owners: { resolve(pod: V1Pod): Promise<Workload> };
+  pullSecrets: { lookup(pod: V1Pod, registry: string): Promise<PullSecretLookup> };
+  events?: { fixableCritical(finding: FixableCriticalFinding): Promise<void>; forgetReport(namespace: string, name: string): void };
+  teamLabel: string;
+  gracePeriodMs: number;
+  /** A digest last attempted longer ago than this is rescanned (the schedule's interval). */
+  rescanIntervalMs: number;
+  /** A transient failure is retried after this long (default 10 minutes). */
+  transientRetryMs?: number;
+  maxReportVulnerabilities: number;
+  now: () => Date;
+  logger: Logger;
+}
+
+/** Why a scan failed, with the registry and secret named for auth failures (set at request time). */
+interface RequestContext {
+  registry: string;
+  lookup: PullSecretLookup;
+}
+
+function workloadKey(w: { kind: string; name: string }): string {
+  return `${w.kind}/${w.name}`;
+}
+
+/** Reconciles ImageScanReports; see reconcile(). */
+export class ReportReconciler {
+  private readonly requestContexts = new Map<string, RequestContext>();
+
+  constructor(private readonly options: ReportReconcilerOptions) {}
+
+  /**
+   * Makes the report of `key` match the pods: creates, patches or deletes it, and asks for a scan when
+   * none is fresh. Throws KubeApiError (or other errors) for failures worth a retry with backoff;
+   * returns requeueAfterMs when it has to wait (grace period, transient scan failure).
+   */
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const parsed = parseReportKey(key);
+    if (parsed === undefined) return {};
+    const { namespace, digest } = parsed;
+    const pods = this.options.pods.podsRunning(key);
+    const current = this.options.reports.find(namespace, digest);
+    if (pods.length === 0) return this.collect(key, namespace, current);
+
+    const first = pods[0];
+    const image = first === undefined ? undefined : imageOf(first, digest);
+    if (first === undefined || image === undefined) return {};
+    const log = this.options.logger.child({ namespace, digest, image: image.image.image });
+
+    const workloads = await this.workloadsOf(pods);
+    const namespaceLabels = this.options.namespaces.get(namespace)?.labels;
+    const team = teamOf(first.entry.pod.metadata?.labels, namespaceLabels, this.options.teamLabel);
+    const desired = buildReportObject({
+      namespace,
+      image: image.image.image,
+      repository: image.image.repository,
+      digest,
+      team,
+      workloads: workloads.map((w) => ({ kind: w.kind, name: w.name })),
+      localOnly: image.image.localOnly,
+    });
+
+    const requeue = await this.ensureScan(first, image, log);
+    const scan = this.scanState(digest, image.image.localOnly);
+    const reportWorkloads: ReportWorkload[] = workloads.map((w) => ({ kind: w.kind, name: w.name }));
+
+    let report = current;
+    if (report === undefined || report.metadata?.name !== desired.metadata?.name) {
+      report = await this.create(desired, log);
+    } else {
+      report = await this.fixMetadata(report, desired);
+    }
+    const status = buildReportStatus({
+      scan,
+      workloads: reportWorkloads,
+      team,
+      localOnly: image.image.localOnly,
+      ...(report.metadata?.generation === undefined ? {} : { observedGeneration: report.metadata.generation }),
+      ...(report.status?.conditions === undefined ? {} : { previousConditions: report.status.conditions }),
+      now: this.options.now(),
+      limits: { maxVulnerabilities: this.options.maxReportVulnerabilities },
+    });
+    if (!statusEquals(report.status, status)) {
+      report = await this.writeStatus(report, desired, status, log);
+    }
+    await this.announce(namespace, report, status, workloads);
+    return requeue;
+  }
+
+  /**
+   * Records a finished scan (called by the loop for each ScanOutcome). An auth failure's message is
+   * completed with the registry and the secret that were used, never the secret's content.
+   */
+  recordFailure(digest: string, reason: ScanFailureReason, message: string, transient: boolean, at: Date): void {
+    let text = message;
+    const context = this.requestContexts.get(digest);
+    if (reason === 'auth' && context !== undefined) text = `${authSentence(context)} ${message}`.trim();
+    this.requestContexts.delete(digest);
+    this.options.scans.recordFailure(digest, { reason, message: text, at, transient });
+  }
+
+  /** Records a successful scan of the digest. */
+  recordSuccess(digest: string, result: Parameters<ScanResults['recordResult']>[1], at: Date): void {
+    this.requestContexts.delete(digest);
+    this.options.scans.recordResult(digest, result, at);
+  }
+
+  private async collect(key: string, namespace: string, current: ImageScanReport | undefined): Promise<ReconcileResult> {
+    if (current === undefined) {
+      this.options.pods.forgetKey(key);
+      return {};
+    }
+    const goneSince = this.options.pods.goneSince(key) ?? this.options.now();
+    const remaining = goneSince.getTime() + this.options.gracePeriodMs - this.options.now().getTime();
+    if (remaining > 0) {
+      // During the grace period the report says no workload runs the image (metrics drop its series).
+      const workloads = current.status?.workloads;
+      if (current.status !== undefined && (workloads === undefined || workloads.length > 0)) {
+        try {
+          await this.options.store.patchStatus(namespace, current.metadata?.name ?? '', { ...current.status, workloads: [] }, current.status);
+        } catch (err) {
+          if (err instanceof KubeApiError && err.kind === 'NotFound') return {};
+          throw err;
+        }
+      }
+      return { requeueAfterMs: remaining };
+    }
+    const name = current.metadata?.name ?? '';
+    await this.options.store.delete(namespace, name);
+    this.options.pods.forgetKey(key);
+    this.options.events?.forgetReport(namespace, name);
+    this.options.logger.info({ namespace, digest: current.spec.digest, image: current.spec.image, report: name }, 'report deleted');
+    return {};
+  }
+
+  private async workloadsOf(pods: IndexedPod[]): Promise<Workload[]> {
+    const byKey = new Map<string, Workload>();
+    for (const pod of pods) {
+      const workload = await this.options.owners.resolve(pod.entry.pod);
+      byKey.set(workloadKey(workload), workload);
+    }
+    return [...byKey.values()].sort((a, b) => workloadKey(a).localeCompare(workloadKey(b)));
+  }
+
+  /** Requests a scan when nothing fresh is known; returns when to look again for a transient failure. */
+  private async ensureScan(pod: IndexedPod, image: PodImage, log: Logger): Promise<ReconcileResult> {
+    const digest = image.image.digest;
+    if (image.image.localOnly) return {};
+    const known = this.options.scans.get(digest);
+    const now = this.options.now().getTime();
+    const decision = scanDecision(known, now, this.options.rescanIntervalMs, this.options.transientRetryMs ?? 10 * 60_000);
+    if (decision.priority === undefined) return decision.retryInMs === undefined ? {} : { requeueAfterMs: decision.retryInMs };
+    if (this.options.scanQueue.isPending(digest)) {
+      this.options.scans.clearRescanMark(digest);
+      return {};
+    }
+    const lookup = await this.options.pullSecrets.lookup(pod.entry.pod, image.image.registry);
+    const target: ScanTarget = { repository: image.image.repository, digest };
+    const nodeName = pod.entry.pod.spec?.nodeName;
+    const platform = nodeName === undefined ? undefined : this.options.nodes.get(nodeName)?.platform;
+    if (platform !== undefined) target.platform = platform;
+    if (lookup.credentials !== undefined) target.credentials = lookup.credentials;
+    const accepted = this.options.scanQueue.request(target, decision.priority, decision.notBefore === undefined ? undefined : { notBefore: decision.notBefore });
+    this.options.scans.clearRescanMark(digest);
+    if (accepted) {
+      this.requestContexts.set(digest, { registry: image.image.registry, lookup });
+      log.debug({ priority: decision.priority, platform, credentials: lookup.credentials?.source }, 'scan requested');
+    }
+    return {};
+  }
+
+  private scanState(digest: string, localOnly: boolean): ScanState {
+    const known = this.options.scans.get(digest);
+    if (known?.result !== undefined) {
+      const state: ScanState = { phase: 'Scanned', result: known.result };
+      if (known.scannedAt !== undefined) state.scannedAt = known.scannedAt;
+      if (known.vulnerabilitiesOmitted !== undefined && known.vulnerabilitiesOmitted > 0) state.vulnerabilitiesOmitted = known.vulnerabilitiesOmitted;
+      return state;
+    }
+    if (localOnly) {
+      return { phase: 'Failed', failure: { reason: 'not_found', message: 'the image exists only on the node; no registry serves this digest' } };
+    }
+    if (known?.failure !== undefined && !this.options.scanQueue.isPending(digest)) {
+      return { phase: 'Failed', failure: { reason: known.failure.reason, message: known.failure.message }, scannedAt: known.failure.at };
+    }
+    return { phase: this.options.scanQueue.isPending(digest) ? 'Scanning' : 'Pending' };
+  }
+
+  private async create(desired: ImageScanReport, log: Logger): Promise<ImageScanReport> {
+    const namespace = desired.metadata?.namespace ?? '';
+    const name = desired.metadata?.name ?? '';
+    try {
+      const created = await this.options.store.create(desired);
+      log.info({ report: name }, 'report created');
+      return created;
+    } catch (err) {
+      // The cache lags behind the server: the report exists already. Read it and carry on.
+      if (err instanceof KubeApiError && err.kind === 'AlreadyExists') {
+        const existing = await this.options.store.get(namespace, name);
+        if (existing !== undefined) return this.fixMetadata(existing, desired);
+      }
+      throw err;
+    }
+  }
+
+  private async fixMetadata(report: ImageScanReport, desired: ImageScanReport): Promise<ImageScanReport> {
+    const namespace = desired.metadata?.namespace ?? '';
+    const name = desired.metadata?.name ?? '';
+    const labels = report.metadata?.labels ?? {};
+    const wanted = desired.metadata?.labels ?? {};
+    const labelPatch: Record<string, string | null> = {};
+    for (const [k, v] of Object.entries(wanted)) if (labels[k] !== v) labelPatch[k] = v;
+    // A team label that no longer applies is removed; other people's labels are left alone.
+    if (wanted[LABEL_TEAM] === undefined && labels[LABEL_TEAM] !== undefined) labelPatch[LABEL_TEAM] = null;
+    const specDrift =
+      report.spec.image !== desired.spec.image || report.spec.repository !== desired.spec.repository || report.spec.digest !== desired.spec.digest;
+    if (Object.keys(labelPatch).length === 0 && !specDrift) return report;
+    const patch: { labels?: Record<string, string | null>; spec?: ImageScanReport['spec'] } = {};
+    if (Object.keys(labelPatch).length > 0) patch.labels = labelPatch;
+    if (specDrift) patch.spec = desired.spec;
+    return this.options.store.patchMetadata(namespace, name, patch);
+  }
+
+  private async writeStatus(report: ImageScanReport, desired: ImageScanReport, status: ImageScanReportStatus, log: Logger): Promise<ImageScanReport> {
+    const namespace = desired.metadata?.namespace ?? '';
+    const name = desired.metadata?.name ?? '';
+    try {
+      const written = await this.options.store.patchStatus(namespace, name, status, report.status);
+      if (report.status?.phase !== status.phase) log.info({ report: name, phase: status.phase }, 'report status changed');
+      return written;
+    } catch (err) {
+      // Deleted behind our back (or the cache was stale): create it again, then write the status.
+      if (err instanceof KubeApiError && err.kind === 'NotFound') {
+        const created = await this.create(desired, log);
+        return this.options.store.patchStatus(namespace, name, status, created.status);
+      }
+      throw err;
+    }
+  }
+
+  private async announce(namespace: string, report: ImageScanReport, status: ImageScanReportStatus, workloads: Workload[]): Promise<void> {
+    if (this.options.events === undefined || status.phase !== 'Scanned') return;
+    const criticalIds = (status.vulnerabilities ?? [])
+      .filter((v) => v.severity === 'CRITICAL' && v.fixedVersion !== undefined && v.fixedVersion !== '')
+      .map((v) => `${v.id}|${v.package}|${v.installedVersion}`);
+    if (criticalIds.length === 0) return;
+    await this.options.events.fixableCritical({
+      namespace,
+      reportName: report.metadata?.name ?? '',
+      image: report.spec.image,
+      criticalIds,
+      workloads,
+    });
+  }
+}
+
+function imageOf(pod: IndexedPod, digest: string): PodImage | undefined {
+  return pod.images.find((image) => image.image.digest === digest);
+}
+
+/** Whether (and with which priority) to request a scan, from what is known about the digest. */
+function scanDecision(
+  known: DigestScanKnowledge | undefined,
+  now: number,
+  rescanIntervalMs: number,
+  transientRetryMs: number,
+): { priority?: 'new' | 'rescan'; notBefore?: number; retryInMs?: number } {
+  if (known === undefined) return { priority: 'new' };
+  const priority = known.result === undefined ? 'new' : 'rescan';
+  if (known.rescanNotBefore !== undefined) return { priority, notBefore: known.rescanNotBefore };
+  const age = now - known.lastAttemptAt.getTime();
+  if (known.failure !== undefined && known.failure.transient && known.result === undefined) {
+    if (age >= transientRetryMs) return { priority };
+    return { retryInMs: transientRetryMs - age };
+  }
+  if (age >= rescanIntervalMs) return { priority };
+  return {};
+}
+
+function authSentence(context: RequestContext): string {
+  const { registry, lookup } = context;
+  if (lookup.credentials !== undefined) return `Registry ${registry} rejected the credentials from secret ${lookup.credentials.source}.`;
+  const problems = lookup.problems.length === 0 ? '' : ` (${lookup.problems.join('; ')})`;
+  if (lookup.checked.length === 0) return `Registry ${registry} requires credentials, and the pod has no imagePullSecrets.`;
+  return `Registry ${registry} requires credentials; no pull secret has an entry for it (checked ${lookup.checked.join(', ')})${problems}.`;
+}

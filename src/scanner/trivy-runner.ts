@@ -1,0 +1,347 @@
+// Runs the Trivy CLI as a child process: one `trivy image` per digest, the DB downloads, `trivy version`.
+//
+// Security and robustness choices a reader might otherwise undo:
+// - argv arrays through execa, never a shell; the reference is validated so it cannot look like a flag.
+// - The child gets a small explicit environment (extendEnv: false), so the operator's own variables
+//   (service account paths, tokens) never reach Trivy. Registry credentials go ONLY into a per-scan
+//   DOCKER_CONFIG folder (0700) whose config.json (0600) holds just the target registry; unlike
+//   TRIVY_USERNAME/PASSWORD, which Trivy sends to every registry it talks to (trivy-cli.md §3).
+// - The child is spawned detached, i.e. as the leader of its own process group, so a timeout or
+//   shutdown signals the whole group (SIGTERM, then SIGKILL after a grace period) and no helper
+//   process Trivy started survives it.
+// - The report is written by Trivy to a private file and read back as one Buffer, never accumulated
+//   from stdout; the parser then skips what it does not need.
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Logger } from 'pino';
+import { classifyTrivyFailure } from './failure-classifier.js';
+import { ScanFailure } from './scan-failure.js';
+import { SEVERITIES } from './scan-result.js';
+import type { ScanResult, Severity } from './scan-result.js';
+import { parseTrivyReport, TrivyReportError } from './trivy-report-parser.js';
+
+/** Credentials for one registry, from a pod's imagePullSecrets. Values never reach argv or logs. */
+export interface RegistryCredentials {
+  /** Host as it appears in the repository, e.g. docker.io or registry.example.com:5000. */
+  registry: string;
+  auth: { username?: string; password?: string; auth?: string; identitytoken?: string; registrytoken?: string };
+  /** "namespace/secret-name", for messages. */
+  source: string;
+}
+
+export interface ScanTarget {
+  /** Fully qualified, e.g. docker.io/library/nginx. */
+  repository: string;
+  /** sha256:<64 hex>. */
+  digest: string;
+  /** os/arch of the node running the pod, e.g. linux/arm64. */
+  platform?: string;
+  credentials?: RegistryCredentials;
+}
+
+export interface TrivyVersionInfo {
+  version?: string;
+  /** RFC 3339, VulnerabilityDB.UpdatedAt. */
+  dbUpdatedAt?: string;
+}
+
+export interface TrivyRunnerOptions {
+  trivyPath: string;
+  cacheDir: string;
+  /** Parent of the per-scan private temp folders (default: the OS temp dir). */
+  tmpDir?: string;
+  server?: string;
+  serverToken?: string;
+  severities: Severity[];
+  ignoreUnfixed: boolean;
+  timeoutMs: number;
+  dbRepository?: string;
+  javaDbRepository?: string;
+  logger: Logger;
+  /** Time between SIGTERM and SIGKILL of the process group (default 5 s). */
+  killGraceMs?: number;
+  /** Timeout of each DB download (default 30 min; the Java DB is large). */
+  downloadTimeoutMs?: number;
+  /** PATH given to the child (default: the usual system directories). */
+  pathEnv?: string;
+  /** Further variables for the child, e.g. HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE (or the stub's TRIVY_STUB_*). */
+  extraEnv?: Record<string, string>;
+  /** Sets TRIVY_INSECURE for registries without TLS. */
+  insecure?: boolean;
+  /** Reports larger than this are refused as invalid output (default 1 GiB). */
+  maxReportBytes?: number;
+  /** Scanner facts to stamp on results, e.g. the DB's UpdatedAt from TrivyDatabase. */
+  scannerInfo?: () => TrivyVersionInfo;
+}
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+// Registry host[:port] then path components; no whitespace, no leading '-', no tag or digest.
+const REPOSITORY = /^[a-z0-9][a-z0-9.-]*(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$/;
+const PLATFORM = /^[a-z0-9]+\/[a-z0-9]+(?:\/[a-z0-9]+)?$/;
+const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const MAX_STDERR_CHARS = 1_000_000;
+
+interface ChildRun {
+  exitCode?: number;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  cancelled: boolean;
+  spawnError?: string;
+}
+
+/** Runs Trivy for scans, DB downloads and version queries. Safe to share between concurrent scans. */
+export class TrivyRunner {
+  private readonly log: Logger;
+  private readonly tmpDir: string;
+  private readonly killGraceMs: number;
+
+  constructor(private readonly opts: TrivyRunnerOptions) {
+    this.log = opts.logger;
+    this.tmpDir = opts.tmpDir ?? os.tmpdir();
+    this.killGraceMs = opts.killGraceMs ?? 5_000;
+    for (const s of opts.severities) if (!SEVERITIES.includes(s)) throw new Error(`unknown severity ${String(s)}`);
+  }
+
+  /**
+   * Scans one image digest and returns its vulnerabilities. Throws a classified ScanFailure (never
+   * anything else); a cancelled scan throws a transient scanner_error. Does not retry.
+   */
+  async scan(req: ScanTarget, signal?: AbortSignal): Promise<ScanResult> {
+    checkTarget(req);
+    if (signal?.aborted) throw cancelledFailure();
+    const dir = await mkdtemp(path.join(this.tmpDir, 'imagescan-'));
+    const started = Date.now();
+    try {
+      const output = path.join(dir, 'report.json');
+      const env = this.childEnv(dir);
+      if (req.credentials) env.DOCKER_CONFIG = await writeDockerConfig(dir, req.credentials);
+      const args = this.scanArgs(`${req.repository}@${req.digest}`, output, req.platform);
+      this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, credentials: req.credentials?.source, args }, 'trivy scan starting');
+      const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore');
+      this.log.debug({ digest: req.digest, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut, durationMs: Date.now() - started }, 'trivy scan exited');
+      if (run.cancelled) throw cancelledFailure();
+      if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
+      if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
+      return this.stamp(parseReport(await this.readReport(output)));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Downloads the vulnerability DB, then the Java DB, into the shared cache dir. Throws a classified
+   * ScanFailure on failure; does not retry. In client/server mode there is nothing to download.
+   */
+  async downloadDatabases(signal?: AbortSignal): Promise<void> {
+    if (this.opts.server) return;
+    const timeoutMs = this.opts.downloadTimeoutMs ?? 30 * 60_000;
+    const steps: [string, string, string | undefined][] = [
+      ['--download-db-only', '--db-repository', this.opts.dbRepository],
+      ['--download-java-db-only', '--java-db-repository', this.opts.javaDbRepository],
+    ];
+    for (const [flag, repoFlag, repo] of steps) {
+      const args = ['image', flag, '--cache-dir', this.opts.cacheDir, '--skip-version-check', '--disable-telemetry', '--quiet', '--timeout', goDuration(timeoutMs)];
+      if (repo) args.push(repoFlag, repo);
+      const failure = await this.withTempHome(async (dir) => {
+        const run = await this.runTrivy(args, this.childEnv(dir), timeoutMs, signal, 'ignore');
+        if (run.cancelled) return cancelledFailure();
+        if (run.spawnError !== undefined) return new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
+        if (run.timedOut || run.exitCode !== 0) return classifyTrivyFailure(run);
+        return undefined;
+      });
+      if (failure) {
+        const what = flag === '--download-db-only' ? 'vulnerability DB' : 'Java DB';
+        throw new ScanFailure(failure.reason, `Downloading the ${what} failed: ${failure.message}`, failure.transient, { cause: failure });
+      }
+    }
+  }
+
+  /** Runs `trivy version --format json`: the CLI version and the local DB's UpdatedAt. Throws ScanFailure. */
+  async version(): Promise<TrivyVersionInfo> {
+    const run = await this.withTempHome((dir) => this.runTrivy(['version', '--format', 'json', '--cache-dir', this.opts.cacheDir], this.childEnv(dir), 60_000, undefined, 'pipe'));
+    if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
+    if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(run.stdout);
+    } catch (err) {
+      throw new ScanFailure('invalid_output', 'trivy version --format json did not print JSON', false, { cause: err });
+    }
+    const info: TrivyVersionInfo = {};
+    if (isRecord(doc)) {
+      if (typeof doc.Version === 'string') info.version = doc.Version;
+      const db = doc.VulnerabilityDB;
+      if (isRecord(db) && typeof db.UpdatedAt === 'string') info.dbUpdatedAt = db.UpdatedAt;
+    }
+    return info;
+  }
+
+  private scanArgs(ref: string, output: string, platform: string | undefined): string[] {
+    const o = this.opts;
+    const args = ['image', '--format', 'json', '--output', output, '--scanners', 'vuln', '--image-src', 'remote'];
+    if (platform) args.push('--platform', platform);
+    args.push('--cache-dir', o.cacheDir);
+    if (o.server) {
+      // Client mode: the server owns the DB and the scan cache; the client never opens them.
+      args.push('--server', o.server);
+    } else {
+      // Memory scan cache avoids fanal.db's exclusive lock between concurrent scans (trivy-cli.md §5);
+      // the DBs are refreshed by TrivyDatabase only, never by a scan.
+      args.push('--cache-backend', 'memory', '--skip-db-update', '--skip-java-db-update');
+    }
+    args.push('--skip-version-check', '--disable-telemetry', '--quiet', '--timeout', goDuration(o.timeoutMs));
+    if (o.severities.length > 0 && o.severities.length < SEVERITIES.length) args.push('--severity', o.severities.join(','));
+    if (o.ignoreUnfixed) args.push('--ignore-unfixed');
+    // Packages lists can be most of a report; we do not use them.
+    args.push('--list-all-pkgs=false', ref);
+    return args;
+  }
+
+  private childEnv(home: string): Record<string, string> {
+    const env: Record<string, string> = { ...this.opts.extraEnv, PATH: this.opts.pathEnv ?? DEFAULT_PATH, HOME: home, TMPDIR: home };
+    if (this.opts.server && this.opts.serverToken) env.TRIVY_TOKEN = this.opts.serverToken;
+    if (this.opts.insecure) env.TRIVY_INSECURE = 'true';
+    return env;
+  }
+
+  private async withTempHome<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+    const dir = await mkdtemp(path.join(this.tmpDir, 'imagescan-'));
+    try {
+      return await fn(dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  private async readReport(output: string): Promise<Buffer> {
+    let size: number;
+    try {
+      size = (await stat(output)).size;
+    } catch {
+      throw new ScanFailure('invalid_output', 'Trivy exited successfully but wrote no report', false);
+    }
+    const limit = this.opts.maxReportBytes ?? 1024 ** 3;
+    if (size > limit) throw new ScanFailure('invalid_output', `Trivy's report is ${size} bytes, more than the ${limit} bytes allowed`, false);
+    return readFile(output);
+  }
+
+  private stamp(result: ScanResult): ScanResult {
+    const info = this.opts.scannerInfo?.() ?? {};
+    const version = result.scanner.version ?? info.version;
+    result.scanner = { name: 'Trivy', ...(version ? { version } : {}), ...(info.dbUpdatedAt ? { dbUpdatedAt: info.dbUpdatedAt } : {}) };
+    return result;
+  }
+
+  /** Runs Trivy in its own process group; kills the whole group on timeout or abort. Never rejects. */
+  private async runTrivy(args: string[], env: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined, stdout: 'ignore' | 'pipe'): Promise<ChildRun> {
+    const child = execa(this.opts.trivyPath, args, {
+      env,
+      extendEnv: false,
+      detached: true,
+      stdin: 'ignore',
+      stdout,
+      stderr: 'pipe',
+      reject: false,
+      maxBuffer: MAX_STDERR_CHARS,
+      stripFinalNewline: false,
+    });
+    const pid = child.pid;
+    let timedOut = false;
+    let cancelled = false;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const killGroup = () => {
+      if (pid === undefined || graceTimer !== undefined) return;
+      signalGroup(pid, 'SIGTERM');
+      graceTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.killGraceMs);
+    };
+    const timer = timeoutMs > 0 ? setTimeout(() => ((timedOut = true), killGroup()), timeoutMs) : undefined;
+    const onAbort = () => ((cancelled = true), killGroup());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    try {
+      const result = await child;
+      const run: ChildRun = {
+        stdout: typeof result.stdout === 'string' ? result.stdout : '',
+        stderr: typeof result.stderr === 'string' ? result.stderr : '',
+        timedOut,
+        cancelled,
+      };
+      if (result.exitCode !== undefined) run.exitCode = result.exitCode;
+      if (result.signal !== undefined) run.signal = result.signal;
+      if (pid === undefined || (result.failed && result.exitCode === undefined && result.signal === undefined && !timedOut && !cancelled)) {
+        run.spawnError = 'code' in result && typeof result.code === 'string' ? result.code : result.shortMessage ?? 'spawn failed';
+      }
+      return run;
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(graceTimer);
+      signal?.removeEventListener('abort', onAbort);
+      // A helper that closed its stdio would not have held us up; make sure it is gone too.
+      if (pid !== undefined && (timedOut || cancelled)) signalGroup(pid, 'SIGKILL');
+    }
+  }
+}
+
+function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+function cancelledFailure(): ScanFailure {
+  return new ScanFailure('scanner_error', 'The scan was cancelled because the operator is stopping', true);
+}
+
+function parseReport(report: Buffer): ScanResult {
+  try {
+    return parseTrivyReport(report);
+  } catch (err) {
+    if (err instanceof TrivyReportError) throw new ScanFailure('invalid_output', `Trivy's output is not a usable report: ${err.message}`, false, { cause: err });
+    throw err;
+  }
+}
+
+function checkTarget(req: ScanTarget): void {
+  if (!DIGEST.test(req.digest)) throw new ScanFailure('scanner_error', `Not a sha256 image digest: ${JSON.stringify(req.digest).slice(0, 100)}`, false);
+  if (!REPOSITORY.test(req.repository)) throw new ScanFailure('scanner_error', `Not a fully qualified repository: ${JSON.stringify(req.repository).slice(0, 200)}`, false);
+  if (req.platform !== undefined && !PLATFORM.test(req.platform)) throw new ScanFailure('scanner_error', `Not an os/arch platform: ${JSON.stringify(req.platform).slice(0, 100)}`, false);
+  if (req.credentials && !sameRegistry(req.credentials.registry, req.repository.split('/')[0] ?? '')) {
+    // Handing a secret to another registry would leak it; this is a caller bug, not a scan failure to retry.
+    throw new ScanFailure('auth', `Credentials from ${req.credentials.source} are for ${req.credentials.registry}, not for ${req.repository}`, false);
+  }
+}
+
+function sameRegistry(a: string, b: string): boolean {
+  return a === b || (DOCKER_HUB.has(a) && DOCKER_HUB.has(b));
+}
+
+/** Writes DOCKER_CONFIG/config.json with only the target registry's entry; returns the folder. */
+async function writeDockerConfig(dir: string, creds: RegistryCredentials): Promise<string> {
+  const configDir = path.join(dir, 'docker');
+  await mkdir(configDir, { mode: 0o700 });
+  const { username, password, auth, identitytoken, registrytoken } = creds.auth;
+  const entry: Record<string, string> = {};
+  if (auth) entry.auth = auth;
+  else if (username !== undefined || password !== undefined) entry.auth = Buffer.from(`${username ?? ''}:${password ?? ''}`).toString('base64');
+  if (identitytoken) entry.identitytoken = identitytoken;
+  if (registrytoken) entry.registrytoken = registrytoken;
+  // go-containerregistry looks Docker Hub up under the legacy index URL.
+  const key = DOCKER_HUB.has(creds.registry) ? 'https://index.docker.io/v1/' : creds.registry;
+  await writeFile(path.join(configDir, 'config.json'), JSON.stringify({ auths: { [key]: entry } }), { mode: 0o600, flag: 'wx' });
+  return configDir;
+}
+
+function goDuration(ms: number): string {
+  return `${Math.max(1, Math.ceil(ms / 1000))}s`;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

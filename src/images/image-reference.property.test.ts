@@ -14,8 +14,9 @@ function outcomeOf<T>(fn: () => T): T | ImageReferenceError {
     if (!(err instanceof ImageReferenceError)) throw err;
     outcome = err;
   }
-  // Generous for a loaded CI machine; a regex blow-up on 512 characters takes seconds, not milliseconds.
-  expect(performance.now() - started).toBeLessThan(50);
+  // A parse takes microseconds; the bound is loose so GC pauses on a loaded CI machine do not flake it,
+  // while a regex blow-up on hundreds of characters would take minutes.
+  expect(performance.now() - started).toBeLessThan(500);
   return outcome;
 }
 

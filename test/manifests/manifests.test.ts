@@ -512,6 +512,22 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/COPY .*--from=trivy \/usr\/local\/bin\/trivy \/usr\/local\/bin\/trivy/);
   });
 
+  test('everything the build copies from the context gets past .dockerignore', () => {
+    const ignore = readFileSync(path.join(repoRoot, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
+    // The file denies everything, then allows named paths: each local COPY source must be allowed.
+    expect(ignore[0]).toBe('*');
+    const allowed = new Set(ignore.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/$/, '')));
+    const sources = [...dockerfile.matchAll(/^COPY (?!.*--from=)(?:--\S+ )*(.+) \S+$/gm)].flatMap((m) => (m[1] ?? '').split(/\s+/));
+    expect(sources.length).toBeGreaterThan(0);
+    for (const src of sources) expect(allowed, `COPY ${src}`).toContain(src.replace(/^\.\//, '').replace(/\/$/, ''));
+    // tsc compiles what tsconfig.build.json includes: all of it must be in the context.
+    const buildConfig = JSON.parse(readFileSync(path.join(repoRoot, 'tsconfig.build.json'), 'utf8')) as { include?: string[] };
+    for (const inc of buildConfig.include ?? []) expect(sources, `tsconfig.build.json includes ${inc}`).toContain(inc);
+  });
+
   test('runs as the numeric non-root user the manifests expect, on a Node 24 base', () => {
     const users = [...dockerfile.matchAll(/^USER (\S+)$/gm)].map((m) => m[1]);
     expect(users.at(-1)).toBe('65532:65532');

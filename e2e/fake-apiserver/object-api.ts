@@ -399,6 +399,8 @@ export class ObjectApi {
         if (isRecord(defaulted)) {
           for (const key of Object.keys(obj)) if (!(key in defaulted)) delete obj[key];
           Object.assign(obj, defaulted);
+          // Keep the caller's metadata object: the write paths hold a reference to it.
+          obj.metadata = meta;
         }
         const { metadata: _m, ...rest } = obj;
         const restSchema = { ...schema, properties: { ...(schema.properties ?? {}) } };

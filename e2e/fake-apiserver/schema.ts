@@ -136,6 +136,22 @@ function formatError(value: string, format: string): boolean {
   }
 }
 
+const patterns = new Map<string, RegExp>();
+
+/** CRD patterns are RE2; most compile as Unicode JS regexes, the rest without the u flag. */
+function compilePattern(pattern: string): RegExp {
+  let re = patterns.get(pattern);
+  if (!re) {
+    try {
+      re = new RegExp(pattern, 'u');
+    } catch {
+      re = new RegExp(pattern);
+    }
+    patterns.set(pattern, re);
+  }
+  return re;
+}
+
 /** Validates an already-pruned value; field paths in causes are like `spec.digest` or `status.vulnerabilities[3].id`. */
 export function validateValue(value: unknown, schema: SchemaNode, path = ''): StatusCause[] {
   const causes: StatusCause[] = [];
@@ -182,7 +198,7 @@ function validate(value: unknown, schema: SchemaNode, path: string, causes: Stat
     if (schema.minLength !== undefined && length < schema.minLength) {
       causes.push({ reason: 'FieldValueInvalid', field, message: `Invalid value: ${fmt(value)}: ${bodyPath} should be at least ${schema.minLength} chars long` });
     }
-    if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) {
+    if (schema.pattern !== undefined && !compilePattern(schema.pattern).test(value)) {
       causes.push({ reason: 'FieldValueInvalid', field, message: `Invalid value: ${fmt(value)}: ${bodyPath} should match '${schema.pattern}'` });
     }
     if (schema.format !== undefined && formatError(value, schema.format)) {

@@ -1,0 +1,89 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startFakeApiServer } from '../../e2e/fake-apiserver/index.js';
+import type { FakeApiServer } from '../../e2e/fake-apiserver/index.js';
+import type { PodEntry } from './cluster-objects.js';
+import type { ResilientInformer } from './informer.js';
+import { createKubeClients } from './kube-client.js';
+import { createPodInformer } from './watches.js';
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('ResilientInformer against the fake API server', () => {
+  let api: FakeApiServer;
+  let informer: ResilientInformer<PodEntry>;
+  const seen: string[] = [];
+
+  beforeEach(async () => {
+    seen.length = 0;
+    api = await startFakeApiServer({ bookmarkIntervalMs: 200 });
+    for (let i = 0; i < 7; i += 1) api.seed.pod({ namespace: 'team-a', name: `p${i}`, containers: ['nginx:1.25'] });
+    const kc = new KubeConfig();
+    kc.loadFromFile(api.kubeconfigPath);
+    const clients = createKubeClients(kc, { requestTimeoutMs: 5000, userAgent: 'informer-test' });
+    // Page size 3: the list of 7 pods takes three pages.
+    informer = createPodInformer(clients.core, { kubeConfig: kc, logger: pino({ level: 'silent' }), pageSize: 3, unhealthyAfterMs: 300 });
+    informer.on({
+      add: (p) => seen.push(`add ${p.key}`),
+      update: (_o, p) => seen.push(`update ${p.key}`),
+      delete: (p) => seen.push(`delete ${p.key}`),
+    });
+  });
+
+  afterEach(async () => {
+    await informer.stop();
+    await api.stop();
+  });
+
+  it('lists in pages, keeps slim pods, and follows watch events', async () => {
+    informer.start();
+    await informer.whenSynced();
+    expect(informer.size()).toBe(7);
+    const pod = informer.get('team-a/p0')?.pod;
+    expect(pod?.status?.containerStatuses?.[0]?.imageID).toMatch(/@sha256:[0-9a-f]{64}$/);
+    expect(Object.keys(pod?.metadata ?? {}).sort()).toEqual(['labels', 'name', 'namespace', 'ownerReferences', 'resourceVersion', 'uid']);
+    const pageRequests = api.requests().filter((r) => r.verb === 'list' && r.resource === 'pods');
+    expect(pageRequests.length).toBe(3);
+
+    api.seed.pod({ namespace: 'team-a', name: 'late', containers: ['redis:7'] });
+    await until(() => seen.includes('add team-a/late'));
+    api.objects.delete('pods', 'team-a', 'p1');
+    await until(() => seen.includes('delete team-a/p1'));
+    expect(informer.health().healthy).toBe(true);
+  });
+
+  it('reconnects after dropped watches and relists after history compaction, missing nothing', async () => {
+    informer.start();
+    await informer.whenSynced();
+    api.dropWatches('reset');
+    api.seed.pod({ namespace: 'team-a', name: 'during-drop', containers: ['redis:7'] });
+    await until(() => seen.includes('add team-a/during-drop'));
+
+    // Stop serving, change the world, compact the history: the old resourceVersion is gone (410).
+    await api.stopServing();
+    api.objects.delete('pods', 'team-a', 'p2');
+    api.seed.pod({ namespace: 'team-a', name: 'after-restart', containers: ['redis:7'] });
+    api.compact();
+    await api.startServing();
+    await until(() => seen.includes('add team-a/after-restart') && seen.includes('delete team-a/p2'), 40_000);
+    expect(informer.get('team-a/p2')).toBeUndefined();
+    await until(() => informer.health().healthy);
+  }, 60_000);
+
+  it('reports unhealthy while the API server is unreachable, healthy again once it is back', async () => {
+    informer.start();
+    await informer.whenSynced();
+    await api.stopServing();
+    await until(() => !informer.health().healthy, 20_000);
+    expect(informer.health().downForMs).toBeGreaterThan(300);
+    await api.startServing();
+    await until(() => informer.health().healthy, 40_000);
+  }, 60_000);
+});

@@ -359,6 +359,8 @@ class FakeApiServerImpl implements FakeApiServer {
       `- name: ${JSON.stringify(identity)}`,
       '  user:',
       `    token: ${JSON.stringify(token)}`,
+      // kubectl sends no token over plain http; it does send this as Impersonate-User.
+      `    as: ${JSON.stringify(identity)}`,
       'contexts:',
       '- name: fake',
       '  context:',
@@ -454,7 +456,15 @@ class FakeApiServerImpl implements FakeApiServer {
   private identityOf(req: IncomingMessage): string | undefined {
     const auth = req.headers.authorization;
     const m = auth ? /^Bearer\s+(.+)$/i.exec(auth) : null;
-    if (!m) return this.opts.requireAuth ? undefined : 'system:anonymous';
+    if (!m) {
+      // kubectl 1.32 here sends no bearer token over plain http, but does send Impersonate-User
+      // (our kubeconfigs set `as:`), so that header names the caller when no token came.
+      const impersonated = req.headers['impersonate-user'];
+      if (typeof impersonated === 'string' && impersonated !== '') {
+        return this.opts.requireAuth && ![...this.tokens.values()].includes(impersonated) ? undefined : impersonated;
+      }
+      return this.opts.requireAuth ? undefined : 'system:anonymous';
+    }
     const token = m[1]?.trim() ?? '';
     const user = this.tokens.get(token);
     if (user !== undefined) return user;

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startFakeApiServer, type FakeApiServer } from '../../e2e/fake-apiserver/index.js';
 import { LeaderElector, type LeaderElectorOptions } from './leader-election.js';
 
 // Short timings keep the suite fast; the Lease records whole seconds, so 1 s is the shortest lease.
@@ -347,5 +348,96 @@ describe('LeaderElector', () => {
     expect(() => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000 })).toThrow(RangeError);
     expect(() => new LeaderElector({ ...base, renewDeadlineMs: 2_000, retryPeriodMs: 2_000 })).toThrow(RangeError);
     expect(() => new LeaderElector({ ...base, identity: '' })).toThrow(RangeError);
+  });
+});
+
+describe('LeaderElector against the in-repo fake API server', () => {
+  const fakes: FakeApiServer[] = [];
+  afterEach(async () => {
+    for (const replica of replicas.splice(0)) await replica.elector.stop();
+    for (const fake of fakes.splice(0)) await fake.stop();
+  });
+
+  async function startFake(): Promise<FakeApiServer> {
+    const fake = await startFakeApiServer({ namespaces: ['imagescan-system'] });
+    fakes.push(fake);
+    return fake;
+  }
+
+  function replicaOn(fake: FakeApiServer, identity: string, options: Partial<LeaderElectorOptions> = {}): Replica {
+    const kc = new KubeConfig();
+    kc.loadFromFile(fake.kubeconfigFor(identity));
+    const events: Replica['events'] = [];
+    const elector = new LeaderElector({
+      client: kc.makeApiClient(CoordinationV1Api),
+      namespace: 'imagescan-system',
+      name: 'imagescan-operator',
+      identity,
+      leaseDurationMs: LEASE_MS,
+      renewDeadlineMs: RENEW_MS,
+      retryPeriodMs: RETRY_MS,
+      requestTimeoutMs: 300,
+      logger: pino({ level: 'silent' }),
+      onStartedLeading: () => events.push({ type: 'started', at: Date.now() }),
+      onStoppedLeading: () => {
+        events.push({ type: 'stopped', at: Date.now() });
+      },
+      ...options,
+    });
+    const replica = { identity, elector, events, run: elector.run() };
+    replicas.push(replica);
+    return replica;
+  }
+
+  function leaseHolder(fake: FakeApiServer): unknown {
+    const lease = fake.objects.get('leases.coordination.k8s.io', 'imagescan-system', 'imagescan-operator') as { spec?: { holderIdentity?: string } } | undefined;
+    return lease?.spec?.holderIdentity;
+  }
+
+  it('elects one leader, fails over when the leader gets only errors, and hands over at once on release', async () => {
+    const fake = await startFake();
+    const a = replicaOn(fake, 'pod-a');
+    await waitFor(() => a.elector.isLeader(), 3000);
+    const b = replicaOn(fake, 'pod-b');
+    const watch = watchForTwoLeaders(a, b);
+    await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_MS));
+    expect(b.elector.isLeader()).toBe(false);
+    expect(leaseHolder(fake)).toBe('pod-a');
+
+    // Every request of the leader now fails with 500: it must step down, and B take over after the lease.
+    fake.faults.set({ errorRate: 1, errorCodes: [500], identities: ['pod-a'] });
+    const failingSince = Date.now();
+    const aStopped = await waitFor(() => !a.elector.isLeader(), 3000);
+    const bStarted = await waitFor(() => b.elector.isLeader(), 3000);
+    expect(watch.stop()).toBe(false);
+    expect(aStopped - failingSince).toBeLessThanOrEqual(RENEW_MS + 150);
+    expect(bStarted).toBeGreaterThan(aStopped);
+    expect(bStarted - failingSince).toBeGreaterThanOrEqual(LEASE_MS - RETRY_MS);
+    expect(leaseHolder(fake)).toBe('pod-b');
+
+    // B releases on stop; A (healthy again) takes over well within the lease duration.
+    fake.faults.clear();
+    await a.run;
+    a.run = a.elector.run();
+    await b.elector.stop();
+    const releasedAt = Date.now();
+    expect(leaseHolder(fake)).toBe('');
+    await waitFor(() => a.elector.isLeader(), 3000);
+    expect(Date.now() - releasedAt).toBeLessThan(LEASE_MS / 2);
+  });
+
+  it('uses only get, create and update on leases (what the Role grants)', async () => {
+    const fake = await startFake();
+    const a = replicaOn(fake, 'pod-a');
+    const b = replicaOn(fake, 'pod-b');
+    await waitFor(() => a.elector.isLeader() || b.elector.isLeader(), 3000);
+    await new Promise((resolve) => setTimeout(resolve, 3 * RETRY_MS));
+    await a.elector.stop();
+    await b.elector.stop();
+    const records = fake.requests({ resource: 'leases' });
+    expect(new Set(records.map((r) => r.verb))).toStrictEqual(new Set(['get', 'create', 'update']));
+    expect(records.every((r) => r.namespace === 'imagescan-system')).toBe(true);
+    // No write was refused as invalid (MicroTime format, duration).
+    expect(records.filter((r) => r.code === 422)).toStrictEqual([]);
   });
 });

@@ -1,0 +1,309 @@
+// Builds every part of the operator from its config without starting anything, so tests can build
+// the whole operator without ports, signals or child processes; start() and stop() run it.
+import cron from 'node-cron';
+import type { ScheduledTask } from 'node-cron';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { OperatorConfig } from './config.js';
+import type { NamespaceEntry, NodeEntry, PodEntry, ReportEntry } from './kube/cluster-objects.js';
+import { EventRecorder } from './kube/event-recorder.js';
+import type { ResilientInformer } from './kube/informer.js';
+import { createKubeClients, loadKubeConfig } from './kube/kube-client.js';
+import type { KubeClients } from './kube/kube-client.js';
+import { LeaderElector } from './kube/leader-election.js';
+import { OwnerResolver } from './kube/owner-resolver.js';
+import { PodImageIndex } from './kube/pod-image-index.js';
+import { PullSecretReader } from './kube/pull-secrets.js';
+import { ReportIndex } from './kube/report-index.js';
+import { KubeReportStore } from './kube/report-store.js';
+import { createNamespaceInformer, createNodeInformer, createPodInformer, createReportInformer } from './kube/watches.js';
+import type { WatchSettings } from './kube/watches.js';
+import { startMetricsServer } from './metrics/http-server.js';
+import type { MetricsServer, Readiness } from './metrics/http-server.js';
+import { OperatorMetrics } from './metrics/operator-metrics.js';
+import { ReportController } from './reports/report-controller.js';
+import { ReportReconciler } from './reports/report-reconciler.js';
+import type { ScanRequester } from './reports/report-reconciler.js';
+import { ScanResults } from './reports/scan-results.js';
+import { ScanQueue } from './scanner/scan-queue.js';
+import type { ScanOutcome } from './scanner/scan-queue.js';
+import { TrivyDatabase } from './scanner/trivy-database.js';
+import { TrivyRunner } from './scanner/trivy-runner.js';
+import type { ScanTarget, TrivyVersionInfo } from './scanner/trivy-runner.js';
+
+export const OPERATOR_VERSION = '0.1.0';
+
+/** What tests (or main) may inject instead of the defaults. */
+export interface OperatorDeps {
+  logger: Logger;
+  /** A ready KubeConfig instead of loading config.kubeconfig. */
+  kubeConfig?: KubeConfig;
+  now?: () => Date;
+  random?: () => number;
+  /** Informer timings (tests shorten them). */
+  watch?: Omit<WatchSettings, 'kubeConfig' | 'logger'>;
+  /** Reconcile workers (default 4). */
+  workers?: number;
+  /** Leader election timings (tests shorten them). */
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
+export interface Operator {
+  readonly config: OperatorConfig;
+  readonly metrics: OperatorMetrics;
+  readonly controller: ReportController;
+  /** The metrics server's bound address once started. */
+  metricsServer(): MetricsServer | undefined;
+  readiness(): Readiness;
+  /** Starts watching, serving metrics, contending for leadership; resolves once caches are synced. */
+  start(): Promise<void>;
+  /** Stops everything: leadership (released), workers, scans (children killed), watches, HTTP. */
+  stop(): Promise<void>;
+  /** Rescans every running digest now (what the schedule does). */
+  rescanAll(reason: string): void;
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * The interval between two fires of the rescan schedule; a digest scanned more recently than this is
+ * fresh (a restart does not rescan it).
+ */
+export function rescanIntervalMs(expression: string, from: Date = new Date()): number {
+  const task = cron.createTask(expression, () => undefined, { timezone: 'UTC' });
+  try {
+    const runs = task.getNextRuns(3);
+    const [a, b, c] = runs;
+    if (a === undefined || b === undefined) return 12 * 3_600_000;
+    // Take the shorter gap of two, so an irregular schedule (0 */5 with a short last gap) errs fresh-side.
+    const gaps = [b.getTime() - a.getTime(), c === undefined ? Infinity : c.getTime() - b.getTime()];
+    void from;
+    return Math.max(60_000, Math.min(...gaps));
+  } finally {
+    task.destroy();
+  }
+}
+
+/** Builds the operator; nothing runs until start(). Throws when the kubeconfig cannot be loaded. */
+export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Operator {
+  const log = deps.logger;
+  const now = deps.now ?? (() => new Date());
+  const random = deps.random ?? Math.random;
+  const kubeConfig = deps.kubeConfig ?? loadKubeConfig(config.kubeconfig);
+  const clients: KubeClients = createKubeClients(kubeConfig, {
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    userAgent: `imagescan-operator/${OPERATOR_VERSION} (${config.identity})`,
+  });
+  const watchSettings: WatchSettings = { kubeConfig, logger: log.child({ component: 'informer' }), ...deps.watch };
+
+  const excluded = new Set(config.excludeNamespaces);
+  const included = new Set(config.namespaces);
+  const isWatchedNamespace = (ns: string): boolean => !excluded.has(ns) && (included.size === 0 || included.has(ns));
+
+  const podInformers: ResilientInformer<PodEntry>[] =
+    config.namespaces.length === 0 ? [createPodInformer(clients.core, watchSettings)] : config.namespaces.map((ns) => createPodInformer(clients.core, watchSettings, ns));
+  const nodeInformer: ResilientInformer<NodeEntry> = createNodeInformer(clients.core, watchSettings);
+  const namespaceInformer: ResilientInformer<NamespaceEntry> = createNamespaceInformer(clients.core, watchSettings);
+  const reportInformer: ResilientInformer<ReportEntry> = createReportInformer(clients.custom, watchSettings);
+  const informers: Pick<ResilientInformer<PodEntry>, 'start' | 'stop' | 'whenSynced' | 'health'>[] = [...podInformers, nodeInformer, namespaceInformer, reportInformer];
+
+  const index = new PodImageIndex({ isWatchedNamespace, now });
+  const reportIndex = new ReportIndex(reportInformer);
+  const scans = new ScanResults();
+  const metrics = new OperatorMetrics({ reportSource: reportIndex });
+  metrics.setBuildInfo(OPERATOR_VERSION);
+  metrics.setLeader(false);
+
+  const runner: TrivyRunner = new TrivyRunner({
+    trivyPath: config.trivyPath,
+    cacheDir: config.trivyCacheDir,
+    ...(config.trivyServer === undefined ? {} : { server: config.trivyServer }),
+    ...(config.trivyServerToken === undefined ? {} : { serverToken: config.trivyServerToken }),
+    severities: [...config.severities],
+    ignoreUnfixed: config.ignoreUnfixed,
+    timeoutMs: config.scanTimeoutMs,
+    ...(config.trivyDbRepository === undefined ? {} : { dbRepository: config.trivyDbRepository }),
+    ...(config.trivyJavaDbRepository === undefined ? {} : { javaDbRepository: config.trivyJavaDbRepository }),
+    logger: log.child({ component: 'trivy' }),
+    // Stamps the scanner version and DB time on each result (the database learns them at download).
+    scannerInfo: (): TrivyVersionInfo => database.versionInfo(),
+  });
+  const database: TrivyDatabase = new TrivyDatabase({
+    runner,
+    ...(config.trivyServer === undefined ? {} : { server: config.trivyServer }),
+    refreshIntervalMs: config.trivyDbRefreshMs,
+    activeScans: () => scanQueue?.inProgress() ?? 0,
+    logger: log.child({ component: 'trivy-db' }),
+  });
+
+  // The scan queue lives for one leadership term (stop() kills its children); reconcile reaches it
+  // through this delegate so a new term gets a fresh queue.
+  let scanQueue: ScanQueue | undefined;
+  const scanRequester: ScanRequester = {
+    request: (target: ScanTarget, priority, opts) => scanQueue?.request(target, priority, opts) ?? false,
+    isPending: (digest: string) => scanQueue?.isPending(digest) ?? false,
+  };
+
+  const events = new EventRecorder({ core: clients.core, logger: log.child({ component: 'events' }), instance: config.identity });
+  const reconciler = new ReportReconciler({
+    pods: index,
+    namespaces: namespaceInformer,
+    nodes: nodeInformer,
+    reports: reportIndex,
+    scans,
+    scanQueue: scanRequester,
+    store: new KubeReportStore(clients.custom),
+    owners: new OwnerResolver({ apps: clients.apps, batch: clients.batch }),
+    pullSecrets: new PullSecretReader({ core: clients.core }),
+    events,
+    teamLabel: config.teamLabel,
+    gracePeriodMs: config.reportGracePeriodMs,
+    rescanIntervalMs: rescanIntervalMs(config.rescanSchedule),
+    maxReportVulnerabilities: config.maxReportVulnerabilities,
+    now,
+    logger: log.child({ component: 'reconciler' }),
+  });
+  const controller = new ReportController({
+    reconciler,
+    index,
+    scans,
+    pods: podInformers,
+    namespaces: namespaceInformer,
+    reports: reportInformer,
+    workers: deps.workers ?? 4,
+    logger: log.child({ component: 'controller' }),
+    rescanJitterMs: config.rescanJitterMs,
+    now,
+    random,
+  });
+
+  const newScanQueue = (): ScanQueue =>
+    new ScanQueue({
+      scan: (target, signal) => runner.scan(target, signal),
+      concurrency: config.scanConcurrency,
+      gate: () => database.whenReady(),
+      onOutcome: (outcome: ScanOutcome) => {
+        metrics.observeScanOutcome(outcome);
+        controller.handleScanOutcome(outcome);
+      },
+      onEvent: () => {
+        if (scanQueue !== undefined) metrics.setQueue(scanQueue.depth(), scanQueue.inProgress());
+      },
+      logger: log.child({ component: 'scan-queue' }),
+    });
+
+  const rescanTask: ScheduledTask = cron.createTask(config.rescanSchedule, () => controller.rescanAll('schedule'), {
+    timezone: 'UTC',
+    noOverlap: true,
+    name: 'rescan',
+  });
+  database.onUpdated((updatedAt) => {
+    metrics.setDbUpdatedAt(updatedAt);
+    const trivyVersion = database.versionInfo().version;
+    if (trivyVersion !== undefined) metrics.setBuildInfo(OPERATOR_VERSION, trivyVersion);
+    if (leading) controller.rescanAll('vulnerability database updated');
+  });
+
+  const elector = config.leaderElect
+    ? new LeaderElector({
+        client: clients.coordination,
+        namespace: config.leaderElectionNamespace,
+        name: config.leaderElectionId,
+        identity: config.identity,
+        ...(deps.leaseDurationMs === undefined ? {} : { leaseDurationMs: deps.leaseDurationMs }),
+        ...(deps.renewDeadlineMs === undefined ? {} : { renewDeadlineMs: deps.renewDeadlineMs }),
+        ...(deps.retryPeriodMs === undefined ? {} : { retryPeriodMs: deps.retryPeriodMs }),
+        onStartedLeading: () => startLeading(),
+        onStoppedLeading: () => stopLeading(),
+        logger: log.child({ component: 'leader-election' }),
+      })
+    : undefined;
+
+  let leading = false;
+  let stopping = false;
+  let server: MetricsServer | undefined;
+  let electorLoop: Promise<void> | undefined;
+
+  function startLeading(): void {
+    if (leading || stopping) return;
+    leading = true;
+    metrics.setLeader(true);
+    scanQueue = newScanQueue();
+    controller.start();
+    rescanTask.start();
+  }
+
+  async function stopLeading(): Promise<void> {
+    if (!leading) return;
+    leading = false;
+    metrics.setLeader(false);
+    rescanTask.stop();
+    await controller.stop();
+    const queue = scanQueue;
+    scanQueue = undefined;
+    await queue?.stop();
+  }
+
+  async function contend(): Promise<void> {
+    // run() resolves when leadership is lost; stay a standby and contend again unless stopping.
+    while (elector !== undefined && !stopping) {
+      await elector.run();
+    }
+  }
+
+  function readiness(): Readiness {
+    const reasons: string[] = [];
+    for (const informer of informers) {
+      const health = informer.health();
+      if (!health.synced) reasons.push(`${health.name} not synced`);
+      else if (!health.healthy) reasons.push(`${health.name} watch down for ${Math.round(health.downForMs / 1000)}s`);
+    }
+    if (!database.isReady()) reasons.push(config.trivyServer === undefined ? 'vulnerability database not ready' : 'Trivy server not reachable');
+    if (elector !== undefined && !elector.isLeader() && elector.leaderIdentity() === undefined) reasons.push('leader not known yet');
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  return {
+    config,
+    metrics,
+    controller,
+    metricsServer: () => server,
+    readiness,
+    rescanAll: (reason) => controller.rescanAll(reason),
+    async start(): Promise<void> {
+      log.info({ server: clients.server, namespaces: config.namespaces, leaderElect: config.leaderElect, identity: config.identity }, 'operator starting');
+      server = await startMetricsServer({
+        host: config.metrics.host ?? '',
+        port: config.metrics.port,
+        metrics: metrics,
+        readiness,
+        logger: log.child({ component: 'http' }),
+      });
+      log.info({ port: server.address.port, address: server.address.address, url: server.url }, 'metrics server listening');
+      for (const informer of informers) informer.start();
+      void database.start().catch((err: unknown) => log.error({ err }, 'vulnerability database start failed'));
+      await Promise.all(informers.map((informer) => informer.whenSynced()));
+      log.info({ pods: index.podCount(), reports: reportInformer.size() }, 'caches synced');
+      if (stopping) return;
+      if (elector === undefined) startLeading();
+      else electorLoop = contend();
+    },
+    async stop(): Promise<void> {
+      if (stopping) return;
+      stopping = true;
+      log.info('operator stopping');
+      if (elector !== undefined) {
+        await elector.stop();
+        await electorLoop;
+      }
+      await stopLeading();
+      rescanTask.destroy();
+      await database.stop();
+      await Promise.all(informers.map((informer) => informer.stop()));
+      await server?.close();
+      log.info('operator stopped');
+    },
+  };
+}

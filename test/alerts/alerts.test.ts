@@ -3,11 +3,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';
 import type { ImageScanReport } from '../../src/reports/image-scan-report.js';
 import { RULES_FILE, RULES_TEST_FILE, readPrometheusRuleGroups, readRuleGroups, rulesWithShortFor } from './alert-rules.js';
 import { fakeReport, fixtureEntries, scannedStatus } from './fake-reports.js';
+import { ALERTMANAGER_EXAMPLE_FILE, AMTOOL_INSTALL_HINT } from './alertmanager.js';
 import { promtool, requirePromtool } from './promtool.js';
 
 const DESIGN_ALERTS = [
@@ -77,6 +79,30 @@ describe('alert rules', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     expect(() => rulesWithShortFor('soon')).toThrow(/not a Prometheus duration/);
+  });
+});
+
+describe('Alertmanager example routing', () => {
+  async function amtool(args: string[]): Promise<string> {
+    const result = await execa('amtool', args, { reject: false });
+    if (result.code === 'ENOENT') throw new Error(AMTOOL_INSTALL_HINT);
+    expect(result.exitCode, String(result.stderr)).toBe(0);
+    return String(result.stdout).trim();
+  }
+
+  it('is a valid Alertmanager config', async () => {
+    await amtool(['check-config', ALERTMANAGER_EXAMPLE_FILE]);
+  });
+
+  it.each([
+    [['team=payments', 'alertname=ImageFixableCriticalVulnerabilities'], 'payments'],
+    [['team=search', 'alertname=ImageScanReportStale'], 'search'],
+    [['team=unassigned', 'alertname=ImageFixableCriticalVulnerabilities'], 'platform-sre'],
+    [['team=newteam', 'alertname=ImageFixableCriticalVulnerabilities'], 'platform-sre'],
+    [['alertname=ImageScanOperatorDown', 'severity=critical'], 'platform-sre'],
+    [['alertname=TrivyDatabaseStale', 'severity=warning'], 'platform-sre'],
+  ])('routes %j to %s', async (labels, receiver) => {
+    expect(await amtool(['config', 'routes', 'test', `--config.file=${ALERTMANAGER_EXAMPLE_FILE}`, ...labels])).toBe(receiver);
   });
 });
 

@@ -154,7 +154,7 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
 
   const address = server.address() as AddressInfo;
   const urlHost = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '[::1]' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  log.info({ address: address.address, port: address.port }, 'metrics server listening');
+  log.debug({ address: address.address, port: address.port }, 'metrics server bound');
 
   return {
     address,

@@ -89,6 +89,14 @@ describe('operator smoke (fake API server + stub Trivy)', () => {
     expect(requested).toHaveLength(1);
     expect(requested[0]?.platform).toBe('linux/arm64');
 
+    // The fewest writes: one create and one status write for Scanning, one for Scanned.
+    await new Promise((resolve) => setTimeout(resolve, 500)); // let any redundant write show up
+    const writes = api
+      .requests()
+      .filter((r) => r.resource === 'imagescanreports' && r.verb !== undefined && ['create', 'patch', 'update', 'delete'].includes(r.verb))
+      .map((r) => `${r.verb}${r.subresource === undefined ? '' : `/${r.subresource}`}`);
+    expect(writes).toEqual(['create', 'patch/status', 'patch/status']);
+
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
     expect(ready.status).toBe(200);
   });

@@ -203,7 +203,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     metrics.setDbUpdatedAt(updatedAt);
     const trivyVersion = database.versionInfo().version;
     if (trivyVersion !== undefined) metrics.setBuildInfo(OPERATOR_VERSION, trivyVersion);
-    if (leading) controller.rescanAll('vulnerability database updated');
+    if (leading) controller.rescanOutdated(updatedAt);
   });
 
   const elector = config.leaderElect

@@ -1,11 +1,26 @@
 // The report informer's cache, indexed by (namespace, digest) for reconcile and listable for metrics.
+// Our own writes are remembered until the watch delivers them, so a reconcile right after a write
+// does not compare against the older cached copy and write the same thing again.
 import type { ImageScanReport } from '../reports/image-scan-report.js';
 import type { ReportEntry } from './cluster-objects.js';
 import type { ResilientInformer } from './informer.js';
 
-/** Reports by (namespace, digest); fed by the report informer's callbacks. */
+interface RecentWrite {
+  /** undefined: we deleted it. */
+  report: ImageScanReport | undefined;
+  resourceVersion: string;
+}
+
+/** True when resourceVersion `a` is at least `b`. Opaque strings compare by equality only. */
+function isAtLeast(a: string, b: string): boolean {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) >= BigInt(b);
+  return a === b;
+}
+
+/** Reports by (namespace, digest); fed by the report informer's callbacks and by our own writes. */
 export class ReportIndex {
   private readonly byDigestKey = new Map<string, string>();
+  private readonly recent = new Map<string, RecentWrite>();
 
   constructor(private readonly informer: ResilientInformer<ReportEntry>) {
     informer.on({
@@ -14,14 +29,42 @@ export class ReportIndex {
         this.unindex(oldEntry);
         this.index(entry);
       },
-      delete: (entry) => this.unindex(entry),
+      delete: (entry) => {
+        this.unindex(entry);
+        if (this.recent.get(entry.key)?.report === undefined) this.recent.delete(entry.key);
+      },
     });
   }
 
-  /** The report of the digest in the namespace, as last seen by the informer. */
+  /** The report of the digest in the namespace: our latest write, else the informer's copy. */
   find(namespace: string, digest: string): ImageScanReport | undefined {
     const key = this.byDigestKey.get(`${namespace}/${digest}`);
-    return key === undefined ? undefined : this.informer.get(key)?.report;
+    if (key === undefined) return undefined;
+    const cached = this.informer.get(key);
+    const recent = this.recent.get(key);
+    if (recent === undefined) return cached?.report;
+    if (recent.report !== undefined && cached !== undefined && isAtLeast(cached.resourceVersion, recent.resourceVersion)) {
+      this.recent.delete(key);
+      return cached.report;
+    }
+    return recent.report;
+  }
+
+  /** Remembers a report as the API server returned it after our write. */
+  remember(report: ImageScanReport): void {
+    const namespace = report.metadata?.namespace;
+    const name = report.metadata?.name;
+    if (namespace === undefined || name === undefined) return;
+    const key = `${namespace}/${name}`;
+    this.recent.set(key, { report, resourceVersion: report.metadata?.resourceVersion ?? '' });
+    this.byDigestKey.set(`${namespace}/${report.spec.digest}`, key);
+  }
+
+  /** Remembers that we deleted a report. */
+  forget(namespace: string, name: string, digest: string): void {
+    const key = `${namespace}/${name}`;
+    this.recent.set(key, { report: undefined, resourceVersion: '' });
+    this.byDigestKey.set(`${namespace}/${digest}`, key);
   }
 
   /** Every managed report (for metrics at scrape time). */
@@ -34,11 +77,14 @@ export class ReportIndex {
   private index(entry: ReportEntry): void {
     const digest = entry.report.spec.digest;
     if (typeof digest === 'string') this.byDigestKey.set(`${entry.namespace}/${digest}`, entry.key);
+    const recent = this.recent.get(entry.key);
+    if (recent?.report !== undefined && !/^\d+$/.test(recent.resourceVersion)) this.recent.delete(entry.key);
+    else if (recent?.report !== undefined && isAtLeast(entry.resourceVersion, recent.resourceVersion)) this.recent.delete(entry.key);
   }
 
   private unindex(entry: ReportEntry): void {
     const digest = entry.report.spec.digest;
     const indexKey = `${entry.namespace}/${digest}`;
-    if (this.byDigestKey.get(indexKey) === entry.key) this.byDigestKey.delete(indexKey);
+    if (this.byDigestKey.get(indexKey) === entry.key && this.recent.get(entry.key) === undefined) this.byDigestKey.delete(indexKey);
   }
 }

@@ -9,7 +9,7 @@ import { reportKey } from '../kube/pod-image-index.js';
 import type { ScanOutcome } from '../scanner/scan-queue.js';
 import { scanStateFromReport } from './report-builder.js';
 import type { ReportReconciler } from './report-reconciler.js';
-import type { ScanResults } from './scan-results.js';
+import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
 import { WorkQueue } from './work-queue.js';
 import type { WorkQueueOptions } from './work-queue.js';
 
@@ -122,14 +122,25 @@ export class ReportController {
     this.enqueue(this.options.index.keysForDigest(outcome.digest), 'high');
   }
 
+  /** Rescans the digests whose result came from an older vulnerability DB than `updatedAt`. */
+  rescanOutdated(updatedAt: string): void {
+    const dbTime = Date.parse(updatedAt);
+    if (Number.isNaN(dbTime)) return;
+    // A result without a DB time is left to the schedule: after a restart we must not rescan everything.
+    this.rescanAll('vulnerability database updated', (known) => {
+      const scannedWith = known.result?.scanner.dbUpdatedAt;
+      return scannedWith !== undefined && Date.parse(scannedWith) < dbTime;
+    });
+  }
+
   /**
    * Marks every running digest for a rescan, each not before a random moment within the jitter
    * window, and enqueues their keys. Reports keep their results until the new ones arrive.
    */
-  rescanAll(reason: string): void {
+  rescanAll(reason: string, shouldRescan?: (known: DigestScanKnowledge) => boolean): void {
     const nowMs = this.now().getTime();
     const digests = this.options.index.runningDigests();
-    const marked = this.options.scans.markForRescan(digests, () => nowMs + Math.floor(this.random() * this.options.rescanJitterMs));
+    const marked = this.options.scans.markForRescan(digests, () => nowMs + Math.floor(this.random() * this.options.rescanJitterMs), shouldRescan);
     this.log.info({ reason, digests: digests.length, marked }, 'rescan scheduled');
     this.enqueueAll();
   }

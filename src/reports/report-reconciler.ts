@@ -36,6 +36,9 @@ export interface RunningPods {
 /** The report cache (the report informer), looked up by (namespace, digest). */
 export interface ReportLookup {
   find(namespace: string, digest: string): ImageScanReport | undefined;
+  /** Told about each successful write, so the next reconcile sees it before the watch does. */
+  remember?(report: ImageScanReport): void;
+  forget?(namespace: string, name: string, digest: string): void;
 }
 
 /** The part of ScanQueue reconcile uses. */
@@ -170,7 +173,8 @@ export class ReportReconciler {
       const workloads = current.status?.workloads;
       if (current.status !== undefined && (workloads === undefined || workloads.length > 0)) {
         try {
-          await this.options.store.patchStatus(namespace, current.metadata?.name ?? '', { ...current.status, workloads: [] }, current.status);
+          const written = await this.options.store.patchStatus(namespace, current.metadata?.name ?? '', { ...current.status, workloads: [] }, current.status);
+          this.options.reports.remember?.(written);
         } catch (err) {
           if (err instanceof KubeApiError && err.kind === 'NotFound') return {};
           throw err;
@@ -180,6 +184,7 @@ export class ReportReconciler {
     }
     const name = current.metadata?.name ?? '';
     await this.options.store.delete(namespace, name);
+    this.options.reports.forget?.(namespace, name, current.spec.digest);
     this.options.pods.forgetKey(key);
     this.options.events?.forgetReport(namespace, name);
     this.options.logger.info({ namespace, digest: current.spec.digest, image: current.spec.image, report: name }, 'report deleted');
@@ -244,13 +249,17 @@ export class ReportReconciler {
     const name = desired.metadata?.name ?? '';
     try {
       const created = await this.options.store.create(desired);
+      this.options.reports.remember?.(created);
       log.info({ report: name }, 'report created');
       return created;
     } catch (err) {
       // The cache lags behind the server: the report exists already. Read it and carry on.
       if (err instanceof KubeApiError && err.kind === 'AlreadyExists') {
         const existing = await this.options.store.get(namespace, name);
-        if (existing !== undefined) return this.fixMetadata(existing, desired);
+        if (existing !== undefined) {
+          this.options.reports.remember?.(existing);
+          return this.fixMetadata(existing, desired);
+        }
       }
       throw err;
     }
@@ -271,7 +280,9 @@ export class ReportReconciler {
     const patch: { labels?: Record<string, string | null>; spec?: ImageScanReport['spec'] } = {};
     if (Object.keys(labelPatch).length > 0) patch.labels = labelPatch;
     if (specDrift) patch.spec = desired.spec;
-    return this.options.store.patchMetadata(namespace, name, patch);
+    const patched = await this.options.store.patchMetadata(namespace, name, patch);
+    this.options.reports.remember?.(patched);
+    return patched;
   }
 
   private async writeStatus(report: ImageScanReport, desired: ImageScanReport, status: ImageScanReportStatus, log: Logger): Promise<ImageScanReport> {
@@ -279,13 +290,16 @@ export class ReportReconciler {
     const name = desired.metadata?.name ?? '';
     try {
       const written = await this.options.store.patchStatus(namespace, name, status, report.status);
+      this.options.reports.remember?.(written);
       if (report.status?.phase !== status.phase) log.info({ report: name, phase: status.phase }, 'report status changed');
       return written;
     } catch (err) {
       // Deleted behind our back (or the cache was stale): create it again, then write the status.
       if (err instanceof KubeApiError && err.kind === 'NotFound') {
         const created = await this.create(desired, log);
-        return this.options.store.patchStatus(namespace, name, status, created.status);
+        const written = await this.options.store.patchStatus(namespace, name, status, created.status);
+        this.options.reports.remember?.(written);
+        return written;
       }
       throw err;
     }

@@ -59,11 +59,15 @@ export class ScanResults {
   }
 
   /** Marks every given digest for a rescan, each not before its own time (the scheduled pass's jitter). */
-  markForRescan(digests: Iterable<string>, notBefore: (digest: string) => number): number {
+  markForRescan(
+    digests: Iterable<string>,
+    notBefore: (digest: string) => number,
+    shouldRescan: (known: DigestScanKnowledge) => boolean = () => true,
+  ): number {
     let marked = 0;
     for (const digest of digests) {
       const known = this.byDigest.get(digest);
-      if (known === undefined) continue;
+      if (known === undefined || !shouldRescan(known)) continue;
       known.rescanNotBefore = notBefore(digest);
       marked += 1;
     }

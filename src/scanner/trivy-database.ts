@@ -1,0 +1,243 @@
+// The Trivy vulnerability DB (and Java DB) lifecycle in standalone mode: one download at start, then
+// one per refresh interval, into the shared cache that every scan reads with --skip-db-update.
+//
+// Trivy's download is not safe against concurrent readers or writers (trivy-cli.md §5, issue #8454),
+// so while a download runs the gate is closed: no scan starts, and the download itself waits (up to
+// drainTimeoutMs) for running scans to finish. A failed refresh keeps the old DB and is retried with
+// exponential backoff; scans go on meanwhile. In client/server mode the server owns its DB: nothing
+// is downloaded, the gate is always open, and readiness is the server's /healthz.
+import type { Logger } from 'pino';
+import type { TrivyRunner, TrivyVersionInfo } from './trivy-runner.js';
+
+export interface TrivyDatabaseOptions {
+  runner: Pick<TrivyRunner, 'downloadDatabases' | 'version'>;
+  /** Trivy server URL: client/server mode. */
+  server?: string;
+  refreshIntervalMs: number;
+  /** Retry delay after failed downloads: baseMs * 2^(failures-1), at most maxMs, with jitter (default 30 s .. 30 min). */
+  backoff?: { baseMs: number; maxMs: number };
+  logger: Logger;
+  /** Scans running now (ScanQueue.inProgress); a download waits for them to finish. */
+  activeScans?: () => number;
+  /** Longest wait for running scans before downloading anyway (default 15 min). */
+  drainTimeoutMs?: number;
+  /** How often the drain wait looks at activeScans (default 500 ms). */
+  drainPollMs?: number;
+  /** Server mode: how often /healthz is probed (default 30 s). */
+  healthIntervalMs?: number;
+  random?: () => number;
+  /** Injectable wait, resolved early (not rejected) when the signal aborts. */
+  delay?: (ms: number, signal: AbortSignal) => Promise<void>;
+  fetch?: typeof fetch;
+}
+
+/** Keeps the Trivy DB present and fresh, and gates scans while it is being replaced. */
+export class TrivyDatabase {
+  private readonly log: Logger;
+  private readonly stopController = new AbortController();
+  private readonly delay: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly listeners = new Set<(updatedAt: string) => void>();
+  private waiters: (() => void)[] = [];
+  private hasDb = false;
+  private downloading = false;
+  private serverHealthy = false;
+  private info: TrivyVersionInfo = {};
+  private downloadCount = 0;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly opts: TrivyDatabaseOptions) {
+    this.log = opts.logger;
+    this.delay = opts.delay ?? abortableDelay;
+  }
+
+  /**
+   * Starts the lifecycle. Standalone: resolves after the first download attempt (success or not; a
+   * failure is retried in the background). Server mode: resolves after the first health probe. Never rejects.
+   */
+  async start(): Promise<void> {
+    if (this.loop) return;
+    let firstDone: () => void = () => undefined;
+    const first = new Promise<void>((resolve) => (firstDone = resolve));
+    this.loop = (this.opts.server ? this.watchServer(firstDone) : this.refreshLoop(firstDone)).catch((err: unknown) => {
+      this.log.error({ err }, 'trivy DB lifecycle stopped unexpectedly');
+      firstDone();
+    });
+    await first;
+  }
+
+  /** Stops refreshing; a running download is killed. */
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    await this.loop;
+  }
+
+  /** Resolves when scans may run: a DB is present and no download is in progress (at once in server mode). */
+  whenReady(): Promise<void> {
+    if (this.opts.server || this.scansAllowed()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** For readiness: a usable DB exists (still true while it is being refreshed); in server mode, /healthz answered. */
+  isReady(): boolean {
+    return this.opts.server ? this.serverHealthy : this.hasDb;
+  }
+
+  /** The DB's UpdatedAt (RFC 3339), once known. */
+  updatedAt(): string | undefined {
+    return this.info.dbUpdatedAt;
+  }
+
+  /** The Trivy version and DB time, for stamping scan results. */
+  versionInfo(): TrivyVersionInfo {
+    return { ...this.info };
+  }
+
+  /** Calls the listener with UpdatedAt after each successful download. Returns an unsubscribe function. */
+  onUpdated(listener: (updatedAt: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Download attempts started so far. */
+  downloads(): number {
+    return this.downloadCount;
+  }
+
+  private scansAllowed(): boolean {
+    return this.hasDb && !this.downloading;
+  }
+
+  private openGateIfAllowed(): void {
+    if (!this.scansAllowed()) return;
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  private async refreshLoop(firstDone: () => void): Promise<void> {
+    const signal = this.stopController.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      const ok = await this.refresh();
+      firstDone();
+      if (signal.aborted) break;
+      failures = ok ? 0 : failures + 1;
+      await this.delay(ok ? this.opts.refreshIntervalMs : this.retryDelay(failures), signal);
+    }
+  }
+
+  /** One download; true on success. Never throws. */
+  private async refresh(): Promise<boolean> {
+    const signal = this.stopController.signal;
+    this.downloading = true;
+    try {
+      await this.drain(signal);
+      if (signal.aborted) return false;
+      this.downloadCount++;
+      const started = Date.now();
+      await this.opts.runner.downloadDatabases(signal);
+      this.hasDb = true;
+      await this.readVersion();
+      this.log.info({ dbUpdatedAt: this.info.dbUpdatedAt, durationMs: Date.now() - started }, 'trivy DB downloaded');
+      const updatedAt = this.info.dbUpdatedAt;
+      if (updatedAt !== undefined) for (const l of this.listeners) this.notify(l, updatedAt);
+      return true;
+    } catch (err) {
+      if (signal.aborted) return false;
+      if (!this.hasDb) {
+        // A DB left in the cache by an earlier run (persistent volume) is better than none.
+        await this.readVersion();
+        if (this.info.dbUpdatedAt !== undefined) this.hasDb = true;
+      }
+      this.log.warn({ err: err instanceof Error ? err.message : String(err), keepingOldDb: this.hasDb }, 'trivy DB download failed');
+      return false;
+    } finally {
+      this.downloading = false;
+      this.openGateIfAllowed();
+    }
+  }
+
+  private async drain(signal: AbortSignal): Promise<void> {
+    const active = this.opts.activeScans;
+    if (!active) return;
+    const deadline = Date.now() + (this.opts.drainTimeoutMs ?? 15 * 60_000);
+    while (active() > 0 && !signal.aborted) {
+      if (Date.now() >= deadline) {
+        this.log.warn({ activeScans: active() }, 'scans still running; replacing the trivy DB anyway');
+        return;
+      }
+      await this.delay(this.opts.drainPollMs ?? 500, signal);
+    }
+  }
+
+  private async readVersion(): Promise<void> {
+    try {
+      this.info = await this.opts.runner.version();
+    } catch (err) {
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'trivy version failed');
+    }
+  }
+
+  private retryDelay(failures: number): number {
+    const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 30_000, maxMs: 30 * 60_000 };
+    const capped = Math.min(maxMs, baseMs * 2 ** (failures - 1));
+    return Math.round(capped / 2 + (this.opts.random ?? Math.random)() * (capped / 2));
+  }
+
+  private notify(listener: (updatedAt: string) => void, updatedAt: string): void {
+    try {
+      listener(updatedAt);
+    } catch (err) {
+      this.log.error({ err }, 'trivy DB listener threw');
+    }
+  }
+
+  private async watchServer(firstDone: () => void): Promise<void> {
+    const signal = this.stopController.signal;
+    const doFetch = this.opts.fetch ?? fetch;
+    const base = (this.opts.server ?? '').replace(/\/+$/, '');
+    while (!signal.aborted) {
+      const wasHealthy = this.serverHealthy;
+      try {
+        const health = await doFetch(`${base}/healthz`, { signal: AbortSignal.any([signal, AbortSignal.timeout(5_000)]) });
+        this.serverHealthy = health.ok;
+        if (health.ok) await this.readServerVersion(doFetch, base, signal);
+      } catch {
+        this.serverHealthy = false;
+      }
+      if (wasHealthy !== this.serverHealthy) this.log.info({ server: base, healthy: this.serverHealthy }, 'trivy server health changed');
+      firstDone();
+      await this.delay(this.opts.healthIntervalMs ?? 30_000, signal);
+    }
+  }
+
+  private async readServerVersion(doFetch: typeof fetch, base: string, signal: AbortSignal): Promise<void> {
+    try {
+      const res = await doFetch(`${base}/version`, { signal: AbortSignal.any([signal, AbortSignal.timeout(5_000)]) });
+      if (!res.ok) return;
+      const doc: unknown = await res.json();
+      if (typeof doc !== 'object' || doc === null) return;
+      const version = 'Version' in doc && typeof doc.Version === 'string' ? doc.Version : undefined;
+      const db = 'VulnerabilityDB' in doc && typeof doc.VulnerabilityDB === 'object' && doc.VulnerabilityDB !== null ? doc.VulnerabilityDB : undefined;
+      const updatedAt = db && 'UpdatedAt' in db && typeof db.UpdatedAt === 'string' ? db.UpdatedAt : undefined;
+      const changed = updatedAt !== undefined && updatedAt !== this.info.dbUpdatedAt;
+      this.info = { ...(version ? { version } : {}), ...(updatedAt ? { dbUpdatedAt: updatedAt } : {}) };
+      if (changed) for (const l of this.listeners) this.notify(l, updatedAt);
+    } catch {
+      // /version is informational; health decides readiness.
+    }
+  }
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,172 @@
+// The operator's life against the fake API server and the stub Trivy: grace-period deletion, scheduled
+// rescans that keep the report, a kill -9 restart that rescans nothing fresh, private registries,
+// Warning events, and convergence under API faults.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildDockerConfigJsonSecret, startFakeApiServer } from './fake-apiserver/index.js';
+import type { FakeApiServer } from './fake-apiserver/index.js';
+import { eventually, startOperatorProcess, trivyStubPath } from './operator-process.js';
+import type { OperatorProcess } from './operator-process.js';
+
+interface ReportLike {
+  metadata?: { name?: string; namespace?: string };
+  spec?: { digest?: string; image?: string };
+  status?: { phase?: string; lastScanTime?: string; message?: string; workloads?: unknown[]; summary?: { total?: number } };
+}
+
+const REPORTS = 'imagescanreports.imagescan.dev';
+
+describe('operator lifecycle', () => {
+  let api: FakeApiServer;
+  let work: string;
+  const operators: OperatorProcess[] = [];
+
+  function start(extra: string[] = []): OperatorProcess {
+    const operator = startOperatorProcess({
+      args: [
+        '--kubeconfig', api.kubeconfigPath,
+        '--trivy-path', trivyStubPath,
+        '--trivy-cache-dir', path.join(work, 'cache'),
+        '--leader-elect=false',
+        '--metrics-address', '127.0.0.1:0',
+        '--rescan-jitter', '0s',
+        ...extra,
+      ],
+      env: { TMPDIR: work },
+    });
+    operators.push(operator);
+    return operator;
+  }
+
+  function reports(namespace?: string): ReportLike[] {
+    return api.objects.list(REPORTS, namespace) as ReportLike[];
+  }
+
+  function scanned(namespace: string): ReportLike | undefined {
+    return reports(namespace).find((r) => r.status?.phase === 'Scanned');
+  }
+
+  beforeEach(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'imagescan-life-'));
+    api = await startFakeApiServer({ bookmarkIntervalMs: 500 });
+  });
+
+  afterEach(async () => {
+    for (const operator of operators.splice(0)) await operator.kill9();
+    await api.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('keeps the report for the grace period after the pod is deleted, then removes it', async () => {
+    const web = api.seed.deployment({ namespace: 'shop', name: 'web', containers: ['nginx:1.19'] });
+    const operator = start(['--report-grace-period', '4s']);
+    await eventually(() => scanned('shop'), 30_000, 'Scanned report');
+    const deletedAt = Date.now();
+    for (const pod of web.pods) api.objects.delete('pods', 'shop', pod.metadata?.name ?? '');
+    // Still there during the grace period, listing no workload.
+    const emptied = await eventually(() => reports('shop').find((r) => r.status?.workloads?.length === 0), 3000, 'workloads emptied');
+    expect(emptied.status?.phase).toBe('Scanned');
+    await eventually(() => (reports('shop').length === 0 ? true : undefined), 15_000, 'report removed');
+    expect(Date.now() - deletedAt).toBeGreaterThanOrEqual(3500);
+    await operator.waitForLine((l) => l.msg === 'report deleted');
+  });
+
+  it('rescans on the schedule: lastScanTime moves and the report never disappears or loses its result', async () => {
+    api.seed.deployment({ namespace: 'shop', name: 'web', containers: ['nginx:1.19'] });
+    start(['--rescan-schedule', '*/3 * * * * *']);
+    const first = await eventually(() => scanned('shop'), 30_000, 'Scanned report');
+    const firstScan = first.status?.lastScanTime;
+    let sawGap = false;
+    const later = await eventually(
+      () => {
+        const now = reports('shop');
+        if (now.length !== 1 || now[0]?.status?.phase !== 'Scanned') sawGap = true;
+        const t = now[0]?.status?.lastScanTime;
+        return t !== undefined && t !== firstScan ? now[0] : undefined;
+      },
+      20_000,
+      'a rescan',
+    );
+    expect(sawGap).toBe(false);
+    expect(later.status?.summary?.total).toBe(first.status?.summary?.total);
+  });
+
+  it('after kill -9 and a restart, fresh digests are not scanned again and no report is duplicated', async () => {
+    api.seed.deployment({ namespace: 'shop', name: 'web', containers: ['nginx:1.19'], replicas: 3 });
+    api.seed.deployment({ namespace: 'search', name: 'cache', containers: ['redis:7'] });
+    const first = start();
+    await eventually(() => (scanned('shop') !== undefined && scanned('search') !== undefined ? true : undefined), 30_000, 'both Scanned');
+    await first.kill9();
+    api.clearRequests();
+
+    const second = start();
+    await second.waitForLine((l) => l.msg === 'controller started');
+    api.seed.deployment({ namespace: 'shop', name: 'api', containers: ['alpine:3.19'] });
+    await eventually(() => reports('shop').find((r) => r.spec?.image === 'alpine:3.19' && r.status?.phase === 'Scanned'), 30_000, 'new image scanned');
+    // Log lines arrive through a pipe: wait for the line rather than racing it.
+    await second.waitForLine((l) => l.msg === 'scan finished' && l.image === 'docker.io/library/alpine');
+    const finished = second.lines.filter((l) => l.msg === 'scan finished').map((l) => l.image);
+    expect(finished).toEqual(['docker.io/library/alpine']);
+    expect(reports().length).toBe(3);
+    const writes = api.requests().filter((r) => r.resource === 'imagescanreports' && r.verb === 'create');
+    expect(writes.length).toBe(1);
+  });
+
+  it('scans a private image with the pull secret, and fails with registry and secret named when it is wrong', async () => {
+    api.seed.objects([
+      buildDockerConfigJsonSecret('team-a', 'good', { 'registry.example.com': { username: 'robot', password: 'stub-password' } }),
+      buildDockerConfigJsonSecret('team-b', 'bad', { 'registry.example.com': { username: 'robot', password: 'wrong-password-123' } }),
+    ]);
+    api.seed.deployment({ namespace: 'team-a', name: 'app', containers: ['registry.example.com/private/app:1'], imagePullSecrets: ['good'] });
+    api.seed.deployment({ namespace: 'team-b', name: 'app', containers: [{ image: 'registry.example.com/private/app:2', digest: `sha256:${'1'.repeat(64)}` }], imagePullSecrets: ['bad'] });
+    const operator = start();
+    await eventually(() => scanned('team-a'), 30_000, 'private image Scanned');
+    const failed = await eventually(() => reports('team-b').find((r) => r.status?.phase === 'Failed'), 30_000, 'Failed report');
+    expect(failed.status?.message).toContain('registry.example.com');
+    expect(failed.status?.message).toContain('team-b/bad');
+    expect(failed.status?.message).toContain('auth');
+    const allOutput = JSON.stringify(operator.lines) + operator.rawOutput.join('\n');
+    expect(allOutput).not.toContain('wrong-password-123');
+    expect(allOutput).not.toContain('stub-password');
+    const secretVerbs = new Set(api.requests().filter((r) => r.resource === 'secrets').map((r) => r.verb));
+    expect([...secretVerbs]).toEqual(['get']);
+  });
+
+  it('puts one Warning event on the Deployment for fixable CRITICAL vulnerabilities', async () => {
+    const web = api.seed.deployment({ namespace: 'shop', name: 'web', containers: ['nginx:1.19'] });
+    start(['--rescan-schedule', '*/2 * * * * *']);
+    const report = await eventually(() => scanned('shop'), 30_000, 'Scanned report');
+    const events = await eventually(() => {
+      const found = api.objects.list('events', 'shop') as { reason?: string; message?: string; involvedObject?: { kind?: string; name?: string; uid?: string } }[];
+      return found.length > 0 ? found : undefined;
+    }, 10_000, 'an event');
+    // Rescans with the same result add no event.
+    await eventually(() => (reports('shop')[0]?.status?.lastScanTime !== report.status?.lastScanTime ? true : undefined), 15_000, 'a rescan');
+    const after = api.objects.list('events', 'shop') as typeof events;
+    expect(after).toHaveLength(1);
+    expect(events[0]?.reason).toBe('FixableCriticalVulnerabilities');
+    expect(events[0]?.involvedObject).toMatchObject({ kind: 'Deployment', name: 'web', uid: web.owner.metadata?.uid });
+    expect(events[0]?.message).toContain(`kubectl -n shop get imagescanreport ${report.metadata?.name ?? ''} -o yaml`);
+  });
+
+  it('converges to exactly the right reports with 10% of requests failing and watches dropped every few seconds', async () => {
+    api.faults.set({ errorRate: 0.1, dropWatchesEveryMs: 2000 });
+    const images = ['nginx:1.19', 'redis:7', 'alpine:3.19'];
+    for (const ns of ['a', 'b', 'c']) {
+      images.forEach((image, i) => api.seed.deployment({ namespace: ns, name: `w${i}`, containers: [image], replicas: 2 }));
+    }
+    start();
+    await eventually(() => {
+      const all = reports();
+      return all.length === 9 && all.every((r) => r.status?.phase === 'Scanned') ? true : undefined;
+    }, 60_000, 'nine Scanned reports');
+    const stats = api.faults.stats();
+    expect(stats.injected429 + stats.injected500).toBeGreaterThan(0);
+    expect(stats.droppedWatches).toBeGreaterThan(0);
+    api.faults.clear();
+    const names = reports().map((r) => `${r.metadata?.namespace}/${r.spec?.image}`).sort();
+    expect(names).toEqual(['a', 'b', 'c'].flatMap((ns) => images.map((image) => `${ns}/${image}`)).sort());
+  }, 90_000);
+});

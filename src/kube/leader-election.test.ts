@@ -318,6 +318,38 @@ describe('LeaderElector', () => {
     expect(server.lease('imagescan-system', 'imagescan-operator')?.spec?.['holderIdentity']).toBe('');
   });
 
+  it('starts a new term only after the previous onStoppedLeading has finished', async () => {
+    const server = await startServer();
+    const order: string[] = [];
+    let finishStopping: () => void = () => undefined;
+    const a = startReplica(server, 'pod-a', {
+      onStartedLeading: () => order.push('started'),
+      onStoppedLeading: () =>
+        // Only the first term's stop is slow; later ones (the test's cleanup) finish at once.
+        order.includes('stopping')
+          ? undefined
+          : new Promise<void>((resolve) => {
+              order.push('stopping');
+              finishStopping = () => {
+                order.push('stopped');
+                resolve();
+              };
+            }),
+    });
+    await waitFor(() => a.elector.isLeader(), 2000);
+    server.partitioned.add('pod-a');
+    await waitFor(() => !a.elector.isLeader(), 2000);
+    await a.run;
+    server.partitioned.delete('pod-a');
+    a.run = a.elector.run();
+    // The Lease is still ours and the server answers again, yet no new term while stopping is unfinished.
+    await new Promise((resolve) => setTimeout(resolve, 4 * RETRY_MS));
+    expect(a.elector.isLeader()).toBe(false);
+    finishStopping();
+    await waitFor(() => a.elector.isLeader(), 2000);
+    expect(order).toStrictEqual(['started', 'stopping', 'stopped', 'started']);
+  });
+
   it('never records two holders at once across repeated handovers', async () => {
     const server = await startServer();
     const a = startReplica(server, 'pod-a');

@@ -148,7 +148,8 @@ export class LeaderElector {
   /**
    * Contend for the Lease, lead while renewals succeed, and resolve when stop() was called (after the
    * release) or leadership was lost. After a loss the caller should stop its work; the simplest safe
-   * reaction is to exit and let the Deployment restart the pod, but run() may also be called again.
+   * reaction is to exit and let the Deployment restart the pod, but run() may also be called again;
+   * it contends only after the previous onStoppedLeading has settled.
    */
   run(): Promise<void> {
     if (this.running !== undefined) return this.running;
@@ -168,6 +169,8 @@ export class LeaderElector {
   }
 
   private async contend(): Promise<void> {
+    // After a loss, the previous onStoppedLeading must finish before a new term can start.
+    await this.stoppedLeading;
     while (!this.stopRequested) {
       const acquired = await this.tryAcquireOrRenew();
       if (acquired) break;

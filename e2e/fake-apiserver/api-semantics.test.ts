@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seededRandom, startFakeApiServer } from './index.js';
+import { isWrite, rbacAttributes, seededRandom, startFakeApiServer } from './index.js';
 import type { FakeApiServer } from './index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -174,6 +174,21 @@ describe('names, labels and sizes', () => {
     expect((await call('GET', '/version')).status).toBe(200);
   });
 
+  it('checks that a core event names an object in its own namespace', async () => {
+    const event = (ns: string): Record<string, unknown> => ({
+      metadata: { name: `web.${ns}` },
+      involvedObject: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: ns },
+      reason: 'FixableCritical',
+      type: 'Warning',
+      message: 'm',
+      source: { component: 'imagescan-operator' },
+    });
+    expect((await call('POST', '/api/v1/namespaces/default/events', event('default'))).status).toBe(201);
+    const wrong = await call('POST', '/api/v1/namespaces/default/events', event('kube-system'));
+    expect(wrong.status).toBe(422);
+    expect((wrong.body.details as { causes: { field: string }[] }).causes[0]?.field).toBe('involvedObject.namespace');
+  });
+
   it('decodes Lease MicroTime only with six fractional digits', async () => {
     const lease = (renewTime: string): Record<string, unknown> => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `l${renewTime.length}` }, spec: { holderIdentity: 'a', leaseDurationSeconds: 15, renewTime } });
     const micro = await call('POST', '/apis/coordination.k8s.io/v1/namespaces/default/leases', lease('2026-01-01T10:00:00.123000Z'));
@@ -327,6 +342,9 @@ describe('fault injection and the request log', () => {
       // custom resources need a resourceVersion on update: 422
       ['update', 'example.com', 'widgets', undefined, 'default', 'w-log', 'operator-b', 422],
     ]);
+    const statusPatch = log.find((r) => r.subresource === 'status');
+    expect(statusPatch && rbacAttributes(statusPatch)).toEqual({ verb: 'patch', apiGroup: 'example.com', resource: 'widgets/status', namespace: 'default', name: 'w-log' });
+    expect(log.filter(isWrite)).toHaveLength(3);
     const discovery = log.find((r) => r.path === '/apis');
     expect(discovery?.verb).toBeUndefined();
     expect(discovery?.identity).toBe('operator-a');

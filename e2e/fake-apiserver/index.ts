@@ -4,6 +4,7 @@ export type { FakeApiServer, FakeApiServerOptions, ObjectAccess, RestartOptions 
 export type { FaultConfig, FaultStats } from './faults.js';
 export { seededRandom } from './faults.js';
 export type { RequestRecord, RequestFilter } from './request-log.js';
+export { WRITE_VERBS, isWrite, rbacAttributes } from './request-log.js';
 export type { Seeder, SeededWorkload } from './seeder.js';
 export type { ContainerSeed, PodSeed, RegistryAuth, WorkloadSeed } from './seed.js';
 export { digestFor, normalizeImage, buildPod, buildNamespace, buildNode, buildDockerConfigJsonSecret, buildDockerCfgSecret, buildServiceAccount } from './seed.js';

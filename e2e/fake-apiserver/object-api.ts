@@ -449,6 +449,7 @@ export class ObjectApi {
         }
       }
     }
+    if (def.group === '' && def.resource === 'events') causes.push(...validateCoreEvent(obj));
     if (def.group === 'events.k8s.io' && creating) {
       for (const field of ['eventTime', 'reportingController', 'reportingInstance', 'action', 'reason']) required(field);
     }
@@ -486,4 +487,26 @@ export class ObjectApi {
 
 function lookup(obj: unknown, path: string): unknown {
   return path.split('.').reduce<unknown>((o, p) => (isRecord(o) ? o[p] : undefined), obj);
+}
+
+/** core/v1 Event rules of apis/core/validation/events.go (legacyValidateEvent), the parts clients trip on. */
+function validateCoreEvent(obj: KubeObject): StatusCause[] {
+  const causes: StatusCause[] = [];
+  const ns = obj.metadata?.namespace ?? '';
+  const involved = isRecord(obj.involvedObject) ? obj.involvedObject : {};
+  const involvedNs = typeof involved.namespace === 'string' ? involved.namespace : '';
+  const mismatch = (): StatusCause => ({ reason: 'FieldValueInvalid', field: 'involvedObject.namespace', message: `Invalid value: ${JSON.stringify(involvedNs)}: does not match event.namespace` });
+  if (obj.eventTime === undefined || obj.eventTime === null) {
+    if (involvedNs === '' ? ns !== '' && ns !== 'default' : ns !== involvedNs) causes.push(mismatch());
+  } else {
+    if (involvedNs === '' && ns !== 'default' && ns !== 'kube-system') causes.push(mismatch());
+    for (const field of ['reportingComponent', 'reportingInstance', 'action', 'reason']) {
+      const v = obj[field];
+      if (typeof v !== 'string' || v === '') causes.push({ reason: 'FieldValueRequired', field, message: 'Required value' });
+    }
+  }
+  if (obj.type !== undefined && obj.type !== '' && obj.type !== 'Normal' && obj.type !== 'Warning') {
+    causes.push({ reason: 'FieldValueNotSupported', field: 'type', message: `Unsupported value: ${JSON.stringify(obj.type)}: supported values: "Normal", "Warning"` });
+  }
+  return causes;
 }

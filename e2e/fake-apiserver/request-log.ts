@@ -75,3 +75,20 @@ export class RequestLog {
     this.records = [];
   }
 }
+
+/** Verbs that change stored state. */
+export const WRITE_VERBS: readonly Verb[] = ['create', 'update', 'patch', 'delete', 'deletecollection'];
+
+export function isWrite(record: RequestRecord): boolean {
+  return record.verb !== undefined && WRITE_VERBS.includes(record.verb);
+}
+
+/**
+ * The attributes an RBAC rule matches for this request: `{ verb, apiGroup, resource, namespace }` with the
+ * subresource folded in as RBAC writes it (`pods/status`); undefined for non-resource URLs.
+ */
+export function rbacAttributes(record: RequestRecord): { verb: Verb; apiGroup: string; resource: string; namespace: string | undefined; name: string | undefined } | undefined {
+  if (record.verb === undefined || record.resource === undefined) return undefined;
+  const resource = record.subresource ? `${record.resource}/${record.subresource}` : record.resource;
+  return { verb: record.verb, apiGroup: record.apiGroup ?? '', resource, namespace: record.namespace, name: record.name };
+}

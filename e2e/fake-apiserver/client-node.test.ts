@@ -142,6 +142,33 @@ describe('client-node informer', () => {
   });
 });
 
+describe('client-node informer with HTTP 410', () => {
+  it('relists when the watch request itself is answered 410 Gone', async () => {
+    const strict = await startFakeApiServer({ expiredWatchAsHttpError: true, crdDirs: [] });
+    const strictKc = new k8s.KubeConfig();
+    strictKc.loadFromFile(strict.kubeconfigFor('operator-a'));
+    const core = strictKc.makeApiClient(k8s.CoreV1Api);
+    const informer = k8s.makeInformer(strictKc, '/api/v1/pods', () => core.listPodForAllNamespaces());
+    const events: string[] = [];
+    const errors: unknown[] = [];
+    informer.on('add', (p) => events.push(`add ${p.metadata?.name ?? ''}`));
+    informer.on('error', (e: unknown) => errors.push(e));
+    await informer.start();
+    try {
+      await eventually(() => strict.openWatches() === 1, 'the watch');
+      strict.dropWatches('close');
+      strict.seed.pod({ namespace: 'apps', name: 'missed', containers: ['nginx:1.25'] });
+      strict.compact();
+      await eventually(() => events.includes('add missed'), 'the relist');
+      expect(errors).toEqual([]);
+      expect(strict.requests({ resource: 'pods', code: 410 }).map((r) => r.verb)).toEqual(['watch']);
+    } finally {
+      await informer.stop();
+      await strict.stop();
+    }
+  });
+});
+
 describe('typed clients', () => {
   it('pages a cluster-wide pod list with limit and _continue', async () => {
     for (let i = 0; i < 12; i++) server.seed.pod({ namespace: i % 2 === 0 ? 'even' : 'odd', name: `p${String(i).padStart(2, '0')}`, containers: ['nginx:1.25'] });

@@ -32,7 +32,7 @@ describe('alert rules', () => {
   it('pass their promtool unit tests (each alert fires exactly when it should)', async () => {
     const result = await promtool(['test', 'rules', RULES_TEST_FILE]);
     expect(result.exitCode, String(result.stdout) + String(result.stderr)).toBe(0);
-  });
+  }, 60_000);
 
   it('are the same in the PrometheusRule manifest as in the rules file', () => {
     expect(

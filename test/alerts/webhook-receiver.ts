@@ -46,7 +46,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   return {
     url: `http://127.0.0.1:${port}`,
     received,
-    waitFor: (receiver, match, timeoutMs = 30_000) =>
+    waitFor: (receiver, match, timeoutMs = 20_000) =>
       new Promise((resolve, reject) => {
         const check = (): void => {
           const found = received(receiver).find(match);

@@ -110,8 +110,6 @@ function containerStatus(s: ContainerSeed & { name: string }, startedAt: string,
   return { name: s.name, image, imageID, containerID, ready: !terminated, started: !terminated, restartCount: 0, state };
 }
 
-let podIpCounter = 0;
-
 /** A status as the kubelet would report for a running pod built from `seeds` (or the pod's own spec). */
 export function runningPodStatus(pod: KubeObject, now: Date, seeds?: { containers: ContainerSeed[]; init: ContainerSeed[]; ephemeral: ContainerSeed[] }): Record<string, unknown> {
   const spec = isRecord(pod.spec) ? pod.spec : {};
@@ -121,8 +119,9 @@ export function runningPodStatus(pod: KubeObject, now: Date, seeds?: { container
   const init = seeds ? seeds.init.map((c, i) => containerSeed(c, i, 'init')) : fromSpec('initContainers');
   const ephemeral = seeds ? seeds.ephemeral.map((c, i) => containerSeed(c, i, 'debugger')) : fromSpec('ephemeralContainers');
   const startedAt = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  podIpCounter += 1;
-  const podIP = `10.244.${Math.floor(podIpCounter / 250) % 250}.${(podIpCounter % 250) + 1}`;
+  // A stable address per pod, so seeding the same objects twice gives the same status.
+  const ipBytes = createHash('sha256').update(`${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`).digest();
+  const podIP = `10.244.${ipBytes[0] ?? 0}.${((ipBytes[1] ?? 0) % 254) + 1}`;
   const allReady = containers.every((c) => c.waiting !== true);
   const status: Record<string, unknown> = {
     phase: 'Running',

@@ -509,7 +509,7 @@ class FakeApiServerImpl implements FakeApiServer {
         finish();
         return;
       }
-      const nonResource = this.nonResource(segments, url);
+      const nonResource = this.nonResource(segments);
       if (nonResource !== undefined) {
         await drain(req);
         if (nonResource === null) throw pathNotFound();
@@ -571,7 +571,7 @@ class FakeApiServerImpl implements FakeApiServer {
   }
 
   /** Discovery and other non-resource URLs: the body to send, null for 404, undefined if not one. */
-  private nonResource(segments: string[], url: URL): unknown {
+  private nonResource(segments: string[]): unknown {
     const p = segments.join('/');
     if (p === 'api') return apiVersions(`127.0.0.1:${this.listenPort}`);
     if (p === 'apis') return apiGroupList(this.registry);
@@ -582,7 +582,6 @@ class FakeApiServerImpl implements FakeApiServer {
       if (segments[1] === 'v3') return openApiV3(this.registry, segments.slice(2).join('/')) ?? null;
       return null;
     }
-    void url;
     return undefined;
   }
 

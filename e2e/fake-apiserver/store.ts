@@ -213,13 +213,8 @@ export class ObjectStore {
     };
   }
 
-  /** Every collection key with at least one object; used to dump and restore state. */
+  /** Every collection key with at least one object (for the stats endpoint). */
   resourceKeys(): string[] {
     return [...this.collections.entries()].filter(([, c]) => c.count > 0).map(([k]) => k);
-  }
-
-  /** Removes a whole collection without events (a CRD's objects after the CRD is gone). */
-  dropCollection(rkey: string): void {
-    this.collections.delete(rkey);
   }
 }

@@ -17,7 +17,10 @@ export interface ReportSource {
 export const SCAN_RESULTS = ['success', 'failure'] as const;
 export type ScanResultLabel = (typeof SCAN_RESULTS)[number];
 
-/** One finished Trivy run, as the scan queue reports it. */
+/**
+ * One finished scan. The operator reports the scan queue's outcomes (once per scan request, after
+ * its retries; the duration is the last Trivy run's).
+ */
 export type ScanObservation =
   | { result: 'success'; durationSeconds: number }
   | { result: 'failure'; reason: ScanFailureReason; durationSeconds: number };
@@ -197,7 +200,7 @@ export class OperatorMetrics {
     return this.registry.metrics();
   }
 
-  /** Records one finished Trivy run: scans_total, scan_failures_total and the duration histogram. */
+  /** Records one finished scan: scans_total, scan_failures_total and the duration histogram. */
   observeScan(observation: ScanObservation): void {
     const { result } = observation;
     this.scansTotal.inc({ result });

@@ -110,8 +110,8 @@ describe('operator lifecycle', () => {
     const finished = second.lines.filter((l) => l.msg === 'scan finished').map((l) => l.image);
     expect(finished).toEqual(['docker.io/library/alpine']);
     expect(reports().length).toBe(3);
-    const writes = api.requests().filter((r) => r.resource === 'imagescanreports' && r.verb === 'create');
-    expect(writes.length).toBe(1);
+    const creates = api.requests().filter((r) => r.resource === 'imagescanreports' && r.verb === 'create');
+    expect(creates.map((r) => `${r.namespace ?? ''}/${String(r.code)}`)).toEqual(['shop/201']);
   });
 
   it('scans a private image with the pull secret, and fails with registry and secret named when it is wrong', async () => {

@@ -36,10 +36,12 @@ export interface StartOperatorOptions {
   env?: Record<string, string>;
 }
 
-/** Starts `tsx src/main.ts <args>` with the environment given (plus PATH and HOME). */
+/**
+ * Starts `node --import tsx src/main.ts <args>` with the environment given (plus PATH and HOME). Node
+ * runs the operator itself (not the tsx CLI, which would sit in between), so kill -9 kills the operator.
+ */
 export function startOperatorProcess(options: StartOperatorOptions): OperatorProcess {
-  const tsx = path.join(repoRoot, 'node_modules/.bin/tsx');
-  const child = spawn(tsx, [path.join(repoRoot, 'src/main.ts'), ...options.args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/main.ts'), ...options.args], {
     cwd: repoRoot,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -23,6 +23,8 @@ export interface StubLogLine {
   dockerConfigDirMode?: string;
   exitCode?: number;
   target?: string;
+  mappingKey?: string;
+  fixture?: string;
   mode?: string;
   dbDownloaded?: boolean;
   grandchildPid?: number;

@@ -90,7 +90,7 @@ describe('stub trivy image', () => {
     await withDb(ws);
     const scan = async (ref: string) => {
       const r = await trivy(ws, ['image', '--cache-dir', ws.cacheDir, '--skip-db-update', '--format', 'json', ref]);
-      return { r, key: ws.invocations().at(-1)?.end?.mappingKey as string | undefined };
+      return { r, key: ws.invocations().at(-1)?.end?.mappingKey };
     };
     expect((await scan(`docker.io/library/nginx@${testDigest(7)}`)).key).toBe(testDigest(7));
     expect((await scan(`docker.io/library/nginx@${testDigest(8)}`)).key).toBe('docker.io/library/nginx');

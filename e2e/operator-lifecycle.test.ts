@@ -170,3 +170,60 @@ describe('operator lifecycle', () => {
     expect(names).toEqual(['a', 'b', 'c'].flatMap((ns) => images.map((image) => `${ns}/${image}`)).sort());
   }, 90_000);
 });
+
+describe('operator with leader election', () => {
+  let api: FakeApiServer;
+  let work: string;
+  const operators: OperatorProcess[] = [];
+
+  beforeEach(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'imagescan-lease-'));
+    api = await startFakeApiServer({});
+    api.seed.namespace('imagescan-system');
+  });
+
+  afterEach(async () => {
+    for (const operator of operators.splice(0)) await operator.kill9();
+    await api.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  function replica(identity: string): OperatorProcess {
+    const operator = startOperatorProcess({
+      args: [
+        '--kubeconfig', api.kubeconfigFor(identity),
+        '--identity', identity,
+        '--trivy-path', trivyStubPath,
+        '--trivy-cache-dir', path.join(work, `cache-${identity}`),
+        '--leader-elect=true',
+        '--metrics-address', '127.0.0.1:0',
+      ],
+      env: { TMPDIR: work },
+    });
+    operators.push(operator);
+    return operator;
+  }
+
+  it('only the leader writes; after kill -9 of the leader the standby takes over within the lease duration', async () => {
+    api.seed.deployment({ namespace: 'shop', name: 'web', containers: ['nginx:1.19'] });
+    const a = replica('replica-a');
+    await a.waitForLine((l) => l.msg === 'became leader', 20_000);
+    const b = replica('replica-b');
+    await b.waitForLine((l) => l.msg === 'caches synced', 20_000);
+    await eventually(() => (api.objects.list(REPORTS, 'shop') as ReportLike[]).find((r) => r.status?.phase === 'Scanned'), 30_000, 'Scanned report');
+
+    const killedAt = Date.now();
+    await a.kill9();
+    await b.waitForLine((l) => l.msg === 'became leader', 30_000);
+    expect(Date.now() - killedAt).toBeLessThan(20_000);
+    api.seed.deployment({ namespace: 'shop', name: 'api', containers: ['alpine:3.19'] });
+    await eventually(() => (api.objects.list(REPORTS, 'shop') as ReportLike[]).find((r) => r.spec?.image === 'alpine:3.19' && r.status?.phase === 'Scanned'), 30_000, 'new image scanned by the new leader');
+
+    const writers = api
+      .requests()
+      .filter((r) => r.resource === 'imagescanreports' && r.verb !== undefined && ['create', 'patch', 'update', 'delete'].includes(r.verb));
+    const lastWriteOfA = Math.max(...writers.filter((r) => r.identity === 'replica-a').map((r) => r.startMs));
+    const firstWriteOfB = Math.min(...writers.filter((r) => r.identity === 'replica-b').map((r) => r.startMs));
+    expect(lastWriteOfA).toBeLessThan(firstWriteOfB);
+  }, 90_000);
+});

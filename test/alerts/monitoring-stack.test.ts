@@ -123,10 +123,15 @@ describe('monitoring stack on real Prometheus and Alertmanager', () => {
   });
 
   it('fires ImageScanOperatorDown to the platform receiver when the operator stops answering', async () => {
+    // Before Prometheus' first scrape, absent(up == 1) is briefly true as well: only an alert that
+    // started firing after the stop counts.
+    const stoppedAt = Date.now();
     await metricsServer?.close();
     metricsServer = undefined;
     const down = await webhook.waitFor('platform-sre', (n) =>
-      n.alerts.some((a) => a.labels.alertname === 'ImageScanOperatorDown' && a.status === 'firing'),
+      n.alerts.some(
+        (a) => a.labels.alertname === 'ImageScanOperatorDown' && a.status === 'firing' && a.labels.reason === undefined && Date.parse(a.startsAt) >= stoppedAt,
+      ),
     );
     expect(down.alerts.find((a) => a.labels.alertname === 'ImageScanOperatorDown')?.labels.severity).toBe('critical');
   });

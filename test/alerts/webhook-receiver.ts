@@ -7,7 +7,13 @@ import type { AddressInfo } from 'node:net';
 export interface WebhookNotification {
   receiver: string;
   status: 'firing' | 'resolved';
-  alerts: { status: 'firing' | 'resolved'; labels: Record<string, string>; annotations: Record<string, string> }[];
+  alerts: {
+    status: 'firing' | 'resolved';
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+    /** RFC 3339; when Prometheus started firing it. */
+    startsAt: string;
+  }[];
 }
 
 export interface WebhookReceiver {

@@ -9,3 +9,4 @@ export type { Seeder, SeededWorkload } from './seeder.js';
 export type { ContainerSeed, PodSeed, RegistryAuth, WorkloadSeed } from './seed.js';
 export { digestFor, normalizeImage, buildPod, buildNamespace, buildNode, buildDockerConfigJsonSecret, buildDockerCfgSecret, buildServiceAccount } from './seed.js';
 export type { KubeObject, Verb } from './types.js';
+export type { PermissionUsage } from './rbac.js';

@@ -27,6 +27,8 @@ import { ObjectStore } from './store.js';
 import type { StoreEvent, StoredObject, WatchSink } from './store.js';
 import { buildTable } from './table.js';
 import type { IncludeObject } from './table.js';
+import { RbacAuthorizer, forbiddenMessage } from './rbac.js';
+import type { PermissionUsage } from './rbac.js';
 import { runningPodStatus } from './seed.js';
 import type { KubeObject, Verb } from './types.js';
 import { isRecord } from './types.js';
@@ -75,6 +77,11 @@ export interface FakeApiServerOptions {
   random?: () => number;
   /** Identity of the kubeconfig written at start (default `admin`). */
   defaultIdentity?: string;
+  /**
+   * Enforce RBAC from these Role/ClusterRole/(Cluster)RoleBinding objects for the listed identities
+   * (e.g. `system:serviceaccount:imagescan-system:imagescan-operator`); everyone else may do anything.
+   */
+  rbac?: { objects: KubeObject[]; enforceFor: string[] };
 }
 
 export interface RestartOptions {
@@ -123,6 +130,8 @@ export interface FakeApiServer {
   resourceVersion(): string;
   requests(filter?: RequestFilter): RequestRecord[];
   clearRequests(): void;
+  /** With `rbac`: every granted permission and how many requests used it (empty without `rbac`). */
+  rbacUsage(): PermissionUsage[];
   /** Stops listening (connections dropped), keeps all data. */
   stopServing(): Promise<void>;
   /** Listens again on the same port with the same data. */
@@ -218,6 +227,7 @@ class FakeApiServerImpl implements FakeApiServer {
   private readonly sockets = new Set<Socket>();
   private readonly tmpDir: string;
   private server: Server | undefined;
+  private readonly authorizer: RbacAuthorizer | undefined;
   private listenPort: number;
   readonly seed: Seeder;
   readonly objects: ObjectAccess;
@@ -237,6 +247,7 @@ class FakeApiServerImpl implements FakeApiServer {
     this.log = new RequestLog(opts.requestLogLimit ?? 200_000, opts.requestLogFile);
     this.injector = new FaultInjector(opts.random ?? Math.random, (mode) => this.dropWatches(mode, false));
     this.tokens = new Map(Object.entries(opts.tokens ?? {}));
+    this.authorizer = opts.rbac ? new RbacAuthorizer(opts.rbac.objects) : undefined;
     this.tmpDir = mkdtempSync(path.join(tmpdir(), 'fake-apiserver-'));
     this.objects = this.makeObjectAccess();
     this.seed = new Seeder((obj) => this.objects.create(obj), (ns) => this.store.get('/namespaces', '', ns) !== undefined, this.now);
@@ -401,6 +412,10 @@ class FakeApiServerImpl implements FakeApiServer {
     this.log.clear();
   }
 
+  rbacUsage(): PermissionUsage[] {
+    return this.authorizer?.report() ?? [];
+  }
+
   async startServing(): Promise<void> {
     if (this.server) return;
     const server = createServer((req, res) => {
@@ -543,6 +558,16 @@ class FakeApiServerImpl implements FakeApiServer {
       if (!def.namespaced && rr.namespace !== undefined) throw pathNotFound();
       if (def.namespaced && rr.namespace === undefined && rr.name !== undefined) throw pathNotFound();
       if (rr.subresource !== undefined && !(rr.subresource === 'status' && def.statusSubresource)) throw pathNotFound();
+      if (this.authorizer && this.opts.rbac?.enforceFor.includes(identity)) {
+        const attrs = { verb, apiGroup: rr.group, resource: rr.resource, subresource: rr.subresource, namespace: rr.namespace, name: rr.name };
+        if (!this.authorizer.allows(identity, attrs)) {
+          await drain(req);
+          const details: { kind: string; group?: string; name?: string } = { kind: rr.resource };
+          if (rr.group !== '') details.group = rr.group;
+          if (rr.name !== undefined) details.name = rr.name;
+          throw new ApiError(403, 'Forbidden', forbiddenMessage(identity, attrs), details);
+        }
+      }
       const delay = this.injector.delayFor();
       if (delay > 0) await sleep(delay);
       const injected = this.injector.failureFor({ verb, group: rr.group, resource: rr.resource, subresource: rr.subresource, identity }, rr.name ?? '');

@@ -101,6 +101,16 @@ describe('kubectl against the fake API server', () => {
     ]);
   });
 
+  it("runs kubectl's protobuf generators for namespaces and docker-registry secrets", async () => {
+    expect(await ok(['create', 'namespace', 'shop'])).toContain('namespace/shop created');
+    expect(server.objects.get('namespaces', undefined, 'shop')?.metadata?.labels).toEqual({ 'kubernetes.io/metadata.name': 'shop' });
+    await ok(['create', 'secret', 'docker-registry', 'regcred', '-n', 'shop', '--docker-server=registry.example.com:5000', '--docker-username=u', '--docker-password=p']);
+    const secret = server.objects.get('secrets', 'shop', 'regcred');
+    expect(secret?.type).toBe('kubernetes.io/dockerconfigjson');
+    const config = JSON.parse(Buffer.from(String((secret?.data as Record<string, string>)['.dockerconfigjson']), 'base64').toString()) as { auths: Record<string, { username: string }> };
+    expect(config.auths['registry.example.com:5000']?.username).toBe('u');
+  });
+
   it('applies the CRD and a report; get -A and -o wide show the printer columns with the values', async () => {
     expect(await ok(['apply', '-f', CRD_FILE])).toContain('customresourcedefinition.apiextensions.k8s.io/imagescanreports.imagescan.dev created');
     const digest = `sha256:${'0123456789abcdef'.repeat(4)}`;

@@ -27,6 +27,7 @@ import { ObjectStore } from './store.js';
 import type { StoreEvent, StoredObject, WatchSink } from './store.js';
 import { buildTable } from './table.js';
 import type { IncludeObject } from './table.js';
+import { decodeKubeProtobuf } from './protobuf.js';
 import { RbacAuthorizer, forbiddenMessage } from './rbac.js';
 import type { PermissionUsage } from './rbac.js';
 import { runningPodStatus } from './seed.js';
@@ -649,7 +650,13 @@ class FakeApiServerImpl implements FakeApiServer {
   private async readObjectBody(req: IncomingMessage): Promise<unknown> {
     const type = mediaType(req.headers['content-type']);
     const raw = await this.readBody(req);
-    if (type === 'application/vnd.kubernetes.protobuf') throw unsupportedMediaType(type, ['application/json', 'application/yaml']);
+    if (type === 'application/vnd.kubernetes.protobuf') {
+      const decoded = decodeKubeProtobuf(raw);
+      if ('unsupported' in decoded) {
+        throw unsupportedMediaType(type, ['application/json', 'application/yaml', `application/vnd.kubernetes.protobuf (not for ${decoded.unsupported})`]);
+      }
+      return decoded.obj;
+    }
     const text = raw.toString('utf8');
     if (type === 'application/yaml' || type === 'application/apply-patch+yaml') {
       try {

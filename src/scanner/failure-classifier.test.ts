@@ -86,6 +86,13 @@ const cases: [string, string, ScanFailureReason, boolean, RegExp][] = [
     /^Trivy rejected its command line.*unknown flag: --bogus/,
   ],
   ['bad flag value', fatal('flag error: scan flag error: unable to parse scanners: unknown scanner: vulns'), 'scanner_error', false, /unknown scanner: vulns/],
+  [
+    'a cache dir the operator cannot write is not an auth problem',
+    fatal('run error: init error: DB error: failed to open DB: open /var/cache/trivy/db/trivy.db: permission denied'),
+    'scanner_error',
+    true,
+    /^Trivy failed: .*permission denied/,
+  ],
   ['an error nobody has seen before', fatal('run error: image scan error: scan error: something odd happened'), 'scanner_error', true, /^Trivy failed: .*something odd happened/],
   ['old FATAL format without "Fatal error"', `${T}\tFATAL\terror in image scan: failed to analyze image: failed to extract files: MANIFEST_UNKNOWN: manifest unknown\n`, 'not_found', false, /MANIFEST_UNKNOWN/],
 ];

@@ -21,7 +21,8 @@ interface Rule {
   transient: boolean;
   /** Sentence shown to users in status.message; the key part of Trivy's error follows it. */
   sentence: string;
-  pattern: RegExp;
+  /** Any match decides; the earliest match position marks the key part of the message. */
+  patterns: RegExp[];
 }
 
 // Order matters: the first rule whose pattern occurs in the error decides. Trivy's own deadline and
@@ -32,45 +33,55 @@ const RULES: Rule[] = [
     reason: 'timeout',
     transient: true,
     sentence: 'Trivy gave up when its --timeout expired',
-    pattern: /context deadline exceeded|analyzer timed out/i,
+    patterns: [/context deadline exceeded|analyzer timed out/i],
   },
   {
     reason: 'scanner_error',
     transient: true,
     sentence: 'The registry is rate limiting or temporarily unavailable',
-    pattern:
-      /TOOMANYREQUESTS|\bUNAVAILABLE\b|status(?: code)?[=: ]+(?:429|5\d\d)\b|\b(?:429 Too Many Requests|50[0234] (?:Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout))\b/i,
+    patterns: [
+      // Registry error codes are upper case; matching them case-sensitively avoids ordinary words.
+      /\b(?:TOOMANYREQUESTS|UNAVAILABLE)\b/,
+      /status(?: code)?[=: ]+(?:429|5\d\d)\b|\b(?:429 Too Many Requests|50[0234] (?:Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout))\b/i,
+    ],
   },
   {
     reason: 'scanner_error',
     transient: true,
     sentence: 'A network error interrupted the scan',
-    pattern:
+    patterns: [
       /i\/o timeout|connection refused|connection reset|no such host|network is unreachable|TLS handshake timeout|unexpected EOF|broken pipe|temporary failure in name resolution|server misbehaving|http2: |client connection lost/i,
+    ],
   },
   {
     reason: 'scanner_error',
     transient: true,
     sentence: 'The Trivy cache or database was locked or not ready',
-    pattern: /may be in use by another process|acquire cache or database lock|cannot be specified on the first run|failed to download (?:vulnerability|java) DB/i,
+    patterns: [/may be in use by another process|acquire cache or database lock|cannot be specified on the first run|failed to download (?:vulnerability|java) DB/i],
   },
   {
     reason: 'auth',
     transient: false,
-    sentence: 'The registry refused access to the image; check the pod\'s imagePullSecrets',
-    pattern: /\bUNAUTHORIZED\b|\bDENIED\b|authentication required|status(?: code)?[=: ]+(?:401|403)\b|\b401 Unauthorized\b|\b403 Forbidden\b|no basic auth credentials|access to the (?:requested )?resource is denied/i,
+    sentence: "The registry refused access to the image; check the pod's imagePullSecrets",
+    patterns: [
+      /\b(?:UNAUTHORIZED|DENIED)\b/,
+      /authentication required|status(?: code)?[=: ]+(?:401|403)\b|\b401 Unauthorized\b|\b403 Forbidden\b|no basic auth credentials|requested access to the resource is denied/i,
+    ],
   },
   {
     reason: 'not_found',
     transient: false,
     sentence: 'The image was not found in the registry',
-    pattern: /MANIFEST_UNKNOWN|NAME_UNKNOWN|BLOB_UNKNOWN|manifest unknown|status(?: code)?[=: ]+404\b|\b404 Not Found\b|no child with platform|repository name not known|not found/i,
+    patterns: [
+      /\b(?:MANIFEST_UNKNOWN|NAME_UNKNOWN|BLOB_UNKNOWN)\b/,
+      /manifest unknown|status(?: code)?[=: ]+404\b|\b404 Not Found\b|no child with platform|repository name not known/i,
+    ],
   },
   {
     reason: 'scanner_error',
     transient: false,
     sentence: 'Trivy rejected its command line (an operator/Trivy version mismatch)',
-    pattern: /unknown (?:flag|shorthand flag|command)|flag needs an argument|invalid argument|flag error|requires at least|accepts \d+ arg/i,
+    patterns: [/unknown (?:flag|shorthand flag|command)|flag needs an argument|invalid argument|flag error|requires at least|requires exactly|accepts \d+ arg/i],
   },
 ];
 
@@ -87,8 +98,8 @@ export function classifyTrivyFailure(input: TrivyFailureInput): ScanFailure {
   }
   if (error) {
     for (const rule of RULES) {
-      const match = rule.pattern.exec(error);
-      if (match) return new ScanFailure(rule.reason, `${rule.sentence}: ${keyPart(error, match.index)}`, rule.transient);
+      const positions = rule.patterns.map((p) => p.exec(error)?.index).filter((i): i is number => i !== undefined);
+      if (positions.length > 0) return new ScanFailure(rule.reason, `${rule.sentence}: ${keyPart(error, Math.min(...positions))}`, rule.transient);
     }
     // An error we do not recognise: retry a bounded number of times rather than give up on a flake.
     return new ScanFailure('scanner_error', `Trivy failed: ${keyPart(error, error.length)}`, true);

@@ -319,6 +319,21 @@ describe('fault injection and the request log', () => {
     expect(stats.injected429 + stats.injected500).toBe(failed);
   });
 
+  it('adds latency and drops open watches periodically', async () => {
+    server.faults.set({ latencyMs: 150 });
+    const started = Date.now();
+    await call('GET', '/api/v1/namespaces');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(145);
+    server.faults.set({ dropWatchesEveryMs: 100, dropWatchesMode: 'close' });
+    const before = server.faults.stats().droppedWatches;
+    const watchStarted = Date.now();
+    const res = await fetch(`${server.url}/api/v1/pods?watch=true&resourceVersion=${server.resourceVersion()}&timeoutSeconds=5`);
+    await res.text();
+    server.faults.clear();
+    expect(Date.now() - watchStarted).toBeLessThan(1000);
+    expect(server.faults.stats().droppedWatches).toBeGreaterThan(before);
+  });
+
   it('turns updates of a resource into 409 storms', async () => {
     const created = (await call('POST', WIDGETS, widget('w-storm', { size: 1 }))).body;
     server.faults.set({ conflictRate: 1, conflictResources: ['widgets.example.com'] });

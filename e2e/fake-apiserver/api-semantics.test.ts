@@ -218,6 +218,21 @@ describe('lists', () => {
     expect(pages).toBe(3);
     expect(names).toEqual(['p-0', 'p-1', 'p-2', 'p-3', 'p-4', 'p-5', 'p-6']);
 
+    // Later pages show the first page's snapshot: changes made meanwhile are not visible.
+    const page1 = await call('GET', '/api/v1/namespaces/paging/pods?limit=4');
+    server.objects.delete('pods', 'paging', 'p-5');
+    const p6 = server.objects.get('pods', 'paging', 'p-6');
+    server.objects.upsert({ ...p6, metadata: { ...p6?.metadata, labels: { changed: 'yes' } } });
+    server.seed.pod({ namespace: 'paging', name: 'p-4a', containers: ['nginx:1.25'] });
+    const page2 = await call('GET', `/api/v1/namespaces/paging/pods?limit=4&continue=${encodeURIComponent(String((page1.body.metadata as Record<string, unknown>).continue))}`);
+    const items2 = page2.body.items as Record<string, unknown>[];
+    expect(items2.map((i) => meta(i).name)).toEqual(['p-4', 'p-5', 'p-6']);
+    expect(meta(items2[2] ?? {}).labels).toMatchObject({ idx: '6' });
+    expect((page2.body.metadata as Record<string, unknown>).resourceVersion).toBe((page1.body.metadata as Record<string, unknown>).resourceVersion);
+    server.objects.delete('pods', 'paging', 'p-4a');
+    server.seed.pod({ namespace: 'paging', name: 'p-5', containers: ['nginx:1.25'], labels: { idx: '5', parity: 'odd' } });
+    server.objects.upsert({ ...p6, metadata: { ...p6?.metadata } });
+
     const first = await call('GET', '/api/v1/pods?limit=2&labelSelector=parity%3Deven');
     const token = String((first.body.metadata as Record<string, unknown>).continue);
     server.seed.pod({ namespace: 'paging', name: 'p-late', containers: ['nginx:1.25'] });

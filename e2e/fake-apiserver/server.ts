@@ -805,8 +805,11 @@ class FakeApiServerImpl implements FakeApiServer {
       rv = token.rv;
       start = token.start;
     }
-    const all = this.store.list(resourceKey(def.group, def.resource), def.namespaced ? rr.namespace : undefined);
     const keyOf = (s: StoredObject): string => `${s.namespace}/${s.name}`;
+    const rkey = resourceKey(def.group, def.resource);
+    const listNs = def.namespaced ? rr.namespace : undefined;
+    let all = this.store.list(rkey, listNs);
+    if (rv < this.store.currentRv()) all = this.snapshotAt(rkey, listNs, rv, all, keyOf);
     let idx = 0;
     if (start !== '') {
       // Binary search for the first key after `start`.
@@ -849,6 +852,26 @@ class FakeApiServerImpl implements FakeApiServer {
     }
     this.sendListJson(res, def, rr.version, selected, String(rv), cont, remaining);
     return 200;
+  }
+
+  /**
+   * The collection as it was at `rv`, from the current objects and the history since: later pages of
+   * a paginated list show the first page's snapshot, as etcd's MVCC read does.
+   */
+  private snapshotAt(rkey: string, namespace: string | undefined, rv: number, current: StoredObject[], keyOf: (s: StoredObject) => string): StoredObject[] {
+    const atRv = new Map<string, StoredObject | null>();
+    for (const ev of this.store.eventsSince(rkey, rv, namespace)) {
+      const key = keyOf(ev.object);
+      // The first change after rv tells what the object was at rv (nothing, if it was added later).
+      if (!atRv.has(key)) atRv.set(key, ev.type === 'ADDED' ? null : (ev.previous ?? null));
+    }
+    if (atRv.size === 0) return current;
+    const byKey = new Map(current.map((s) => [keyOf(s), s]));
+    for (const [key, state] of atRv) {
+      if (state) byKey.set(key, state);
+      else byKey.delete(key);
+    }
+    return [...byKey.keys()].sort().map((k) => byKey.get(k)).filter((s): s is StoredObject => s !== undefined);
   }
 
   private watch(req: IncomingMessage, res: ServerResponse, def: ResourceDef, rr: ResourceRequest, url: URL, onEnd: () => void): number {

@@ -1,0 +1,230 @@
+// The operator under test: its own Node process (the compiled dist/main.js, as the image runs it),
+// measured from outside. RSS and CPU come from /proc/<pid> (free for the operator); heap and event-loop
+// delay from its /metrics, scraped at a Prometheus-like interval so scraping itself stays cheap.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+export interface OperatorHandle {
+  readonly pid: number;
+  readonly child: ChildProcess;
+  readonly metricsUrl: string;
+  readonly startedAtMs: number;
+  exited: Promise<number | string>;
+  /** SIGTERM, SIGKILL after graceMs. */
+  stop(graceMs?: number): Promise<number | string>;
+}
+
+/** A free loopback port (closed again before the operator binds it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export function startOperator(opts: { mainJs: string; args: string[]; port: number; logPath: string; nodeOptions: string; cwd: string }): OperatorHandle {
+  const log = createWriteStream(opts.logPath, { flags: 'a' });
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
+  if (opts.nodeOptions !== '') env.NODE_OPTIONS = opts.nodeOptions;
+  const child = spawn(process.execPath, [opts.mainJs, ...opts.args, '--metrics-address', `127.0.0.1:${opts.port}`], {
+    cwd: opts.cwd,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  void exited.then(() => log.end());
+  if (child.pid === undefined) throw new Error(`could not start the operator (${process.execPath} ${opts.mainJs})`);
+  const pid = child.pid;
+  return {
+    pid,
+    child,
+    metricsUrl: `http://127.0.0.1:${opts.port}`,
+    startedAtMs: Date.now(),
+    exited,
+    async stop(graceMs = 20_000): Promise<number | string> {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** Parses Prometheus text exposition into `name{labels}` → value (labels as written). */
+export function parsePrometheusText(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    if (space < 0) continue;
+    const value = Number(line.slice(space + 1));
+    if (!Number.isNaN(value)) out.set(line.slice(0, space), value);
+  }
+  return out;
+}
+
+export async function scrapeMetrics(metricsUrl: string): Promise<Map<string, number> | undefined> {
+  try {
+    const res = await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) return undefined;
+    return parsePrometheusText(await res.text());
+  } catch {
+    return undefined;
+  }
+}
+
+export async function isReady(metricsUrl: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${metricsUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+export interface ProcSample {
+  rssBytes: number;
+  /** Peak RSS since start (VmHWM). */
+  hwmBytes: number;
+  /** user + system CPU seconds since start. */
+  cpuSeconds: number;
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+export function sampleProc(pid: number): ProcSample | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start at ") ".
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11] ?? 0);
+    const stime = Number(fields[12] ?? 0);
+    return { rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM'), cpuSeconds: (utime + stime) / CLOCK_TICKS };
+  } catch {
+    return undefined;
+  }
+}
+
+/** What one phase saw of the operator process. */
+export interface PhaseProcessFigures {
+  peakRssMiB: number;
+  endRssMiB: number;
+  peakHeapUsedMiB: number;
+  endHeapUsedMiB: number;
+  /** Largest event-loop delay p99 of the scrapes in the phase (each covers the time since the last). */
+  eventLoopP99Ms: number;
+  cpuSeconds: number;
+  maxQueueDepth: number;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Samples /proc every 250 ms and /metrics every `scrapeMs` while a phase runs. Call `phase()` at a
+ * phase boundary to get that phase's figures and start the next one.
+ */
+export class OperatorSampler {
+  private timer: NodeJS.Timeout | undefined;
+  private scrapeTimer: NodeJS.Timeout | undefined;
+  private peakRss = 0;
+  private lastRss = 0;
+  private peakHeap = 0;
+  private lastHeap = 0;
+  private maxP99 = 0;
+  private maxDepth = 0;
+  private cpuAtStart = 0;
+  private lastCpu = 0;
+  private scraping: Promise<void> = Promise.resolve();
+  lastMetrics: Map<string, number> | undefined;
+
+  constructor(
+    private readonly operator: OperatorHandle,
+    private readonly scrapeMs = 15_000,
+  ) {}
+
+  async start(): Promise<void> {
+    this.sample();
+    this.cpuAtStart = this.lastCpu;
+    this.timer = setInterval(() => this.sample(), 250);
+    this.scrapeTimer = setInterval(() => {
+      this.scraping = this.scrape();
+    }, this.scrapeMs);
+    await this.scrape();
+  }
+
+  private sample(): void {
+    const s = sampleProc(this.operator.pid);
+    if (s === undefined) return;
+    this.lastRss = s.rssBytes;
+    this.peakRss = Math.max(this.peakRss, s.rssBytes);
+    this.lastCpu = s.cpuSeconds;
+  }
+
+  private async scrape(): Promise<void> {
+    const m = await scrapeMetrics(this.operator.metricsUrl);
+    if (m === undefined) return;
+    this.lastMetrics = m;
+    const heap = m.get('nodejs_heap_size_used_bytes');
+    if (heap !== undefined) {
+      this.lastHeap = heap;
+      this.peakHeap = Math.max(this.peakHeap, heap);
+    }
+    const p99 = m.get('nodejs_eventloop_lag_p99_seconds');
+    if (p99 !== undefined) this.maxP99 = Math.max(this.maxP99, p99);
+    const depth = m.get('imagescan_scan_queue_depth');
+    if (depth !== undefined) this.maxDepth = Math.max(this.maxDepth, depth);
+  }
+
+  /** A scrape now (for a value needed at once, e.g. queue depth); also feeds the phase figures. */
+  async scrapeNow(): Promise<Map<string, number> | undefined> {
+    await this.scraping;
+    await this.scrape();
+    return this.lastMetrics;
+  }
+
+  /** Ends the current phase with a final scrape; returns its figures and starts the next phase. */
+  async phase(): Promise<PhaseProcessFigures> {
+    await this.scraping;
+    await this.scrape();
+    this.sample();
+    const figures: PhaseProcessFigures = {
+      peakRssMiB: this.peakRss / MiB,
+      endRssMiB: this.lastRss / MiB,
+      peakHeapUsedMiB: this.peakHeap / MiB,
+      endHeapUsedMiB: this.lastHeap / MiB,
+      eventLoopP99Ms: this.maxP99 * 1000,
+      cpuSeconds: this.lastCpu - this.cpuAtStart,
+      maxQueueDepth: this.maxDepth,
+    };
+    this.peakRss = this.lastRss;
+    this.peakHeap = this.lastHeap;
+    this.maxP99 = 0;
+    this.maxDepth = 0;
+    this.cpuAtStart = this.lastCpu;
+    return figures;
+  }
+
+  /** Peak RSS of the whole process life (VmHWM). */
+  highWaterMiB(): number {
+    return (sampleProc(this.operator.pid)?.hwmBytes ?? 0) / MiB;
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.scrapeTimer !== undefined) clearInterval(this.scrapeTimer);
+  }
+}

@@ -1,0 +1,402 @@
+// `npm run bench`: a 10,000-pod cluster on the fake API server (in this process), the operator as its
+// own process (compiled, as the image runs it), the stub Trivy sleeping a fixed time per scan. Four
+// phases — cold start, a scheduled rescan with unchanged results, pod churn, restart — and the figures
+// of issue 6, each with its ideal and ratio. Prints a table; `--json FILE` writes the figures.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { seededRandom, startFakeApiServer } from '../e2e/fake-apiserver/index.js';
+import type { FakeApiServer, KubeObject, RequestRecord } from '../e2e/fake-apiserver/index.js';
+import { countRequests, lastReportWriteMs } from './api-requests.js';
+import type { ApiWindowCounts } from './api-requests.js';
+import { churnImage, planCluster, reportPairs } from './cluster-model.js';
+import type { ClusterPlan } from './cluster-model.js';
+import { formatMarkdown, formatTable } from './figures.js';
+import type { Figure } from './figures.js';
+import { freePort, isReady, OperatorSampler, startOperator } from './operator-probe.js';
+import type { OperatorHandle, PhaseProcessFigures } from './operator-probe.js';
+import { BenchOptionsError, parseBenchOptions, USAGE } from './options.js';
+import type { BenchOptions } from './options.js';
+import { benchFixtures, dbDownloads, failedScans, readStubLog, runningScans, scansBetween, writeStubFiles } from './trivy-stub.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const REPORTS = 'imagescanreports.imagescan.dev';
+const OPERATOR_IDENTITY = 'imagescan-operator';
+
+function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor<T>(what: string, timeoutMs: number, check: () => T | undefined | Promise<T | undefined>, operator?: OperatorHandle, intervalMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (operator !== undefined && (operator.child.exitCode !== null || operator.child.signalCode !== null)) {
+      throw new Error(`the operator exited (${String(operator.child.exitCode ?? operator.child.signalCode)}) while waiting for ${what}`);
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Compiles src/ as `npm run build` does, into a cache folder, so the operator runs as the image runs it. */
+function buildOperator(): string {
+  const outDir = path.join(repoRoot, 'node_modules/.cache/imagescan-bench/dist');
+  rmSync(outDir, { recursive: true, force: true });
+  try {
+    execFileSync(path.join(repoRoot, 'node_modules/.bin/tsc'), ['-p', path.join(repoRoot, 'tsconfig.build.json'), '--outDir', outDir], { cwd: repoRoot, stdio: 'pipe' });
+  } catch (err) {
+    // tsc still emits on type errors; only a missing main.js stops the benchmark.
+    const out = (err as { stdout?: Buffer }).stdout?.toString() ?? '';
+    log(`tsc reported errors (running the emitted JavaScript anyway):\n${out.split('\n').slice(0, 10).join('\n')}`);
+  }
+  const mainJs = path.join(outDir, 'main.js');
+  if (!existsSync(mainJs)) throw new Error(`the build wrote no ${mainJs}`);
+  return mainJs;
+}
+
+interface ReportTally {
+  total: number;
+  scanned: number;
+  failed: number;
+  /** Reports whose lastScanTime is at or after the given time. */
+  scannedSince: number;
+}
+
+function tallyReports(api: FakeApiServer, sinceMs = Infinity): ReportTally {
+  const tally: ReportTally = { total: 0, scanned: 0, failed: 0, scannedSince: 0 };
+  for (const report of api.objects.list(REPORTS)) {
+    tally.total += 1;
+    const status = (report.status ?? {}) as { phase?: string; lastScanTime?: string };
+    if (status.phase === 'Scanned') tally.scanned += 1;
+    if (status.phase === 'Failed') tally.failed += 1;
+    if (status.lastScanTime !== undefined && Date.parse(status.lastScanTime) >= sinceMs) tally.scannedSince += 1;
+  }
+  return tally;
+}
+
+interface OwnerRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller: boolean;
+}
+
+interface SeededCluster {
+  livePods: { namespace: string; name: string }[];
+  /** Per planned workload, the owner its pods point at (ReplicaSet or StatefulSet). */
+  podOwners: OwnerRef[];
+}
+
+function ownerRefOf(obj: KubeObject): OwnerRef {
+  return { apiVersion: String(obj.apiVersion), kind: String(obj.kind), name: obj.metadata?.name ?? '', uid: obj.metadata?.uid ?? '', controller: true };
+}
+
+function seedCluster(api: FakeApiServer, plan: ClusterPlan): SeededCluster {
+  for (const ns of plan.namespaces) api.seed.namespace(ns.name, { team: ns.team });
+  for (const node of plan.nodes) api.seed.node(node.name, { arch: node.arch, os: 'linux' });
+  const livePods: SeededCluster['livePods'] = [];
+  const podOwners: OwnerRef[] = [];
+  for (const w of plan.workloads) {
+    const seed = { namespace: w.namespace, name: w.name, containers: w.containers, replicas: w.replicas, nodes: w.nodes };
+    const seeded = w.kind === 'Deployment' ? api.seed.deployment(seed) : api.seed.podSet('StatefulSet', seed);
+    podOwners.push(ownerRefOf(seeded.intermediate ?? seeded.owner));
+    for (const pod of seeded.pods) livePods.push({ namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '' });
+  }
+  return { livePods, podOwners };
+}
+
+/** UTC cron (with seconds) firing once at `at` — the operator's one scheduled rescan in this run. */
+function cronAt(at: Date): string {
+  return `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} *`;
+}
+
+interface Phase {
+  name: string;
+  fromMs: number;
+  toMs: number;
+  process: PhaseProcessFigures;
+  api: ApiWindowCounts;
+  scans: number;
+}
+
+async function main(options: BenchOptions): Promise<number> {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'imagescan-bench-'));
+  log(`work folder ${work}`);
+  const idealColdStartS = (options.digests * options.scanMs) / 1000 / options.concurrency;
+
+  log('building the operator (tsc)');
+  const mainJs = buildOperator();
+
+  const plan = planCluster(options, seededRandom(options.seed));
+  const expectedPairs = reportPairs(plan);
+  const api = await startFakeApiServer({ historySize: 200_000, requestLogLimit: 10_000_000, defaultIdentity: OPERATOR_IDENTITY });
+  const seedStart = Date.now();
+  const cluster = seedCluster(api, plan);
+  log(`seeded ${cluster.livePods.length} pods in ${plan.namespaces.length} namespaces, ${plan.workloads.length} workloads, ${plan.images.length} digests, ${expectedPairs.size} (namespace, digest) pairs in ${Date.now() - seedStart} ms`);
+
+  const fixtures = benchFixtures(path.resolve(repoRoot, '../shared/fixtures/trivy'));
+  const churnCreates = options.churnSeconds * options.churnRate;
+  const churnImages = Array.from({ length: Math.ceil(churnCreates / 5) }, (_, i) => churnImage(i));
+  const stub = writeStubFiles({ workDir: work, stubPath: path.join(repoRoot, 'test/trivy-stub/trivy'), fixtures, images: [...plan.images, ...churnImages], scanMs: options.scanMs });
+
+  const rescanAfterS = options.rescanAfterSeconds > 0 ? options.rescanAfterSeconds : Math.ceil(Math.max(60, 2 * idealColdStartS + 45));
+  const operatorStartMs = Date.now();
+  const rescanAt = new Date(Math.ceil((operatorStartMs + rescanAfterS * 1000) / 1000) * 1000);
+  const operatorArgs = [
+    '--kubeconfig', api.kubeconfigPath,
+    '--trivy-path', stub.trivyPath,
+    '--trivy-cache-dir', path.join(work, 'trivy-cache'),
+    '--scan-concurrency', String(options.concurrency),
+    '--rescan-schedule', cronAt(rescanAt),
+    '--rescan-jitter', '0s',
+    '--leader-elect=false',
+    '--log-level', 'info',
+  ];
+  const start = async (label: string): Promise<{ operator: OperatorHandle; sampler: OperatorSampler }> => {
+    const operator = startOperator({ mainJs, args: operatorArgs, port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, cwd: work });
+    const sampler = new OperatorSampler(operator);
+    await sampler.start();
+    return { operator, sampler };
+  };
+  const records = (): RequestRecord[] => api.requests({ identity: OPERATOR_IDENTITY });
+  const phases: Phase[] = [];
+  const endPhase = async (name: string, fromMs: number, sampler: OperatorSampler): Promise<Phase> => {
+    const toMs = Date.now();
+    const phase: Phase = { name, fromMs, toMs, process: await sampler.phase(), api: countRequests(records(), fromMs, toMs), scans: scansBetween(readStubLog(stub.logPath), fromMs, toMs).length };
+    phases.push(phase);
+    log(`${name}: ${((toMs - fromMs) / 1000).toFixed(1)} s, ${phase.scans} scans, ${phase.api.reportWrites} report writes, ${phase.api.total} requests, peak RSS ${phase.process.peakRssMiB.toFixed(0)} MiB, heap ${phase.process.peakHeapUsedMiB.toFixed(0)} MiB, loop p99 ${phase.process.eventLoopP99Ms.toFixed(0)} ms, CPU ${phase.process.cpuSeconds.toFixed(1)} s`);
+    return phase;
+  };
+  /** Waits until no report write for `quietMs` (the controller has caught up). */
+  const settle = async (quietMs: number, operator: OperatorHandle): Promise<void> => {
+    await waitFor('report writes to stop', 120_000, () => (Date.now() - Math.max(lastReportWriteMs(records()), 0) >= quietMs ? true : undefined), operator);
+  };
+
+  // ---- phase 1: cold start with every pod present
+  log(`phase 1: cold start (ideal ${idealColdStartS.toFixed(1)} s); scheduled rescan at ${rescanAt.toISOString()}`);
+  let { operator, sampler } = await start('1');
+  let firstReadyMs: number | undefined;
+  const coldDoneMs = await waitFor('every report Scanned', Math.max(600_000, idealColdStartS * 20_000), async () => {
+    if (firstReadyMs === undefined && (await isReady(operator.metricsUrl))) firstReadyMs = Date.now();
+    const t = tallyReports(api);
+    return t.total >= expectedPairs.size && t.scanned + t.failed >= expectedPairs.size ? Date.now() : undefined;
+  }, operator);
+  const coldStartSeconds = (coldDoneMs - operator.startedAtMs) / 1000;
+  log(`cold start done in ${coldStartSeconds.toFixed(1)} s`);
+  await settle(3_000, operator);
+  const cold = await endPhase('cold start', operatorStartMs, sampler);
+  const reportsAfterCold = tallyReports(api);
+
+  // ---- phase 2: the scheduled rescan, results unchanged
+  const rescanValid = coldDoneMs < rescanAt.getTime();
+  if (!rescanValid) log(`WARNING: the scheduled rescan fired before the cold start finished; pass a larger --rescan-after`);
+  log(`phase 2: waiting for the scheduled rescan at ${rescanAt.toISOString()}`);
+  const steadyFrom = Date.now();
+  await waitFor('the rescan time', rescanAt.getTime() - Date.now() + 5_000, () => (Date.now() >= rescanAt.getTime() ? true : undefined), operator, 100);
+  const rescanStartedAt = Date.now();
+  const rescanDoneMs = await waitFor('every report rescanned', Math.max(600_000, idealColdStartS * 20_000), () => {
+    const t = tallyReports(api, Math.floor(rescanAt.getTime() / 1000) * 1000);
+    return t.scannedSince >= t.total ? Date.now() : undefined;
+  }, operator);
+  const rescanSeconds = (rescanDoneMs - rescanStartedAt) / 1000;
+  await settle(3_000, operator);
+  const steady = await endPhase('rescan', steadyFrom, sampler);
+  const steadyRescanScans = scansBetween(readStubLog(stub.logPath), rescanAt.getTime() - 1000).length;
+
+  // ---- phase 3: churn
+  log(`phase 3: churn, ${options.churnRate} creations + ${options.churnRate} deletions per second for ${options.churnSeconds} s, a fifth with new digests`);
+  const random = seededRandom(options.seed + 1);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+  const churnFrom = Date.now();
+  const seenPairs = new Set(expectedPairs);
+  let created = 0;
+  let deleted = 0;
+  let newDigests = 0;
+  const ticksPerSecond = 10;
+  const perTick = options.churnRate / ticksPerSecond;
+  let owed = 0;
+  for (let tick = 0; tick < options.churnSeconds * ticksPerSecond; tick += 1) {
+    const due = churnFrom + (tick * 1000) / ticksPerSecond;
+    if (due > Date.now()) await sleep(due - Date.now());
+    owed += perTick;
+    for (; owed >= 1; owed -= 1) {
+      if (created % 5 === 0) {
+        const image = churnImages[newDigests] ?? churnImage(newDigests);
+        const ns = pick(plan.namespaces).name;
+        const seeded = api.seed.deployment({ namespace: ns, name: `churn-${String(created).padStart(5, '0')}`, containers: [image], replicas: 1, nodes: [pick(plan.nodes).name] });
+        newDigests += 1;
+        seenPairs.add(`${ns}/${image}`);
+        for (const pod of seeded.pods) cluster.livePods.push({ namespace: ns, name: pod.metadata?.name ?? '' });
+      } else {
+        const i = Math.floor(random() * plan.workloads.length);
+        const w = plan.workloads[i];
+        const owner = cluster.podOwners[i];
+        if (w === undefined || owner === undefined) continue;
+        const name = `${w.name}-c${String(created).padStart(5, '0')}`;
+        api.seed.pod({ namespace: w.namespace, name, containers: w.containers, ownerReferences: [owner], nodeName: pick(w.nodes), labels: { app: w.name } });
+        cluster.livePods.push({ namespace: w.namespace, name });
+      }
+      created += 1;
+      const victim = Math.floor(random() * cluster.livePods.length);
+      const pod = cluster.livePods[victim];
+      const last = cluster.livePods.pop();
+      if (pod !== undefined && last !== undefined && victim < cluster.livePods.length) cluster.livePods[victim] = last;
+      if (pod !== undefined && api.objects.delete('pods', pod.namespace, pod.name)) deleted += 1;
+    }
+  }
+  const churnEnd = Date.now();
+  const achievedRate = created / ((churnEnd - churnFrom) / 1000);
+  log(`churn: ${created} created, ${deleted} deleted, ${newDigests} new digests in ${((churnEnd - churnFrom) / 1000).toFixed(1)} s (${achievedRate.toFixed(0)}/s)`);
+  const drainedMs = await waitFor('queue drained and every report Scanned', 600_000, async () => {
+    const t = tallyReports(api);
+    if (t.total < seenPairs.size || t.scanned + t.failed < t.total) return undefined;
+    const m = await sampler.scrapeNow();
+    // Running scans from the stub's log (imagescan_scans_in_progress is set before a finished scan leaves the queue).
+    return (m?.get('imagescan_scan_queue_depth') ?? 0) === 0 && runningScans(readStubLog(stub.logPath)) === 0 ? Date.now() : undefined;
+  }, operator, 500);
+  const drainSeconds = (drainedMs - churnEnd) / 1000;
+  await settle(5_000, operator);
+  const churn = await endPhase('churn', churnFrom, sampler);
+  const rssBeforeChurn = steady.process.endRssMiB;
+  const rssAfterChurn = churn.process.endRssMiB;
+  const churnScans = churn.scans;
+
+  // ---- phase 4: restart after everything is scanned
+  log('phase 4: restart');
+  const stopCode = await operator.stop();
+  sampler.stop();
+  const highWaterFirst = Math.max(...phases.map((p) => p.process.peakRssMiB));
+  const restartFrom = Date.now();
+  ({ operator, sampler } = await start('2'));
+  const readyMs = await waitFor('/readyz after restart', 300_000, async () => ((await isReady(operator.metricsUrl)) ? Date.now() : undefined), operator, 100);
+  const timeToReadySeconds = (readyMs - operator.startedAtMs) / 1000;
+  // Give the restarted controller time to reconcile every key, then wait for it to go quiet.
+  await sleep(Math.max(15_000, readyMs - operator.startedAtMs));
+  await settle(5_000, operator);
+  const restart = await endPhase('restart', restartFrom, sampler);
+  const highWater = Math.max(highWaterFirst, sampler.highWaterMiB(), restart.process.peakRssMiB);
+  await operator.stop();
+  sampler.stop();
+
+  const stubEvents = readStubLog(stub.logPath);
+  const totals = countRequests(records(), 0, Infinity);
+  const finalReports = tallyReports(api);
+  await api.stop();
+
+  // ---- figures
+  const reports = reportsAfterCold.total;
+  const invocationsPerDigest = cold.scans / options.digests;
+  const coldStartRatio = coldStartSeconds / idealColdStartS;
+  const writesPerNewReport = cold.api.reportCreates === 0 ? 0 : cold.api.reportWrites / cold.api.reportCreates;
+  const writesPerUnchangedReport = steady.api.reportWrites / Math.max(1, reports);
+  const peakRssMiB = highWater;
+  const eventLoopP99Ms = Math.max(...phases.map((p) => p.process.eventLoopP99Ms));
+  const rssGrowthAfterChurn = (rssAfterChurn - rssBeforeChurn) / rssBeforeChurn;
+  const dbDownloadCount = dbDownloads(stubEvents);
+
+  const figures: Figure[] = [
+    { phase: 'cold start', name: 'Trivy invocations ÷ distinct digests', value: invocationsPerDigest, ideal: 1, unit: '', target: '= 1.00', met: Math.abs(invocationsPerDigest - 1) < 0.005 },
+    { phase: 'all', name: 'vulnerability DB downloads', value: dbDownloadCount, ideal: 1, unit: '', target: '= 1', met: dbDownloadCount === 1 },
+    { phase: 'cold start', name: 'time to all reports Scanned', value: coldStartSeconds, ideal: idealColdStartS, unit: 's', target: 'ratio <= 1.15', met: coldStartRatio <= 1.15 },
+    { phase: 'cold start', name: 'API writes per new report', value: writesPerNewReport, ideal: 2, unit: '' },
+    { phase: 'rescan', name: 'Trivy invocations ÷ running digests', value: steadyRescanScans / options.digests, ideal: 1, unit: '' },
+    { phase: 'rescan', name: 'time to rescan every digest', value: rescanSeconds, ideal: idealColdStartS, unit: 's' },
+    { phase: 'rescan', name: 'API writes per unchanged report', value: writesPerUnchangedReport, ideal: 1, unit: '', target: '<= 1', met: writesPerUnchangedReport <= 1 },
+    { phase: 'churn', name: 'Trivy invocations ÷ new digests', value: churnScans / Math.max(1, newDigests), ideal: 1, unit: '' },
+    { phase: 'churn', name: 'seconds to drain the queue after churn', value: drainSeconds, ideal: undefined, unit: 's' },
+    { phase: 'churn', name: 'RSS after churn vs before', value: rssAfterChurn, ideal: rssBeforeChurn, unit: 'MiB', target: 'within 10%', met: Math.abs(rssGrowthAfterChurn) <= 0.1 },
+    { phase: 'restart', name: 'Trivy invocations after restart', value: restart.scans, ideal: 0, unit: '', target: '= 0', met: restart.scans === 0 },
+    { phase: 'restart', name: 'report writes after restart', value: restart.api.reportWrites, ideal: 0, unit: '' },
+    { phase: 'restart', name: 'time to ready', value: timeToReadySeconds, ideal: undefined, unit: 's' },
+    { phase: 'all', name: 'operator peak RSS', value: peakRssMiB, ideal: undefined, unit: 'MiB', target: '< 200 MiB', met: peakRssMiB < 200 },
+    { phase: 'all', name: 'event-loop delay p99 (worst phase)', value: eventLoopP99Ms, ideal: undefined, unit: 'ms', target: '< 100 ms', met: eventLoopP99Ms < 100 },
+    { phase: 'all', name: 'API requests', value: totals.total, ideal: undefined, unit: '' },
+  ];
+  for (const p of phases) {
+    figures.push(
+      { phase: p.name, name: 'peak RSS / peak heap used', value: p.process.peakRssMiB, ideal: undefined, unit: `MiB / ${p.process.peakHeapUsedMiB.toFixed(0)} MiB` },
+      { phase: p.name, name: 'event-loop delay p99', value: p.process.eventLoopP99Ms, ideal: undefined, unit: 'ms' },
+      { phase: p.name, name: 'CPU seconds / wall seconds', value: p.process.cpuSeconds, ideal: undefined, unit: `s / ${((p.toMs - p.fromMs) / 1000).toFixed(0)} s` },
+      { phase: p.name, name: 'API requests (report writes)', value: p.api.total, ideal: undefined, unit: `(${p.api.reportWrites})` },
+    );
+  }
+
+  const machine = { nproc: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()}/${os.arch()}` };
+  const result = {
+    pods: options.pods,
+    namespaces: options.namespaces,
+    digests: options.digests,
+    teams: options.teams,
+    concurrency: options.concurrency,
+    scanMs: options.scanMs,
+    reports,
+    invocationsPerDigest,
+    dbDownloads: dbDownloadCount,
+    coldStartSeconds,
+    idealColdStartSeconds: idealColdStartS,
+    coldStartRatio,
+    writesPerNewReport,
+    writesPerUnchangedReport,
+    peakRssMiB,
+    eventLoopP99Ms,
+    rescansAfterRestart: restart.scans,
+    rssGrowthAfterChurn,
+    rssBeforeChurnMiB: rssBeforeChurn,
+    rssAfterChurnMiB: rssAfterChurn,
+    timeToReadySeconds,
+    rescanSeconds,
+    rescanValid,
+    churn: { seconds: options.churnSeconds, created, deleted, newDigests, achievedRatePerSecond: achievedRate, drainSeconds, scans: churnScans, maxQueueDepth: churn.process.maxQueueDepth },
+    failedScans: failedScans(stubEvents),
+    reportsAtEnd: finalReports,
+    totalApiRequests: totals.total,
+    apiTotals: totals,
+    firstStopExitCode: stopCode,
+    phases: phases.map((p) => ({ name: p.name, seconds: (p.toMs - p.fromMs) / 1000, scans: p.scans, ...p.process, api: p.api })),
+    machine,
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+  };
+
+  process.stdout.write(`\nimagescan-operator benchmark — ${options.pods} pods, ${options.namespaces} namespaces, ${options.digests} digests (${reports} reports), concurrency ${options.concurrency}, scan ${options.scanMs} ms\n`);
+  process.stdout.write(`machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}\n\n`);
+  process.stdout.write(`${formatTable(figures)}\n`);
+  if (!rescanValid) process.stdout.write('\nWARNING: the rescan fired during the cold start; its figures are not meaningful (use --rescan-after).\n');
+  if (result.failedScans > 0) process.stdout.write(`\nWARNING: ${result.failedScans} stub scans failed; see ${stub.logPath}\n`);
+  if (options.json !== undefined) {
+    writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
+    writeFileSync(options.json.replace(/\.json$/, '') + '.md', `${formatMarkdown(figures)}\n`);
+    log(`wrote ${options.json}`);
+  }
+  if (options.keep) log(`kept ${work}`);
+  else rmSync(work, { recursive: true, force: true });
+  return figures.every((f) => f.met !== false) ? 0 : 1;
+}
+
+let parsed;
+try {
+  parsed = parseBenchOptions(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof BenchOptionsError) {
+    console.error(`bench: ${err.message}`);
+    process.exit(2);
+  }
+  throw err;
+}
+if (parsed === 'help') {
+  console.log(USAGE);
+  process.exit(0);
+}
+main(parsed).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,118 @@
+// The stub Trivy as the benchmark runs it: a wrapper script that sets the stub's environment (the
+// operator hands Trivy a minimal environment of its own), a mapping of every benchmark repository to
+// a real fixture, and counting of scans and DB downloads from the stub's invocation log.
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface StubFiles {
+  /** Pass as the operator's --trivy-path. */
+  trivyPath: string;
+  logPath: string;
+}
+
+/** Real Trivy reports to replay, skipping ones with jar results (they need the Java DB). */
+export function benchFixtures(fixturesDir: string): string[] {
+  const files = [fixturesDir, path.join(fixturesDir, 'real-world')]
+    .flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => path.join(dir, f)))
+    .sort();
+  return files.filter((file) => {
+    const report = JSON.parse(readFileSync(file, 'utf8')) as { Results?: { Type?: string }[] };
+    return !(report.Results ?? []).some((r) => r.Type === 'jar');
+  });
+}
+
+function repositoryOf(image: string): string {
+  const colon = image.lastIndexOf(':');
+  return colon > image.lastIndexOf('/') ? image.slice(0, colon) : image;
+}
+
+/**
+ * Writes the wrapper and the mapping (image i gets fixture i mod n) into `workDir`. The wrapper
+ * execs the stub, so the operator's process-group kill still reaches it.
+ */
+export function writeStubFiles(opts: { workDir: string; stubPath: string; fixtures: string[]; images: string[]; scanMs: number }): StubFiles {
+  if (!existsSync(opts.stubPath)) throw new Error(`stub Trivy not found at ${opts.stubPath}`);
+  const mapping: Record<string, string> = {};
+  opts.images.forEach((image, i) => {
+    mapping[repositoryOf(image)] = opts.fixtures[i % opts.fixtures.length] ?? '';
+  });
+  mapping.default = opts.fixtures[0] ?? '';
+  const mapPath = path.join(opts.workDir, 'stub-map.json');
+  writeFileSync(mapPath, JSON.stringify(mapping));
+  const logPath = path.join(opts.workDir, 'trivy-stub.log');
+  const trivyPath = path.join(opts.workDir, 'trivy');
+  const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  writeFileSync(
+    trivyPath,
+    [
+      '#!/bin/sh',
+      `export TRIVY_STUB_MAP=${quote(mapPath)}`,
+      `export TRIVY_STUB_LOG=${quote(logPath)}`,
+      `export TRIVY_STUB_SLEEP_MS=${opts.scanMs}`,
+      `exec node ${quote(opts.stubPath)} "$@"`,
+      '',
+    ].join('\n'),
+  );
+  chmodSync(trivyPath, 0o755);
+  return { trivyPath, logPath };
+}
+
+export interface StubEvent {
+  event: string;
+  t: number;
+  pid: number;
+  argv?: string[];
+  exitCode?: number;
+  dbDownloaded?: boolean;
+  target?: string;
+}
+
+export function readStubLog(logPath: string): StubEvent[] {
+  if (!existsSync(logPath)) return [];
+  const events: StubEvent[] = [];
+  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      events.push(JSON.parse(line) as StubEvent);
+    } catch {
+      // A line being written while we read; the next read sees it whole.
+    }
+  }
+  return events;
+}
+
+function isDbDownload(e: StubEvent): boolean {
+  return e.argv?.includes('--download-db-only') === true || e.argv?.includes('--download-java-db-only') === true;
+}
+
+/** Scans started in [fromMs, toMs): `trivy image` runs that are not DB downloads. */
+export function scansBetween(events: StubEvent[], fromMs: number, toMs = Infinity): StubEvent[] {
+  return events.filter((e) => e.event === 'start' && e.argv?.[0] === 'image' && !isDbDownload(e) && e.t >= fromMs && e.t < toMs);
+}
+
+/** DB downloads: explicit --download-db-only runs plus scans that fetched the DB themselves. */
+export function dbDownloads(events: StubEvent[]): number {
+  const explicit = events.filter((e) => e.event === 'start' && e.argv?.includes('--download-db-only') === true).length;
+  const implicit = events.filter((e) => e.event === 'end' && e.dbDownloaded === true && !isDbDownloadPid(events, e.pid)).length;
+  return explicit + implicit;
+}
+
+function isDbDownloadPid(events: StubEvent[], pid: number): boolean {
+  return events.some((e) => e.pid === pid && e.event === 'start' && isDbDownload(e));
+}
+
+/** Scans that ended with a non-zero exit code (failures would make the other figures meaningless). */
+export function failedScans(events: StubEvent[]): number {
+  const scanPids = new Set(scansBetween(events, 0).map((e) => e.pid));
+  return events.filter((e) => e.event === 'end' && scanPids.has(e.pid) && e.exitCode !== 0).length;
+}
+
+/** Stub processes started and not yet ended (scans and DB downloads). */
+export function runningScans(events: StubEvent[]): number {
+  const open = new Set<number>();
+  for (const e of events) {
+    if (e.event === 'start') open.add(e.pid);
+    else if (e.event === 'end') open.delete(e.pid);
+  }
+  return open.size;
+}

@@ -166,10 +166,14 @@ describe('names, labels and sizes', () => {
     expect(noNs.status).toBe(404);
   });
 
-  it('refuses request bodies over 3 MiB with 413', async () => {
+  it('refuses request bodies over 3 MiB with 413, and objects over etcd\'s limit with 500', async () => {
     const big = await call('POST', WIDGETS, widget('w-big', { size: 1, extra: { blob: 'x'.repeat(3 * 1024 * 1024 + 10) } }));
     expect(big.status).toBe(413);
     expect(big.body.reason).toBe('RequestEntityTooLarge');
+    // under the body limit but over etcd's 1.5 MiB: the real apiserver's plain 500
+    const overEtcd = await call('POST', WIDGETS, widget('w-etcd', { size: 1, extra: { blob: 'x'.repeat(2 * 1024 * 1024) } }));
+    expect(overEtcd.status).toBe(500);
+    expect(String(overEtcd.body.message)).toContain('etcdserver: request is too large');
     // the server is still fine afterwards
     expect((await call('GET', '/version')).status).toBe(200);
   });

@@ -1,7 +1,7 @@
 // The semantics of each write: create, update, patch, delete, with the real server's defaulting,
 // validation, optimistic concurrency and status-subresource rules. Used by HTTP and by seeding.
 import { randomUUID } from 'node:crypto';
-import { ApiError, alreadyExists, badRequest, conflict, internalError, invalid, notFound, unsupportedMediaType } from './errors.js';
+import { alreadyExists, badRequest, conflict, internalError, invalid, notFound, unsupportedMediaType } from './errors.js';
 import type { StatusCause } from './errors.js';
 import { APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, applyPatch, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import type { ResourceRegistry } from './registry.js';
@@ -275,7 +275,9 @@ export class ObjectApi {
   private checkSize(obj: KubeObject): void {
     const size = Buffer.byteLength(JSON.stringify(obj));
     if (size > this.opts.maxObjectBytes) {
-      throw new ApiError(413, 'RequestEntityTooLarge', `Request entity too large: object is ${size} bytes, the storage limit is ${this.opts.maxObjectBytes}`);
+      // etcd refuses it and the apiserver passes that on as a plain 500 (kubernetes/kubernetes#112152,
+      // still open): retrying cannot help, so writers must cap before writing.
+      throw internalError('etcdserver: request is too large');
     }
   }
 

@@ -49,6 +49,8 @@ export interface ScanQueueOptions {
   logger: Logger;
   now?: () => number;
   random?: () => number;
+  /** Waits ms (resolving early when the signal aborts); drives notBefore and retry wake-ups. */
+  delay?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 interface Entry {
@@ -79,7 +81,8 @@ export class ScanQueue {
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly delay: (ms: number, signal: AbortSignal) => Promise<void>;
+  private wake: AbortController | undefined;
   private stopped = false;
   private seq = 0;
 
@@ -91,6 +94,7 @@ export class ScanQueue {
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
     this.log = opts.logger;
+    this.delay = opts.delay ?? unrefDelay;
   }
 
   /**
@@ -139,7 +143,7 @@ export class ScanQueue {
   /** Drops queued work, aborts running scans (their children are killed) and waits for them. Never rejects. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.wake?.abort();
     this.queued.clear();
     const running = [...this.running.values()];
     for (const r of running) r.controller.abort(new Error('scan queue stopped'));
@@ -169,14 +173,17 @@ export class ScanQueue {
 
   /** Wakes the queue when the earliest delayed entry becomes eligible. */
   private armTimer(now: number): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.wake?.abort();
+    this.wake = undefined;
     if (this.running.size >= this.concurrency) return; // a finishing scan pumps again
     let earliest = Number.POSITIVE_INFINITY;
     for (const e of this.queued.values()) earliest = Math.min(earliest, Math.max(e.notBefore, e.retryAt));
     if (earliest === Number.POSITIVE_INFINITY) return;
-    this.timer = setTimeout(() => this.pump(), Math.max(0, earliest - now));
-    this.timer.unref();
+    const wake = new AbortController();
+    this.wake = wake;
+    void this.delay(Math.max(0, earliest - now), wake.signal).then(() => {
+      if (!wake.signal.aborted) this.pump();
+    });
   }
 
   private start(entry: Entry): void {
@@ -253,6 +260,21 @@ export class ScanQueue {
       this.log.error({ err, digest: event.digest }, 'scan event listener threw');
     }
   }
+}
+
+/** setTimeout that does not keep the process alive and ends early on abort. */
+function unrefDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 function rank(e: Entry): number {

@@ -101,7 +101,7 @@ const intervals = (invocations: Invocation[]) => invocations.map((i) => ({ start
 
 describe('ScanQueue with the stub Trivy', () => {
   it('scans 5 digests once each for 20 concurrent requests, within the concurrency limit, after one DB download', async () => {
-    const h = harness({ env: { TRIVY_STUB_SLEEP_MS: '500' }, concurrency: 2 });
+    const h = harness({ env: { TRIVY_STUB_SLEEP_MS: '800' }, concurrency: 2 });
     const dbStarted = h.db.start(); // scans requested while the DB is still downloading must wait
     const accepted = Array.from({ length: 20 }, (_, i) => h.queue.request(target(i % 5), i % 2 ? 'new' : 'rescan'));
     await dbStarted;

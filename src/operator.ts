@@ -71,7 +71,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
  * The interval between two fires of the rescan schedule; a digest scanned more recently than this is
  * fresh (a restart does not rescan it).
  */
-export function rescanIntervalMs(expression: string, from: Date = new Date()): number {
+export function rescanIntervalMs(expression: string): number {
   const task = cron.createTask(expression, () => undefined, { timezone: 'UTC' });
   try {
     const runs = task.getNextRuns(3);
@@ -79,7 +79,6 @@ export function rescanIntervalMs(expression: string, from: Date = new Date()): n
     if (a === undefined || b === undefined) return 12 * 3_600_000;
     // Take the shorter gap of two, so an irregular schedule (0 */5 with a short last gap) errs fresh-side.
     const gaps = [b.getTime() - a.getTime(), c === undefined ? Infinity : c.getTime() - b.getTime()];
-    void from;
     return Math.max(60_000, Math.min(...gaps));
   } finally {
     task.destroy();
@@ -194,10 +193,18 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       logger: log.child({ component: 'scan-queue' }),
     });
 
+  const cronLog = log.child({ component: 'cron' });
   const rescanTask: ScheduledTask = cron.createTask(config.rescanSchedule, () => controller.rescanAll('schedule'), {
     timezone: 'UTC',
     noOverlap: true,
     name: 'rescan',
+    // node-cron prints coloured lines to the console by default; keep everything in our JSON log.
+    logger: {
+      info: (message: string) => cronLog.debug(message),
+      warn: (message: string) => cronLog.warn(message),
+      error: (message: string | Error, err?: Error) => cronLog.error({ err: err ?? message }, 'cron task failed'),
+      debug: (message: string | Error) => cronLog.debug(String(message)),
+    },
   });
   database.onUpdated((updatedAt) => {
     metrics.setDbUpdatedAt(updatedAt);

@@ -127,13 +127,16 @@ class FakeScanQueue {
   }
 }
 
-function pod(name: string, options: { digest?: string; image?: string; owner?: { kind: string; name: string }; labels?: Record<string, string>; node?: string; pullSecret?: string } = {}) {
+function pod(
+  name: string,
+  options: { digest?: string; image?: string; owner?: { kind: string; name: string }; labels?: Record<string, string>; node?: string; pullSecret?: string; namespace?: string } = {},
+) {
   const digest = options.digest ?? DIGEST;
   const image = options.image ?? 'nginx:1.19';
   return toPodEntry({
     metadata: {
       name,
-      namespace: NS,
+      namespace: options.namespace ?? NS,
       uid: `uid-${name}`,
       resourceVersion: '1',
       labels: options.labels ?? {},
@@ -149,7 +152,7 @@ function pod(name: string, options: { digest?: string; image?: string; owner?: {
 }
 
 interface HarnessOptions {
-  secrets?: Record<string, { type: string; data: Record<string, string> }>;
+  secrets?: Record<string, { type: string; data: Record<string, string>; namespace?: string }>;
 }
 
 function harness(options: HarnessOptions = {}) {
@@ -179,7 +182,7 @@ function harness(options: HarnessOptions = {}) {
     readNamespacedSecret: ({ namespace, name }: { namespace: string; name: string }) => {
       secretReads.push(`${namespace}/${name}`);
       const secret = options.secrets?.[name];
-      if (secret === undefined) return Promise.reject(apiError(404, 'NotFound'));
+      if (secret === undefined || namespace !== (secret.namespace ?? NS)) return Promise.reject(apiError(404, 'NotFound'));
       return Promise.resolve({ metadata: { name, namespace }, ...secret });
     },
   } as unknown as CoreV1Api;
@@ -552,6 +555,32 @@ describe('ReportReconciler', () => {
     const message = h.report()?.status?.message ?? '';
     expect(message).toContain('docker.io');
     expect(message).toContain(`secret ${NS}/missing-cred not found`);
+  });
+
+  it("a private image that failed auth without credentials in one namespace is retried once with another namespace's secret", async () => {
+    const dockerconfig = Buffer.from(JSON.stringify({ auths: { 'docker.io': { username: 'robot', password: 'pw' } } })).toString('base64');
+    const h = harness({ secrets: { regcred: { type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': dockerconfig }, namespace: 'billing' } } });
+    const plain = pod('plain');
+    const withSecret = pod('private', { namespace: 'billing', pullSecret: 'regcred' });
+    if (plain === undefined || withSecret === undefined) throw new Error('pod');
+    h.index.upsert(plain);
+    h.index.upsert(withSecret);
+    await h.reconciler.reconcile(KEY);
+    expect(h.queue.requests[0]?.target.credentials).toBeUndefined();
+    h.queue.pending.delete(DIGEST);
+    h.reconciler.recordFailure(DIGEST, 'auth', 'UNAUTHORIZED', false, h.now());
+
+    const billingKey = reportKey('billing', DIGEST);
+    await h.reconciler.reconcile(billingKey);
+    expect(h.queue.requests).toHaveLength(2);
+    expect(h.queue.requests[1]?.target.credentials?.source).toBe('billing/regcred');
+    // That one fails too: no third attempt until the schedule.
+    h.queue.pending.delete(DIGEST);
+    h.reconciler.recordFailure(DIGEST, 'auth', 'UNAUTHORIZED', false, h.now());
+    await h.reconciler.reconcile(billingKey);
+    await h.reconciler.reconcile(KEY);
+    expect(h.queue.requests).toHaveLength(2);
+    expect(h.server.find('billing', DIGEST)?.status?.message).toContain('billing/regcred');
   });
 
   it('a pod update that changes the image maps both the old and the new key', () => {

@@ -152,7 +152,10 @@ export class ReportReconciler {
     const context = this.requestContexts.get(digest);
     if (reason === 'auth' && context !== undefined) text = `${authSentence(context)} ${message}`.trim();
     this.requestContexts.delete(digest);
-    this.options.scans.recordFailure(digest, { reason, message: text, at, transient });
+    const failure: Parameters<ScanResults['recordFailure']>[1] = { reason, message: text, at, transient };
+    const source = context?.lookup.credentials?.source;
+    if (source !== undefined) failure.credentialsSource = source;
+    this.options.scans.recordFailure(digest, failure);
   }
 
   /** Records a successful scan of the digest. */
@@ -206,13 +209,21 @@ export class ReportReconciler {
     if (image.image.localOnly) return {};
     const known = this.options.scans.get(digest);
     const now = this.options.now().getTime();
-    const decision = scanDecision(known, now, this.options.rescanIntervalMs, this.options.transientRetryMs ?? 10 * 60_000);
+    let decision = scanDecision(known, now, this.options.rescanIntervalMs, this.options.transientRetryMs ?? 10 * 60_000);
+    let lookup: PullSecretLookup | undefined;
+    if (decision.priority === undefined && known?.failure?.reason === 'auth' && known.result === undefined && !this.options.scanQueue.isPending(digest)) {
+      // The digest is shared across namespaces: a scan that failed for lack of (or with other)
+      // credentials is tried once more with this namespace's pull secret, if it has a different one.
+      lookup = await this.options.pullSecrets.lookup(pod.entry.pod, image.image.registry);
+      const source = lookup.credentials?.source;
+      if (source !== undefined && source !== known.failure.credentialsSource) decision = { priority: 'new' };
+    }
     if (decision.priority === undefined) return decision.retryInMs === undefined ? {} : { requeueAfterMs: decision.retryInMs };
     if (this.options.scanQueue.isPending(digest)) {
       this.options.scans.clearRescanMark(digest);
       return {};
     }
-    const lookup = await this.options.pullSecrets.lookup(pod.entry.pod, image.image.registry);
+    lookup ??= await this.options.pullSecrets.lookup(pod.entry.pod, image.image.registry);
     const target: ScanTarget = { repository: image.image.repository, digest };
     const nodeName = pod.entry.pod.spec?.nodeName;
     const platform = nodeName === undefined ? undefined : this.options.nodes.get(nodeName)?.platform;

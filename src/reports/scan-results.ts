@@ -10,6 +10,8 @@ export interface KnownFailure {
   at: Date;
   /** Transient failures (timeouts, registry hiccups) are retried sooner than the rescan schedule. */
   transient: boolean;
+  /** The pull secret (namespace/name) the failed scan used; undefined when it had no credentials. */
+  credentialsSource?: string;
 }
 
 /** Everything known about one digest. */

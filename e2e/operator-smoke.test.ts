@@ -32,7 +32,14 @@ function expectedCounts(): { critical: number; high: number; medium: number; low
 interface ReportLike {
   metadata?: { name?: string; labels?: Record<string, string> };
   spec?: { digest?: string; image?: string };
-  status?: { phase?: string; summary?: Record<string, number>; workloads?: { kind: string; name: string }[]; team?: string; lastScanTime?: string };
+  status?: {
+    phase?: string;
+    summary?: Record<string, number>;
+    workloads?: { kind: string; name: string }[];
+    team?: string;
+    lastScanTime?: string;
+    scanner?: { name?: string; version?: string; dbUpdatedAt?: string };
+  };
 }
 
 describe('operator smoke (fake API server + stub Trivy)', () => {
@@ -79,6 +86,11 @@ describe('operator smoke (fake API server + stub Trivy)', () => {
     expect(report.status?.summary).toMatchObject(expected);
     expect(report.status?.workloads).toEqual([{ kind: 'Deployment', name: 'web' }]);
     expect(report.status?.team).toBe('payments');
+    // The Trivy version of the report (the fixture's own) and the DB time are stamped on the result.
+    const fixtureVersion = (JSON.parse(readFileSync(fixture, 'utf8')) as { Trivy?: { Version?: string } }).Trivy?.Version;
+    expect(report.status?.scanner?.name).toBe('Trivy');
+    expect(report.status?.scanner?.version).toBe(fixtureVersion);
+    expect(report.status?.scanner?.dbUpdatedAt).toMatch(/^\d{4}-\d{2}-\d{2}T/);
     expect(api.objects.count('imagescanreports.imagescan.dev')).toBe(1);
 
     // One Trivy scan for two pods of the same digest, for the node's platform.

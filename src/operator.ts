@@ -26,7 +26,7 @@ import { ReportReconciler } from './reports/report-reconciler.js';
 import type { ScanRequester } from './reports/report-reconciler.js';
 import { ScanResults } from './reports/scan-results.js';
 import { ScanQueue } from './scanner/scan-queue.js';
-import type { ScanOutcome } from './scanner/scan-queue.js';
+import type { ScanOutcome, ScanQueueEvent } from './scanner/scan-queue.js';
 import { TrivyDatabase } from './scanner/trivy-database.js';
 import { TrivyRunner } from './scanner/trivy-runner.js';
 import type { ScanTarget, TrivyVersionInfo } from './scanner/trivy-runner.js';
@@ -141,7 +141,11 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   // through this delegate so a new term gets a fresh queue.
   let scanQueue: ScanQueue | undefined;
   const scanRequester: ScanRequester = {
-    request: (target: ScanTarget, priority, opts) => scanQueue?.request(target, priority, opts) ?? false,
+    request: (target: ScanTarget, priority, opts) => {
+      const accepted = scanQueue?.request(target, priority, opts) ?? false;
+      if (scanQueue !== undefined) metrics.setQueue(scanQueue.depth(), scanQueue.inProgress());
+      return accepted;
+    },
     isPending: (digest: string) => scanQueue?.isPending(digest) ?? false,
   };
 
@@ -183,11 +187,16 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       scan: (target, signal) => runner.scan(target, signal),
       concurrency: config.scanConcurrency,
       gate: () => database.whenReady(),
-      onOutcome: (outcome: ScanOutcome) => {
-        metrics.observeScanOutcome(outcome);
-        controller.handleScanOutcome(outcome);
-      },
-      onEvent: () => {
+      onOutcome: (outcome: ScanOutcome) => controller.handleScanOutcome(outcome),
+      onEvent: (event: ScanQueueEvent) => {
+        // Every Trivy run counts, retries included: the metric describes Trivy, not requests.
+        if (event.type === 'finished') {
+          metrics.observeScan(
+            event.result === 'success'
+              ? { result: 'success', durationSeconds: event.durationSeconds }
+              : { result: 'failure', reason: event.reason ?? 'scanner_error', durationSeconds: event.durationSeconds },
+          );
+        }
         if (scanQueue !== undefined) metrics.setQueue(scanQueue.depth(), scanQueue.inProgress());
       },
       logger: log.child({ component: 'scan-queue' }),

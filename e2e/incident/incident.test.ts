@@ -253,7 +253,7 @@ describe('incident: vulnerable image → owning team paged → rollout resolves 
     // What a user sees: during the grace period the old report is still there with no workload,
     // and it exports no series; the new digest has its own clean report.
     const kept = reportsIn(PAYMENTS_NS).find((r) => r.metadata?.name === oldName);
-    expect(kept?.status?.workloads).toEqual([]);
+    expect(kept?.status).toMatchObject({ phase: 'Scanned', workloads: [] });
     expect(await prometheus?.query(`imagescan_image_vulnerabilities{report="${oldName}"}`)).toEqual([]);
     const patched = await eventually(
       () => reportsIn(PAYMENTS_NS).find((r) => r.spec?.digest === digestFor(PATCHED_IMAGE) && r.status?.phase === 'Scanned'),
@@ -281,14 +281,10 @@ describe('incident: vulnerable image → owning team paged → rollout resolves 
     // variant can fire while the operator syncs: only a reason-less alert that started after the stop counts.
     const stoppedAt = Date.now();
     expect(await operator?.stop()).toBe(0);
-    const down = await webhook?.waitFor(
-      'platform-sre',
-      (n) =>
-        alertsIn(n, 'ImageScanOperatorDown', 'firing').some((a) => a.labels.reason === undefined && Date.parse(a.startsAt) >= stoppedAt),
-      20_000,
-    );
+    const afterStop = (a: WebhookNotification['alerts'][number]): boolean => a.labels.reason === undefined && Date.parse(a.startsAt) >= stoppedAt;
+    const down = await webhook?.waitFor('platform-sre', (n) => alertsIn(n, 'ImageScanOperatorDown', 'firing').some(afterStop), 20_000);
     mark('operator down paged');
-    const alert = down === undefined ? undefined : alertsIn(down, 'ImageScanOperatorDown', 'firing').find((a) => a.labels.reason === undefined);
+    const alert = down === undefined ? undefined : alertsIn(down, 'ImageScanOperatorDown', 'firing').find(afterStop);
     expect(alert?.labels.severity).toBe('critical');
     expect(alert?.labels.team).toBeUndefined();
 

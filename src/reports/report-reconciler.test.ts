@@ -85,7 +85,7 @@ class FakeReportServer implements ReportStore {
     return Promise.resolve(structuredClone(found));
   }
 
-  patchMetadata(namespace: string, name: string, patch: { labels?: Record<string, string | null> }): Promise<ImageScanReport> {
+  patchMetadata(namespace: string, name: string, patch: { labels?: Record<string, string | null>; spec?: ImageScanReport['spec'] }): Promise<ImageScanReport> {
     this.writes.push(`patchMetadata ${namespace}/${name}`);
     const found = this.objects.get(`${namespace}/${name}`);
     if (found === undefined) return Promise.reject(new KubeApiError('NotFound', 404, 'NotFound', 'gone'));
@@ -95,6 +95,7 @@ class FakeReportServer implements ReportStore {
       else labels[k] = v;
     }
     found.metadata = { ...found.metadata, labels };
+    if (patch.spec !== undefined) found.spec = { ...patch.spec };
     return Promise.resolve(structuredClone(found));
   }
 
@@ -581,6 +582,44 @@ describe('ReportReconciler', () => {
     await h.reconciler.reconcile(KEY);
     expect(h.queue.requests).toHaveLength(2);
     expect(h.server.find('billing', DIGEST)?.status?.message).toContain('billing/regcred');
+  });
+
+  it('when the pods move to a mirror with another image name for the same digest, the old report is replaced, not orphaned', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    const moved = pod('solo', { image: 'mirror.example.com/hub/nginx-mirror:1.19' });
+    if (moved === undefined) throw new Error('pod');
+    h.index.upsert({ ...moved, resourceVersion: '2' });
+    h.server.writes.length = 0;
+
+    await h.reconciler.reconcile(KEY);
+
+    expect(h.server.writes).toEqual([
+      `create ${NS}/nginx-mirror-abababababab`,
+      `delete ${NS}/nginx-abababababab`,
+      `patchStatus ${NS}/nginx-mirror-abababababab`,
+    ]);
+    expect([...h.server.objects.keys()]).toEqual([`${NS}/nginx-mirror-abababababab`]);
+  });
+
+  it('a spec that drifted (same name, new repository) is patched in place', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    const moved = pod('solo', { image: 'mirror.example.com/library/nginx:1.19' });
+    if (moved === undefined) throw new Error('pod');
+    h.index.upsert({ ...moved, resourceVersion: '2' });
+    h.server.writes.length = 0;
+
+    await h.reconciler.reconcile(KEY);
+
+    expect(h.server.writes).toEqual([`patchMetadata ${NS}/nginx-abababababab`]);
+    expect(h.report()?.spec).toEqual({ image: 'mirror.example.com/library/nginx:1.19', repository: 'mirror.example.com/library/nginx', digest: DIGEST });
   });
 
   it('a pod update that changes the image maps both the old and the new key', () => {

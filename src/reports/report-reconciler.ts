@@ -123,6 +123,14 @@ export class ReportReconciler {
     let report = current;
     if (report === undefined || report.metadata?.name !== desired.metadata?.name) {
       report = await this.create(desired, log);
+      // The same digest under another repository name (e.g. pods moved to a mirror): the old report
+      // would be an orphan nobody collects.
+      const oldName = current?.metadata?.name;
+      if (oldName !== undefined && oldName !== desired.metadata?.name) {
+        await this.options.store.delete(namespace, oldName);
+        this.options.events?.forgetReport(namespace, oldName);
+        log.info({ report: oldName }, 'report deleted');
+      }
     } else {
       report = await this.fixMetadata(report, desired);
     }

@@ -35,6 +35,13 @@ import type { KubeObject, Verb } from './types.js';
 import { isRecord } from './types.js';
 
 const MiB = 1024 * 1024;
+
+// Kubeconfig folders of servers still running; removed at process exit if nobody called stop()
+// (a test that failed before its cleanup). One shared hook instead of one listener per server.
+const liveTempDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of liveTempDirs) rmSync(dir, { recursive: true, force: true });
+});
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface FakeApiServerOptions {
@@ -250,6 +257,7 @@ class FakeApiServerImpl implements FakeApiServer {
     this.tokens = new Map(Object.entries(opts.tokens ?? {}));
     this.authorizer = opts.rbac ? new RbacAuthorizer(opts.rbac.objects) : undefined;
     this.tmpDir = mkdtempSync(path.join(tmpdir(), 'fake-apiserver-'));
+    liveTempDirs.add(this.tmpDir);
     this.objects = this.makeObjectAccess();
     this.seed = new Seeder((obj) => this.objects.create(obj), (ns) => this.store.get('/namespaces', '', ns) !== undefined, this.now);
   }
@@ -465,6 +473,7 @@ class FakeApiServerImpl implements FakeApiServer {
     this.injector.dispose();
     await this.stopServing();
     rmSync(this.tmpDir, { recursive: true, force: true });
+    liveTempDirs.delete(this.tmpDir);
   }
 
   // ---------------------------------------------------------------- HTTP

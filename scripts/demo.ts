@@ -12,7 +12,6 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { startFakeApiServer } from '../e2e/fake-apiserver/index.js';
 import type { FakeApiServer } from '../e2e/fake-apiserver/index.js';
 import { DEMO_NAMESPACES, EXPECTED_REPORTS, seedDemoCluster, stubMapping } from './demo-cluster.js';
 
@@ -307,7 +306,13 @@ async function main(): Promise<number> {
     if (typeof scanner === 'string') return fail(scanner);
     if (stopping) return;
 
-    api = await startFakeApiServer({});
+    // Imported only now, so a Ctrl-C while it loads already finds the signal handlers.
+    const { startFakeApiServer } = await import('../e2e/fake-apiserver/index.js');
+    if (stopping) return;
+    const server = await startFakeApiServer({});
+    // A signal during the start: shutdown() has already run without a server or an operator.
+    if (stopping) return void (await server.stop());
+    api = server;
     seedDemoCluster(api);
     // Yours, to look around with kubectl; the operator gets its own identity in the request log.
     const kubeconfig = api.kubeconfigFor('admin', { path: path.join(work, 'kubeconfig'), namespace: DEMO_NAMESPACES.payments });

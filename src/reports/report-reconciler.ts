@@ -14,10 +14,11 @@ import { parseReportKey } from '../kube/pod-image-index.js';
 import type { PullSecretLookup } from '../kube/pull-secrets.js';
 import type { ReportStore } from '../kube/report-store.js';
 import type { ScanFailureReason } from '../scanner/scan-failure.js';
+import type { ScanResult } from '../scanner/scan-result.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
 import type { ImageScanReport, ImageScanReportStatus, ReportWorkload } from './image-scan-report.js';
-import { LABEL_TEAM } from './image-scan-report.js';
-import { buildReportObject, buildReportStatus, statusEquals } from './report-builder.js';
+import { LABEL_TEAM, REPORT_API_VERSION, REPORT_KIND, UNASSIGNED_TEAM } from './image-scan-report.js';
+import { buildReportObject, buildReportStatus, scanStateFromReport, statusEquals } from './report-builder.js';
 import type { ScanState } from './report-builder.js';
 import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
 
@@ -166,10 +167,28 @@ export class ReportReconciler {
     this.options.scans.recordFailure(digest, failure);
   }
 
-  /** Records a successful scan of the digest. */
-  recordSuccess(digest: string, result: Parameters<ScanResults['recordResult']>[1], at: Date): void {
+  /**
+   * Records a successful scan of the digest. Only what a report can hold is kept (the capped list and
+   * the omitted count, as the builder caps it), so memory does not grow with huge scan results and the
+   * knowledge equals what a restart would rebuild from the report.
+   */
+  recordSuccess(digest: string, result: ScanResult, at: Date): void {
     this.requestContexts.delete(digest);
-    this.options.scans.recordResult(digest, result, at);
+    const status = buildReportStatus({
+      scan: { phase: 'Scanned', result, scannedAt: at },
+      workloads: [],
+      team: UNASSIGNED_TEAM,
+      now: at,
+      limits: { maxVulnerabilities: this.options.maxReportVulnerabilities },
+    });
+    const kept = scanStateFromReport({
+      apiVersion: REPORT_API_VERSION,
+      kind: REPORT_KIND,
+      metadata: {},
+      spec: { image: '', repository: '', digest },
+      status,
+    });
+    this.options.scans.recordResult(digest, kept.result ?? result, at, kept.vulnerabilitiesOmitted ?? 0);
   }
 
   private async collect(key: string, namespace: string, current: ImageScanReport | undefined): Promise<ReconcileResult> {

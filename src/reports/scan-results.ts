@@ -46,10 +46,10 @@ export class ScanResults {
   }
 
   /** Records a successful scan; it replaces any older result and clears the failure. */
-  recordResult(digest: string, result: ScanResult, scannedAt: Date): void {
+  recordResult(digest: string, result: ScanResult, scannedAt: Date, vulnerabilitiesOmitted = 0): void {
     const known = this.byDigest.get(digest);
     if (known?.scannedAt !== undefined && known.scannedAt > scannedAt) return;
-    this.byDigest.set(digest, { digest, result, scannedAt, lastAttemptAt: scannedAt, vulnerabilitiesOmitted: 0 });
+    this.byDigest.set(digest, { digest, result, scannedAt, lastAttemptAt: scannedAt, vulnerabilitiesOmitted });
   }
 
   /** Records a failed scan; an earlier good result is kept. */

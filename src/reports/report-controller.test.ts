@@ -187,4 +187,17 @@ describe('ReportController', () => {
     expect(h.calls.length).toBe(count);
     await h.pods.stop();
   });
+  it('forgets scan knowledge of digests that neither run nor have a report', async () => {
+    const h = setup(() => Promise.resolve({}));
+    h.pods.start();
+    await h.pods.whenSynced();
+    const result = parseTrivyReport(JSON.stringify({ SchemaVersion: 2, ArtifactName: 'x', Results: [] }));
+    const gone = `sha256:${'9'.repeat(64)}`;
+    h.scans.recordResult(D1, result, new Date());
+    h.scans.recordResult(gone, result, new Date());
+    expect(h.controller.pruneKnowledge()).toBe(1);
+    expect(h.scans.get(D1)).toBeDefined();
+    expect(h.scans.get(gone)).toBeUndefined();
+    await h.pods.stop();
+  });
 });

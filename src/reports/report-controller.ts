@@ -77,7 +77,10 @@ export class ReportController {
     for (let i = 0; i < this.options.workers; i += 1) this.workers.push(this.work(queue));
     this.enqueueAll();
     const resyncMs = this.options.resyncMs ?? 10 * 60_000;
-    this.resyncTimer = setInterval(() => this.enqueueAll(), resyncMs);
+    this.resyncTimer = setInterval(() => {
+      this.pruneKnowledge();
+      this.enqueueAll();
+    }, resyncMs);
     this.resyncTimer.unref();
     this.log.info({ workers: this.options.workers }, 'controller started');
   }
@@ -150,6 +153,13 @@ export class ReportController {
     const keys = new Set(this.options.index.runningKeys());
     for (const entry of this.options.reports.list()) keys.add(reportKey(entry.namespace, entry.report.spec.digest));
     this.enqueue([...keys], 'normal');
+  }
+
+  /** Forgets scan knowledge of digests that neither run nor have a report, so memory follows the cluster. */
+  pruneKnowledge(): number {
+    const reported = new Set<string>();
+    for (const entry of this.options.reports.list()) reported.add(entry.report.spec.digest);
+    return this.options.scans.prune((digest) => this.options.index.isRunning(digest) || reported.has(digest));
   }
 
   private enqueueNamespace(namespace: string): void {

@@ -72,6 +72,31 @@ function requestMiddleware(options: KubeClientOptions): Middleware {
   };
 }
 
+/**
+ * The kubeconfig's authentication, reusing one HTTP dispatcher. client-node 2.0.1 builds a new undici
+ * Agent for every typed-API request (`KubeConfig.createDispatcher` is not cached), so each request
+ * opened a new connection (and TLS handshake); a 5,000-pod benchmark profile showed 2,116 Agents with
+ * open sockets in the heap. Headers and tokens are still applied per request.
+ */
+function reusingDispatcher(kc: KubeConfig): { getName(): string; applySecurityAuthentication(context: RequestContext): Promise<void> } {
+  let shared: ReturnType<RequestContext['getDispatcher']>;
+  return {
+    getName: () => kc.getName(),
+    async applySecurityAuthentication(context: RequestContext): Promise<void> {
+      await kc.applySecurityAuthentication(context);
+      const fresh = context.getDispatcher();
+      if (fresh === undefined) return;
+      if (shared === undefined) {
+        shared = fresh;
+        return;
+      }
+      context.setDispatcher(shared);
+      // Never used: closing it frees nothing but keeps the intent plain.
+      void fresh.close().catch(() => undefined);
+    },
+  };
+}
+
 /** Builds the API clients with a per-request timeout and our User-Agent. Throws on a kubeconfig without cluster. */
 export function createKubeClients(kc: KubeConfig, options: KubeClientOptions): KubeClients {
   const cluster = kc.getCurrentCluster();
@@ -80,7 +105,7 @@ export function createKubeClients(kc: KubeConfig, options: KubeClientOptions): K
   }
   const configuration = createConfiguration({
     baseServer: new ServerConfiguration(cluster.server, {}),
-    authMethods: { default: kc },
+    authMethods: { default: reusingDispatcher(kc) },
     promiseMiddleware: [requestMiddleware(options)],
   });
   return {

@@ -11,7 +11,7 @@
 //   process Trivy started survives it.
 // - The report is written by Trivy to a private file and read back as one Buffer, never accumulated
 //   from stdout; the parser then skips what it does not need.
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -99,6 +99,7 @@ export class TrivyRunner {
   private readonly log: Logger;
   private readonly tmpDir: string;
   private readonly killGraceMs: number;
+  private staleSweep: Promise<void> | undefined;
 
   constructor(private readonly opts: TrivyRunnerOptions) {
     this.log = opts.logger;
@@ -114,7 +115,7 @@ export class TrivyRunner {
   async scan(req: ScanTarget, signal?: AbortSignal): Promise<ScanResult> {
     checkTarget(req);
     if (signal?.aborted) throw cancelledFailure();
-    const dir = await mkdtemp(path.join(this.tmpDir, 'imagescan-'));
+    const dir = await this.makeTempDir();
     const started = Date.now();
     try {
       const output = path.join(dir, 'report.json');
@@ -210,12 +211,40 @@ export class TrivyRunner {
   }
 
   private async withTempHome<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-    const dir = await mkdtemp(path.join(this.tmpDir, 'imagescan-'));
+    const dir = await this.makeTempDir();
     try {
       return await fn(dir);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * A private folder for one Trivy run, named imagescan-<our pid>-*. Before the first one, folders left
+   * by an operator process that no longer runs (kill -9, OOM: no `finally` ran) are removed, since they
+   * may hold a DOCKER_CONFIG with registry credentials; an emptyDir /tmp outlives container restarts.
+   */
+  private async makeTempDir(): Promise<string> {
+    this.staleSweep ??= this.removeStaleTempDirs();
+    await this.staleSweep;
+    return mkdtemp(path.join(this.tmpDir, `imagescan-${process.pid}-`));
+  }
+
+  private async removeStaleTempDirs(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.tmpDir);
+    } catch {
+      return;
+    }
+    // Our own pid counts as stale too: we have created nothing yet, so such a folder is from an earlier
+    // process that had the same pid (PID 1 in a restarted container).
+    const stale = names.filter((name) => {
+      const pid = Number(/^imagescan-(\d+)-/.exec(name)?.[1] ?? NaN);
+      return Number.isInteger(pid) && pid > 0 && (pid === process.pid || !processExists(pid));
+    });
+    await Promise.all(stale.map((name) => rm(path.join(this.tmpDir, name), { recursive: true, force: true }).catch(() => undefined)));
+    if (stale.length > 0) this.log.info({ removed: stale.length, tmpDir: this.tmpDir }, 'removed temporary scan folders left by a previous operator process');
   }
 
   private async readReport(output: string): Promise<Buffer> {
@@ -292,6 +321,16 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
     process.kill(-pid, sig);
   } catch {
     // ESRCH: the group is already gone.
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -130,7 +130,7 @@ async function chooseScanner(options: Options, work: string): Promise<Scanner | 
 
 interface ReportView {
   metadata?: { name?: string; namespace?: string };
-  spec?: { image?: string };
+  spec?: { image?: string; digest?: string };
   status?: { phase?: string; message?: string; summary?: Record<string, number> };
 }
 
@@ -170,6 +170,8 @@ interface Operator {
   metricsUrl: Promise<string | undefined>;
   /** Last lines of the log, for a failure message. */
   tail: string[];
+  /** Trivy runs that finished (the operator's "scan finished" / "scan failed" lines). */
+  scans: () => number;
 }
 
 function startOperator(scanner: Scanner, kubeconfig: string, work: string, log: WriteStream): Operator {
@@ -195,6 +197,7 @@ function startOperator(scanner: Scanner, kubeconfig: string, work: string, log: 
     { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const tail: string[] = [];
+  let scans = 0;
   let resolveUrl: (url: string | undefined) => void = () => undefined;
   const metricsUrl = new Promise<string | undefined>((resolve) => {
     resolveUrl = resolve;
@@ -202,6 +205,7 @@ function startOperator(scanner: Scanner, kubeconfig: string, work: string, log: 
   const onLine = (line: string): void => {
     log.write(`${line}\n`);
     tail.push(line);
+    if (line.includes('"msg":"scan finished"') || line.includes('"msg":"scan failed"')) scans += 1;
     if (tail.length > 20) tail.shift();
     if (line.includes('"metrics server listening"')) {
       try {
@@ -225,7 +229,7 @@ function startOperator(scanner: Scanner, kubeconfig: string, work: string, log: 
       resolve(-1);
     });
   });
-  return { child, exited, metricsUrl, tail };
+  return { child, exited, metricsUrl, tail, scans: () => scans };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -347,7 +351,8 @@ async function main(): Promise<number> {
       await sleep(200);
     }
     const list = reports(api);
-    say(`${list.filter((r) => r.status?.phase === 'Scanned').length} Scanned, ${list.filter((r) => r.status?.phase === 'Failed').length} Failed after ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+    const digests = new Set(list.map((r) => r.spec?.digest)).size;
+    say(`${list.filter((r) => r.status?.phase === 'Scanned').length} reports Scanned, ${list.filter((r) => r.status?.phase === 'Failed').length} Failed after ${((Date.now() - started) / 1000).toFixed(1)} s; ${operator.scans()} Trivy scans for ${digests} distinct digests (one scan per digest, however many namespaces run it).`);
     say();
     say(await kubectlTable(kubeconfig, api));
     for (const r of list.filter((x) => x.status?.phase === 'Failed')) {

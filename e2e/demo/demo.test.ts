@@ -172,6 +172,10 @@ describe('npm run demo', () => {
         'Scanned',
       ]);
     }
+    // One Trivy scan per distinct digest, although nginx runs in two namespaces.
+    const distinct = new Set(EXPECTED.map((e) => e.image)).size;
+    expect(output).toContain(`${EXPECTED.length} reports Scanned, 0 Failed`);
+    expect(output).toContain(`; ${distinct} Trivy scans for ${distinct} distinct digests`);
     // The demo shows both kinds: images with fixable CRITICALs and a clean one.
     const criticals = EXPECTED.map((e) => counts(e.fixture).critical);
     expect(criticals.some((c) => c > 0)).toBe(true);

@@ -137,6 +137,11 @@ export class PodImageIndex {
     if (!this.podsByKey.has(key)) this.emptySince.delete(key);
   }
 
+  /** False for namespaces this operator ignores (excluded, or outside --namespaces). */
+  isWatchedNamespace(namespace: string): boolean {
+    return this.options.isWatchedNamespace(namespace);
+  }
+
   podCount(): number {
     return this.pods.size;
   }

@@ -32,6 +32,7 @@ export interface RunningPods {
   podsRunning(key: string): IndexedPod[];
   goneSince(key: string): Date | undefined;
   forgetKey(key: string): void;
+  isWatchedNamespace(namespace: string): boolean;
 }
 
 /** The report cache (the report informer), looked up by (namespace, digest). */
@@ -95,6 +96,8 @@ export class ReportReconciler {
     const parsed = parseReportKey(key);
     if (parsed === undefined) return {};
     const { namespace, digest } = parsed;
+    // Reports in namespaces we do not watch belong to someone else (or to a past configuration).
+    if (!this.options.pods.isWatchedNamespace(namespace)) return {};
     const pods = this.options.pods.podsRunning(key);
     const current = this.options.reports.find(namespace, digest);
     if (pods.length === 0) return this.collect(key, namespace, current);

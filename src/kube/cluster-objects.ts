@@ -8,7 +8,8 @@ import type {
   V1OwnerReference,
   V1Pod,
 } from '@kubernetes/client-node';
-import type { ImageScanReport } from '../reports/image-scan-report.js';
+import { createHash } from 'node:crypto';
+import type { ImageScanReport, ReportVulnerability } from '../reports/image-scan-report.js';
 import { REPORT_API_VERSION, REPORT_KIND } from '../reports/image-scan-report.js';
 import type { CachedObject } from './informer.js';
 
@@ -179,8 +180,40 @@ export function toNamespaceEntry(raw: unknown): NamespaceEntry | undefined {
   return { key: name, resourceVersion: asString(metadata?.resourceVersion) ?? '', name, labels: stringMap(metadata?.labels) };
 }
 
-/** Keeps a report (always raw JSON from CustomObjectsApi); undefined unless it is an ImageScanReport with a spec. */
-export function toReportEntry(raw: unknown): ReportEntry | undefined {
+/**
+ * One copy of each distinct vulnerability list among cached reports. Every report of a digest carries
+ * the same list (one per namespace that runs it), and parsing each report from JSON gave each its own
+ * copy: at 10,000 pods the bench's heap snapshot was mostly duplicated vulnerability strings. Lists are
+ * held weakly, so a list goes when its last report does.
+ */
+export class SharedVulnerabilityLists {
+  private readonly lists = new Map<string, WeakRef<ReportVulnerability[]>>();
+  private readonly cleanup = new FinalizationRegistry<string>((key) => {
+    if (this.lists.get(key)?.deref() === undefined) this.lists.delete(key);
+  });
+
+  /** The shared list equal to `list` (`list` itself when it is the first of its kind). Never mutate the result. */
+  share(list: ReportVulnerability[]): ReportVulnerability[] {
+    if (list.length === 0) return list;
+    const key = createHash('sha256').update(JSON.stringify(list)).digest('base64');
+    const existing = this.lists.get(key)?.deref();
+    if (existing !== undefined) return existing;
+    this.lists.set(key, new WeakRef(list));
+    this.cleanup.register(list, key);
+    return list;
+  }
+
+  /** Distinct lists held (for tests). */
+  size(): number {
+    return this.lists.size;
+  }
+}
+
+/**
+ * Keeps a report (always raw JSON from CustomObjectsApi); undefined unless it is an ImageScanReport with a spec.
+ * With `lists`, the report's vulnerability list is the shared copy (treat it as read-only).
+ */
+export function toReportEntry(raw: unknown, lists?: SharedVulnerabilityLists): ReportEntry | undefined {
   const obj = asRecord(raw);
   const metadata = asRecord(obj?.metadata);
   const name = asString(metadata?.name);
@@ -194,5 +227,9 @@ export function toReportEntry(raw: unknown): ReportEntry | undefined {
     kind: REPORT_KIND,
     metadata: slimMetadata,
   } as ImageScanReport;
+  const vulnerabilities = report.status?.vulnerabilities;
+  if (lists !== undefined && report.status !== undefined && Array.isArray(vulnerabilities)) {
+    report.status = { ...report.status, vulnerabilities: lists.share(vulnerabilities) };
+  }
   return { key: `${namespace}/${name}`, resourceVersion: asString(metadata?.resourceVersion) ?? '', namespace, name, report };
 }

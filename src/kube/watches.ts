@@ -4,7 +4,7 @@ import type { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client
 import type { Logger } from 'pino';
 import { LABEL_MANAGED_BY, MANAGED_BY_VALUE, REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION } from '../reports/image-scan-report.js';
 import type { NamespaceEntry, NodeEntry, PodEntry, ReportEntry } from './cluster-objects.js';
-import { toNamespaceEntry, toNodeEntry, toPodEntry, toReportEntry } from './cluster-objects.js';
+import { SharedVulnerabilityLists, toNamespaceEntry, toNodeEntry, toPodEntry, toReportEntry } from './cluster-objects.js';
 import type { ListPage, ResilientInformerOptions } from './informer.js';
 import { ResilientInformer } from './informer.js';
 
@@ -106,6 +106,7 @@ export function createNamespaceInformer(core: CoreV1Api, settings: WatchSettings
 
 /** The report informer (all namespaces, managed reports only): the reconciler's and the metrics' view of reports. */
 export function createReportInformer(custom: CustomObjectsApi, settings: WatchSettings): ResilientInformer<ReportEntry> {
+  const lists = new SharedVulnerabilityLists();
   return new ResilientInformer<ReportEntry>(
     common(settings, {
       name: 'imagescanreports',
@@ -122,7 +123,7 @@ export function createReportInformer(custom: CustomObjectsApi, settings: WatchSe
             ...(continueToken === undefined ? {} : { _continue: continueToken }),
           }),
         ),
-      transform: toReportEntry,
+      transform: (raw) => toReportEntry(raw, lists),
     }),
   );
 }

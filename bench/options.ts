@@ -44,7 +44,7 @@ export const USAGE = `usage: npm run bench -- [flags]
   --nodes N             nodes, half amd64 and half arm64 (default 20)
   --seed N              random seed of the cluster (default 1)
   --json FILE           also write the figures as JSON to FILE
-  --operator-node-options "..."  NODE_OPTIONS for the operator (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+  --operator-node-options=".."  NODE_OPTIONS for the operator (e.g. "--operator-node-options=--cpu-prof --cpu-prof-dir=/tmp/prof")
   --keep                keep the work folder with the operator log, stub log and request log`;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {

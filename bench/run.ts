@@ -161,6 +161,8 @@ async function main(options: BenchOptions): Promise<number> {
   ];
   const start = async (label: string): Promise<{ operator: OperatorHandle; sampler: OperatorSampler }> => {
     const operator = startOperator({ mainJs, args: operatorArgs, port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, cwd: work });
+    running = operator;
+    log(`operator pid ${operator.pid}, log ${path.join(work, `operator-${label}.log`)}`);
     const sampler = new OperatorSampler(operator);
     await sampler.start();
     return { operator, sampler };
@@ -377,6 +379,15 @@ async function main(options: BenchOptions): Promise<number> {
   if (options.keep) log(`kept ${work}`);
   else rmSync(work, { recursive: true, force: true });
   return figures.every((f) => f.met !== false) ? 0 : 1;
+}
+
+/** The operator process of the current phase, stopped when the benchmark is interrupted. */
+let running: OperatorHandle | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping the operator`);
+    void (running?.stop(5_000) ?? Promise.resolve()).finally(() => process.exit(130));
+  });
 }
 
 let parsed;

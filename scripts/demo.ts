@@ -89,7 +89,6 @@ interface Scanner {
   cacheDir: string;
   /** The one line that says which scanner runs. */
   description: string;
-  env: Record<string, string>;
 }
 
 async function chooseScanner(options: Options, work: string): Promise<Scanner | string> {
@@ -111,7 +110,6 @@ async function chooseScanner(options: Options, work: string): Promise<Scanner | 
       path: real,
       cacheDir,
       description: `real Trivy ${version} (${real}): pulls the public images and the DB over the network; cache ${cacheDir}`,
-      env: {},
     };
   }
   if (!existsSync(fixturesRoot)) {
@@ -119,12 +117,16 @@ async function chooseScanner(options: Options, work: string): Promise<Scanner | 
   }
   const mapFile = path.join(work, 'trivy-stub-map.json');
   writeFileSync(mapFile, JSON.stringify(stubMapping(fixturesRoot), null, 2));
+  // The operator runs Trivy with a small fixed environment (a system PATH, none of our variables), so a
+  // wrapper names this Node and the mapping itself: the stub then runs wherever node is installed.
+  const wrapper = path.join(work, 'trivy');
+  const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
+  writeFileSync(wrapper, `#!/bin/sh\nTRIVY_STUB_MAP=${q(mapFile)}\nexport TRIVY_STUB_MAP\nexec ${q(process.execPath)} ${q(trivyStub)} "$@"\n`, { mode: 0o700 });
   return {
     kind: 'stub',
-    path: trivyStub,
+    path: wrapper,
     cacheDir: path.join(work, 'trivy-cache'),
     description: `stub Trivy (test/trivy-stub) replaying recorded Trivy reports, offline${options.scanner === 'auto' ? '; put trivy on PATH to scan for real' : ''}`,
-    env: { TRIVY_STUB_MAP: mapFile },
   };
 }
 
@@ -172,16 +174,17 @@ interface Operator {
   tail: string[];
   /** Trivy runs that finished (the operator's "scan finished" / "scan failed" lines). */
   scans: () => number;
+  /** The last `trivy DB download failed` error, if any. */
+  dbFailure: () => string | undefined;
 }
 
 function startOperator(scanner: Scanner, kubeconfig: string, work: string, log: WriteStream): Operator {
-  // The caller's IMAGESCAN_* settings would change the demo; everything else (proxies for a real
-  // Trivy, PATH for the stub's `#!/usr/bin/env node`) is passed on.
+  // The caller's IMAGESCAN_* settings would change the demo; everything else is passed on.
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith('IMAGESCAN_') && k !== 'KUBECONFIG') env[k] = v;
   }
-  Object.assign(env, scanner.env, { TMPDIR: work });
+  env['TMPDIR'] = work;
   // Node runs main.ts itself (no tsx CLI in between), so the pid we print is the operator's.
   const child = spawn(
     process.execPath,
@@ -198,6 +201,7 @@ function startOperator(scanner: Scanner, kubeconfig: string, work: string, log: 
   );
   const tail: string[] = [];
   let scans = 0;
+  let dbFailure: string | undefined;
   let resolveUrl: (url: string | undefined) => void = () => undefined;
   const metricsUrl = new Promise<string | undefined>((resolve) => {
     resolveUrl = resolve;
@@ -207,6 +211,13 @@ function startOperator(scanner: Scanner, kubeconfig: string, work: string, log: 
     tail.push(line);
     if (line.includes('"msg":"scan finished"') || line.includes('"msg":"scan failed"')) scans += 1;
     if (tail.length > 20) tail.shift();
+    if (line.includes('"msg":"trivy DB download failed"')) {
+      try {
+        dbFailure = String((JSON.parse(line) as { err?: unknown }).err ?? 'unknown error').split('\n')[0];
+      } catch {
+        dbFailure = 'unknown error';
+      }
+    }
     if (line.includes('"metrics server listening"')) {
       try {
         const parsed = JSON.parse(line) as { url?: unknown; port?: unknown };
@@ -229,7 +240,7 @@ function startOperator(scanner: Scanner, kubeconfig: string, work: string, log: 
       resolve(-1);
     });
   });
-  return { child, exited, metricsUrl, tail, scans: () => scans };
+  return { child, exited, metricsUrl, tail, scans: () => scans, dbFailure: () => dbFailure };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -327,15 +338,15 @@ async function main(): Promise<number> {
     say(`  Scanner:  ${scanner.description}`);
     operator = startOperator(scanner, operatorKubeconfig, work, log);
     say(`  Operator: pid ${String(operator.child.pid)}, log ${logFile}`);
-    const early = operator.exited.then((code) => {
+    void operator.exited.then((code) => {
       if (!stopping) fail(`the operator exited (${String(code)}) before it was stopped; last log lines:\n  ${operator?.tail.slice(-5).join('\n  ') ?? ''}`);
     });
-    void early;
 
     const waitMs = (options.waitSeconds ?? (scanner.kind === 'stub' ? 60 : 600)) * 1000;
     say(`Waiting for ${EXPECTED_REPORTS.length} reports to be scanned (at most ${Math.round(waitMs / 1000)} s)…`);
     const started = Date.now();
     let lastProgress = '';
+    let dbHint = false;
     for (;;) {
       if (stopping) return;
       const list = reports(api);
@@ -344,6 +355,12 @@ async function main(): Promise<number> {
       const progress = `  ${finishedCount}/${EXPECTED_REPORTS.length} done`;
       if (progress !== lastProgress && finishedCount > 0 && scanner.kind === 'trivy') say(progress);
       lastProgress = progress;
+      const dbFailure = operator.dbFailure();
+      if (dbFailure !== undefined && !dbHint) {
+        dbHint = true;
+        say(`  Trivy cannot download its vulnerability DB (${dbFailure.slice(0, 200)}); the operator keeps retrying.`);
+        say('  Without network, stop with Ctrl-C and run: npm run demo -- --scanner stub');
+      }
       if (Date.now() - started > waitMs) {
         say(`Not every report is done after ${Math.round(waitMs / 1000)} s; showing them as they are (see the operator log).`);
         break;

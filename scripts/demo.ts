@@ -369,7 +369,7 @@ async function main(): Promise<number> {
     }
     const list = reports(api);
     const digests = new Set(list.map((r) => r.spec?.digest)).size;
-    say(`${list.filter((r) => r.status?.phase === 'Scanned').length} reports Scanned, ${list.filter((r) => r.status?.phase === 'Failed').length} Failed after ${((Date.now() - started) / 1000).toFixed(1)} s; ${operator.scans()} Trivy scans for ${digests} distinct digests (one scan per digest, however many namespaces run it).`);
+    say(`${list.filter((r) => r.status?.phase === 'Scanned').length} reports Scanned, ${list.filter((r) => r.status?.phase === 'Failed').length} Failed after ${((Date.now() - started) / 1000).toFixed(1)} s; ${operator.scans()} Trivy scans for ${digests} distinct digests${list.every(done) ? ' (one scan per digest, however many namespaces run it)' : ''}.`);
     say();
     say(await kubectlTable(kubeconfig, api));
     for (const r of list.filter((x) => x.status?.phase === 'Failed')) {

@@ -251,7 +251,7 @@ async function main(): Promise<number> {
   const options = parseOptions();
   if (typeof options === 'number') return options;
   const major = Number(process.versions.node.split('.')[0]);
-  if (major < 22) {
+  if (major < 24) {
     process.stderr.write(`demo: Node ${process.versions.node} is too old; run it with \`npm run demo\` (Node 24 from the node dev dependency)\n`);
     return 1;
   }

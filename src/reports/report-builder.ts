@@ -42,6 +42,12 @@ export const DEFAULT_REPORT_LIMITS: Readonly<ReportLimits> = Object.freeze({
 });
 
 /**
+ * The CRD's maxItems for the two lists. Limits asked for (e.g. --max-report-vulnerabilities up to 5000)
+ * are clamped to them: a longer list is refused by the API server (422) and the report never updates.
+ */
+export const CRD_MAX_ITEMS = Object.freeze({ vulnerabilities: 1000, workloads: 500 });
+
+/**
  * Longest strings (in code points, as the API server counts) the builder writes; the CRD declares the
  * same numbers as maxLength, so a report never fails validation because Trivy wrote a long field.
  */
@@ -136,12 +142,12 @@ export function buildReportStatus(input: ReportStatusInput): ImageScanReportStat
     status.summary = summaryOf(result.summary);
     const capped = capVulnerabilities(sortReportVulnerabilities(result.vulnerabilities.map(toReportVulnerability)), {
       maxBytes: limits.maxVulnerabilityBytes,
-      maxCount: limits.maxVulnerabilities,
+      maxCount: Math.min(limits.maxVulnerabilities, CRD_MAX_ITEMS.vulnerabilities),
     });
     status.vulnerabilities = capped.vulnerabilities;
     status.vulnerabilitiesOmitted = capped.omitted + nonNegativeInteger(scan.vulnerabilitiesOmitted ?? 0);
   }
-  status.workloads = sortWorkloads(input.workloads).slice(0, limits.maxWorkloads);
+  status.workloads = sortWorkloads(input.workloads).slice(0, Math.min(limits.maxWorkloads, CRD_MAX_ITEMS.workloads));
   status.team = isLabelValue(input.team) ? input.team : UNASSIGNED_TEAM;
   const message = statusMessage(phase, scan, input.localOnly === true);
   if (message !== undefined) status.message = message;

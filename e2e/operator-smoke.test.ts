@@ -1,7 +1,7 @@
 // Smoke test: the operator as its own process against the fake API server and the stub Trivy turns a
 // running nginx pod into a Scanned ImageScanReport with the fixture's counts, visible to kubectl.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -53,16 +53,19 @@ describe('operator smoke (fake API server + stub Trivy)', () => {
     api.seed.namespace('shop', { team: 'payments' });
     api.seed.node('node-1', { arch: 'arm64', os: 'linux' });
     api.seed.deployment({ namespace: 'shop', name: 'web', containers: ['nginx:1.19'], replicas: 2, nodes: ['node-1'] });
+    // The operator gives Trivy an allow-listed environment, so the stub's settings go in a wrapper.
+    const wrapper = path.join(work, 'trivy');
+    writeFileSync(wrapper, `#!/bin/sh\nexport TRIVY_STUB_LOG=${path.join(work, 'trivy.log')}\nexec node ${trivyStubPath} "$@"\n`);
+    chmodSync(wrapper, 0o755);
     operator = startOperatorProcess({
       args: [
         '--kubeconfig', api.kubeconfigPath,
-        '--trivy-path', trivyStubPath,
+        '--trivy-path', wrapper,
         '--trivy-cache-dir', path.join(work, 'cache'),
         '--leader-elect=false',
         '--metrics-address', '127.0.0.1:0',
-        '--log-level', 'debug',
       ],
-      env: { TRIVY_STUB_LOG: path.join(work, 'trivy.log'), TMPDIR: work },
+      env: { TMPDIR: work },
     });
   });
 
@@ -97,9 +100,15 @@ describe('operator smoke (fake API server + stub Trivy)', () => {
     const finished = operator.lines.filter((l) => l.msg === 'scan finished');
     expect(finished).toHaveLength(1);
     expect(finished[0]?.total).toBe(expected.total);
-    const requested = operator.lines.filter((l) => l.msg === 'scan requested');
-    expect(requested).toHaveLength(1);
-    expect(requested[0]?.platform).toBe('linux/arm64');
+    const invocations = readFileSync(path.join(work, 'trivy.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as { event?: string; argv?: string[] })
+      .filter((e) => e.event === 'start' && e.argv?.[0] === 'image' && !e.argv.includes('--download-db-only') && !e.argv.includes('--download-java-db-only'));
+    expect(invocations).toHaveLength(1);
+    const argv = invocations[0]?.argv ?? [];
+    expect(argv[argv.indexOf('--platform') + 1]).toBe('linux/arm64');
+    expect(argv.some((a) => a.startsWith('docker.io/library/nginx@sha256:'))).toBe(true);
 
     // The fewest writes: one create and one status write for Scanning, one for Scanned.
     await new Promise((resolve) => setTimeout(resolve, 500)); // let any redundant write show up

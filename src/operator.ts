@@ -44,6 +44,12 @@ export interface OperatorDeps {
   watch?: Omit<WatchSettings, 'kubeConfig' | 'logger'>;
   /** Reconcile workers (default 4). */
   workers?: number;
+  /**
+   * Extra environment for Trivy children (proxies, CA bundles, or the stub Trivy's TRIVY_STUB_*
+   * settings in tests), and their PATH. The runner otherwise gives children a minimal environment.
+   */
+  trivyEnv?: Record<string, string>;
+  trivyPathEnv?: string;
   /** Leader election timings (tests shorten them). */
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
@@ -126,6 +132,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     ...(config.trivyDbRepository === undefined ? {} : { dbRepository: config.trivyDbRepository }),
     ...(config.trivyJavaDbRepository === undefined ? {} : { javaDbRepository: config.trivyJavaDbRepository }),
     logger: log.child({ component: 'trivy' }),
+    ...(deps.trivyEnv === undefined ? {} : { extraEnv: deps.trivyEnv }),
+    ...(deps.trivyPathEnv === undefined ? {} : { pathEnv: deps.trivyPathEnv }),
     // Stamps the scanner version and DB time on each result (the database learns them at download).
     scannerInfo: (): TrivyVersionInfo => database.versionInfo(),
   });

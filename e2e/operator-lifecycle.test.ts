@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildDockerConfigJsonSecret, startFakeApiServer } from './fake-apiserver/index.js';
 import type { FakeApiServer } from './fake-apiserver/index.js';
-import { eventually, startOperatorProcess, trivyStubPath } from './operator-process.js';
+import { eventually, startOperatorProcess, stubScanInvocations, trivyStubPath, writeTrivyStubWrapper } from './operator-process.js';
 import type { OperatorProcess } from './operator-process.js';
 
 interface ReportLike {
@@ -27,7 +27,7 @@ describe('operator lifecycle', () => {
     const operator = startOperatorProcess({
       args: [
         '--kubeconfig', api.kubeconfigPath,
-        '--trivy-path', trivyStubPath,
+        '--trivy-path', writeTrivyStubWrapper(work, { TRIVY_STUB_LOG: path.join(work, 'trivy.log') }),
         '--trivy-cache-dir', path.join(work, 'cache'),
         '--leader-elect=false',
         '--metrics-address', '127.0.0.1:0',
@@ -57,6 +57,17 @@ describe('operator lifecycle', () => {
     for (const operator of operators.splice(0)) await operator.kill9();
     await api.stop();
     rmSync(work, { recursive: true, force: true });
+  });
+
+  it('60 pods of one image across 3 namespaces: exactly one Trivy scan and 3 reports', async () => {
+    for (const ns of ['a', 'b', 'c']) api.seed.deployment({ namespace: ns, name: 'web', containers: ['nginx:1.19'], replicas: 20 });
+    start();
+    await eventually(() => {
+      const all = reports();
+      return all.length === 3 && all.every((r) => r.status?.phase === 'Scanned') ? true : undefined;
+    }, 30_000, 'three Scanned reports');
+    expect(stubScanInvocations(path.join(work, 'trivy.log'))).toHaveLength(1);
+    expect(reports().map((r) => r.metadata?.namespace).sort()).toEqual(['a', 'b', 'c']);
   });
 
   it('keeps the report for the grace period after the pod is deleted, then removes it', async () => {
@@ -130,6 +141,10 @@ describe('operator lifecycle', () => {
     const allOutput = JSON.stringify(operator.lines) + operator.rawOutput.join('\n');
     expect(allOutput).not.toContain('wrong-password-123');
     expect(allOutput).not.toContain('stub-password');
+    // Each scan got a DOCKER_CONFIG holding only the image's registry.
+    const scans = stubScanInvocations(path.join(work, 'trivy.log'));
+    expect(scans.length).toBeGreaterThanOrEqual(2);
+    for (const scan of scans) expect(scan.registries).toEqual(['registry.example.com']);
     const secretVerbs = new Set(api.requests().filter((r) => r.resource === 'secrets').map((r) => r.verb));
     expect([...secretVerbs]).toEqual(['get']);
   });

@@ -1,6 +1,7 @@
 // Runs the operator as its own process (`tsx src/main.ts`) for e2e suites, and waits on its JSON log
 // lines instead of sleeping.
 import { spawn } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
@@ -142,4 +143,35 @@ export async function eventually<T>(check: () => T | undefined | Promise<T | und
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * Writes an executable `trivy` into `dir` that exports `env` (e.g. TRIVY_STUB_LOG, TRIVY_STUB_MAP) and
+ * execs the stub: the operator gives Trivy an allow-listed environment, so settings on the operator
+ * process would not reach the stub. Returns the wrapper's path, for --trivy-path.
+ */
+export function writeTrivyStubWrapper(dir: string, env: Record<string, string>): string {
+  const exports = Object.entries(env)
+    .map(([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'`)
+    .join('\n');
+  const wrapper = path.join(dir, 'trivy');
+  writeFileSync(wrapper, `#!/bin/sh\n${exports}\nexec node '${trivyStubPath}' "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return wrapper;
+}
+
+/** The stub's `start` lines for image scans (not DB downloads), from its TRIVY_STUB_LOG file. */
+export function stubScanInvocations(logFile: string): { argv: string[]; registries?: string[]; pid?: number }[] {
+  let text = '';
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as { event?: string; argv?: string[]; registries?: string[]; pid?: number })
+    .filter((e) => e.event === 'start' && e.argv?.[0] === 'image' && !e.argv.includes('--download-db-only') && !e.argv.includes('--download-java-db-only'))
+    .map((e) => ({ ...e, argv: e.argv ?? [] }));
 }

@@ -1,14 +1,14 @@
 // Smoke test: the operator as its own process against the fake API server and the stub Trivy turns a
 // running nginx pod into a Scanned ImageScanReport with the fixture's counts, visible to kubectl.
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeApiServer } from './fake-apiserver/index.js';
 import type { FakeApiServer } from './fake-apiserver/index.js';
-import { eventually, repoRoot, startOperatorProcess, trivyStubPath } from './operator-process.js';
+import { eventually, repoRoot, startOperatorProcess, stubScanInvocations, writeTrivyStubWrapper } from './operator-process.js';
 import type { OperatorProcess } from './operator-process.js';
 
 const run = promisify(execFile);
@@ -53,10 +53,7 @@ describe('operator smoke (fake API server + stub Trivy)', () => {
     api.seed.namespace('shop', { team: 'payments' });
     api.seed.node('node-1', { arch: 'arm64', os: 'linux' });
     api.seed.deployment({ namespace: 'shop', name: 'web', containers: ['nginx:1.19'], replicas: 2, nodes: ['node-1'] });
-    // The operator gives Trivy an allow-listed environment, so the stub's settings go in a wrapper.
-    const wrapper = path.join(work, 'trivy');
-    writeFileSync(wrapper, `#!/bin/sh\nexport TRIVY_STUB_LOG=${path.join(work, 'trivy.log')}\nexec node ${trivyStubPath} "$@"\n`);
-    chmodSync(wrapper, 0o755);
+    const wrapper = writeTrivyStubWrapper(work, { TRIVY_STUB_LOG: path.join(work, 'trivy.log') });
     operator = startOperatorProcess({
       args: [
         '--kubeconfig', api.kubeconfigPath,
@@ -100,11 +97,7 @@ describe('operator smoke (fake API server + stub Trivy)', () => {
     const finished = operator.lines.filter((l) => l.msg === 'scan finished');
     expect(finished).toHaveLength(1);
     expect(finished[0]?.total).toBe(expected.total);
-    const invocations = readFileSync(path.join(work, 'trivy.log'), 'utf8')
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as { event?: string; argv?: string[] })
-      .filter((e) => e.event === 'start' && e.argv?.[0] === 'image' && !e.argv.includes('--download-db-only') && !e.argv.includes('--download-java-db-only'));
+    const invocations = stubScanInvocations(path.join(work, 'trivy.log'));
     expect(invocations).toHaveLength(1);
     const argv = invocations[0]?.argv ?? [];
     expect(argv[argv.indexOf('--platform') + 1]).toBe('linux/arm64');

@@ -178,5 +178,6 @@ describe('least privilege with the manifests’ RBAC', () => {
 
 function describeRequest(r: RequestRecord): string {
   const a = rbacAttributes(r);
+  if (a === undefined) return `${r.method} ${r.path} → ${r.code}`;
   return `${r.method} ${a.verb} ${a.apiGroup}/${a.resource} ns=${a.namespace ?? '-'} name=${a.name ?? '-'} → ${r.code}`;
 }

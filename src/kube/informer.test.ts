@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeApiServer } from '../../e2e/fake-apiserver/index.js';
 import type { FakeApiServer } from '../../e2e/fake-apiserver/index.js';
 import type { PodEntry } from './cluster-objects.js';
-import type { ResilientInformer } from './informer.js';
+import { ResilientInformer } from './informer.js';
 import { createKubeClients } from './kube-client.js';
 import { createPodInformer } from './watches.js';
 
@@ -86,4 +86,33 @@ describe('ResilientInformer against the fake API server', () => {
     await api.startServing();
     await until(() => informer.health().healthy, 40_000);
   }, 60_000);
+});
+
+describe('ResilientInformer with a misbehaving watch', () => {
+  it('backs off instead of spinning when the server ends every watch at once', async () => {
+    let watches = 0;
+    const informer = new ResilientInformer<{ key: string; resourceVersion: string }>({
+      name: 'spin',
+      path: '/spin',
+      list: () => Promise.resolve({ items: [], resourceVersion: '5' }),
+      transform: () => undefined,
+      logger: pino({ level: 'silent' }),
+      baseBackoffMs: 100,
+      watchClient: {
+        watch: (_path, _query, _callback, done) => {
+          watches += 1;
+          const controller = new AbortController();
+          setImmediate(() => done(null));
+          return Promise.resolve(controller);
+        },
+      },
+    });
+    informer.start();
+    await informer.whenSynced();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await informer.stop();
+    // 100 + 200 + 400 ms of backoff fit in 700 ms: a handful of watches, not thousands.
+    expect(watches).toBeGreaterThanOrEqual(2);
+    expect(watches).toBeLessThanOrEqual(5);
+  });
 });

@@ -116,6 +116,7 @@ export class ResilientInformer<T extends CachedObject> {
   private watchdogTimer: NodeJS.Timeout | undefined;
   private sleepTimer: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
   private loop: Promise<void> | undefined;
+  private eventCount = 0;
 
   constructor(private readonly options: ResilientInformerOptions<T>) {
     const kubeConfig = options.kubeConfig;
@@ -212,7 +213,14 @@ export class ResilientInformer<T extends CachedObject> {
         if (this.resourceVersion === '') {
           await this.relist();
         }
+        const startedAt = this.now();
+        const eventsBefore = this.eventCount;
         await this.watchOnce();
+        // A server that accepts a watch and ends it at once, again and again, must not make us spin.
+        if (this.running && this.eventCount === eventsBefore && this.now() - startedAt < 1000) {
+          this.backoffMs = Math.min(this.backoffMs > 0 ? this.backoffMs * 2 : (this.options.baseBackoffMs ?? 1000), this.options.maxBackoffMs ?? 30_000);
+          await this.sleep(this.backoffMs);
+        }
       } catch (err) {
         if (!this.running) break;
         if (err instanceof WatchGone || statusCodeOf(err) === 410) {
@@ -319,6 +327,7 @@ export class ResilientInformer<T extends CachedObject> {
       };
       const onEvent = (phase: string, apiObj: unknown): void => {
         this.lastActivityAt = this.now();
+        this.eventCount += 1;
         if (phase === 'ERROR') {
           const code = statusCodeOf(apiObj);
           if (code === 410) gone = true;

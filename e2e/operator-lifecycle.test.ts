@@ -166,8 +166,8 @@ describe('operator lifecycle', () => {
     expect(events[0]?.message).toContain(`kubectl -n shop get imagescanreport ${report.metadata?.name ?? ''} -o yaml`);
   });
 
-  it('converges to exactly the right reports with 10% of requests failing and watches dropped every few seconds', async () => {
-    api.faults.set({ errorRate: 0.1, dropWatchesEveryMs: 2000 });
+  it('converges to exactly the right reports with 10% of requests failing, 409 storms on reports and watches dropped every few seconds', async () => {
+    api.faults.set({ errorRate: 0.1, dropWatchesEveryMs: 2000, conflictRate: 0.3, conflictResources: ['imagescanreports.imagescan.dev'] });
     const images = ['nginx:1.19', 'redis:7', 'alpine:3.19'];
     for (const ns of ['a', 'b', 'c']) {
       images.forEach((image, i) => api.seed.deployment({ namespace: ns, name: `w${i}`, containers: [image], replicas: 2 }));
@@ -180,6 +180,7 @@ describe('operator lifecycle', () => {
     const stats = api.faults.stats();
     expect(stats.injected429 + stats.injected500).toBeGreaterThan(0);
     expect(stats.droppedWatches).toBeGreaterThan(0);
+    expect(stats.injected409).toBeGreaterThan(0);
     api.faults.clear();
     const names = reports().map((r) => `${r.metadata?.namespace}/${r.spec?.image}`).sort();
     expect(names).toEqual(['a', 'b', 'c'].flatMap((ns) => images.map((image) => `${ns}/${image}`)).sort());

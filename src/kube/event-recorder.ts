@@ -85,10 +85,12 @@ export class EventRecorder {
     const message =
       `Image ${finding.image} has ${count} fixable CRITICAL ${count === 1 ? 'vulnerability' : 'vulnerabilities'}; ` +
       `see report ${finding.reportName}: kubectl -n ${finding.namespace} get imagescanreport ${finding.reportName} -o yaml`;
+    // Unique per workload, report and finding, and the same after a restart: a repeat (a retry after a
+    // lost response, or a restarted operator) hits AlreadyExists instead of adding a duplicate.
+    const eventId = createHash('sha256').update(`${workload.kind}/${workload.name}|${finding.reportName}|${fingerprint}`).digest('hex').slice(0, 16);
     const body: CoreV1Event = {
       metadata: {
-        // Unique per workload and finding; a retry after a lost response hits AlreadyExists, not a duplicate.
-        name: `${workload.name.slice(0, 200)}.${fingerprint}`,
+        name: `${workload.name.slice(0, 200)}.${eventId}`,
         namespace: finding.namespace,
       },
       involvedObject: {

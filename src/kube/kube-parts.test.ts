@@ -122,5 +122,13 @@ describe('EventRecorder', () => {
     await recorder.fixableCritical({ ...finding, criticalIds: ['CVE-1', 'CVE-2', 'CVE-3'] }); // the result changed
     events = api.objects.list('events', 'shop');
     expect(events).toHaveLength(2);
+
+    // A restarted operator (new recorder, no memory) does not duplicate what it already announced.
+    const restarted = new EventRecorder({ core: clients.core, logger: pino({ level: 'silent' }), instance: 'test' });
+    await restarted.fixableCritical({ ...finding, criticalIds: ['CVE-1', 'CVE-2', 'CVE-3'] });
+    expect(api.objects.list('events', 'shop')).toHaveLength(2);
+    // Another kind of workload with the same name gets its own event.
+    await restarted.fixableCritical({ ...finding, workloads: [{ ...workload, kind: 'StatefulSet', apiVersion: 'apps/v1', uid: 'sts-uid' }] });
+    expect(api.objects.list('events', 'shop')).toHaveLength(3);
   });
 });

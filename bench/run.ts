@@ -146,7 +146,7 @@ async function main(options: BenchOptions): Promise<number> {
   const churnImages = Array.from({ length: Math.ceil(churnCreates / 5) }, (_, i) => churnImage(i));
   const stub = writeStubFiles({ workDir: work, stubPath: path.join(repoRoot, 'test/trivy-stub/trivy'), fixtures, images: [...plan.images, ...churnImages], scanMs: options.scanMs });
 
-  const rescanAfterS = options.rescanAfterSeconds > 0 ? options.rescanAfterSeconds : Math.ceil(Math.max(60, 2 * idealColdStartS + 45));
+  const rescanAfterS = options.rescanAfterSeconds > 0 ? options.rescanAfterSeconds : Math.ceil(Math.max(90, 4 * idealColdStartS + 60));
   const operatorStartMs = Date.now();
   const rescanAt = new Date(Math.ceil((operatorStartMs + rescanAfterS * 1000) / 1000) * 1000);
   const operatorArgs = [
@@ -176,9 +176,9 @@ async function main(options: BenchOptions): Promise<number> {
     log(`${name}: ${((toMs - fromMs) / 1000).toFixed(1)} s, ${phase.scans} scans, ${phase.api.reportWrites} report writes, ${phase.api.total} requests, peak RSS ${phase.process.peakRssMiB.toFixed(0)} MiB, heap ${phase.process.peakHeapUsedMiB.toFixed(0)} MiB, loop p99 ${phase.process.eventLoopP99Ms.toFixed(0)} ms, CPU ${phase.process.cpuSeconds.toFixed(1)} s`);
     return phase;
   };
-  /** Waits until no report write for `quietMs` (the controller has caught up). */
-  const settle = async (quietMs: number, operator: OperatorHandle): Promise<void> => {
-    await waitFor('report writes to stop', 120_000, () => (Date.now() - Math.max(lastReportWriteMs(records()), 0) >= quietMs ? true : undefined), operator);
+  /** Waits until no report write for `quietMs` (the controller has caught up), or until `deadlineMs`. */
+  const settle = async (quietMs: number, operator: OperatorHandle, deadlineMs = Infinity): Promise<void> => {
+    await waitFor('report writes to stop', 120_000, () => (Date.now() - lastReportWriteMs(records()) >= quietMs || Date.now() >= deadlineMs ? true : undefined), operator);
   };
 
   // ---- phase 1: cold start with every pod present
@@ -192,7 +192,7 @@ async function main(options: BenchOptions): Promise<number> {
   }, operator);
   const coldStartSeconds = (coldDoneMs - operator.startedAtMs) / 1000;
   log(`cold start done in ${coldStartSeconds.toFixed(1)} s`);
-  await settle(3_000, operator);
+  await settle(3_000, operator, rescanAt.getTime() - 500);
   const cold = await endPhase('cold start', operatorStartMs, sampler);
   const reportsAfterCold = tallyReports(api);
 

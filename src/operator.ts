@@ -114,7 +114,20 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const reportInformer: ResilientInformer<ReportEntry> = createReportInformer(clients.custom, watchSettings);
   const informers: Pick<ResilientInformer<PodEntry>, 'start' | 'stop' | 'whenSynced' | 'health'>[] = [...podInformers, nodeInformer, namespaceInformer, reportInformer];
 
-  const index = new PodImageIndex({ isWatchedNamespace, now });
+  const podLog = log.child({ component: 'pods' });
+  const index = new PodImageIndex({
+    isWatchedNamespace,
+    now,
+    // A typo'd or hostile image string must be visible to whoever reads the log, but never crash or retry.
+    onInvalidImages: (entry, invalid) => {
+      for (const item of invalid) {
+        podLog.warn(
+          { namespace: entry.namespace, pod: entry.name, container: item.container, image: item.image, imageID: item.imageID, reason: item.error.message },
+          'container image cannot be parsed, not scanned',
+        );
+      }
+    },
+  });
   const reportIndex = new ReportIndex(reportInformer);
   const scans = new ScanResults();
   const metrics = new OperatorMetrics({ reportSource: reportIndex });

@@ -1,18 +1,22 @@
 // Which pods run which digest, per namespace: the index behind the work-queue keys
 // (`namespace/digest`). Updated synchronously from the pod informer's callbacks; cheap.
-import { podImages } from '../images/pod-images.js';
-import type { PodImage } from '../images/pod-images.js';
+import { inspectPodImages } from '../images/pod-images.js';
+import type { InvalidContainerImage, PodImage } from '../images/pod-images.js';
 import type { PodEntry } from './cluster-objects.js';
 
 /** A pod as the reconciler needs it: the slim object and the digests it runs. */
 export interface IndexedPod {
   entry: PodEntry;
   images: PodImage[];
+  /** The pod's unparseable container images, to report each change once. */
+  invalidText?: string;
 }
 
 export interface PodImageIndexOptions {
   /** False for namespaces the operator must ignore (excluded, or outside --namespaces). */
   isWatchedNamespace: (namespace: string) => boolean;
+  /** Told once per pod (and again when they change) about containers whose image cannot be parsed. */
+  onInvalidImages?: (entry: PodEntry, invalid: readonly InvalidContainerImage[]) => void;
   now?: () => Date;
 }
 
@@ -65,11 +69,17 @@ export class PodImageIndex {
   upsert(entry: PodEntry): string[] {
     if (!this.options.isWatchedNamespace(entry.namespace)) return [];
     const previous = this.pods.get(entry.key);
-    const images = podImages(entry.pod);
+    const inventory = inspectPodImages(entry.pod);
+    const images = inventory.images;
+    if (inventory.invalid.length > 0) {
+      const text = inventory.invalid.map((i) => `${i.container}=${i.image}@${i.imageID}`).join('\n');
+      if (previous?.invalidText !== text) this.options.onInvalidImages?.(entry, inventory.invalid);
+    }
     const newKeys = images.map((image) => reportKey(entry.namespace, image.image.digest)).sort();
     const oldKeys = previous === undefined ? [] : previous.images.map((image) => reportKey(entry.namespace, image.image.digest)).sort();
     if (previous !== undefined) this.unlink(previous);
     const indexed: IndexedPod = { entry, images };
+    if (inventory.invalid.length > 0) indexed.invalidText = inventory.invalid.map((i) => `${i.container}=${i.image}@${i.imageID}`).join('\n');
     this.pods.set(entry.key, indexed);
     this.link(indexed);
     if (previous === undefined) return newKeys;

@@ -147,11 +147,37 @@ describe('TrivyDatabase (standalone)', () => {
   it('stop() kills a running download', async () => {
     const { ws, db } = setup({ db: { sleepMs: 60_000 } });
     void db.start();
-    await until(() => ws.invocations().length === 1);
+    await until(() => ws.invocations().filter(isDownload).length === 1);
     const t0 = Date.now();
     await db.stop();
     expect(Date.now() - t0).toBeLessThan(2_000);
-    expect(ws.invocations()[0]?.end).toBeUndefined();
+    expect(ws.invocations().filter(isDownload)[0]?.end).toBeUndefined();
+  });
+
+  it('after a restart, reuses a DB the cache holds from less than the refresh interval ago instead of downloading it again', async () => {
+    const { ws, runner, db } = setup({ db: { updatedAt: '2026-11-26T06:00:00Z' } });
+    await db.start();
+    await db.stop();
+    expect(ws.invocations().filter((i) => i.start.argv?.[1] === '--download-db-only')).toHaveLength(1);
+
+    const restarted = new TrivyDatabase({ runner, refreshIntervalMs: 3_600_000, logger });
+    cleanups.push(() => restarted.stop());
+    const updates: string[] = [];
+    restarted.onUpdated((u) => updates.push(u));
+    await restarted.start();
+    expect(restarted.isReady()).toBe(true);
+    await restarted.whenReady();
+    expect(restarted.updatedAt()).toBe('2026-11-26T06:00:00Z');
+    expect(restarted.downloads()).toBe(0);
+    expect(updates).toEqual([]);
+    expect(ws.invocations().filter((i) => i.start.argv?.[1] === '--download-db-only')).toHaveLength(1);
+
+    // A DB downloaded longer ago than the interval is downloaded again at start.
+    const stale = new TrivyDatabase({ runner, refreshIntervalMs: 3_600_000, logger, now: () => Date.now() + 2 * 3_600_000 });
+    cleanups.push(() => stale.stop());
+    await stale.start();
+    expect(stale.downloads()).toBe(1);
+    expect(ws.invocations().filter((i) => i.start.argv?.[1] === '--download-db-only')).toHaveLength(2);
   });
 });
 

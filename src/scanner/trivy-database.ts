@@ -26,6 +26,8 @@ export interface TrivyDatabaseOptions {
   /** Server mode: how often /healthz is probed (default 30 s). */
   healthIntervalMs?: number;
   random?: () => number;
+  /** Clock for the age of a DB found in the cache (default Date.now). */
+  now?: () => number;
   /** Injectable wait, resolved early (not rejected) when the signal aborts. */
   delay?: (ms: number, signal: AbortSignal) => Promise<void>;
   fetch?: typeof fetch;
@@ -117,6 +119,16 @@ export class TrivyDatabase {
   private async refreshLoop(firstDone: () => void): Promise<void> {
     const signal = this.stopController.signal;
     let failures = 0;
+    // A restart (the cache is an emptyDir that outlives the container) finds the DB it downloaded:
+    // reuse it until it is due, instead of one more download per restart.
+    const freshForMs = await this.cachedDbFreshFor();
+    if (freshForMs > 0) {
+      this.hasDb = true;
+      this.openGateIfAllowed();
+      this.log.info({ dbUpdatedAt: this.info.dbUpdatedAt, dbDownloadedAt: this.info.dbDownloadedAt }, 'trivy DB in the cache is fresh, not downloading');
+      firstDone();
+      await this.delay(freshForMs, signal);
+    }
     while (!signal.aborted) {
       const ok = await this.refresh();
       firstDone();
@@ -168,6 +180,15 @@ export class TrivyDatabase {
       }
       await this.delay(this.opts.drainPollMs ?? 500, signal);
     }
+  }
+
+  /** How long the DB already in the cache stays fresh (0: none, unknown age, or due). */
+  private async cachedDbFreshFor(): Promise<number> {
+    await this.readVersion();
+    const downloadedAt = Date.parse(this.info.dbDownloadedAt ?? '');
+    if (this.info.dbUpdatedAt === undefined || Number.isNaN(downloadedAt)) return 0;
+    const age = (this.opts.now ?? Date.now)() - downloadedAt;
+    return age >= 0 && age < this.opts.refreshIntervalMs ? this.opts.refreshIntervalMs - age : 0;
   }
 
   private async readVersion(): Promise<void> {

@@ -259,7 +259,12 @@ describe('TrivyRunner databases and version', () => {
       ['image', '--download-java-db-only', '--cache-dir', ws.cacheDir, '--skip-version-check', '--disable-telemetry', '--quiet', '--timeout', '1800s', '--java-db-repository', 'mirror.example.com/trivy-java-db:1'],
     ]);
     expect(statSync(path.join(ws.cacheDir, 'java-db', 'metadata.json')).isFile()).toBe(true);
-    expect(await runner.version()).toEqual({ version: '0.74.0', dbUpdatedAt: '2026-11-26T06:00:00Z' });
+    const before = Date.now();
+    const info = await runner.version();
+    expect(info).toMatchObject({ version: '0.74.0', dbUpdatedAt: '2026-11-26T06:00:00Z' });
+    // DownloadedAt: when this download happened, so a restart can tell a fresh DB from a stale one.
+    expect(Date.parse(info.dbDownloadedAt ?? '')).toBeGreaterThan(before - 60_000);
+    expect(Date.parse(info.dbDownloadedAt ?? '')).toBeLessThanOrEqual(Date.now());
     expect(ws.leftovers()).toEqual([]);
   });
 

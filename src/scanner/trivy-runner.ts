@@ -45,6 +45,8 @@ export interface TrivyVersionInfo {
   version?: string;
   /** RFC 3339, VulnerabilityDB.UpdatedAt. */
   dbUpdatedAt?: string;
+  /** RFC 3339, VulnerabilityDB.DownloadedAt: when the DB in the cache was fetched. */
+  dbDownloadedAt?: string;
 }
 
 export interface TrivyRunnerOptions {
@@ -178,6 +180,7 @@ export class TrivyRunner {
       if (typeof doc.Version === 'string') info.version = doc.Version;
       const db = doc.VulnerabilityDB;
       if (isRecord(db) && typeof db.UpdatedAt === 'string') info.dbUpdatedAt = db.UpdatedAt;
+      if (isRecord(db) && typeof db.DownloadedAt === 'string') info.dbDownloadedAt = db.DownloadedAt;
     }
     return info;
   }

@@ -135,7 +135,6 @@ describe('kill -9 during a cold start of 500 pods', () => {
       expect(report.status?.summary?.total).toBe(total);
       expect(report.spec?.image).toBe(images.get(report.spec?.digest ?? ''));
     }
-    expect(new Set(rig.reports().map((r) => r.metadata?.name)).size).toBeGreaterThan(0);
 
     // Private images were scanned with only their registry's credentials.
     const privateRuns = rig.stubEvents().filter((e) => e.event === 'start' && privateDigests.has(e.argv?.find((a) => a.includes('@sha256:'))?.split('@')[1] ?? ''));

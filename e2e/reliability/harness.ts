@@ -71,7 +71,7 @@ export interface Rig {
   start(options?: { args?: string[]; kubeconfig?: string }): OperatorProcess;
   reports(namespace?: string): ReportLike[];
   stubEvents(): StubEvent[];
-  /** Pids of stub runs (and their grandchildren) that are still alive. */
+  /** Pids of stub runs that are still running (alive and still the stub, not a reused pid). */
   liveStubPids(): number[];
   /** Folders the operator left in its TMPDIR (the runner's per-scan folders are `imagescan-*`). */
   leftoverTempEntries(): string[];
@@ -139,12 +139,7 @@ export async function startRig(apiOptions: FakeApiServerOptions = {}): Promise<R
     },
     stubEvents,
     liveStubPids() {
-      const pids = new Set<number>();
-      for (const e of stubEvents()) {
-        pids.add(e.pid);
-        if (e.grandchildPid !== undefined) pids.add(e.grandchildPid);
-      }
-      return [...pids].filter(isAlive);
+      return [...new Set(stubEvents().map((e) => e.pid))].filter(isStubProcess);
     },
     leftoverTempEntries() {
       return readdirSync(tmp);
@@ -154,9 +149,8 @@ export async function startRig(apiOptions: FakeApiServerOptions = {}): Promise<R
     },
     async close() {
       for (const operator of operators) await operator.kill9();
-      for (const pid of [...new Set(stubEvents().flatMap((e) => [e.pid, e.grandchildPid ?? 0]))]) {
-        if (pid > 0 && isAlive(pid)) process.kill(pid, 'SIGKILL');
-      }
+      // Only our own stub runs (checked by command line: an old pid may belong to someone else by now).
+      for (const pid of new Set(stubEvents().map((e) => e.pid))) if (isStubProcess(pid)) process.kill(pid, 'SIGKILL');
       await api.stop();
       rmSync(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
@@ -170,6 +164,16 @@ export function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** True while `pid` is alive and is a stub Trivy run (its command line names the stub script). */
+export function isStubProcess(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(stubScript);
+  } catch {
+    return false;
   }
 }
 

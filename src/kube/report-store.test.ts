@@ -1,0 +1,60 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startFakeApiServer } from '../../e2e/fake-apiserver/index.js';
+import type { FakeApiServer } from '../../e2e/fake-apiserver/index.js';
+import { buildReportObject } from '../reports/report-builder.js';
+import { KubeApiError } from './api-error.js';
+import { createKubeClients } from './kube-client.js';
+import { KubeReportStore } from './report-store.js';
+
+const DIGEST = `sha256:${'e'.repeat(64)}`;
+
+describe('KubeReportStore against the fake API server', () => {
+  let api: FakeApiServer;
+  let store: KubeReportStore;
+
+  beforeEach(async () => {
+    api = await startFakeApiServer({});
+    api.seed.namespace('shop');
+    const kc = new KubeConfig();
+    kc.loadFromFile(api.kubeconfigPath);
+    store = new KubeReportStore(createKubeClients(kc, { requestTimeoutMs: 5000, userAgent: 'store-test' }).custom);
+  });
+
+  afterEach(async () => {
+    await api.stop();
+  });
+
+  const desired = () =>
+    buildReportObject({ namespace: 'shop', image: 'nginx:1.25', repository: 'docker.io/library/nginx', digest: DIGEST, team: 'payments', workloads: [] });
+
+  it('creates without status, then a merge-patched status replaces fields and removes the ones left out', async () => {
+    const created = await store.create({ ...desired(), status: { phase: 'Scanned' } });
+    expect(created.status).toBeUndefined(); // the status subresource drops status on create
+    const name = created.metadata?.name ?? '';
+    const failed = await store.patchStatus('shop', name, { phase: 'Failed', message: 'Scan failed (auth): no credentials', workloads: [{ kind: 'Deployment', name: 'web' }] });
+    expect(failed.status?.message).toContain('auth');
+    const scanned = await store.patchStatus('shop', name, { phase: 'Scanned', workloads: [] }, failed.status);
+    expect(scanned.status?.phase).toBe('Scanned');
+    expect(scanned.status?.message).toBeUndefined();
+    expect(scanned.status?.workloads).toEqual([]);
+    const patches = api.requests().filter((r) => r.verb === 'patch');
+    expect(patches.every((r) => r.contentType?.startsWith('application/merge-patch+json') === true)).toBe(true);
+  });
+
+  it('tells AlreadyExists from NotFound, and deleting a missing report is not an error', async () => {
+    await store.create(desired());
+    await expect(store.create(desired())).rejects.toMatchObject({ kind: 'AlreadyExists', code: 409 });
+    await expect(store.patchStatus('shop', 'missing-000000000000', { phase: 'Pending' })).rejects.toBeInstanceOf(KubeApiError);
+    await expect(store.patchStatus('shop', 'missing-000000000000', { phase: 'Pending' })).rejects.toMatchObject({ kind: 'NotFound', transient: false });
+    expect(await store.get('shop', 'missing-000000000000')).toBeUndefined();
+    await expect(store.delete('shop', 'missing-000000000000')).resolves.toBeUndefined();
+  });
+
+  it('classifies injected 429 and 500 as transient', async () => {
+    api.faults.set({ errorRate: 1, errorCodes: [429], resources: ['imagescanreports.imagescan.dev'] });
+    await expect(store.create(desired())).rejects.toMatchObject({ kind: 'TooManyRequests', transient: true });
+    api.faults.set({ errorRate: 1, errorCodes: [500], resources: ['imagescanreports.imagescan.dev'] });
+    await expect(store.get('shop', 'x')).rejects.toMatchObject({ kind: 'ServerError', transient: true });
+  });
+});

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { toPodEntry } from './cluster-objects.js';
+import type { PodEntry } from './cluster-objects.js';
+import { PodImageIndex, parseReportKey, reportKey } from './pod-image-index.js';
+
+const A = `sha256:${'a'.repeat(64)}`;
+const B = `sha256:${'b'.repeat(64)}`;
+
+function pod(namespace: string, name: string, containers: { name: string; image: string; imageID?: string }[], extra: { labels?: Record<string, string> } = {}): PodEntry {
+  const entry = toPodEntry({
+    metadata: { namespace, name, uid: name, resourceVersion: '1', labels: extra.labels ?? {} },
+    spec: { containers: containers.map((c) => ({ name: c.name, image: c.image })) },
+    status: {
+      containerStatuses: containers.map((c) => ({ name: c.name, image: c.image, imageID: c.imageID ?? '', ready: true, restartCount: 0 })),
+    },
+  });
+  if (entry === undefined) throw new Error('pod');
+  return entry;
+}
+
+describe('PodImageIndex', () => {
+  it('indexes each (namespace, digest) once, however many pods and namespaces run it', () => {
+    const index = new PodImageIndex({ isWatchedNamespace: () => true });
+    index.upsert(pod('a', 'p1', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }]));
+    index.upsert(pod('a', 'p2', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }]));
+    index.upsert(pod('b', 'p3', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }, { name: 'side', image: 'redis:7', imageID: `docker.io/library/redis@${B}` }]));
+    expect(index.runningKeys().sort()).toEqual([reportKey('a', A), reportKey('b', A), reportKey('b', B)].sort());
+    expect(index.keysForDigest(A).sort()).toEqual([reportKey('a', A), reportKey('b', A)]);
+    expect(index.podsRunning(reportKey('a', A)).map((p) => p.entry.name)).toEqual(['p1', 'p2']);
+  });
+
+  it('a container without an imageID yet is not indexed; it is once it starts', () => {
+    const index = new PodImageIndex({ isWatchedNamespace: () => true });
+    expect(index.upsert(pod('a', 'p1', [{ name: 'web', image: 'nginx:1.25' }]))).toEqual([]);
+    const started = pod('a', 'p1', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }]);
+    expect(index.upsert({ ...started, resourceVersion: '2' })).toEqual([reportKey('a', A)]);
+  });
+
+  it('remembers since when a key has no pod, from the start for keys never seen', () => {
+    let now = new Date('2026-11-26T10:00:00Z');
+    const index = new PodImageIndex({ isWatchedNamespace: () => true, now: () => now });
+    const entry = pod('a', 'p1', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }]);
+    index.upsert(entry);
+    expect(index.goneSince(reportKey('a', A))).toBeUndefined();
+    now = new Date('2026-11-26T10:05:00Z');
+    index.remove(entry);
+    expect(index.goneSince(reportKey('a', A))).toEqual(new Date('2026-11-26T10:05:00Z'));
+    expect(index.goneSince(reportKey('z', B))).toEqual(new Date('2026-11-26T10:00:00Z'));
+  });
+
+  it('ignores pods of namespaces the operator does not watch', () => {
+    const index = new PodImageIndex({ isWatchedNamespace: (ns) => ns !== 'kube-system' });
+    expect(index.upsert(pod('kube-system', 'p', [{ name: 'c', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }]))).toEqual([]);
+    expect(index.runningKeys()).toEqual([]);
+  });
+
+  it('reports unparseable images once per pod, not on every update', () => {
+    const seen: string[] = [];
+    const index = new PodImageIndex({ isWatchedNamespace: () => true, onInvalidImages: (entry, invalid) => seen.push(`${entry.name}:${invalid.map((i) => i.image).join(',')}`) });
+    const bad = pod('a', 'p1', [{ name: 'c', image: 'NOT A REF', imageID: `docker.io/library/nginx@${A}` }]);
+    index.upsert(bad);
+    index.upsert({ ...bad, resourceVersion: '2' });
+    expect(seen).toEqual(['p1:NOT A REF']);
+  });
+
+  it('team label changes map to the pod keys; readiness flaps map to none', () => {
+    const index = new PodImageIndex({ isWatchedNamespace: () => true });
+    const base = pod('a', 'p1', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }], { labels: { team: 'x' } });
+    index.upsert(base);
+    expect(index.upsert({ ...base, resourceVersion: '2' })).toEqual([]);
+    const relabelled = pod('a', 'p1', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }], { labels: { team: 'y' } });
+    expect(index.upsert({ ...relabelled, resourceVersion: '3' })).toEqual([reportKey('a', A)]);
+  });
+
+  it('parses keys back', () => {
+    expect(parseReportKey(reportKey('ns', A))).toEqual({ namespace: 'ns', digest: A });
+    expect(parseReportKey('nonsense')).toBeUndefined();
+  });
+});

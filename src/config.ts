@@ -8,6 +8,7 @@ import { delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import cron from 'node-cron';
 import { SEVERITIES, type Severity } from './scanner/scan-result.js';
+import { CRD_MAX_ITEMS } from './reports/report-builder.js';
 
 /** pino's level names, least to most verbose, plus `silent`. */
 export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -119,7 +120,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'ignore-unfixed', boolean: true, defaultText: 'false', help: 'Report only vulnerabilities that have a fix.' },
   { name: 'team-label', value: '<label-key>', defaultText: 'team', help: 'Pod (then namespace) label that names the owning team.' },
   { name: 'report-grace-period', value: '<duration>', defaultText: '1h', help: 'Delete a report when no pod of its namespace has run the image for this long.' },
-  { name: 'max-report-vulnerabilities', value: '<0-5000>', defaultText: '500', help: 'Vulnerabilities listed in one report (worst first); the rest are counted as omitted.' },
+  { name: 'max-report-vulnerabilities', value: '<0-1000>', defaultText: '500', help: 'Vulnerabilities listed in one report (worst first); the rest are counted as omitted.' },
   { name: 'metrics-address', value: '[host]:port', defaultText: ':8080', help: 'Listen address of /metrics, /healthz and /readyz.' },
   { name: 'leader-elect', boolean: true, defaultText: 'true in cluster, false outside', help: 'Elect a leader on a Lease; only the leader scans and writes.' },
   { name: 'leader-election-namespace', value: '<ns>', defaultText: "in cluster: the pod's namespace; outside: imagescan-system", help: 'Namespace of the leader election Lease.' },
@@ -498,7 +499,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     ignoreUnfixed: setting('ignore-unfixed', readBoolean, false),
     teamLabel: setting('team-label', readLabelKey, 'team'),
     reportGracePeriodMs: setting('report-grace-period', (r) => readDuration(r), 3_600_000),
-    maxReportVulnerabilities: setting('max-report-vulnerabilities', (r) => readInteger(r, 0, 5000), 500),
+    maxReportVulnerabilities: setting('max-report-vulnerabilities', (r) => readInteger(r, 0, CRD_MAX_ITEMS.vulnerabilities), 500),
     metrics: setting('metrics-address', readMetricsAddress, { host: undefined, port: 8080 }),
     leaderElect: setting('leader-elect', readBoolean, inCluster),
     leaderElectionNamespace: setting(

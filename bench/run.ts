@@ -62,6 +62,8 @@ function buildOperator(): string {
 
 interface ReportTally {
   total: number;
+  /** `namespace/spec.image` of every report. */
+  pairs: Set<string>;
   scanned: number;
   failed: number;
   /** Reports whose lastScanTime is at or after the given time. */
@@ -69,9 +71,10 @@ interface ReportTally {
 }
 
 function tallyReports(api: FakeApiServer, sinceMs = Infinity): ReportTally {
-  const tally: ReportTally = { total: 0, scanned: 0, failed: 0, scannedSince: 0 };
+  const tally: ReportTally = { total: 0, pairs: new Set(), scanned: 0, failed: 0, scannedSince: 0 };
   for (const report of api.objects.list(REPORTS)) {
     tally.total += 1;
+    tally.pairs.add(`${report.metadata?.namespace ?? ''}/${String((report.spec as { image?: unknown } | undefined)?.image)}`);
     const status = (report.status ?? {}) as { phase?: string; lastScanTime?: string };
     if (status.phase === 'Scanned') tally.scanned += 1;
     if (status.phase === 'Failed') tally.failed += 1;
@@ -89,7 +92,7 @@ interface OwnerRef {
 }
 
 interface SeededCluster {
-  livePods: { namespace: string; name: string }[];
+  livePods: { namespace: string; name: string; images: readonly string[] }[];
   /** Per planned workload, the owner its pods point at (ReplicaSet or StatefulSet). */
   podOwners: OwnerRef[];
 }
@@ -107,7 +110,7 @@ function seedCluster(api: FakeApiServer, plan: ClusterPlan): SeededCluster {
     const seed = { namespace: w.namespace, name: w.name, containers: w.containers, replicas: w.replicas, nodes: w.nodes };
     const seeded = w.kind === 'Deployment' ? api.seed.deployment(seed) : api.seed.podSet('StatefulSet', seed);
     podOwners.push(ownerRefOf(seeded.intermediate ?? seeded.owner));
-    for (const pod of seeded.pods) livePods.push({ namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '' });
+    for (const pod of seeded.pods) livePods.push({ namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', images: w.containers });
   }
   return { livePods, podOwners };
 }
@@ -217,7 +220,6 @@ async function main(options: BenchOptions): Promise<number> {
   const random = seededRandom(options.seed + 1);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const churnFrom = Date.now();
-  const seenPairs = new Set(expectedPairs);
   let created = 0;
   let deleted = 0;
   let newDigests = 0;
@@ -234,8 +236,7 @@ async function main(options: BenchOptions): Promise<number> {
         const ns = pick(plan.namespaces).name;
         const seeded = api.seed.deployment({ namespace: ns, name: `churn-${String(created).padStart(5, '0')}`, containers: [image], replicas: 1, nodes: [pick(plan.nodes).name] });
         newDigests += 1;
-        seenPairs.add(`${ns}/${image}`);
-        for (const pod of seeded.pods) cluster.livePods.push({ namespace: ns, name: pod.metadata?.name ?? '' });
+        for (const pod of seeded.pods) cluster.livePods.push({ namespace: ns, name: pod.metadata?.name ?? '', images: [image] });
       } else {
         const i = Math.floor(random() * plan.workloads.length);
         const w = plan.workloads[i];
@@ -243,7 +244,7 @@ async function main(options: BenchOptions): Promise<number> {
         if (w === undefined || owner === undefined) continue;
         const name = `${w.name}-c${String(created).padStart(5, '0')}`;
         api.seed.pod({ namespace: w.namespace, name, containers: w.containers, ownerReferences: [owner], nodeName: pick(w.nodes), labels: { app: w.name } });
-        cluster.livePods.push({ namespace: w.namespace, name });
+        cluster.livePods.push({ namespace: w.namespace, name, images: w.containers });
       }
       created += 1;
       const victim = Math.floor(random() * cluster.livePods.length);
@@ -256,9 +257,16 @@ async function main(options: BenchOptions): Promise<number> {
   const churnEnd = Date.now();
   const achievedRate = created / ((churnEnd - churnFrom) / 1000);
   log(`churn: ${created} created, ${deleted} deleted, ${newDigests} new digests in ${((churnEnd - churnFrom) / 1000).toFixed(1)} s (${achievedRate.toFixed(0)}/s)`);
+  let lastDrainScrape = 0;
+  // Every image still running has its report; pods deleted before the operator saw them need none.
+  const livePairs = new Set(cluster.livePods.flatMap((p) => p.images.map((image) => `${p.namespace}/${image}`)));
   const drainedMs = await waitFor('queue drained and every report Scanned', 600_000, async () => {
     const t = tallyReports(api);
-    if (t.total < seenPairs.size || t.scanned + t.failed < t.total) return undefined;
+    if (t.scanned + t.failed < t.total || [...livePairs].some((pair) => !t.pairs.has(pair))) return undefined;
+    if (runningScans(readStubLog(stub.logPath)) > 0) return undefined;
+    // A scrape costs the operator real work (per-report gauges): not more often than every 3 s.
+    if (Date.now() - lastDrainScrape < 3_000) return undefined;
+    lastDrainScrape = Date.now();
     const m = await sampler.scrapeNow();
     // Running scans from the stub's log (imagescan_scans_in_progress is set before a finished scan leaves the queue).
     return (m?.get('imagescan_scan_queue_depth') ?? 0) === 0 && runningScans(readStubLog(stub.logPath)) === 0 ? Date.now() : undefined;
@@ -357,7 +365,7 @@ async function main(options: BenchOptions): Promise<number> {
     rescanValid,
     churn: { seconds: options.churnSeconds, created, deleted, newDigests, achievedRatePerSecond: achievedRate, drainSeconds, scans: churnScans, maxQueueDepth: churn.process.maxQueueDepth },
     failedScans: failedScans(stubEvents),
-    reportsAtEnd: finalReports,
+    reportsAtEnd: { total: finalReports.total, scanned: finalReports.scanned, failed: finalReports.failed },
     totalApiRequests: totals.total,
     apiTotals: totals,
     firstStopExitCode: stopCode,

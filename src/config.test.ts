@@ -39,6 +39,7 @@ describe('defaults', () => {
       trivyCacheDir: '/var/cache/trivy',
       trivyServer: undefined,
       trivyServerToken: undefined,
+      trivyEnv: {},
       trivyDbRepository: undefined,
       trivyJavaDbRepository: undefined,
       trivyDbRefreshMs: 6 * 60 * 60 * 1000,
@@ -219,6 +220,11 @@ describe('environment', () => {
     const config = loadConfig(['--trivy-server=http://trivy:4954'], { IMAGESCAN_TRIVY_SERVER_TOKEN: 'tok-123\n' });
     expect(config.trivyServerToken).toBe('tok-123');
     expect(helpText()).not.toContain('--trivy-server-token');
+  });
+
+  it('hands the proxy and CA variables to Trivy and nothing else of the environment', () => {
+    const config = loadConfig([], { HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem', AWS_SECRET_ACCESS_KEY: 'x', PATH: '/bin' });
+    expect(config.trivyEnv).toEqual({ HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem' });
   });
 });
 

@@ -40,6 +40,11 @@ export interface OperatorConfig {
   readonly trivyServer: string | undefined;
   /** From IMAGESCAN_TRIVY_SERVER_TOKEN only, never a flag, so it never appears in argv. Never log it. */
   readonly trivyServerToken: string | undefined;
+  /**
+   * Proxy and CA variables of the operator's own environment, handed on to Trivy (which otherwise
+   * gets a minimal environment): clusters behind a proxy or a private CA need them to reach registries.
+   */
+  readonly trivyEnv: Readonly<Record<string, string>>;
   /** Trivy's --db-repository (comma list allowed); undefined = Trivy's default. */
   readonly trivyDbRepository: string | undefined;
   /** Trivy's --java-db-repository (comma list allowed); undefined = Trivy's default. */
@@ -66,6 +71,9 @@ export interface OperatorConfig {
   /** Whether the process runs in a pod (decided by the caller of loadConfig). */
   readonly inCluster: boolean;
 }
+
+/** Standard proxy and CA variables passed through to Trivy when the operator has them. */
+const TRIVY_PASSTHROUGH_ENV = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'SSL_CERT_FILE', 'SSL_CERT_DIR'] as const;
 
 /** Facts about the process that loadConfig needs but must not look up itself, so it stays pure. */
 export interface ConfigRuntime {
@@ -156,6 +164,8 @@ export function helpText(): string {
   lines.push('Environment only:');
   lines.push(`  ${TRIVY_SERVER_TOKEN_ENV}`);
   lines.push('      Token for --trivy-server (kept out of argv on purpose); default: none');
+  lines.push(`  ${TRIVY_PASSTHROUGH_ENV.filter((name) => name === name.toUpperCase()).join(', ')} (and lower case)`);
+  lines.push('      Passed on to Trivy, which otherwise runs with a minimal environment; default: none');
   lines.push('');
   return lines.join('\n');
 }
@@ -475,6 +485,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     throw new ConfigError(`invalid ${TRIVY_SERVER_TOKEN_ENV}: the token must be one line`);
   }
 
+  const trivyEnv: Record<string, string> = {};
+  for (const name of TRIVY_PASSTHROUGH_ENV) {
+    const value = env[name];
+    if (value !== undefined && value !== '') trivyEnv[name] = value;
+  }
+
   const fallbackIdentity =
     env['HOSTNAME'] !== undefined && env['HOSTNAME'] !== ''
       ? env['HOSTNAME']
@@ -492,6 +508,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     trivyCacheDir: setting('trivy-cache-dir', (r) => readNonEmpty(r, 'a directory'), '/var/cache/trivy'),
     trivyServer,
     trivyServerToken,
+    trivyEnv,
     trivyDbRepository: setting('trivy-db-repository', readRepositories, undefined),
     trivyJavaDbRepository: setting('trivy-java-db-repository', readRepositories, undefined),
     trivyDbRefreshMs: setting('trivy-db-refresh', (r) => readDuration(r), 6 * 3_600_000),

@@ -145,7 +145,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     ...(config.trivyDbRepository === undefined ? {} : { dbRepository: config.trivyDbRepository }),
     ...(config.trivyJavaDbRepository === undefined ? {} : { javaDbRepository: config.trivyJavaDbRepository }),
     logger: log.child({ component: 'trivy' }),
-    ...(deps.trivyEnv === undefined ? {} : { extraEnv: deps.trivyEnv }),
+    extraEnv: { ...config.trivyEnv, ...deps.trivyEnv },
     ...(deps.trivyPathEnv === undefined ? {} : { pathEnv: deps.trivyPathEnv }),
     // Stamps the scanner version and DB time on each result (the database learns them at download).
     scannerInfo: (): TrivyVersionInfo => database.versionInfo(),

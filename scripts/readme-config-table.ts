@@ -17,10 +17,13 @@ export interface HelpEntry {
 export function parseHelp(help: string): HelpEntry[] {
   const lines = help.split('\n');
   const entries: HelpEntry[] = [];
+  let envOnlySection = false;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] ?? '';
+    if (line.startsWith('Environment only:')) envOnlySection = true;
     const flag = /^ {2}(--[a-z0-9-]+)/.exec(line)?.[1];
-    const envOnly = /^ {2}(IMAGESCAN_[A-Z0-9_]+)\s*$/.exec(line)?.[1];
+    // Under "Environment only:" every two-space line names one or more variables.
+    const envOnly = envOnlySection ? /^ {2}(\S.*?)\s*$/.exec(line)?.[1] : undefined;
     if (flag !== undefined) {
       const meaning = (lines[i + 1] ?? '').trim();
       const envLine = /^\s+env (\S+); default: (.*)$/.exec(lines[i + 2] ?? '');
@@ -41,7 +44,10 @@ export function markdownCell(text: string): string {
 
 /** The Markdown table of every setting: flag, variable, default, meaning. */
 export function configTable(help: string = helpText()): string {
-  const rows = parseHelp(help).map((e) => `| ${e.flag === undefined ? '(none)' : `\`${e.flag}\``} | \`${e.env}\` | ${markdownCell(e.defaultText)} | ${markdownCell(e.meaning)} |`);
+  const rows = parseHelp(help).map((e) => {
+    const env = /^[A-Z0-9_]+$/.test(e.env) ? `\`${e.env}\`` : markdownCell(e.env);
+    return `| ${e.flag === undefined ? '(none)' : `\`${e.flag}\``} | ${env} | ${markdownCell(e.defaultText)} | ${markdownCell(e.meaning)} |`;
+  });
   return ['| flag | environment variable | default | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }
 

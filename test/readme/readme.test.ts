@@ -15,11 +15,13 @@ const help = helpText();
 function helpSettings(): { flag?: string; env: string; defaultText: string }[] {
   const out: { flag?: string; env: string; defaultText: string }[] = [];
   const lines = help.split('\n');
+  const envOnlyStart = lines.findIndex((l) => l.startsWith('Environment only:'));
   lines.forEach((line, i) => {
     const flag = /^ {2}(?:-h, )?(--[a-z0-9-]+)/.exec(line)?.[1];
     const env = /env (IMAGESCAN_[A-Z0-9_]+); default: (.*)$/.exec(lines[i + 2] ?? '');
     if (flag !== undefined && env !== null) out.push({ flag, env: env[1] ?? '', defaultText: env[2] ?? '' });
-    const envOnly = /^ {2}(IMAGESCAN_[A-Z0-9_]+)$/.exec(line)?.[1];
+    // Variables without a flag: each two-space line after "Environment only:", its default below it.
+    const envOnly = envOnlyStart >= 0 && i > envOnlyStart ? /^ {2}(\S.*)$/.exec(line)?.[1] : undefined;
     const envOnlyDefault = /default: (.*)$/.exec(lines[i + 1] ?? '')?.[1];
     if (envOnly !== undefined) out.push({ env: envOnly, defaultText: envOnlyDefault ?? '' });
   });

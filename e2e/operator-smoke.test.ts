@@ -134,6 +134,36 @@ describe('operator smoke (fake API server + stub Trivy)', () => {
     ]);
   });
 
+  it('kubectl get imagescanreports -o wide adds the digest and the team', async () => {
+    const report = (api.objects.list('imagescanreports.imagescan.dev', 'shop') as ReportLike[])[0];
+    const { stdout } = await run('kubectl', ['--kubeconfig', api.kubeconfigPath, 'get', 'isr', '-n', 'shop', '-o', 'wide'], { cwd: repoRoot });
+    const [header, row] = stdout.trim().split('\n');
+    expect(header).toMatch(/NAME\s+IMAGE\s+CRITICAL\s+HIGH\s+MEDIUM\s+LOW\s+FIXABLE\s+PHASE\s+LAST SCAN\s+AGE\s+DIGEST\s+TEAM/);
+    const cells = (row ?? '').trim().split(/\s+/);
+    expect(cells.slice(-2)).toEqual([report?.spec?.digest, 'payments']);
+  });
+
+  it('a pod started while the operator runs has a Scanned report within 5 s plus the scan time', async () => {
+    const logFile = path.join(work, 'trivy.log');
+    const scansBefore = stubScanInvocations(logFile).length;
+    const started = Date.now();
+    api.seed.deployment({ namespace: 'shop', name: 'cache', containers: ['redis:7'], replicas: 1, nodes: ['node-1'] });
+    const report = await eventually(
+      () => (api.objects.list('imagescanreports.imagescan.dev', 'shop') as ReportLike[]).find((r) => r.spec?.image === 'redis:7' && r.status?.phase === 'Scanned'),
+      30_000,
+      'a Scanned report for redis:7',
+    );
+    const elapsedMs = Date.now() - started;
+    // The scan's own time, from the stub's start and end records of that one run.
+    const entries = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event?: string; pid?: number; t?: number; argv?: string[] });
+    const scan = stubScanInvocations(logFile)[scansBefore];
+    expect(scan?.argv.some((a) => a.startsWith('docker.io/library/redis@sha256:'))).toBe(true);
+    const start = entries.find((e) => e.event === 'start' && e.pid === scan?.pid)?.t ?? 0;
+    const end = entries.find((e) => e.event === 'end' && e.pid === scan?.pid)?.t ?? Infinity;
+    expect(report.status?.workloads).toEqual([{ kind: 'Deployment', name: 'cache' }]);
+    expect(elapsedMs).toBeLessThan(5_000 + (end - start));
+  });
+
   it('stops cleanly on SIGTERM', async () => {
     const code = await operator.stop();
     expect(code).toBe(0);

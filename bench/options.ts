@@ -25,6 +25,8 @@ export interface BenchOptions {
   operatorNodeOptions: string;
   /** Keep the work folder (operator logs, stub log, request log) instead of removing it. */
   keep: boolean;
+  /** Which Trivy stand-in: the CPU-cheap bench/fast-trivy.sh, or the project's Node stub. */
+  stub: 'fast' | 'node';
 }
 
 export class BenchOptionsError extends Error {
@@ -45,6 +47,8 @@ export const USAGE = `usage: npm run bench -- [flags]
   --seed N              random seed of the cluster (default 1)
   --json FILE           also write the figures as JSON to FILE
   --operator-node-options=".."  NODE_OPTIONS for the operator (e.g. "--operator-node-options=--cpu-prof --cpu-prof-dir=/tmp/prof")
+  --stub fast|node      Trivy stand-in: bench/fast-trivy.sh (default; sleeps and replays, ~no CPU) or
+                        test/trivy-stub/trivy (Node; ~0.13 CPU-s per run, which bounds a 2-core machine)
   --keep                keep the work folder with the operator log, stub log and request log`;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
@@ -75,6 +79,7 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
         json: { type: 'string' },
         'operator-node-options': { type: 'string' },
         keep: { type: 'boolean', default: false },
+        stub: { type: 'string', default: 'fast' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -99,7 +104,9 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
     json: values.json,
     operatorNodeOptions: values['operator-node-options'] ?? '',
     keep: values.keep,
+    stub: values.stub === 'node' ? 'node' : 'fast',
   };
+  if (values.stub !== 'node' && values.stub !== 'fast') throw new BenchOptionsError(`--stub must be fast or node, got ${JSON.stringify(values.stub)}`);
   if (options.concurrency > 64) throw new BenchOptionsError(`--concurrency must be at most 64 (the operator's limit), got ${options.concurrency}`);
   if (options.namespaces > options.pods) throw new BenchOptionsError(`--namespaces (${options.namespaces}) must not exceed --pods (${options.pods})`);
   if (options.digests > options.pods) throw new BenchOptionsError(`--digests (${options.digests}) must not exceed --pods (${options.pods}): every digest needs a pod`);

@@ -1,7 +1,7 @@
 // The stub Trivy as the benchmark runs it: a wrapper script that sets the stub's environment (the
 // operator hands Trivy a minimal environment of its own), a mapping of every benchmark repository to
 // a real fixture, and counting of scans and DB downloads from the stub's invocation log.
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface StubFiles {
@@ -28,9 +28,11 @@ function repositoryOf(image: string): string {
 
 /**
  * Writes the wrapper and the mapping (image i gets fixture i mod n) into `workDir`. The wrapper
- * execs the stub, so the operator's process-group kill still reaches it.
+ * execs the stub, so the operator's process-group kill still reaches it. `kind` 'node' runs the
+ * project's Node stub; 'fast' runs bench/fast-trivy.sh (same replay and log, almost no CPU).
  */
-export function writeStubFiles(opts: { workDir: string; stubPath: string; fixtures: string[]; images: string[]; scanMs: number }): StubFiles {
+export function writeStubFiles(opts: { kind: 'node' | 'fast'; workDir: string; stubPath: string; fastStubPath: string; fixtures: string[]; images: string[]; scanMs: number }): StubFiles {
+  if (opts.kind === 'fast') return writeFastStubFiles(opts);
   if (!existsSync(opts.stubPath)) throw new Error(`stub Trivy not found at ${opts.stubPath}`);
   const mapping: Record<string, string> = {};
   opts.images.forEach((image, i) => {
@@ -50,6 +52,31 @@ export function writeStubFiles(opts: { workDir: string; stubPath: string; fixtur
       `export TRIVY_STUB_LOG=${quote(logPath)}`,
       `export TRIVY_STUB_SLEEP_MS=${opts.scanMs}`,
       `exec node ${quote(opts.stubPath)} "$@"`,
+      '',
+    ].join('\n'),
+  );
+  chmodSync(trivyPath, 0o755);
+  return { trivyPath, logPath };
+}
+
+function writeFastStubFiles(opts: { workDir: string; fastStubPath: string; fixtures: string[]; images: string[]; scanMs: number }): StubFiles {
+  if (!existsSync(opts.fastStubPath)) throw new Error(`fast Trivy stand-in not found at ${opts.fastStubPath}`);
+  const mapDir = path.join(opts.workDir, 'stub-map');
+  mkdirSync(mapDir);
+  opts.images.forEach((image, i) => {
+    symlinkSync(opts.fixtures[i % opts.fixtures.length] ?? '', path.join(mapDir, repositoryOf(image).replaceAll('/', '_')));
+  });
+  const logPath = path.join(opts.workDir, 'trivy-stub.log');
+  const trivyPath = path.join(opts.workDir, 'trivy');
+  const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  writeFileSync(
+    trivyPath,
+    [
+      '#!/bin/sh',
+      `export BENCH_TRIVY_MAP_DIR=${quote(mapDir)}`,
+      `export BENCH_TRIVY_LOG=${quote(logPath)}`,
+      `export BENCH_TRIVY_SLEEP_MS=${opts.scanMs}`,
+      `exec /bin/bash ${quote(opts.fastStubPath)} "$@"`,
       '',
     ].join('\n'),
   );

@@ -1,0 +1,57 @@
+#!/bin/bash
+# A Trivy stand-in for the benchmark that costs almost no CPU: it sleeps BENCH_TRIVY_SLEEP_MS per scan
+# and copies the real fixture mapped to the image's repository to --output. The Node stub
+# (test/trivy-stub/trivy) spends ~0.13 CPU-seconds per run on Node's start-up alone, which on a
+# 2-core machine caps 1,000 scans at ~65 s whatever the operator does (`--stub node` uses it anyway).
+# It answers only what the operator runs: `image … --output FILE REF`, `image --download-db-only` /
+# `--download-java-db-only`, and `version --format json`. It logs JSON lines like the Node stub
+# (start/end with pid, t, argv) to BENCH_TRIVY_LOG, so the same counting applies.
+# Environment: BENCH_TRIVY_MAP_DIR (one file or symlink per repository, '/' written as '_'),
+# BENCH_TRIVY_LOG, BENCH_TRIVY_SLEEP_MS.
+set -u
+now_ms() { date +%s%3N; }
+json_argv() {
+  local out='' a
+  for a in "$@"; do out+="\"${a//\"/\\\"}\","; done
+  printf '[%s]' "${out%,}"
+}
+log() { printf '%s\n' "$1" >> "${BENCH_TRIVY_LOG:-/dev/null}"; }
+
+log "{\"event\":\"start\",\"pid\":$$,\"t\":$(now_ms),\"argv\":$(json_argv "$@")}"
+cmd="${1:-}"
+shift || true
+output='' cache='' ref='' download=''
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --output) output="$2"; shift 2 ;;
+    --cache-dir) cache="$2"; shift 2 ;;
+    --download-db-only) download=db; shift ;;
+    --download-java-db-only) download=java-db; shift ;;
+    --format|--scanners|--image-src|--platform|--cache-backend|--timeout|--severity|--db-repository|--java-db-repository|--server|--token-header) shift 2 ;;
+    --*) shift ;;
+    *) ref="$1"; shift ;;
+  esac
+done
+
+finish() { log "{\"event\":\"end\",\"pid\":$$,\"t\":$(now_ms),\"exitCode\":$1}"; exit "$1"; }
+
+if [ "$cmd" = version ]; then
+  meta="$cache/db/metadata.json"
+  if [ -f "$meta" ]; then printf '{"Version":"0.74.0","VulnerabilityDB":%s}\n' "$(<"$meta")"; else printf '{"Version":"0.74.0"}\n'; fi
+  finish 0
+fi
+if [ -n "$download" ]; then
+  mkdir -p "$cache/$download"
+  stamp=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+  printf '{"Version":2,"UpdatedAt":"%s","DownloadedAt":"%s","NextUpdate":"%s"}' "$(date -u +%Y-%m-%dT%H:00:00Z)" "$stamp" "$stamp" > "$cache/$download/metadata.json"
+  finish 0
+fi
+repo="${ref%@*}"
+fixture="${BENCH_TRIVY_MAP_DIR:-}/${repo//\//_}"
+if [ ! -e "$fixture" ]; then
+  printf '%s\tFATAL\tFatal error\trun error: %s: MANIFEST_UNKNOWN: manifest unknown\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ref" >&2
+  finish 1
+fi
+sleep "$(printf '%d.%03d' $(( ${BENCH_TRIVY_SLEEP_MS:-0} / 1000 )) $(( ${BENCH_TRIVY_SLEEP_MS:-0} % 1000 )))"
+cp "$fixture" "$output"
+finish 0

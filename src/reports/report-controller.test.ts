@@ -49,8 +49,8 @@ async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
   }
 }
 
-function setup(reconcile: (key: string) => Promise<ReconcileResult>) {
-  const pods = informer<PodEntry>('pods', [rawPod('a', 'p1', D1), rawPod('b', 'p2', D1)], toPodEntry);
+function setup(reconcile: (key: string) => Promise<ReconcileResult>, podItems: unknown[] = [rawPod('a', 'p1', D1), rawPod('b', 'p2', D1)], workers = 2) {
+  const pods = informer<PodEntry>('pods', podItems, toPodEntry);
   const namespaces = informer<NamespaceEntry>('namespaces', [], () => undefined);
   const reports = informer<ReportEntry>('reports', [], () => undefined);
   const index = new PodImageIndex({ isWatchedNamespace: () => true });
@@ -71,7 +71,7 @@ function setup(reconcile: (key: string) => Promise<ReconcileResult>) {
     pods: [pods],
     namespaces,
     reports,
-    workers: 2,
+    workers,
     logger,
     rescanJitterMs: 1000,
     queueOptions: { baseDelayMs: 10, maxDelayMs: 50 },
@@ -81,6 +81,23 @@ function setup(reconcile: (key: string) => Promise<ReconcileResult>) {
 }
 
 describe('ReportController', () => {
+  it('at start reconciles one key of every digest before a second namespace of any digest, so every scan is asked for first', async () => {
+    const D2 = `sha256:${'2'.repeat(64)}`;
+    const D3 = `sha256:${'3'.repeat(64)}`;
+    // Namespace order puts the popular D1 first everywhere; D3 runs only in the last namespace.
+    const podItems = [rawPod('a', 'a1', D1), rawPod('a', 'a2', D2), rawPod('b', 'b1', D1), rawPod('b', 'b2', D2), rawPod('c', 'c1', D1), rawPod('c', 'c3', D3)];
+    const h = setup(() => Promise.resolve({}), podItems, 1);
+    h.pods.start();
+    await h.pods.whenSynced();
+    h.controller.start();
+    await until(() => h.calls.length === 6);
+    const digestsOfFirstThree = new Set(h.calls.slice(0, 3).map((key) => key.slice(key.indexOf('/') + 1)));
+    expect(digestsOfFirstThree).toEqual(new Set([D1, D2, D3]));
+    expect(new Set(h.calls)).toEqual(new Set(['a', 'b', 'c'].flatMap((ns) => [reportKey(ns, D1)]).concat([reportKey('a', D2), reportKey('b', D2), reportKey('c', D3)])));
+    await h.controller.stop();
+    await h.pods.stop();
+  });
+
   it('reconciles every running key once the caches are filled and the workers start', async () => {
     const h = setup(() => Promise.resolve({}));
     h.pods.start();

@@ -148,11 +148,25 @@ export class ReportController {
     this.enqueueAll();
   }
 
-  /** Enqueues every key that has pods or a report. */
+  /**
+   * Enqueues every key that has pods or a report: one key of each digest first, because that key's
+   * reconcile asks for the digest's scan. In the 10,000-pod bench, keys in namespace order kept the
+   * scan queue half idle for the first 40 s of a cold start: the popular digests' keys (already
+   * requested) came first and the long tail's scans waited behind their report writes.
+   */
   enqueueAll(): void {
     const keys = new Set(this.options.index.runningKeys());
     for (const entry of this.options.reports.list()) keys.add(reportKey(entry.namespace, entry.report.spec.digest));
-    this.enqueue([...keys], 'normal');
+    const firstOfDigest: string[] = [];
+    const others: string[] = [];
+    const digests = new Set<string>();
+    for (const key of keys) {
+      const digest = key.slice(key.indexOf('/') + 1);
+      (digests.has(digest) ? others : firstOfDigest).push(key);
+      digests.add(digest);
+    }
+    this.enqueue(firstOfDigest, 'normal');
+    this.enqueue(others, 'normal');
   }
 
   /** Forgets scan knowledge of digests that neither run nor have a report, so memory follows the cluster. */

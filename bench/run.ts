@@ -46,7 +46,8 @@ async function waitFor<T>(what: string, timeoutMs: number, check: () => T | unde
 
 /** Compiles src/ as `npm run build` does, into a cache folder, so the operator runs as the image runs it. */
 function buildOperator(): string {
-  const outDir = path.join(repoRoot, 'node_modules/.cache/imagescan-bench/dist');
+  // Inside node_modules so the compiled files resolve the project's dependencies; one folder per run.
+  const outDir = path.join(repoRoot, `node_modules/.cache/imagescan-bench/${process.pid}/dist`);
   rmSync(outDir, { recursive: true, force: true });
   try {
     execFileSync(path.join(repoRoot, 'node_modules/.bin/tsc'), ['-p', path.join(repoRoot, 'tsconfig.build.json'), '--outDir', outDir], { cwd: repoRoot, stdio: 'pipe' });
@@ -394,6 +395,7 @@ async function main(options: BenchOptions): Promise<number> {
     writeFileSync(options.json.replace(/\.json$/, '') + '.md', `${formatMarkdown(figures)}\n`);
     log(`wrote ${options.json}`);
   }
+  rmSync(path.dirname(path.dirname(mainJs)), { recursive: true, force: true });
   if (options.keep) log(`kept ${work}`);
   else rmSync(work, { recursive: true, force: true });
   return figures.every((f) => f.met !== false) ? 0 : 1;

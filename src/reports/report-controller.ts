@@ -75,7 +75,10 @@ export class ReportController {
     const queue = new WorkQueue(this.options.queueOptions);
     this.queue = queue;
     for (let i = 0; i < this.options.workers; i += 1) this.workers.push(this.work(queue));
-    this.enqueueAll();
+    // 'high' so the first finished scans, whose keys are enqueued 'high', wait behind the remaining
+    // scan requests instead of delaying them (measured: the first 5 s of a 10,000-pod cold start
+    // otherwise wrote reports of 79 digests and requested no other scans).
+    this.enqueueAll('high');
     const resyncMs = this.options.resyncMs ?? 10 * 60_000;
     this.resyncTimer = setInterval(() => {
       this.pruneKnowledge();
@@ -153,8 +156,9 @@ export class ReportController {
    * reconcile asks for the digest's scan. In the 10,000-pod bench, keys in namespace order kept the
    * scan queue half idle for the first 40 s of a cold start: the popular digests' keys (already
    * requested) came first and the long tail's scans waited behind their report writes.
+   * `firstPriority` is the priority of those first keys (the others are 'normal').
    */
-  enqueueAll(): void {
+  enqueueAll(firstPriority: 'high' | 'normal' = 'normal'): void {
     const keys = new Set(this.options.index.runningKeys());
     for (const entry of this.options.reports.list()) keys.add(reportKey(entry.namespace, entry.report.spec.digest));
     const firstOfDigest: string[] = [];
@@ -165,7 +169,7 @@ export class ReportController {
       (digests.has(digest) ? others : firstOfDigest).push(key);
       digests.add(digest);
     }
-    this.enqueue(firstOfDigest, 'normal');
+    this.enqueue(firstOfDigest, firstPriority);
     this.enqueue(others, 'normal');
   }
 

@@ -2,6 +2,7 @@
 // Our own writes are remembered until the watch delivers them, so a reconcile right after a write
 // does not compare against the older cached copy and write the same thing again.
 import type { ImageScanReport } from '../reports/image-scan-report.js';
+import { SharedVulnerabilityLists } from './cluster-objects.js';
 import type { ReportEntry } from './cluster-objects.js';
 import type { ResilientInformer } from './informer.js';
 
@@ -21,6 +22,7 @@ function isAtLeast(a: string, b: string): boolean {
 export class ReportIndex {
   private readonly byDigestKey = new Map<string, string>();
   private readonly recent = new Map<string, RecentWrite>();
+  private readonly lists = new SharedVulnerabilityLists();
 
   constructor(private readonly informer: ResilientInformer<ReportEntry>) {
     informer.on({
@@ -56,7 +58,11 @@ export class ReportIndex {
     const name = report.metadata?.name;
     if (namespace === undefined || name === undefined) return;
     const key = `${namespace}/${name}`;
-    this.recent.set(key, { report, resourceVersion: report.metadata?.resourceVersion ?? '' });
+    // Until the watch catches up (seconds behind during a cold start's thousands of writes) each
+    // remembered response held its own parsed vulnerability list; share them like the cache does.
+    const vulnerabilities = report.status?.vulnerabilities;
+    const kept = report.status !== undefined && Array.isArray(vulnerabilities) ? { ...report, status: { ...report.status, vulnerabilities: this.lists.share(vulnerabilities) } } : report;
+    this.recent.set(key, { report: kept, resourceVersion: report.metadata?.resourceVersion ?? '' });
     this.byDigestKey.set(`${namespace}/${report.spec.digest}`, key);
   }
 

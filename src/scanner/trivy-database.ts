@@ -94,7 +94,7 @@ export class TrivyDatabase {
     return { ...this.info };
   }
 
-  /** Calls the listener with UpdatedAt after each successful download. Returns an unsubscribe function. */
+  /** Calls the listener with UpdatedAt after each successful download, and at start when a fresh cached DB is used. Returns an unsubscribe function. */
   onUpdated(listener: (updatedAt: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -126,6 +126,9 @@ export class TrivyDatabase {
       this.hasDb = true;
       this.openGateIfAllowed();
       this.log.info({ dbUpdatedAt: this.info.dbUpdatedAt, dbDownloadedAt: this.info.dbDownloadedAt }, 'trivy DB in the cache is fresh, not downloading');
+      // Listeners learn the DB time as after a download (metrics, build info); it did not move.
+      const updatedAt = this.info.dbUpdatedAt;
+      if (updatedAt !== undefined) for (const l of this.listeners) this.notify(l, updatedAt);
       firstDone();
       await this.delay(freshForMs, signal);
     }

@@ -3,7 +3,7 @@
 import type { V1Condition } from '@kubernetes/client-node';
 import { isLabelValue } from '../images/team.js';
 import { SCAN_FAILURE_REASONS, type ScanFailureReason } from '../scanner/scan-failure.js';
-import { SEVERITIES, type ScanResult, type ScannerInfo, type Severity, type Vulnerability, type VulnerabilitySummary } from '../scanner/scan-result.js';
+import { compareText, compareVulnerabilities, SEVERITIES, type ScanResult, type ScannerInfo, type Severity, type Vulnerability, type VulnerabilitySummary } from '../scanner/scan-result.js';
 import {
   LABEL_DIGEST,
   LABEL_MANAGED_BY,
@@ -266,20 +266,8 @@ function fromReportVulnerability(v: ReportVulnerability): Vulnerability {
   return out;
 }
 
-/** Worst first; ties broken by every field, so equal lists in any order sort to the same bytes. */
 function sortReportVulnerabilities(vulns: ReportVulnerability[]): ReportVulnerability[] {
-  const rank = (s: Severity) => SEVERITY_RANK.get(s) ?? SEVERITIES.length;
-  return vulns.sort(
-    (a, b) =>
-      rank(a.severity) - rank(b.severity) ||
-      compareText(a.package, b.package) ||
-      compareText(a.installedVersion, b.installedVersion) ||
-      compareText(a.id, b.id) ||
-      compareText(a.target, b.target) ||
-      compareText(a.fixedVersion, b.fixedVersion) ||
-      compareText(a.title, b.title) ||
-      compareText(a.url, b.url),
-  );
+  return vulns.sort(compareVulnerabilities);
 }
 
 // ---- workloads, summary, scanner
@@ -446,11 +434,6 @@ function nonNegativeInteger(n: number): number {
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
 }
 
-function compareText(a: string | undefined, b: string | undefined): number {
-  const x = a ?? '';
-  const y = b ?? '';
-  return x < y ? -1 : x > y ? 1 : 0;
-}
 
 // ---- text
 

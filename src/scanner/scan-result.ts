@@ -48,3 +48,38 @@ export interface ScanResult {
   /** Trivy's Metadata.OS, e.g. "alpine 3.19.9", when detected. */
   os?: string;
 }
+
+/** The fields of a vulnerability that a sort may look at: a parsed one or a report's entry. */
+export type ComparableVulnerability = Pick<Vulnerability, 'id' | 'severity' | 'package' | 'installedVersion' | 'fixedVersion' | 'title' | 'url'> & {
+  target?: string;
+  class?: string;
+};
+
+const SEVERITY_RANK: Readonly<Record<string, number>> = Object.fromEntries(SEVERITIES.map((s, i) => [s, i]));
+
+/**
+ * Worst first (severity, package, installed version, id, target), ties broken by every other field:
+ * a total order, so equal lists in any order sort to the same bytes and a rescan with the same
+ * findings writes nothing.
+ */
+export function compareVulnerabilities(a: ComparableVulnerability, b: ComparableVulnerability): number {
+  const rank = (s: string) => SEVERITY_RANK[s] ?? SEVERITIES.length;
+  return (
+    rank(a.severity) - rank(b.severity) ||
+    compareText(a.package, b.package) ||
+    compareText(a.installedVersion, b.installedVersion) ||
+    compareText(a.id, b.id) ||
+    compareText(a.target, b.target) ||
+    compareText(a.fixedVersion, b.fixedVersion) ||
+    compareText(a.title, b.title) ||
+    compareText(a.url, b.url) ||
+    compareText(a.class, b.class)
+  );
+}
+
+/** Code-unit order, not localeCompare: the same input must give the same bytes on every machine. */
+export function compareText(a: string | undefined, b: string | undefined): number {
+  const x = a ?? '';
+  const y = b ?? '';
+  return x < y ? -1 : x > y ? 1 : 0;
+}

@@ -15,7 +15,7 @@
 // - A missing or null Results / Vulnerabilities means none; an empty FixedVersion means no fix.
 // - Anything else (not JSON, truncated, SchemaVersion != 2, a bare array, non-object entries) throws
 //   TrivyReportError.
-import { SEVERITIES } from './scan-result.js';
+import { compareVulnerabilities, SEVERITIES } from './scan-result.js';
 import type { ScanResult, Severity, Vulnerability, VulnerabilitySummary } from './scan-result.js';
 
 /** The output Trivy produced is not a SchemaVersion 2 report. Always classified as `invalid_output`. */
@@ -72,32 +72,12 @@ export function summarize(vulns: readonly Vulnerability[]): VulnerabilitySummary
   return summary;
 }
 
-const SEVERITY_RANK: Record<Severity, number> = { CRITICAL: 0, HIGH: 1, MEDIUM: 2, LOW: 3, UNKNOWN: 4 };
-
-function compareText(a: string | undefined, b: string | undefined): number {
-  const x = a ?? '';
-  const y = b ?? '';
-  // Code-unit order, not localeCompare: the same input must give the same bytes on every machine.
-  return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /**
  * Returns a new array sorted worst first by a total order (severity, package, installed version, id,
  * target, then the remaining fields), so a rescan with identical findings produces identical output.
  */
 export function sortVulnerabilities(vulns: readonly Vulnerability[]): Vulnerability[] {
-  return [...vulns].sort(
-    (a, b) =>
-      SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] ||
-      compareText(a.package, b.package) ||
-      compareText(a.installedVersion, b.installedVersion) ||
-      compareText(a.id, b.id) ||
-      compareText(a.target, b.target) ||
-      compareText(a.fixedVersion, b.fixedVersion) ||
-      compareText(a.title, b.title) ||
-      compareText(a.url, b.url) ||
-      compareText(a.class, b.class),
-  );
+  return [...vulns].sort(compareVulnerabilities);
 }
 
 function toSeverity(value: string): Severity {

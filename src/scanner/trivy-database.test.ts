@@ -91,6 +91,8 @@ describe('TrivyDatabase (standalone)', () => {
     await until(() => outcomes.length === 12, 20_000);
 
     expect(outcomes.every((o) => o.ok)).toBe(true);
+    // A download is counted just before Trivy starts: wait for a moment when none is in between.
+    await until(() => refreshWindows(ws).length === db.downloads(), 3_000).catch(() => undefined);
     const windows = refreshWindows(ws);
     expect(windows.length).toBeGreaterThanOrEqual(2);
     expect(db.downloads()).toBe(windows.length);

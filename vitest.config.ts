@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // e2e suites start real processes and ports; two cores on CI.
     maxWorkers: 2,
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });

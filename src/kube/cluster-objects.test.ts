@@ -1,10 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { SharedVulnerabilityLists, toReportEntry } from './cluster-objects.js';
+import { countBySeverity } from '../metrics/vulnerability-counts.js';
+import type { ImageScanReportStatus } from '../reports/image-scan-report.js';
+import { statusEquals } from '../reports/report-builder.js';
+import { SharedVulnerabilityLists, takeReportVulnerabilities, toReportEntry } from './cluster-objects.js';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 
+interface RawVuln {
+  id: string;
+  severity: string;
+  fixedVersion?: string;
+}
+
+function vulns(ids: string[]): RawVuln[] {
+  return ids.map((id, i) => ({ id, severity: i % 2 === 0 ? 'CRITICAL' : 'HIGH', ...(i % 3 === 0 ? {} : { fixedVersion: '1.2' }) }));
+}
+
 /** A report as the API server returns it, freshly parsed from JSON like every list and watch event. */
-function rawReport(namespace: string, vulnerabilityIds: string[]): unknown {
+function rawReport(namespace: string, list: RawVuln[]): { metadata: Record<string, unknown>; status: Record<string, unknown> } {
   return JSON.parse(
     JSON.stringify({
       apiVersion: 'imagescan.dev/v1alpha1',
@@ -13,29 +26,59 @@ function rawReport(namespace: string, vulnerabilityIds: string[]): unknown {
       spec: { image: 'nginx:1.25', repository: 'docker.io/library/nginx', digest },
       status: {
         phase: 'Scanned',
-        vulnerabilities: vulnerabilityIds.map((id) => ({ id, severity: 'HIGH', package: 'openssl', installedVersion: '1.1', fixedVersion: '1.2', target: 'nginx:1.25 (debian 12)' })),
+        summary: { total: list.length + 2, critical: 1, high: list.length + 1, medium: 0, low: 0, unknown: 0, fixable: list.length },
+        vulnerabilities: list.map((v) => ({ ...v, package: 'openssl', installedVersion: '1.1', target: 'nginx:1.25 (debian 12)' })),
+        vulnerabilitiesOmitted: 2,
+        workloads: [{ kind: 'Deployment', name: 'web' }],
       },
     }),
-  );
+  ) as { metadata: Record<string, unknown>; status: Record<string, unknown> };
 }
 
-describe('toReportEntry with shared vulnerability lists', () => {
-  it('keeps one copy of a list that reports in several namespaces carry, and separate copies of different lists', () => {
-    const lists = new SharedVulnerabilityLists();
-    const a = toReportEntry(rawReport('shop', ['CVE-1', 'CVE-2']), lists);
-    const b = toReportEntry(rawReport('billing', ['CVE-1', 'CVE-2']), lists);
-    const c = toReportEntry(rawReport('search', ['CVE-1', 'CVE-3']), lists);
-    expect(a?.report.status?.vulnerabilities).toBe(b?.report.status?.vulnerabilities);
-    expect(c?.report.status?.vulnerabilities).not.toBe(a?.report.status?.vulnerabilities);
-    expect(c?.report.status?.vulnerabilities?.map((v) => v.id)).toEqual(['CVE-1', 'CVE-3']);
-    expect(lists.size()).toBe(2);
+describe('toReportEntry keeps reports slim', () => {
+  it('drops managedFields and the vulnerability list, and keeps everything else as the server sent it', () => {
+    const raw = rawReport('shop', vulns(['CVE-1', 'CVE-2']));
+    const entry = toReportEntry(raw);
+    const { managedFields: _dropped, ...metadata } = raw.metadata;
+    const { vulnerabilities: _list, ...status } = raw.status;
+    expect(entry?.report).toEqual({ ...(raw as object), metadata, status });
+    expect(entry?.report.status?.vulnerabilities).toBeUndefined();
+    expect(entry?.key).toBe(`shop/nginx-${digest.slice(7, 19)}`);
   });
 
-  it('keeps the report content as the server sent it, minus managedFields', () => {
-    const raw = rawReport('shop', ['CVE-1']);
-    const entry = toReportEntry(raw, new SharedVulnerabilityLists());
-    const { managedFields: _dropped, ...metadata } = (raw as { metadata: Record<string, unknown> }).metadata;
-    expect(entry?.report).toEqual({ ...(raw as object), metadata });
-    expect(entry?.key).toBe(`shop/nginx-${digest.slice(7, 19)}`);
+  it('compares equal to the full status, also with keys in another order, and unequal when the list differs', () => {
+    const raw = rawReport('shop', vulns(['CVE-1', 'CVE-2', 'CVE-3']));
+    const full = structuredClone(raw.status) as ImageScanReportStatus;
+    // The builder writes keys in its own order; the API server may return them in another.
+    full.vulnerabilities = (full.vulnerabilities ?? []).map((v) => Object.fromEntries(Object.entries(v).reverse()) as typeof v);
+    const entry = toReportEntry(raw);
+    expect(statusEquals(entry?.report.status, full)).toBe(true);
+    const changed = structuredClone(raw.status) as ImageScanReportStatus;
+    changed.vulnerabilities = changed.vulnerabilities?.slice(1);
+    expect(statusEquals(entry?.report.status, changed)).toBe(false);
+    const { vulnerabilities: _gone, ...withoutList } = raw.status;
+    expect(statusEquals(entry?.report.status, withoutList as ImageScanReportStatus)).toBe(false);
+  });
+
+  it('keeps the per-severity counts of the full status for the metrics', () => {
+    const raw = rawReport('shop', vulns(['CVE-1', 'CVE-2', 'CVE-3', 'CVE-4']));
+    const expected = countBySeverity(structuredClone(raw.status) as ImageScanReportStatus);
+    const entry = toReportEntry(raw);
+    expect(expected?.find((c) => c.severity === 'CRITICAL')?.fixable).toBe(1);
+    expect(countBySeverity(entry?.report.status)).toEqual(expected);
+  });
+
+  it('hands the list over once, one shared copy for reports that carry the same list', () => {
+    const lists = new SharedVulnerabilityLists();
+    const a = toReportEntry(rawReport('shop', vulns(['CVE-1', 'CVE-2'])), lists);
+    const b = toReportEntry(rawReport('billing', vulns(['CVE-1', 'CVE-2'])), lists);
+    const c = toReportEntry(rawReport('search', vulns(['CVE-1', 'CVE-3'])), lists);
+    if (a === undefined || b === undefined || c === undefined) throw new Error('entries expected');
+    const listA = takeReportVulnerabilities(a);
+    expect(listA?.map((v) => v.id)).toEqual(['CVE-1', 'CVE-2']);
+    expect(takeReportVulnerabilities(b)).toBe(listA);
+    expect(takeReportVulnerabilities(c)?.map((v) => v.id)).toEqual(['CVE-1', 'CVE-3']);
+    expect(takeReportVulnerabilities(a)).toBeUndefined();
+    expect(lists.size()).toBe(2);
   });
 });

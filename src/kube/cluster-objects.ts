@@ -8,9 +8,10 @@ import type {
   V1OwnerReference,
   V1Pod,
 } from '@kubernetes/client-node';
-import { createHash } from 'node:crypto';
+import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import type { ImageScanReport, ReportVulnerability } from '../reports/image-scan-report.js';
 import { REPORT_API_VERSION, REPORT_KIND } from '../reports/image-scan-report.js';
+import { slimStatus, slimStatusFacts, vulnerabilityFingerprint } from '../reports/report-builder.js';
 import type { CachedObject } from './informer.js';
 
 export interface PodEntry extends CachedObject {
@@ -34,6 +35,7 @@ export interface NamespaceEntry extends CachedObject {
 export interface ReportEntry extends CachedObject {
   namespace: string;
   name: string;
+  /** The report; its status (if any) is slim, without the vulnerability list: see slimReport. */
   report: ImageScanReport;
 }
 
@@ -181,10 +183,10 @@ export function toNamespaceEntry(raw: unknown): NamespaceEntry | undefined {
 }
 
 /**
- * One copy of each distinct vulnerability list among cached reports. Every report of a digest carries
- * the same list (one per namespace that runs it), and parsing each report from JSON gave each its own
- * copy: at 10,000 pods the bench's heap snapshot was mostly duplicated vulnerability strings. Lists are
- * held weakly, so a list goes when its last report does.
+ * One copy of each distinct vulnerability list among reports being handed over (see
+ * takeReportVulnerabilities). A relist holds every report of a page set until it is delivered, and every
+ * report of a digest carries the same list (one per namespace that runs it). Lists are held weakly,
+ * so a list goes when its last holder does.
  */
 export class SharedVulnerabilityLists {
   private readonly lists = new Map<string, WeakRef<ReportVulnerability[]>>();
@@ -192,14 +194,13 @@ export class SharedVulnerabilityLists {
     if (this.lists.get(key)?.deref() === undefined) this.lists.delete(key);
   });
 
-  /** The shared list equal to `list` (`list` itself when it is the first of its kind). Never mutate the result. */
-  share(list: ReportVulnerability[]): ReportVulnerability[] {
+  /** The shared list whose fingerprint is `fingerprint` (`list` itself when it is the first). Never mutate the result. */
+  share(list: ReportVulnerability[], fingerprint: string = vulnerabilityFingerprint(list)): ReportVulnerability[] {
     if (list.length === 0) return list;
-    const key = createHash('sha256').update(JSON.stringify(list)).digest('base64');
-    const existing = this.lists.get(key)?.deref();
+    const existing = this.lists.get(fingerprint)?.deref();
     if (existing !== undefined) return existing;
-    this.lists.set(key, new WeakRef(list));
-    this.cleanup.register(list, key);
+    this.lists.set(fingerprint, new WeakRef(list));
+    this.cleanup.register(list, fingerprint);
     return list;
   }
 
@@ -209,9 +210,37 @@ export class SharedVulnerabilityLists {
   }
 }
 
+// The list of a report that just entered the cache, until the one reader that needs it (the
+// controller seeding scan knowledge) takes it. The cache itself keeps only slim reports.
+const handedOver = new WeakMap<ReportEntry, ReportVulnerability[]>();
+
 /**
- * Keeps a report (always raw JSON from CustomObjectsApi); undefined unless it is an ImageScanReport with a spec.
- * With `lists`, the report's vulnerability list is the shared copy (treat it as read-only).
+ * The vulnerability list of a report delivered by the report informer, once: later calls (and calls
+ * for entries that had no list) return undefined. Take it in the add/update handler.
+ */
+export function takeReportVulnerabilities(entry: ReportEntry): ReportVulnerability[] | undefined {
+  const list = handedOver.get(entry);
+  handedOver.delete(entry);
+  return list;
+}
+
+/**
+ * The report with a slim status: no vulnerability list, but its fingerprint and per-severity counts
+ * (see slimStatus); also returns the list it held. A report already slim is returned as it is.
+ */
+export function slimReport(report: ImageScanReport): { report: ImageScanReport; vulnerabilities: ReportVulnerability[] | undefined } {
+  const status = report.status;
+  if (status === undefined || typeof status !== 'object' || slimStatusFacts(status) !== undefined) return { report, vulnerabilities: undefined };
+  const list = Array.isArray(status.vulnerabilities) ? status.vulnerabilities : undefined;
+  const slim = slimStatus(status, { fingerprint: vulnerabilityFingerprint(status.vulnerabilities), severityCounts: countBySeverity(status) });
+  return { report: { ...report, status: slim }, vulnerabilities: list };
+}
+
+/**
+ * Keeps a report (always raw JSON from CustomObjectsApi) slim: no managedFields, and a status without
+ * its vulnerability list (up to 500 entries; at 10,000 pods the lists of ~5,500 cached reports were
+ * most of the heap). The list is handed over once (takeReportVulnerabilities), shared through `lists`.
+ * Undefined unless it is an ImageScanReport with a spec.
  */
 export function toReportEntry(raw: unknown, lists?: SharedVulnerabilityLists): ReportEntry | undefined {
   const obj = asRecord(raw);
@@ -221,15 +250,18 @@ export function toReportEntry(raw: unknown, lists?: SharedVulnerabilityLists): R
   if (name === undefined || namespace === undefined || asRecord(obj?.spec) === undefined) return undefined;
   // managedFields are large and never read; drop them from the cached copy.
   const { managedFields: _managedFields, ...slimMetadata } = metadata ?? {};
-  const report = {
+  const full = {
     ...(obj as unknown as ImageScanReport),
     apiVersion: REPORT_API_VERSION,
     kind: REPORT_KIND,
     metadata: slimMetadata,
   } as ImageScanReport;
-  const vulnerabilities = report.status?.vulnerabilities;
-  if (lists !== undefined && report.status !== undefined && Array.isArray(vulnerabilities)) {
-    report.status = { ...report.status, vulnerabilities: lists.share(vulnerabilities) };
+  if (asRecord(full.status) === undefined) delete full.status;
+  const { report, vulnerabilities } = slimReport(full);
+  const entry: ReportEntry = { key: `${namespace}/${name}`, resourceVersion: asString(metadata?.resourceVersion) ?? '', namespace, name, report };
+  if (vulnerabilities !== undefined) {
+    const fingerprint = slimStatusFacts(report.status)?.fingerprint;
+    handedOver.set(entry, lists === undefined ? vulnerabilities : lists.share(vulnerabilities, fingerprint));
   }
-  return { key: `${namespace}/${name}`, resourceVersion: asString(metadata?.resourceVersion) ?? '', namespace, name, report };
+  return entry;
 }

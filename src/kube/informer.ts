@@ -284,7 +284,12 @@ export class ResilientInformer<T extends CachedObject> {
 
     const previous = new Map(this.objects);
     this.objects.clear();
-    for (const [key, obj] of fresh) this.objects.set(key, obj);
+    // An object whose resourceVersion did not change keeps its cached copy: handlers never see the
+    // fresh one, so anything its transform handed over for them would be held by nobody's choice.
+    for (const [key, obj] of fresh) {
+      const old = previous.get(key);
+      this.objects.set(key, old !== undefined && old.resourceVersion === obj.resourceVersion ? old : obj);
+    }
     for (const [key, obj] of fresh) {
       const old = previous.get(key);
       if (old === undefined) this.emit('add', undefined, obj);
@@ -346,7 +351,7 @@ export class ResilientInformer<T extends CachedObject> {
         if (obj !== undefined) {
           if (phase === 'ADDED' || phase === 'MODIFIED') {
             const old = this.objects.get(obj.key);
-            this.objects.set(obj.key, obj);
+            if (old === undefined || old.resourceVersion !== obj.resourceVersion) this.objects.set(obj.key, obj);
             if (old === undefined) this.emit('add', undefined, obj);
             else if (old.resourceVersion !== obj.resourceVersion) this.emit('update', old, obj);
           } else if (phase === 'DELETED') {

@@ -2,7 +2,7 @@
 // Our own writes are remembered until the watch delivers them, so a reconcile right after a write
 // does not compare against the older cached copy and write the same thing again.
 import type { ImageScanReport } from '../reports/image-scan-report.js';
-import { SharedVulnerabilityLists } from './cluster-objects.js';
+import { slimReport } from './cluster-objects.js';
 import type { ReportEntry } from './cluster-objects.js';
 import type { ResilientInformer } from './informer.js';
 
@@ -22,7 +22,6 @@ function isAtLeast(a: string, b: string): boolean {
 export class ReportIndex {
   private readonly byDigestKey = new Map<string, string>();
   private readonly recent = new Map<string, RecentWrite>();
-  private readonly lists = new SharedVulnerabilityLists();
 
   constructor(private readonly informer: ResilientInformer<ReportEntry>) {
     informer.on({
@@ -38,7 +37,7 @@ export class ReportIndex {
     });
   }
 
-  /** The report of the digest in the namespace: our latest write, else the informer's copy. */
+  /** The report of the digest in the namespace: our latest write, else the informer's copy (slim: see slimReport). */
   find(namespace: string, digest: string): ImageScanReport | undefined {
     const key = this.byDigestKey.get(`${namespace}/${digest}`);
     if (key === undefined) return undefined;
@@ -59,9 +58,9 @@ export class ReportIndex {
     if (namespace === undefined || name === undefined) return;
     const key = `${namespace}/${name}`;
     // Until the watch catches up (seconds behind during a cold start's thousands of writes) each
-    // remembered response held its own parsed vulnerability list; share them like the cache does.
-    const vulnerabilities = report.status?.vulnerabilities;
-    const kept = report.status !== undefined && Array.isArray(vulnerabilities) ? { ...report, status: { ...report.status, vulnerabilities: this.lists.share(vulnerabilities) } } : report;
+    // remembered response would hold its own parsed vulnerability list; keep it slim like the cache.
+    const { managedFields: _managedFields, ...metadata } = report.metadata ?? {};
+    const kept = slimReport({ ...report, metadata }).report;
     this.recent.set(key, { report: kept, resourceVersion: report.metadata?.resourceVersion ?? '' });
     this.byDigestKey.set(`${namespace}/${report.spec.digest}`, key);
   }

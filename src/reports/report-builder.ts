@@ -1,6 +1,8 @@
 // Domain model -> ImageScanReport: the object the operator wants to exist, assembled once, capped to fit
 // the API server's size limit, and byte-for-byte stable so an unchanged result costs no write.
 import type { V1Condition } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import type { SeverityCount } from '../metrics/vulnerability-counts.js';
 import { isLabelValue } from '../images/team.js';
 import { SCAN_FAILURE_REASONS, type ScanFailureReason } from '../scanner/scan-failure.js';
 import { compareText, compareVulnerabilities, SEVERITIES, type ScanResult, type ScannerInfo, type Severity, type Vulnerability, type VulnerabilitySummary } from '../scanner/scan-result.js';
@@ -182,6 +184,102 @@ export function statusEquals(current: ImageScanReportStatus | undefined, desired
 }
 
 /**
+ * What a cached report keeps of its vulnerability list once the list itself is dropped: the list's
+ * fingerprint (for statusEquals) and the per-severity fixable counts the metrics derive from it.
+ */
+export interface SlimStatusFacts {
+  /** vulnerabilityFingerprint of the list the status held. */
+  fingerprint: string;
+  /** countBySeverity of the full status (undefined: no summary yet). */
+  severityCounts: SeverityCount[] | undefined;
+}
+
+// Slim statuses are ordinary status objects (so they can be spread into patches and compared), with
+// their facts beside them: a field would be sent to the API server with the next patch.
+const slimFacts = new WeakMap<ImageScanReportStatus, SlimStatusFacts>();
+
+/**
+ * A copy of `status` without its vulnerability list, remembered with `facts` so statusEquals compares
+ * it by fingerprint. The key `vulnerabilities` stays (value undefined) when the list was present, so a
+ * status patch that drops the list still sends `vulnerabilities: null`, and a spread of the slim status
+ * sent as a merge patch leaves the server's list alone.
+ */
+export function slimStatus(status: ImageScanReportStatus, facts: SlimStatusFacts): ImageScanReportStatus {
+  const slim: ImageScanReportStatus = { ...status };
+  if ('vulnerabilities' in status) slim.vulnerabilities = undefined;
+  slimFacts.set(slim, facts);
+  return slim;
+}
+
+/** True when both statuses hold the same vulnerability list (either may be slim). */
+export function sameVulnerabilities(a: ImageScanReportStatus | undefined, b: ImageScanReportStatus | undefined): boolean {
+  return listFingerprintOf(a) === listFingerprintOf(b);
+}
+
+function listFingerprintOf(status: ImageScanReportStatus | undefined): string {
+  return (status === undefined ? undefined : slimFacts.get(status)?.fingerprint) ?? vulnerabilityFingerprint(status?.vulnerabilities);
+}
+
+/** The facts kept for a status made by slimStatus; undefined for any other status. */
+export function slimStatusFacts(status: ImageScanReportStatus | undefined): SlimStatusFacts | undefined {
+  return status === undefined ? undefined : slimFacts.get(status);
+}
+
+/**
+ * A short, stable hash of a vulnerability list as statusEquals compares it (key order and undefined
+ * fields do not count); 'none' for a missing list. Memoized per array.
+ */
+export function vulnerabilityFingerprint(list: unknown): string {
+  if (list === undefined) return 'none';
+  if (typeof list !== 'object' || list === null) return JSON.stringify(list);
+  const known = fingerprints.get(list);
+  if (known !== undefined) return known;
+  let text: string;
+  if (Array.isArray(list)) {
+    // Entry by entry in a fixed field order: the API server returns keys in its own order. This walk
+    // costs a fraction of a key-sorting JSON.stringify replacer (every watched report is fingerprinted).
+    const parts: string[] = [];
+    for (const item of list as unknown[]) parts.push(canonicalEntry(item));
+    text = `[${parts.join(',')}]`;
+  } else {
+    text = JSON.stringify(JSON.parse(JSON.stringify(list)) as unknown, sortedKeys);
+  }
+  const hash = createHash('sha256').update(text).digest('base64');
+  fingerprints.set(list, hash);
+  return hash;
+}
+
+const VULNERABILITY_FIELDS = ['id', 'severity', 'package', 'installedVersion', 'fixedVersion', 'title', 'url', 'target'] as const;
+
+/** One entry as canonical text: the known fields in a fixed order; any other shape as key-sorted JSON. */
+function canonicalEntry(item: unknown): string {
+  if (typeof item === 'object' && item !== null && !Array.isArray(item)) {
+    const record = item as Record<string, unknown>;
+    let present = 0;
+    let plain = true;
+    for (const key in record) {
+      const value = record[key];
+      if (value === undefined) continue;
+      present += 1;
+      if (typeof value !== 'string') plain = false;
+    }
+    const values: (string | null)[] = [];
+    let known = 0;
+    for (const field of VULNERABILITY_FIELDS) {
+      const value = record[field];
+      if (value === undefined) values.push(null);
+      else {
+        known += 1;
+        values.push(typeof value === 'string' ? value : null);
+      }
+    }
+    if (plain && known === present) return JSON.stringify(values);
+  }
+  return `!${JSON.stringify(item === undefined ? null : (JSON.parse(JSON.stringify(item)) as unknown), sortedKeys)}`;
+}
+
+
+/**
  * Rebuilds the scan knowledge recorded in an existing report, so a restarted operator neither rescans
  * a fresh digest nor loses a result. The vulnerabilities are the (possibly capped) list the report
  * holds, with the omitted count carried in `vulnerabilitiesOmitted`: building the status again from the
@@ -224,7 +322,9 @@ export function scanStateFromReport(report: ImageScanReport): ScanState {
 // 10,000-pod benchmark (report-builder was the top non-I/O item in the profile); both are memoized by
 // object identity, weakly, so the memo goes with the result or the cached list.
 const cappedByResult = new WeakMap<ScanResult, Map<string, { vulnerabilities: ReportVulnerability[]; omitted: number }>>();
-const canonicalLists = new WeakMap<object, string>();
+// Only the hash is memoized: the canonical JSON of every list (~100 KB each) kept alive beside it
+// was a large part of the heap.
+const fingerprints = new WeakMap<object, string>();
 
 /** The report's vulnerability list for a result: sorted worst first and capped. The same array for the same input; never mutate it. */
 function cappedVulnerabilitiesOf(result: ScanResult, maxBytes: number, maxCount: number): { vulnerabilities: ReportVulnerability[]; omitted: number } {
@@ -391,18 +491,9 @@ function canonicalStatus(status: ImageScanReportStatus | undefined): string {
       if (typeof c === 'object' && c !== null) delete (c as Record<string, unknown>).lastTransitionTime;
     }
   }
-  return `${JSON.stringify(plain, sortedKeys)}|${canonicalList(vulnerabilities)}`;
-}
-
-/** Canonical JSON of a vulnerability list, memoized per array (cached reports and built statuses share theirs). */
-function canonicalList(list: unknown): string {
-  if (list === undefined) return 'none';
-  if (typeof list !== 'object' || list === null) return JSON.stringify(list);
-  const known = canonicalLists.get(list);
-  if (known !== undefined) return known;
-  const text = JSON.stringify(JSON.parse(JSON.stringify(list)) as unknown, sortedKeys);
-  canonicalLists.set(list, text);
-  return text;
+  // A cached (slim) status no longer has its list, only the list's fingerprint.
+  const list = slimFacts.get(status)?.fingerprint ?? vulnerabilityFingerprint(vulnerabilities);
+  return `${JSON.stringify(plain, sortedKeys)}|${list}`;
 }
 
 /** JSON.stringify replacer that orders object keys, so key order in what the API returned does not matter. */

@@ -3,6 +3,7 @@
 // after a delay. Time-driven work (scheduled rescans, DB updates, resync) only marks and enqueues.
 import type { Logger } from 'pino';
 import type { NamespaceEntry, PodEntry, ReportEntry } from '../kube/cluster-objects.js';
+import { takeReportVulnerabilities } from '../kube/cluster-objects.js';
 import type { ResilientInformer } from '../kube/informer.js';
 import type { PodImageIndex } from '../kube/pod-image-index.js';
 import { reportKey } from '../kube/pod-image-index.js';
@@ -188,8 +189,18 @@ export class ReportController {
   }
 
   private learnFromReport(entry: ReportEntry, enqueue: boolean): void {
-    const state = scanStateFromReport(entry.report);
+    // The cache keeps reports slim; the list comes with the delivery, once. It is converted only when
+    // the report is newer than what is known (seed ignores older results): after our own writes the
+    // watch delivers ~2 reports per key, each with a list that is already known.
+    const vulnerabilities = takeReportVulnerabilities(entry);
+    const status = entry.report.status;
     const digest = entry.report.spec.digest;
+    const knownAt = this.options.scans.get(digest)?.scannedAt?.getTime();
+    const reportAt = Date.parse(status?.lastScanTime ?? '');
+    const newer = knownAt === undefined || !(knownAt >= reportAt);
+    const state = scanStateFromReport(
+      status === undefined || vulnerabilities === undefined || !newer ? entry.report : { ...entry.report, status: { ...status, vulnerabilities } },
+    );
     const seed: Parameters<ScanResults['seed']>[1] = {};
     if (state.result !== undefined) seed.result = state.result;
     if (state.scannedAt !== undefined) seed.scannedAt = state.scannedAt;

@@ -6,7 +6,7 @@ import type { AppsV1Api, BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { KubeApiError } from '../kube/api-error.js';
-import { toNamespaceEntry, toNodeEntry, toPodEntry } from '../kube/cluster-objects.js';
+import { slimReport, toNamespaceEntry, toNodeEntry, toPodEntry } from '../kube/cluster-objects.js';
 import type { NamespaceEntry, NodeEntry } from '../kube/cluster-objects.js';
 import { OwnerResolver } from '../kube/owner-resolver.js';
 import { PodImageIndex, reportKey } from '../kube/pod-image-index.js';
@@ -74,13 +74,18 @@ class FakeReportServer implements ReportStore {
     return Promise.resolve(found === undefined ? undefined : structuredClone(found));
   }
 
-  patchStatus(namespace: string, name: string, status: ImageScanReportStatus): Promise<ImageScanReport> {
+  patchStatus(namespace: string, name: string, status: ImageScanReportStatus, previous?: ImageScanReportStatus): Promise<ImageScanReport> {
     this.writes.push(`patchStatus ${namespace}/${name}`);
     this.fail('patchStatus');
     const found = this.objects.get(`${namespace}/${name}`);
     if (found === undefined) return Promise.reject(new KubeApiError('NotFound', 404, 'NotFound', 'gone'));
-    // Round-trip through JSON as the API server does (Dates become strings).
-    found.status = JSON.parse(JSON.stringify(status)) as ImageScanReportStatus;
+    // A merge patch, as KubeReportStore sends it: fields of `previous` that `status` lacks are removed,
+    // fields left undefined are not sent (the server keeps them). Round-trip through JSON as the API
+    // server does (Dates become strings).
+    const body: Record<string, unknown> = JSON.parse(JSON.stringify(status)) as Record<string, unknown>;
+    const merged: Record<string, unknown> = { ...(found.status ?? {}), ...body };
+    for (const key of Object.keys(previous ?? {})) if (!(key in status)) delete merged[key];
+    found.status = merged as ImageScanReportStatus;
     found.metadata = { ...found.metadata, resourceVersion: String(this.rv++) };
     return Promise.resolve(structuredClone(found));
   }
@@ -111,6 +116,11 @@ class FakeReportServer implements ReportStore {
       if (report.metadata?.namespace === namespace && report.spec.digest === digest) return structuredClone(report);
     }
     return undefined;
+  }
+  /** The report as the operator's cache holds it: slim, without its vulnerability list (see slimReport). */
+  cached(namespace: string, digest: string): ImageScanReport | undefined {
+    const found = this.find(namespace, digest);
+    return found === undefined ? undefined : slimReport(found).report;
   }
 }
 
@@ -191,7 +201,7 @@ function harness(options: HarnessOptions = {}) {
     pods: index,
     namespaces,
     nodes,
-    reports: server,
+    reports: { find: (namespace, digest) => server.cached(namespace, digest) },
     scans,
     scanQueue: queue,
     store: server,

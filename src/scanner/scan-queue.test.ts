@@ -1,11 +1,10 @@
 // The queue, the DB gate and the runner together, against the stub Trivy (no mocks).
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStubWorkspace, isAlive, maxOverlap, STUB_TRIVY, testDigest } from '../../test/trivy-stub/stub-harness.js';
+import { createStubWorkspace, stubRunnerOptions, isAlive, maxOverlap, testDigest } from '../../test/trivy-stub/stub-harness.js';
 import type { Invocation, StubWorkspace } from '../../test/trivy-stub/stub-harness.js';
 import { ScanQueue } from './scan-queue.js';
 import type { ScanOutcome, ScanQueueEvent, ScanQueueOptions } from './scan-queue.js';
-import { SEVERITIES } from './scan-result.js';
 import { TrivyDatabase } from './trivy-database.js';
 import { TrivyRunner } from './trivy-runner.js';
 import type { ScanTarget, TrivyRunnerOptions } from './trivy-runner.js';
@@ -39,19 +38,7 @@ function harness(opts: {
   const ws = createStubWorkspace(opts.map, opts.env);
   const logLines: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
-  const runner = new TrivyRunner({
-    trivyPath: STUB_TRIVY,
-    cacheDir: ws.cacheDir,
-    tmpDir: ws.tmpDir,
-    severities: [...SEVERITIES],
-    ignoreUnfixed: false,
-    timeoutMs: 20_000,
-    killGraceMs: 200,
-    logger,
-    pathEnv: process.env.PATH ?? '',
-    extraEnv: ws.extraEnv,
-    ...opts.runner,
-  });
+  const runner = new TrivyRunner(stubRunnerOptions(ws, logger, opts.runner));
   const ref: { queue?: ScanQueue } = {};
   const db = new TrivyDatabase({ runner, refreshIntervalMs: 3_600_000, logger, activeScans: () => ref.queue?.inProgress() ?? 0 });
   const outcomes: ScanOutcome[] = [];

@@ -2,11 +2,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStubWorkspace, STUB_TRIVY, testDigest } from '../../test/trivy-stub/stub-harness.js';
+import { createStubWorkspace, stubRunnerOptions, testDigest } from '../../test/trivy-stub/stub-harness.js';
 import type { Invocation, StubWorkspace } from '../../test/trivy-stub/stub-harness.js';
 import { ScanQueue } from './scan-queue.js';
 import type { ScanOutcome } from './scan-queue.js';
-import { SEVERITIES } from './scan-result.js';
 import { TrivyDatabase } from './trivy-database.js';
 import type { TrivyDatabaseOptions } from './trivy-database.js';
 import { TrivyRunner } from './trivy-runner.js';
@@ -28,18 +27,7 @@ async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
 
 function setup(map: Record<string, unknown>, env: Record<string, string> = {}, dbOpts: Partial<TrivyDatabaseOptions> = {}) {
   const ws = createStubWorkspace(map, env);
-  const runner = new TrivyRunner({
-    trivyPath: STUB_TRIVY,
-    cacheDir: ws.cacheDir,
-    tmpDir: ws.tmpDir,
-    severities: [...SEVERITIES],
-    ignoreUnfixed: false,
-    timeoutMs: 20_000,
-    killGraceMs: 200,
-    logger,
-    pathEnv: process.env.PATH ?? '',
-    extraEnv: ws.extraEnv,
-  });
+  const runner = new TrivyRunner(stubRunnerOptions(ws, logger));
   const db = new TrivyDatabase({ runner, refreshIntervalMs: 3_600_000, backoff: { baseMs: 40, maxMs: 400 }, logger, ...dbOpts });
   cleanups.push(() => ws.cleanup(), () => db.stop());
   return { ws, runner, db };

@@ -2,10 +2,9 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStubWorkspace, FIXTURES_DIR, isAlive, STUB_TRIVY, testDigest } from '../../test/trivy-stub/stub-harness.js';
+import { createStubWorkspace, stubRunnerOptions, FIXTURES_DIR, isAlive, testDigest } from '../../test/trivy-stub/stub-harness.js';
 import type { StubWorkspace } from '../../test/trivy-stub/stub-harness.js';
 import { ScanFailure } from './scan-failure.js';
-import { SEVERITIES } from './scan-result.js';
 import { TrivyRunner } from './trivy-runner.js';
 import type { ScanTarget, TrivyRunnerOptions } from './trivy-runner.js';
 
@@ -19,19 +18,7 @@ function setup(map: Record<string, unknown> = {}, env: Record<string, string> = 
   workspaces.push(ws);
   const logLines: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
-  const runner = new TrivyRunner({
-    trivyPath: STUB_TRIVY,
-    cacheDir: ws.cacheDir,
-    tmpDir: ws.tmpDir,
-    severities: [...SEVERITIES],
-    ignoreUnfixed: false,
-    timeoutMs: 20_000,
-    killGraceMs: 300,
-    logger,
-    pathEnv: process.env.PATH ?? '',
-    extraEnv: ws.extraEnv,
-    ...opts,
-  });
+  const runner = new TrivyRunner(stubRunnerOptions(ws, logger, { killGraceMs: 300, ...opts }));
   return { ws, runner, logLines };
 }
 

@@ -2,24 +2,13 @@
 // in `huge` mode and prints one JSON line with the report size, the parsed counts, the stub's own
 // counts and this process's peak RSS. Run: npx tsx test/trivy-stub/measure-huge-report.ts [MB]
 import { pino } from 'pino';
-import { SEVERITIES } from '../../src/scanner/scan-result.js';
 import { TrivyRunner } from '../../src/scanner/trivy-runner.js';
-import { createStubWorkspace, STUB_TRIVY, testDigest } from './stub-harness.js';
+import { createStubWorkspace, stubRunnerOptions, testDigest } from './stub-harness.js';
 
 const mb = Number(process.argv[2] ?? '100');
 const ws = createStubWorkspace({}, { TRIVY_STUB_MODE: 'huge', TRIVY_STUB_HUGE_MB: String(mb) });
 try {
-  const runner = new TrivyRunner({
-    trivyPath: STUB_TRIVY,
-    cacheDir: ws.cacheDir,
-    tmpDir: ws.tmpDir,
-    severities: [...SEVERITIES],
-    ignoreUnfixed: false,
-    timeoutMs: 120_000,
-    logger: pino({ level: 'silent' }),
-    pathEnv: process.env.PATH ?? '',
-    extraEnv: ws.extraEnv,
-  });
+  const runner = new TrivyRunner(stubRunnerOptions(ws, pino({ level: 'silent' }), { timeoutMs: 120_000 }));
   await runner.downloadDatabases();
   const baselineRssMB = process.resourceUsage().maxRSS / 1024;
   const started = Date.now();

@@ -4,6 +4,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSy
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { SEVERITIES } from '../../src/scanner/scan-result.js';
+import type { TrivyRunnerOptions } from '../../src/scanner/trivy-runner.js';
 
 export const STUB_TRIVY = fileURLToPath(new URL('./trivy', import.meta.url));
 export const STUB_DEFAULT_MAP = fileURLToPath(new URL('./images.json', import.meta.url));
@@ -149,4 +152,21 @@ export function isAlive(pid: number): boolean {
 /** A sha256 digest derived from a small number, for tests. */
 export function testDigest(n: number): string {
   return `sha256:${n.toString(16).padStart(64, '0')}`;
+}
+
+/** TrivyRunner options that run this stub inside `ws`, with every severity and a 20 s timeout. */
+export function stubRunnerOptions(ws: StubWorkspace, logger: Logger, overrides: Partial<TrivyRunnerOptions> = {}): TrivyRunnerOptions {
+  return {
+    trivyPath: STUB_TRIVY,
+    cacheDir: ws.cacheDir,
+    tmpDir: ws.tmpDir,
+    severities: [...SEVERITIES],
+    ignoreUnfixed: false,
+    timeoutMs: 20_000,
+    killGraceMs: 200,
+    logger,
+    pathEnv: process.env.PATH ?? '',
+    extraEnv: ws.extraEnv,
+    ...overrides,
+  };
 }

@@ -155,7 +155,6 @@ describe('parseTrivyReport rejects what is not a Trivy report', () => {
     ['a Result that is a number', report({ Results: [1] }), /Results\[0\] is not an object/],
     ['a vulnerability that is null', report({ Results: [{ Vulnerabilities: [null] }] }), /Vulnerabilities\[0\] is not an object/],
     ['a vulnerability without VulnerabilityID', report({ Results: [{ Vulnerabilities: [{ ...minimalVuln, VulnerabilityID: undefined }] }] }), /no VulnerabilityID/],
-    ['a vulnerability without InstalledVersion', report({ Results: [{ Vulnerabilities: [{ ...minimalVuln, InstalledVersion: undefined }] }] }), /no InstalledVersion/],
     ['a numeric Severity', report({ Results: [{ Vulnerabilities: [{ ...minimalVuln, Severity: 3 }] }] }), /Severity is not a string/],
     ['a raw control character in a string', '{"SchemaVersion":2,"X":"a\u0001b"}', /control character/],
     ['a bad escape', '{"SchemaVersion":2,"X":"\\x"}', /bad escape/],
@@ -253,5 +252,26 @@ describe('parseTrivyReport properties', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('entries Trivy wrote with empty (omitted) fields', () => {
+  it('keeps an entry without InstalledVersion, PkgName or Severity instead of rejecting the report', () => {
+    const input = report({
+      Results: [
+        {
+          Target: 'app',
+          Vulnerabilities: [
+            { ...minimalVuln, InstalledVersion: undefined },
+            { ...minimalVuln, VulnerabilityID: 'CVE-2', PkgName: undefined },
+            { ...minimalVuln, VulnerabilityID: 'CVE-3', Severity: undefined },
+          ],
+        },
+      ],
+    });
+    const result = parseTrivyReport(input);
+    expect(result.summary).toMatchObject({ total: 3, high: 2, unknown: 1 });
+    expect(result.vulnerabilities.find((v) => v.id === 'CVE-1')?.installedVersion).toBe('');
+    expect(result.vulnerabilities.find((v) => v.id === 'CVE-2')?.package).toBe('');
   });
 });

@@ -246,10 +246,9 @@ function readVulnerabilities(c: JsonCursor, resultIndex: number): Vulnerability[
     });
     const { id, pkg, installed, severity } = fields;
     if (id === undefined) c.fail(`${where} has no VulnerabilityID`, false);
-    if (pkg === undefined) c.fail(`${where} has no PkgName`, false);
-    if (installed === undefined) c.fail(`${where} has no InstalledVersion`, false);
-    if (severity === undefined) c.fail(`${where} has no Severity`, false);
-    const v: Vulnerability = { id, severity: toSeverity(severity), package: pkg, installedVersion: installed, target: '' };
+    // Trivy writes these with omitempty: an empty package name or version (some binaries and
+    // language packages have none) is left out, and one such entry must not discard the report.
+    const v: Vulnerability = { id, severity: toSeverity(severity ?? 'UNKNOWN'), package: pkg ?? '', installedVersion: installed ?? '', target: '' };
     if (fields.fixed) v.fixedVersion = fields.fixed;
     if (fields.title !== undefined) v.title = fields.title;
     if (fields.url !== undefined) v.url = fields.url;

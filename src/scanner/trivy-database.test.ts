@@ -27,7 +27,7 @@ async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
 
 function setup(map: Record<string, unknown>, env: Record<string, string> = {}, dbOpts: Partial<TrivyDatabaseOptions> = {}) {
   const ws = createStubWorkspace(map, env);
-  const runner = new TrivyRunner(stubRunnerOptions(ws, logger));
+  const runner = new TrivyRunner(stubRunnerOptions(ws, logger, dbOpts.server === undefined ? {} : { server: dbOpts.server }));
   const db = new TrivyDatabase({ runner, refreshIntervalMs: 3_600_000, backoff: { baseMs: 40, maxMs: 400 }, logger, ...dbOpts });
   cleanups.push(() => ws.cleanup(), () => db.stop());
   return { ws, runner, db };
@@ -189,17 +189,20 @@ describe('TrivyDatabase (client/server mode)', () => {
     return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, state };
   }
 
-  it('downloads nothing, opens the gate at once, and is ready while the server answers /healthz', async () => {
+  it('downloads only the Java DB (the client matches JARs), gates scans on it, and is ready while the server answers /healthz', async () => {
     const { url, state } = await fakeServer();
-    const { ws, db } = setup({}, {}, { server: url, healthIntervalMs: 50 });
-    await db.whenReady();
+    const { ws, db } = setup({ db: { sleepMs: 200 } }, {}, { server: url, healthIntervalMs: 50 });
+    let gateOpened = false;
+    void db.whenReady().then(() => (gateOpened = true));
     await db.start();
     expect(db.isReady()).toBe(true);
     expect(db.updatedAt()).toBe('2026-11-26T12:00:00.123456789Z');
-    expect(db.downloads()).toBe(0);
+    await until(() => gateOpened);
+    expect(db.downloads()).toBe(1);
+    const downloads = ws.invocations().filter(isDownload).map((d) => d.start.argv?.[1]);
+    expect(downloads).toEqual(['--download-java-db-only']);
     state.healthy = false;
     await until(() => !db.isReady());
-    await db.whenReady(); // scans are not blocked; they fail on their own and are retried
-    expect(ws.invocations()).toEqual([]);
+    await db.whenReady(); // scans are not blocked by the server's health; they fail on their own and are retried
   });
 });

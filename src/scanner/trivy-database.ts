@@ -4,8 +4,9 @@
 // Trivy's download is not safe against concurrent readers or writers (trivy-cli.md §5, issue #8454),
 // so while a download runs the gate is closed: no scan starts, and the download itself waits (up to
 // drainTimeoutMs) for running scans to finish. A failed refresh keeps the old DB and is retried with
-// exponential backoff; scans go on meanwhile. In client/server mode the server owns its DB: nothing
-// is downloaded, the gate is always open, and readiness is the server's /healthz.
+// exponential backoff; scans go on meanwhile. In client/server mode the server owns the vulnerability
+// DB and readiness is its /healthz; the Java DB is still used by the client (Trivy matches JARs on the
+// client side), so it alone is downloaded and refreshed here, under the same gate.
 import type { Logger } from 'pino';
 import type { TrivyRunner, TrivyVersionInfo } from './trivy-runner.js';
 
@@ -60,7 +61,10 @@ export class TrivyDatabase {
     if (this.loop) return;
     let firstDone: () => void = () => undefined;
     const first = new Promise<void>((resolve) => (firstDone = resolve));
-    this.loop = (this.opts.server ? this.watchServer(firstDone) : this.refreshLoop(firstDone)).catch((err: unknown) => {
+    const lifecycle = this.opts.server
+      ? Promise.all([this.watchServer(firstDone), this.refreshLoop(() => undefined)]).then(() => undefined)
+      : this.refreshLoop(firstDone);
+    this.loop = lifecycle.catch((err: unknown) => {
       this.log.error({ err }, 'trivy DB lifecycle stopped unexpectedly');
       firstDone();
     });
@@ -75,7 +79,7 @@ export class TrivyDatabase {
 
   /** Resolves when scans may run: a DB is present and no download is in progress (at once in server mode). */
   whenReady(): Promise<void> {
-    if (this.opts.server || this.scansAllowed()) return Promise.resolve();
+    if (this.scansAllowed()) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -121,7 +125,9 @@ export class TrivyDatabase {
     let failures = 0;
     // A restart (the cache is an emptyDir that outlives the container) finds the DB it downloaded:
     // reuse it until it is due, instead of one more download per restart.
-    const freshForMs = await this.cachedDbFreshFor();
+    // (Server mode: `trivy version` reads no local vulnerability DB; the Java DB download is cheap
+    // when Trivy finds it fresh.)
+    const freshForMs = this.opts.server ? 0 : await this.cachedDbFreshFor();
     if (freshForMs > 0) {
       this.hasDb = true;
       this.openGateIfAllowed();
@@ -152,6 +158,8 @@ export class TrivyDatabase {
       const started = Date.now();
       await this.opts.runner.downloadDatabases(signal);
       this.hasDb = true;
+      // In server mode the DB time and version come from the server's /version.
+      if (this.opts.server) return true;
       await this.readVersion();
       this.log.info({ dbUpdatedAt: this.info.dbUpdatedAt, durationMs: Date.now() - started }, 'trivy DB downloaded');
       const updatedAt = this.info.dbUpdatedAt;
@@ -159,7 +167,7 @@ export class TrivyDatabase {
       return true;
     } catch (err) {
       if (signal.aborted) return false;
-      if (!this.hasDb) {
+      if (!this.hasDb && !this.opts.server) {
         // A DB left in the cache by an earlier run (persistent volume) is better than none.
         await this.readVersion();
         if (this.info.dbUpdatedAt !== undefined) this.hasDb = true;

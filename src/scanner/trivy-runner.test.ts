@@ -226,13 +226,15 @@ describe('TrivyRunner.scan', () => {
     const result = await runner.scan(nginx);
     expect(result.summary.total).toBe(rawCounts('real-world/trustdsai-nginx-1.19.json').total);
     const invocations = ws.invocations();
-    expect(invocations).toHaveLength(1);
-    const argv = invocations[0]?.start.argv ?? [];
+    // The server owns the vulnerability DB; the client still needs the Java DB for JARs.
+    expect(invocations.map((i) => i.start.argv?.[1])).toEqual(['--download-java-db-only', '--format']);
+    const argv = invocations[1]?.start.argv ?? [];
     expect(argv.slice(argv.indexOf('--server'), argv.indexOf('--server') + 2)).toEqual(['--server', 'http://trivy.trivy-system:4954']);
+    expect(argv).toContain('--skip-java-db-update');
     expect(argv).not.toContain('--skip-db-update');
     expect(argv).not.toContain('--cache-backend');
     expect(JSON.stringify(argv)).not.toContain('server-token-value');
-    expect(invocations[0]?.start.env).toEqual(['TRIVY_TOKEN']);
+    expect(invocations[1]?.start.env).toEqual(['TRIVY_TOKEN']);
   });
 });
 

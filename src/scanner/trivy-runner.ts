@@ -79,8 +79,8 @@ export interface TrivyRunnerOptions {
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
-// Registry host[:port] then path components; no whitespace, no leading '-', no tag or digest.
-const REPOSITORY = /^[a-z0-9][a-z0-9.-]*(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$/;
+// Registry host (a name or a bracketed IPv6 address)[:port] then path components; no whitespace, no leading '-', no tag or digest.
+const REPOSITORY = /^(?:[a-z0-9][a-z0-9.-]*|\[[0-9a-f:.]+\])(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$/;
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9]+(?:\/[a-z0-9]+)?$/;
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -138,15 +138,16 @@ export class TrivyRunner {
 
   /**
    * Downloads the vulnerability DB, then the Java DB, into the shared cache dir. Throws a classified
-   * ScanFailure on failure; does not retry. In client/server mode there is nothing to download.
+   * ScanFailure on failure; does not retry. In client/server mode only the Java DB: the server owns
+   * the vulnerability DB, but Trivy matches JARs on the client.
    */
   async downloadDatabases(signal?: AbortSignal): Promise<void> {
-    if (this.opts.server) return;
     const timeoutMs = this.opts.downloadTimeoutMs ?? 30 * 60_000;
     const steps: [string, string, string | undefined][] = [
       ['--download-db-only', '--db-repository', this.opts.dbRepository],
       ['--download-java-db-only', '--java-db-repository', this.opts.javaDbRepository],
     ];
+    if (this.opts.server) steps.shift();
     for (const [flag, repoFlag, repo] of steps) {
       const args = ['image', flag, '--cache-dir', this.opts.cacheDir, '--skip-version-check', '--disable-telemetry', '--quiet', '--timeout', goDuration(timeoutMs)];
       if (repo) args.push(repoFlag, repo);
@@ -191,8 +192,9 @@ export class TrivyRunner {
     if (platform) args.push('--platform', platform);
     args.push('--cache-dir', o.cacheDir);
     if (o.server) {
-      // Client mode: the server owns the DB and the scan cache; the client never opens them.
-      args.push('--server', o.server);
+      // Client mode: the server owns the vulnerability DB and the scan cache; the client reads only
+      // the Java DB, which TrivyDatabase keeps fresh, so no scan downloads it concurrently.
+      args.push('--server', o.server, '--skip-java-db-update');
     } else {
       // Memory scan cache avoids fanal.db's exclusive lock between concurrent scans (trivy-cli.md §5);
       // the DBs are refreshed by TrivyDatabase only, never by a scan.

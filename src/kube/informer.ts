@@ -12,6 +12,13 @@ export interface ListPage {
   continueToken?: string;
 }
 
+/** Objects delivered to handlers between two yields to the event loop during a relist. */
+const EMIT_SLICE = 100;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Lists one page. The informer pages with `limit` so a 10,000-pod relist never holds one huge response. */
 export type ListPageFn = (request: { limit: number; continueToken?: string }) => Promise<ListPage>;
 
@@ -279,6 +286,9 @@ export class ResilientInformer<T extends CachedObject> {
       }
       resourceVersion = page.resourceVersion;
       continueToken = page.continueToken === '' ? undefined : page.continueToken;
+      // Let timers, probes and other informers run between pages: a relist of thousands of large
+      // objects is otherwise one long stretch of parsing and transforming.
+      await yieldToEventLoop();
     } while (continueToken !== undefined && this.running);
     if (!this.running) return;
 
@@ -290,10 +300,16 @@ export class ResilientInformer<T extends CachedObject> {
       const old = previous.get(key);
       this.objects.set(key, old !== undefined && old.resourceVersion === obj.resourceVersion ? old : obj);
     }
+    let emitted = 0;
     for (const [key, obj] of fresh) {
       const old = previous.get(key);
       if (old === undefined) this.emit('add', undefined, obj);
       else if (old.resourceVersion !== obj.resourceVersion) this.emit('update', old, obj);
+      else continue;
+      // Handlers do real work per object (the report handler rebuilds scan knowledge): deliver a
+      // relist of thousands of objects in slices.
+      emitted += 1;
+      if (emitted % EMIT_SLICE === 0) await yieldToEventLoop();
     }
     for (const [key, old] of previous) {
       if (!fresh.has(key)) this.emit('delete', old, undefined);

@@ -1,7 +1,7 @@
 // The I/O parts reconcile uses (owner resolver, pull-secret reader, event recorder), each against
 // the fake API server, with the requests it made checked for least privilege.
 import { KubeConfig } from '@kubernetes/client-node';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildDockerCfgSecret, buildDockerConfigJsonSecret, buildServiceAccount, startFakeApiServer } from '../../e2e/fake-apiserver/index.js';
@@ -130,5 +130,36 @@ describe('EventRecorder', () => {
     // Another kind of workload with the same name gets its own event.
     await restarted.fixableCritical({ ...finding, workloads: [{ ...workload, kind: 'StatefulSet', apiVersion: 'apps/v1', uid: 'sts-uid' }] });
     expect(api.objects.list('events', 'shop')).toHaveLength(3);
+  });
+
+  it('markAnnounced counts a finding as announced without a request, except one whose create failed', async () => {
+    let calls = 0;
+    let failNext = false;
+    const core = {
+      createNamespacedEvent: ({ body }: { body: unknown }) => {
+        calls += 1;
+        if (failNext) {
+          failNext = false;
+          return Promise.reject(new Error('connection reset'));
+        }
+        return Promise.resolve(body);
+      },
+    } as unknown as CoreV1Api;
+    const recorder = new EventRecorder({ core, logger: pino({ level: 'silent' }), instance: 'test' });
+    const workload = { kind: 'Deployment', name: 'web', namespace: 'shop', apiVersion: 'apps/v1', uid: 'u1' };
+    const finding = { namespace: 'shop', reportName: 'nginx-0123456789ab', image: 'nginx:1.25', criticalIds: ['CVE-1'], workloads: [workload] };
+
+    recorder.markAnnounced(finding);
+    await recorder.fixableCritical(finding);
+    expect(calls).toBe(0);
+    await recorder.fixableCritical({ ...finding, criticalIds: ['CVE-1', 'CVE-2'] }); // a changed result
+    expect(calls).toBe(1);
+
+    const other = { ...finding, workloads: [{ ...workload, name: 'api', uid: 'u2' }] };
+    failNext = true;
+    await recorder.fixableCritical(other); // fails
+    recorder.markAnnounced(other); // must not hide the failure
+    await recorder.fixableCritical(other);
+    expect(calls).toBe(3);
   });
 });

@@ -6,6 +6,7 @@ import type { AppsV1Api, BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { KubeApiError } from '../kube/api-error.js';
+import { EventRecorder } from '../kube/event-recorder.js';
 import { slimReport, toNamespaceEntry, toNodeEntry, toPodEntry } from '../kube/cluster-objects.js';
 import type { NamespaceEntry, NodeEntry } from '../kube/cluster-objects.js';
 import { OwnerResolver } from '../kube/owner-resolver.js';
@@ -413,6 +414,64 @@ describe('ReportReconciler', () => {
 
     expect(queue.requests).toEqual([]);
     expect(h.server.writes).toEqual([]);
+  });
+
+  it('a restart announces nothing again; a new workload or a changed result is announced', async () => {
+    // The API server's events, shared by both processes: a repeat of a name is 409 AlreadyExists.
+    const created: { name: string; workload: string }[] = [];
+    const names = new Set<string>();
+    const core = {
+      createNamespacedEvent: ({ body }: { body: { metadata: { name: string }; involvedObject: { kind: string; name: string } } }) => {
+        created.push({ name: body.metadata.name, workload: `${body.involvedObject.kind}/${body.involvedObject.name}` });
+        if (names.has(body.metadata.name)) return Promise.reject(apiError(409, 'AlreadyExists'));
+        names.add(body.metadata.name);
+        return Promise.resolve(body);
+      },
+    } as unknown as CoreV1Api;
+    const recorder = () => new EventRecorder({ core, logger: pino({ level: 'silent' }), instance: 'test' });
+    const h = harness();
+    const options = (h.reconciler as unknown as { options: ConstructorParameters<typeof ReportReconciler>[0] }).options;
+    const first = new ReportReconciler({ ...options, events: recorder() });
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await first.reconcile(KEY);
+    h.finishScan();
+    await first.reconcile(KEY);
+    // The fixture has fixable CRITICAL vulnerabilities: one event for the one workload.
+    expect(h.report()?.status?.vulnerabilities?.some((v) => v.severity === 'CRITICAL' && (v.fixedVersion ?? '') !== '')).toBe(true);
+    expect(created).toHaveLength(1);
+    const report = h.report();
+    if (report === undefined) throw new Error('report');
+
+    // A new process, knowledge seeded from the report: nothing changed, so no event (no 409 either).
+    h.advance(HOUR);
+    const scans = new ScanResults();
+    const state = scanStateFromReport(report);
+    scans.seed(DIGEST, {
+      ...(state.result === undefined ? {} : { result: state.result }),
+      ...(state.scannedAt === undefined ? {} : { scannedAt: state.scannedAt }),
+      ...(state.vulnerabilitiesOmitted === undefined ? {} : { vulnerabilitiesOmitted: state.vulnerabilitiesOmitted }),
+    });
+    const restarted = new ReportReconciler({ ...options, scans, scanQueue: new FakeScanQueue(), events: recorder() });
+    await restarted.reconcile(KEY);
+    expect(created).toHaveLength(1);
+
+    // A workload that starts running the image is announced, once.
+    const web = pod('web-5d9c-x1', { owner: { kind: 'ReplicaSet', name: 'web-5d9c' } });
+    if (web === undefined) throw new Error('pod');
+    h.index.upsert(web);
+    await restarted.reconcile(KEY);
+    await restarted.reconcile(KEY);
+    expect(created.slice(1).map((e) => e.workload)).toEqual(['Deployment/web']);
+
+    // A scan with a different result is announced to every workload.
+    const result = parseTrivyReport(fixtureText);
+    const fewer = { ...result, vulnerabilities: result.vulnerabilities.filter((v) => !(v.severity === 'CRITICAL' && v.id === result.vulnerabilities.find((c) => c.severity === 'CRITICAL' && (c.fixedVersion ?? '') !== '')?.id)) };
+    restarted.recordSuccess(DIGEST, fewer, h.now());
+    await restarted.reconcile(KEY);
+    expect(created.slice(2).map((e) => e.workload).sort()).toEqual(['Deployment/web', 'Pod/solo']);
+    expect(new Set(created.map((e) => e.name)).size).toBe(created.length);
   });
 
   it('a report created meanwhile by someone else (409 AlreadyExists) is read and updated, not duplicated', async () => {

@@ -18,7 +18,7 @@ import type { ScanResult } from '../scanner/scan-result.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
 import type { ImageScanReport, ImageScanReportStatus, ReportWorkload } from './image-scan-report.js';
 import { LABEL_TEAM, REPORT_API_VERSION, REPORT_KIND, UNASSIGNED_TEAM } from './image-scan-report.js';
-import { buildReportObject, buildReportStatus, scanStateFromReport, statusEquals } from './report-builder.js';
+import { buildReportObject, buildReportStatus, sameVulnerabilities, scanStateFromReport, statusEquals } from './report-builder.js';
 import type { ScanState } from './report-builder.js';
 import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
 
@@ -59,7 +59,12 @@ export interface ReportReconcilerOptions {
   store: ReportStore;
   owners: { resolve(pod: V1Pod): Promise<Workload> };
   pullSecrets: { lookup(pod: V1Pod, registry: string): Promise<PullSecretLookup> };
-  events?: { fixableCritical(finding: FixableCriticalFinding): Promise<void>; forgetReport(namespace: string, name: string): void };
+  events?: {
+    fixableCritical(finding: FixableCriticalFinding): Promise<void>;
+    /** Counts a finding the report already held as announced (optional: without it, it is announced). */
+    markAnnounced?(finding: FixableCriticalFinding): void;
+    forgetReport(namespace: string, name: string): void;
+  };
   teamLabel: string;
   gracePeriodMs: number;
   /** A digest last attempted longer ago than this is rescanned (the schedule's interval). */
@@ -151,7 +156,7 @@ export class ReportReconciler {
     if (!statusEquals(report.status, status)) {
       report = await this.writeStatus(report, desired, status, log);
     }
-    await this.announce(namespace, report, status, workloads);
+    await this.announce(namespace, report, status, workloads, current);
     return requeue;
   }
 
@@ -346,19 +351,37 @@ export class ReportReconciler {
     }
   }
 
-  private async announce(namespace: string, report: ImageScanReport, status: ImageScanReportStatus, workloads: Workload[]): Promise<void> {
-    if (this.options.events === undefined || status.phase !== 'Scanned') return;
+  /**
+   * Warning events for fixable CRITICAL findings. Events are for a change of result: workloads that the
+   * report already listed, with the same vulnerability list, were announced when the report got that
+   * list (by this process or one before a restart), so they only count as announced.
+   */
+  private async announce(
+    namespace: string,
+    report: ImageScanReport,
+    status: ImageScanReportStatus,
+    workloads: Workload[],
+    before: ImageScanReport | undefined,
+  ): Promise<void> {
+    const events = this.options.events;
+    if (events === undefined || status.phase !== 'Scanned') return;
     const criticalIds = (status.vulnerabilities ?? [])
       .filter((v) => v.severity === 'CRITICAL' && v.fixedVersion !== undefined && v.fixedVersion !== '')
       .map((v) => `${v.id}|${v.package}|${v.installedVersion}`);
     if (criticalIds.length === 0) return;
-    await this.options.events.fixableCritical({
-      namespace,
-      reportName: report.metadata?.name ?? '',
-      image: report.spec.image,
-      criticalIds,
-      workloads,
-    });
+    const finding = { namespace, reportName: report.metadata?.name ?? '', image: report.spec.image, criticalIds };
+    const alreadyHeld =
+      events.markAnnounced !== undefined &&
+      before?.metadata?.name === report.metadata?.name &&
+      before?.status?.phase === 'Scanned' &&
+      sameVulnerabilities(before.status, status);
+    if (alreadyHeld) {
+      const listed = new Set((before?.status?.workloads ?? []).map(workloadKey));
+      const known = workloads.filter((w) => listed.has(workloadKey(w)));
+      if (known.length > 0) events.markAnnounced?.({ ...finding, workloads: known });
+    }
+    // Skips what is announced; creates the rest (new workloads, a changed result, a failed create).
+    await events.fixableCritical({ ...finding, workloads });
   }
 }
 

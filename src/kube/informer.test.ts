@@ -115,4 +115,36 @@ describe('ResilientInformer with a misbehaving watch', () => {
     expect(watches).toBeGreaterThanOrEqual(2);
     expect(watches).toBeLessThanOrEqual(5);
   });
+
+  it('backs off, and reports the watch down, when the server answers every watch with an error event', async () => {
+    let watches = 0;
+    const informer = new ResilientInformer<{ key: string; resourceVersion: string }>({
+      name: 'error-events',
+      path: '/errors',
+      list: () => Promise.resolve({ items: [], resourceVersion: '5' }),
+      transform: () => undefined,
+      logger: pino({ level: 'silent' }),
+      baseBackoffMs: 100,
+      unhealthyAfterMs: 50,
+      watchClient: {
+        watch: (_path, _query, callback, done) => {
+          watches += 1;
+          const controller = new AbortController();
+          setImmediate(() => {
+            callback('ERROR', { kind: 'Status', code: 500, reason: 'InternalError' });
+            done(null);
+          });
+          return Promise.resolve(controller);
+        },
+      },
+    });
+    informer.start();
+    await informer.whenSynced();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const health = informer.health();
+    await informer.stop();
+    expect(watches).toBeGreaterThanOrEqual(2);
+    expect(watches).toBeLessThanOrEqual(5);
+    expect(health.healthy).toBe(false);
+  });
 });

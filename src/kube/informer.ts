@@ -130,7 +130,13 @@ export class ResilientInformer<T extends CachedObject> {
     if (options.watchClient !== undefined) {
       this.watchClient = options.watchClient;
     } else if (kubeConfig !== undefined) {
-      this.watchClient = new Watch(kubeConfig) as unknown as WatchClient;
+      const watch = new Watch(kubeConfig);
+      // client-node aborts a watch after 30 s without a line, but a real API server sends its first
+      // bookmark only after about a minute: quiet watches would reconnect every 30 s (and per-namespace
+      // ones fall out of the watch cache into 410 and a full relist). Allow a whole server-side watch
+      // period instead; our own watchdog catches a dead connection.
+      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = ((options.watchTimeoutSeconds ?? 300) * 1.2 + 60) * 1000;
+      this.watchClient = watch as unknown as WatchClient;
     } else {
       throw new Error(`informer ${options.name}: kubeConfig or watchClient is required`);
     }
@@ -337,25 +343,28 @@ export class ResilientInformer<T extends CachedObject> {
     return new Promise<void>((resolve, reject) => {
       let finished = false;
       let gone = false;
+      let errorEvent: { code: number | undefined } | undefined;
       const done = (err: unknown): void => {
         if (finished) return;
         finished = true;
         this.currentWatch = undefined;
         if (gone) reject(new WatchGone('watch resourceVersion expired'));
+        // A server that keeps answering with an error event must meet our backoff, not a tight loop.
+        else if (errorEvent !== undefined) reject(Object.assign(new Error(`watch error event ${String(errorEvent.code ?? 'without a code')}`), { statusCode: errorEvent.code }));
         else if (err === null || err === undefined || isClientTimeout(err) || (isAbort(err) && this.running)) resolve();
         else if (isAbort(err)) resolve();
         else reject(err instanceof Error ? err : new Error(String(err)));
       };
       const onEvent = (phase: string, apiObj: unknown): void => {
         this.lastActivityAt = this.now();
-        this.eventCount += 1;
         if (phase === 'ERROR') {
           const code = statusCodeOf(apiObj);
           if (code === 410) gone = true;
-          else this.log.warn({ code }, 'watch returned an error event');
+          else errorEvent = { code };
           this.currentWatch?.abort();
           return;
         }
+        this.eventCount += 1;
         this.backoffMs = 0;
         this.markHealthy();
         const rv = resourceVersionOf(apiObj);

@@ -214,6 +214,15 @@ describe('TrivyRunner.scan', () => {
     expect(ws.invocations()).toEqual([]);
   });
 
+  it('scans images of registries addressed by IPv6 literal or with a port, as image references allow', async () => {
+    const { ws, runner } = setup();
+    await runner.downloadDatabases();
+    for (const repository of ['[fd00::5]:5000/team/app', 'registry.example.com:5000/team/app']) {
+      await runner.scan({ repository, digest: testDigest(2) });
+      expect(ws.invocations().some((i) => i.start.argv?.at(-1) === `${repository}@${testDigest(2)}`)).toBe(true);
+    }
+  });
+
   it('reports a missing Trivy executable as a permanent scanner_error', async () => {
     const { ws, runner } = setup({}, {}, { trivyPath: '/nonexistent/trivy' });
     expect(await failureOf(runner.scan(nginx))).toMatchObject({ reason: 'scanner_error', transient: false, message: expect.stringMatching(/could not be started/) });

@@ -1,13 +1,13 @@
 // Starts a real Alertmanager (Debian's `prometheus-alertmanager`, or upstream `alertmanager`) on a
 // loopback port, with the example routing of monitoring/alertmanager.example.yml pointed at a
 // test webhook and its waits cut to a second.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { repoRoot } from './fake-reports.js';
-import { PROMETHEUS_INSTALL_HINT, freePort, spawnServer, stopServer, waitUntilReady } from './prometheus.js';
+import { PROMETHEUS_INSTALL_HINT, freePort, startReadyServer } from './prometheus.js';
 
 export const AMTOOL_INSTALL_HINT =
   'amtool is not installed: run `apt-get install prometheus-alertmanager` (Debian/Ubuntu; .ci/run does it)';
@@ -64,7 +64,7 @@ export async function startAlertmanager(configText: string): Promise<RunningAler
   writeFileSync(path.join(dir, 'alertmanager.yml'), configText);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const server = spawnServer(
+  const stop = await startReadyServer(
     binary,
     [
       `--config.file=${path.join(dir, 'alertmanager.yml')}`,
@@ -74,17 +74,8 @@ export async function startAlertmanager(configText: string): Promise<RunningAler
       '--cluster.listen-address=',
       '--log.level=warn',
     ],
-    PROMETHEUS_INSTALL_HINT,
+    dir,
+    `${url}/-/ready`,
   );
-  const stop = async (): Promise<void> => {
-    await stopServer(server.child);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitUntilReady(`${url}/-/ready`, 30_000, server);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
   return { url, stop };
 }

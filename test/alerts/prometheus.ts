@@ -71,6 +71,25 @@ export async function stopServer(child: ResultPromise): Promise<void> {
   await child;
 }
 
+/**
+ * spawnServer, then waits until `readyUrl` answers; the returned stop() ends the server and removes
+ * `dir`. A server that never gets ready is stopped (and `dir` removed) before the error is thrown.
+ */
+export async function startReadyServer(binary: string, args: string[], dir: string, readyUrl: string): Promise<() => Promise<void>> {
+  const server = spawnServer(binary, args, PROMETHEUS_INSTALL_HINT);
+  const stop = async (): Promise<void> => {
+    await stopServer(server.child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitUntilReady(readyUrl, 30_000, server);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return stop;
+}
+
 export interface PrometheusSample {
   metric: Record<string, string>;
   value: [number, string];
@@ -121,7 +140,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<RunningP
   writeFileSync(path.join(dir, 'prometheus.yml'), stringify(config));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const server = spawnServer(
+  const stop = await startReadyServer(
     'prometheus',
     [
       `--config.file=${path.join(dir, 'prometheus.yml')}`,
@@ -131,18 +150,9 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<RunningP
       '--rules.alert.resend-delay=1s',
       '--log.level=warn',
     ],
-    PROMETHEUS_INSTALL_HINT,
+    dir,
+    `${url}/-/ready`,
   );
-  const stop = async (): Promise<void> => {
-    await stopServer(server.child);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitUntilReady(`${url}/-/ready`, 30_000, server);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
 
   async function api<T>(pathAndQuery: string): Promise<T> {
     const res = await fetch(`${url}${pathAndQuery}`, { signal: AbortSignal.timeout(10_000) });

@@ -201,12 +201,7 @@ export class ReportController {
     const state = scanStateFromReport(
       status === undefined || vulnerabilities === undefined || !newer ? entry.report : { ...entry.report, status: { ...status, vulnerabilities } },
     );
-    const seed: Parameters<ScanResults['seed']>[1] = {};
-    if (state.result !== undefined) seed.result = state.result;
-    if (state.scannedAt !== undefined) seed.scannedAt = state.scannedAt;
-    if (state.vulnerabilitiesOmitted !== undefined) seed.vulnerabilitiesOmitted = state.vulnerabilitiesOmitted;
-    if (state.failure !== undefined) seed.failure = state.failure;
-    this.options.scans.seed(digest, seed);
+    this.options.scans.seed(digest, state);
     // A report seen for the first time may be an orphan from before a restart: reconcile it.
     if (enqueue) this.enqueue([reportKey(entry.namespace, digest)], 'normal');
   }

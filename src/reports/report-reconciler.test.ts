@@ -399,12 +399,7 @@ describe('ReportReconciler', () => {
     // A new process: empty scan knowledge and queue, seeded from the report as the controller does.
     h.advance(HOUR);
     const scans = new ScanResults();
-    const state = scanStateFromReport(report);
-    scans.seed(DIGEST, {
-      ...(state.result === undefined ? {} : { result: state.result }),
-      ...(state.scannedAt === undefined ? {} : { scannedAt: state.scannedAt }),
-      ...(state.vulnerabilitiesOmitted === undefined ? {} : { vulnerabilitiesOmitted: state.vulnerabilitiesOmitted }),
-    });
+    scans.seed(DIGEST, scanStateFromReport(report));
     const queue = new FakeScanQueue();
     const options = (h.reconciler as unknown as { options: ConstructorParameters<typeof ReportReconciler>[0] }).options;
     const restarted = new ReportReconciler({ ...options, scans, scanQueue: queue });
@@ -447,12 +442,7 @@ describe('ReportReconciler', () => {
     // A new process, knowledge seeded from the report: nothing changed, so no event (no 409 either).
     h.advance(HOUR);
     const scans = new ScanResults();
-    const state = scanStateFromReport(report);
-    scans.seed(DIGEST, {
-      ...(state.result === undefined ? {} : { result: state.result }),
-      ...(state.scannedAt === undefined ? {} : { scannedAt: state.scannedAt }),
-      ...(state.vulnerabilitiesOmitted === undefined ? {} : { vulnerabilitiesOmitted: state.vulnerabilitiesOmitted }),
-    });
+    scans.seed(DIGEST, scanStateFromReport(report));
     const restarted = new ReportReconciler({ ...options, scans, scanQueue: new FakeScanQueue(), events: recorder() });
     await restarted.reconcile(KEY);
     expect(created).toHaveLength(1);

@@ -1,8 +1,9 @@
 // The stub Trivy as the benchmark runs it: a wrapper script that sets the stub's environment (the
 // operator hands Trivy a minimal environment of its own), a mapping of every benchmark repository to
 // a real fixture, and counting of scans and DB downloads from the stub's invocation log.
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { writeTrivyWrapper } from '../test/trivy-stub/stub-harness.js';
 
 export interface StubFiles {
   /** Pass as the operator's --trivy-path. */
@@ -42,21 +43,8 @@ export function writeStubFiles(opts: { kind: 'node' | 'fast'; workDir: string; s
   const mapPath = path.join(opts.workDir, 'stub-map.json');
   writeFileSync(mapPath, JSON.stringify(mapping));
   const logPath = path.join(opts.workDir, 'trivy-stub.log');
-  const trivyPath = path.join(opts.workDir, 'trivy');
-  const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-  writeFileSync(
-    trivyPath,
-    [
-      '#!/bin/sh',
-      `export TRIVY_STUB_MAP=${quote(mapPath)}`,
-      `export TRIVY_STUB_LOG=${quote(logPath)}`,
-      `export TRIVY_STUB_SLEEP_MS=${opts.scanMs}`,
-      `exec node ${quote(opts.stubPath)} "$@"`,
-      '',
-    ].join('\n'),
-  );
-  chmodSync(trivyPath, 0o755);
-  return { trivyPath, logPath };
+  const env = { TRIVY_STUB_MAP: mapPath, TRIVY_STUB_LOG: logPath, TRIVY_STUB_SLEEP_MS: String(opts.scanMs) };
+  return { trivyPath: writeTrivyWrapper(opts.workDir, env, [process.execPath, opts.stubPath]), logPath };
 }
 
 function writeFastStubFiles(opts: { workDir: string; fastStubPath: string; fixtures: string[]; images: string[]; scanMs: number }): StubFiles {
@@ -67,21 +55,8 @@ function writeFastStubFiles(opts: { workDir: string; fastStubPath: string; fixtu
     symlinkSync(opts.fixtures[i % opts.fixtures.length] ?? '', path.join(mapDir, repositoryOf(image).replaceAll('/', '_')));
   });
   const logPath = path.join(opts.workDir, 'trivy-stub.log');
-  const trivyPath = path.join(opts.workDir, 'trivy');
-  const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-  writeFileSync(
-    trivyPath,
-    [
-      '#!/bin/sh',
-      `export BENCH_TRIVY_MAP_DIR=${quote(mapDir)}`,
-      `export BENCH_TRIVY_LOG=${quote(logPath)}`,
-      `export BENCH_TRIVY_SLEEP_MS=${opts.scanMs}`,
-      `exec /bin/bash ${quote(opts.fastStubPath)} "$@"`,
-      '',
-    ].join('\n'),
-  );
-  chmodSync(trivyPath, 0o755);
-  return { trivyPath, logPath };
+  const env = { BENCH_TRIVY_MAP_DIR: mapDir, BENCH_TRIVY_LOG: logPath, BENCH_TRIVY_SLEEP_MS: String(opts.scanMs) };
+  return { trivyPath: writeTrivyWrapper(opts.workDir, env, ['/bin/bash', opts.fastStubPath]), logPath };
 }
 
 export interface StubEvent {

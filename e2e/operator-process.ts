@@ -1,11 +1,12 @@
 // Runs the operator as its own process (`tsx src/main.ts`) for e2e suites, and waits on its JSON log
 // lines instead of sleeping.
 import { spawn } from 'node:child_process';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeTrivyWrapper } from '../test/trivy-stub/stub-harness.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const trivyStubPath = path.join(repoRoot, 'test/trivy-stub/trivy');
@@ -151,13 +152,7 @@ export async function eventually<T>(check: () => T | undefined | Promise<T | und
  * process would not reach the stub. Returns the wrapper's path, for --trivy-path.
  */
 export function writeTrivyStubWrapper(dir: string, env: Record<string, string>): string {
-  const exports = Object.entries(env)
-    .map(([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'`)
-    .join('\n');
-  const wrapper = path.join(dir, 'trivy');
-  writeFileSync(wrapper, `#!/bin/sh\n${exports}\nexec node '${trivyStubPath}' "$@"\n`);
-  chmodSync(wrapper, 0o755);
-  return wrapper;
+  return writeTrivyWrapper(dir, env);
 }
 
 /** The stub's `start` lines for image scans (not DB downloads), from its TRIVY_STUB_LOG file. */

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import type { FakeApiServer } from '../e2e/fake-apiserver/index.js';
 import { DEMO_NAMESPACES, EXPECTED_REPORTS, seedDemoCluster, stubMapping } from './demo-cluster.js';
+import { writeTrivyWrapper } from '../test/trivy-stub/stub-harness.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixturesRoot = path.resolve(repoRoot, '../shared/fixtures/trivy');
@@ -119,9 +120,7 @@ async function chooseScanner(options: Options, work: string): Promise<Scanner | 
   writeFileSync(mapFile, JSON.stringify(stubMapping(fixturesRoot), null, 2));
   // The operator runs Trivy with a small fixed environment (a system PATH, none of our variables), so a
   // wrapper names this Node and the mapping itself: the stub then runs wherever node is installed.
-  const wrapper = path.join(work, 'trivy');
-  const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
-  writeFileSync(wrapper, `#!/bin/sh\nTRIVY_STUB_MAP=${q(mapFile)}\nexport TRIVY_STUB_MAP\nexec ${q(process.execPath)} ${q(trivyStub)} "$@"\n`, { mode: 0o700 });
+  const wrapper = writeTrivyWrapper(work, { TRIVY_STUB_MAP: mapFile }, [process.execPath, trivyStub]);
   return {
     kind: 'stub',
     path: wrapper,

@@ -21,11 +21,10 @@ import { startWebhookReceiver } from '../../test/alerts/webhook-receiver.js';
 import type { WebhookNotification, WebhookReceiver } from '../../test/alerts/webhook-receiver.js';
 import { digestFor, startFakeApiServer } from '../fake-apiserver/index.js';
 import type { FakeApiServer, SeededWorkload } from '../fake-apiserver/index.js';
-import { eventually, repoRoot, startOperatorProcess } from '../operator-process.js';
+import { eventually, repoRoot, startOperatorProcess, writeTrivyStubWrapper } from '../operator-process.js';
 import type { OperatorProcess } from '../operator-process.js';
 import { requireTools } from './require-tools.js';
 import { rollOutImage } from './rollout.js';
-import { writeTrivyStubWrapper } from './trivy-stub-wrapper.js';
 
 const run = promisify(execFile);
 const REPORTS = 'imagescanreports.imagescan.dev';

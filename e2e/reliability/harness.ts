@@ -3,7 +3,7 @@
 // gives Trivy a clean environment, so the stub's TRIVY_STUB_* settings cannot come from the operator's;
 // the wrapper sets them and `exec`s the stub, so the pid the stub logs is the pid the operator spawned). Everything lives in one temp folder whose
 // `tmp/` is the operator's TMPDIR, so leftover scan and credential folders can be asserted on.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startFakeApiServer } from '../fake-apiserver/index.js';
@@ -11,6 +11,7 @@ import type { FakeApiServer, FakeApiServerOptions } from '../fake-apiserver/inde
 import { repoRoot } from '../operator-process.js';
 import type { LogLine, OperatorProcess } from '../operator-process.js';
 import { compiledOperator, startCompiledOperator } from './operator-build.js';
+import { writeTrivyWrapper } from '../../test/trivy-stub/stub-harness.js';
 
 export { eventually } from '../operator-process.js';
 export type { LogLine, OperatorProcess } from '../operator-process.js';
@@ -92,13 +93,7 @@ export async function startRig(apiOptions: FakeApiServerOptions = {}): Promise<R
   const stubLog = path.join(work, 'trivy-stub.jsonl');
   const stubMap = path.join(work, 'stub-map.json');
   writeFileSync(stubMap, JSON.stringify({ default: CLEAN_FIXTURE }));
-  const trivyPath = path.join(work, 'trivy');
-  const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-  writeFileSync(
-    trivyPath,
-    ['#!/bin/sh', `export TRIVY_STUB_LOG=${quote(stubLog)}`, `export TRIVY_STUB_MAP=${quote(stubMap)}`, `exec ${quote(process.execPath)} ${quote(stubScript)} "$@"`, ''].join('\n'),
-  );
-  chmodSync(trivyPath, 0o755);
+  const trivyPath = writeTrivyWrapper(work, { TRIVY_STUB_LOG: stubLog, TRIVY_STUB_MAP: stubMap }, [process.execPath, stubScript]);
   const mainJs = await compiledOperator();
   const api = await startFakeApiServer({ bookmarkIntervalMs: 500, ...apiOptions });
   const operators: OperatorProcess[] = [];

@@ -1,6 +1,6 @@
 // Helpers for tests that run the stub Trivy: a private workspace, the env that configures the stub,
 // and readers for its invocation log. Used by src/scanner tests and available to e2e suites.
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -169,4 +169,19 @@ export function stubRunnerOptions(ws: StubWorkspace, logger: Logger, overrides: 
     extraEnv: ws.extraEnv,
     ...overrides,
   };
+}
+
+/**
+ * Writes an executable `<dir>/trivy` for --trivy-path that exports `env` and execs `command` (by
+ * default this Node running the stub) with its arguments. The operator gives Trivy an allow-listed
+ * environment with a system PATH, so stub settings and the Node to use must travel in the wrapper;
+ * exec keeps the process the operator starts and signals the stub itself.
+ */
+export function writeTrivyWrapper(dir: string, env: Record<string, string>, command: readonly string[] = [process.execPath, STUB_TRIVY]): string {
+  const quote = (value: string): string => `'${value.replaceAll("'", `'\\''`)}'`;
+  const exports = Object.entries(env).map(([name, value]) => `export ${name}=${quote(value)}`);
+  const file = path.join(dir, 'trivy');
+  writeFileSync(file, ['#!/bin/sh', ...exports, `exec ${command.map(quote).join(' ')} "$@"`, ''].join('\n'));
+  chmodSync(file, 0o755);
+  return file;
 }

@@ -36,6 +36,8 @@ export interface OperatorProcess {
 export interface StartOperatorOptions {
   args: string[];
   env?: Record<string, string>;
+  /** Run this compiled main.js with plain node instead of src/main.ts through tsx. */
+  mainJs?: string;
 }
 
 /**
@@ -43,7 +45,8 @@ export interface StartOperatorOptions {
  * runs the operator itself (not the tsx CLI, which would sit in between), so kill -9 kills the operator.
  */
 export function startOperatorProcess(options: StartOperatorOptions): OperatorProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/main.ts'), ...options.args], {
+  const entry = options.mainJs === undefined ? ['--import', 'tsx', path.join(repoRoot, 'src/main.ts')] : [options.mainJs];
+  const child = spawn(process.execPath, [...entry, ...options.args], {
     cwd: repoRoot,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,7 +1,7 @@
 // The ImageScanReport custom resource: its API names, label keys and TypeScript shape.
 // Names are declared once here; everything else imports them.
 import type { KubernetesObject, V1Condition } from '@kubernetes/client-node';
-import type { Severity, VulnerabilitySummary } from '../scanner/scan-result.js';
+import type { Vulnerability, VulnerabilitySummary } from '../scanner/scan-result.js';
 
 export const REPORT_GROUP = 'imagescan.dev';
 export const REPORT_VERSION = 'v1alpha1';
@@ -28,16 +28,8 @@ export interface ImageScanReportSpec {
   digest: string;
 }
 
-export interface ReportVulnerability {
-  id: string;
-  severity: Severity;
-  package: string;
-  installedVersion: string;
-  fixedVersion?: string;
-  title?: string;
-  url?: string;
-  target?: string;
-}
+/** A vulnerability as a report lists it: the scan's entry without its class, target optional. */
+export type ReportVulnerability = Omit<Vulnerability, 'class' | 'target'> & { target?: string };
 
 export interface ReportWorkload {
   kind: string;

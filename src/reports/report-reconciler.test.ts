@@ -17,7 +17,7 @@ import { parseTrivyReport } from '../scanner/trivy-report-parser.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
 import type { ImageScanReport, ImageScanReportStatus } from './image-scan-report.js';
 import { scanStateFromReport } from './report-builder.js';
-import { ReportReconciler } from './report-reconciler.js';
+import { DEFAULT_INTERIM_STATUS_DELAY_MS, ReportReconciler } from './report-reconciler.js';
 import { ScanResults } from './scan-results.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -51,6 +51,8 @@ class FakeReportServer implements ReportStore {
   readonly objects = new Map<string, ImageScanReport>();
   readonly writes: string[] = [];
   private rv = 1;
+  /** The clock that stamps creationTimestamp, as the API server does. */
+  constructor(private readonly now: () => Date = () => new Date()) {}
   /** Errors thrown by the next calls of a kind, in order. */
   readonly failNext: Partial<Record<'create' | 'patchStatus' | 'delete', KubeApiError[]>> = {};
 
@@ -64,7 +66,7 @@ class FakeReportServer implements ReportStore {
     this.fail('create');
     const key = `${report.metadata?.namespace}/${report.metadata?.name}`;
     if (this.objects.has(key)) return Promise.reject(new KubeApiError('AlreadyExists', 409, 'AlreadyExists', 'exists'));
-    const stored = structuredClone({ ...report, metadata: { ...report.metadata, resourceVersion: String(this.rv++), generation: 1 } });
+    const stored = structuredClone({ ...report, metadata: { ...report.metadata, resourceVersion: String(this.rv++), generation: 1, creationTimestamp: this.now() } });
     delete stored.status; // the status subresource drops status on create
     this.objects.set(key, stored);
     return Promise.resolve(structuredClone(stored));
@@ -170,7 +172,7 @@ interface HarnessOptions {
 function harness(options: HarnessOptions = {}) {
   let nowMs = Date.parse('2026-11-26T10:00:00Z');
   const now = () => new Date(nowMs);
-  const server = new FakeReportServer();
+  const server = new FakeReportServer(now);
   const queue = new FakeScanQueue();
   const scans = new ScanResults();
   const index = new PodImageIndex({ isWatchedNamespace: () => true, now });
@@ -238,23 +240,47 @@ function harness(options: HarnessOptions = {}) {
 }
 
 describe('ReportReconciler', () => {
-  it('on first sight creates the report, writes its status, and asks for one scan for the node platform', async () => {
+  it('on first sight creates the report, asks for one scan for the node platform, and writes Scanning only if the scan takes 30 s', async () => {
     const h = harness();
     const entry = pod('web-5d9c-x1', { owner: { kind: 'ReplicaSet', name: 'web-5d9c' } });
     expect(entry).toBeDefined();
     if (entry === undefined) return;
     expect(h.index.upsert(entry)).toEqual([KEY]);
 
+    expect(await h.reconciler.reconcile(KEY)).toEqual({ requeueAfterMs: DEFAULT_INTERIM_STATUS_DELAY_MS });
+    expect(h.server.writes).toEqual([`create ${NS}/nginx-abababababab`]);
+    expect(h.queue.requests).toEqual([{ target: { repository: 'docker.io/library/nginx', digest: DIGEST, platform: 'linux/arm64' }, priority: 'new' }]);
+    expect(h.report()?.status).toBeUndefined();
+
+    h.advance(10_000);
+    expect(await h.reconciler.reconcile(KEY)).toEqual({ requeueAfterMs: DEFAULT_INTERIM_STATUS_DELAY_MS - 10_000 });
+    h.advance(DEFAULT_INTERIM_STATUS_DELAY_MS - 10_000);
     await h.reconciler.reconcile(KEY);
 
     expect(h.server.writes).toEqual([`create ${NS}/nginx-abababababab`, `patchStatus ${NS}/nginx-abababababab`]);
-    expect(h.queue.requests).toEqual([{ target: { repository: 'docker.io/library/nginx', digest: DIGEST, platform: 'linux/arm64' }, priority: 'new' }]);
+    expect(h.queue.requests).toHaveLength(1);
     const report = h.report();
     expect(report?.spec).toEqual({ image: 'nginx:1.19', repository: 'docker.io/library/nginx', digest: DIGEST });
     expect(report?.status?.phase).toBe('Scanning');
     expect(report?.status?.workloads).toEqual([{ kind: 'Deployment', name: 'web' }]);
     expect(report?.status?.team).toBe('payments');
     expect(report?.metadata?.labels?.['imagescan.dev/team']).toBe('payments');
+  });
+
+  it('a scan that ends within the delay gives a new report exactly two writes: create, then the result', async () => {
+    const h = harness();
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.advance(5_000);
+    h.finishScan();
+
+    expect(await h.reconciler.reconcile(KEY)).toEqual({});
+    await h.reconciler.reconcile(KEY);
+
+    expect(h.server.writes).toEqual([`create ${NS}/nginx-abababababab`, `patchStatus ${NS}/nginx-abababababab`]);
+    expect(h.report()?.status?.phase).toBe('Scanned');
   });
 
   it('a second reconcile with nothing new makes zero writes and no scan request', async () => {
@@ -497,6 +523,8 @@ describe('ReportReconciler', () => {
     if (entry === undefined) throw new Error('pod');
     h.index.upsert(entry);
     h.server.failNext.patchStatus = [new KubeApiError('Conflict', 409, 'Conflict', 'stale')];
+    await h.reconciler.reconcile(KEY);
+    h.advance(DEFAULT_INTERIM_STATUS_DELAY_MS);
     await expect(h.reconciler.reconcile(KEY)).rejects.toMatchObject({ kind: 'Conflict', transient: true });
     // The retry converges.
     await h.reconciler.reconcile(KEY);
@@ -649,6 +677,7 @@ describe('ReportReconciler', () => {
     if (entry === undefined) throw new Error('pod');
     h.index.upsert(entry);
     await h.reconciler.reconcile(KEY);
+    h.finishScan();
     const moved = pod('solo', { image: 'mirror.example.com/hub/nginx-mirror:1.19' });
     if (moved === undefined) throw new Error('pod');
     h.index.upsert({ ...moved, resourceVersion: '2' });
@@ -698,6 +727,8 @@ describe('ReportReconciler', () => {
       const entry = pod(`web-5d9c-${i}`, { owner: { kind: 'ReplicaSet', name: 'web-5d9c' } });
       if (entry !== undefined) h.index.upsert(entry);
     }
+    await h.reconciler.reconcile(KEY);
+    h.finishScan();
     await h.reconciler.reconcile(KEY);
     expect(h.queue.requests).toHaveLength(1);
     expect(h.server.objects.size).toBe(1);

@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseTrivyReport } from '../scanner/trivy-report-parser.js';
+import { ScanResults } from './scan-results.js';
+
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/trivy');
+const digestOf = (i: number) => `sha256:${i.toString(16).padStart(64, '0')}`;
+
+describe('ScanResults', () => {
+  it('gives back each digest its own complete result after many other digests were recorded', () => {
+    const scans = new ScanResults();
+    const names = ['alpine-39.json', 'centos-7.json', 'debian-buster.json'];
+    const results = names.map((name) => parseTrivyReport(readFileSync(path.join(fixtures, name), 'utf8')));
+    const at = new Date('2026-11-26T10:00:00Z');
+    for (let i = 0; i < 100; i += 1) {
+      const result = results[i % results.length];
+      if (result !== undefined) scans.recordResult(digestOf(i), result, at);
+    }
+
+    for (let i = 0; i < 100; i += 1) {
+      const expected = results[i % results.length];
+      expect(expected?.vulnerabilities.length).toBeGreaterThan(0);
+      expect(scans.get(digestOf(i))?.result).toEqual(expected);
+    }
+  });
+
+  it('keeps the result when a later scan fails, and replaces it with a newer one', () => {
+    const scans = new ScanResults();
+    const alpine = parseTrivyReport(readFileSync(path.join(fixtures, 'alpine-39.json'), 'utf8'));
+    const centos = parseTrivyReport(readFileSync(path.join(fixtures, 'centos-7.json'), 'utf8'));
+    scans.recordResult(digestOf(1), alpine, new Date('2026-11-26T10:00:00Z'));
+    scans.recordFailure(digestOf(1), { reason: 'timeout', message: 'scan timed out after 10m', at: new Date('2026-11-26T11:00:00Z'), transient: true });
+
+    expect(scans.get(digestOf(1))?.result).toEqual(alpine);
+    expect(scans.get(digestOf(1))?.failure?.reason).toBe('timeout');
+
+    scans.recordResult(digestOf(1), centos, new Date('2026-11-26T12:00:00Z'));
+    scans.recordResult(digestOf(1), alpine, new Date('2026-11-26T09:00:00Z'));
+    expect(scans.get(digestOf(1))?.result).toEqual(centos);
+    expect(scans.get(digestOf(1))?.failure).toBeUndefined();
+  });
+});

@@ -183,6 +183,28 @@ describe('ReportController', () => {
     await h.pods.stop();
   });
 
+  it('a vulnerability DB update rescans only the digests scanned with an older DB', async () => {
+    const D2 = `sha256:${'2'.repeat(64)}`;
+    const h = setup(() => Promise.resolve({}), [rawPod('a', 'p1', D1), rawPod('a', 'p2', D2)]);
+    h.pods.start();
+    await h.pods.whenSynced();
+    const scannedWith = (dbUpdatedAt: string) => {
+      const result = parseTrivyReport(JSON.stringify({ SchemaVersion: 2, ArtifactName: 'x', Results: [] }));
+      return { ...result, scanner: { ...result.scanner, dbUpdatedAt } };
+    };
+    h.scans.recordResult(D1, scannedWith('2026-11-25T00:00:00Z'), new Date());
+    h.scans.recordResult(D2, scannedWith('2026-11-26T06:00:00Z'), new Date());
+    h.controller.start();
+    await until(() => h.calls.length === 2);
+
+    h.controller.rescanOutdated('2026-11-26T00:00:00Z');
+
+    expect(h.scans.get(D1)?.rescanNotBefore).toBeDefined();
+    expect(h.scans.get(D2)?.rescanNotBefore).toBeUndefined();
+    await h.controller.stop();
+    await h.pods.stop();
+  });
+
   it('stop() waits for running reconciles and nothing runs afterwards', async () => {
     const pending: (() => void)[] = [];
     const h = setup(() => new Promise<ReconcileResult>((resolve) => pending.push(() => resolve({}))));

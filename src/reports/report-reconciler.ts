@@ -284,8 +284,9 @@ export class ReportReconciler {
 
   private scanState(digest: string, localOnly: boolean): ScanState {
     const known = this.options.scans.get(digest);
-    if (known?.result !== undefined) {
-      const state: ScanState = { phase: 'Scanned', result: known.result };
+    const result = this.options.scans.resultOf(digest);
+    if (known !== undefined && result !== undefined) {
+      const state: ScanState = { phase: 'Scanned', result };
       if (known.scannedAt !== undefined) state.scannedAt = known.scannedAt;
       if (known.vulnerabilitiesOmitted !== undefined && known.vulnerabilitiesOmitted > 0) state.vulnerabilitiesOmitted = known.vulnerabilitiesOmitted;
       return state;

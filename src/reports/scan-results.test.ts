@@ -22,7 +22,7 @@ describe('ScanResults', () => {
     for (let i = 0; i < 100; i += 1) {
       const expected = results[i % results.length];
       expect(expected?.vulnerabilities.length).toBeGreaterThan(0);
-      expect(scans.get(digestOf(i))?.result).toEqual(expected);
+      expect(scans.resultOf(digestOf(i))).toEqual(expected);
     }
   });
 
@@ -33,12 +33,12 @@ describe('ScanResults', () => {
     scans.recordResult(digestOf(1), alpine, new Date('2026-11-26T10:00:00Z'));
     scans.recordFailure(digestOf(1), { reason: 'timeout', message: 'scan timed out after 10m', at: new Date('2026-11-26T11:00:00Z'), transient: true });
 
-    expect(scans.get(digestOf(1))?.result).toEqual(alpine);
+    expect(scans.resultOf(digestOf(1))).toEqual(alpine);
     expect(scans.get(digestOf(1))?.failure?.reason).toBe('timeout');
 
     scans.recordResult(digestOf(1), centos, new Date('2026-11-26T12:00:00Z'));
     scans.recordResult(digestOf(1), alpine, new Date('2026-11-26T09:00:00Z'));
-    expect(scans.get(digestOf(1))?.result).toEqual(centos);
+    expect(scans.resultOf(digestOf(1))).toEqual(centos);
     expect(scans.get(digestOf(1))?.failure).toBeUndefined();
   });
 });

@@ -18,8 +18,8 @@ export interface KnownFailure {
 /** Everything known about one digest. */
 export interface DigestScanKnowledge {
   digest: string;
-  /** The latest successful scan. */
-  result?: ScanResult;
+  /** The latest successful scan, without its vulnerability list (ScanResults.resultOf has it). */
+  result?: ScanOutline;
   scannedAt?: Date;
   /** Entries known to be missing from result.vulnerabilities (a result rebuilt from a capped report). */
   vulnerabilitiesOmitted?: number;
@@ -31,6 +31,9 @@ export interface DigestScanKnowledge {
   lastAttemptAt: Date;
 }
 
+/** A scan result without its vulnerability list: what most decisions need. */
+export type ScanOutline = Omit<ScanResult, 'vulnerabilities'>;
+
 export interface SeedState {
   result?: ScanResult;
   scannedAt?: Date;
@@ -38,13 +41,8 @@ export interface SeedState {
   failure?: { reason: ScanFailureReason; message: string };
 }
 
-/** A result as kept between uses: its vulnerability list as compressed JSON (see ScanResults). */
-interface PackedResult {
-  result: Omit<ScanResult, 'vulnerabilities'>;
-  vulnerabilities: Buffer;
-}
-
-type StoredKnowledge = Omit<DigestScanKnowledge, 'result'> & { packed?: PackedResult };
+/** The knowledge with its result's vulnerability list as deflated JSON (see ScanResults). */
+type StoredKnowledge = DigestScanKnowledge & { packedVulnerabilities?: Buffer };
 
 /** Results kept unpacked, most recently used last: the digests whose reports are being written now. */
 const UNPACKED_RESULTS = 32;
@@ -60,34 +58,34 @@ export class ScanResults {
   private readonly unpacked = new Map<string, ScanResult>();
 
   get(digest: string): DigestScanKnowledge | undefined {
+    return this.byDigest.get(digest);
+  }
+
+  /** The latest successful result with its vulnerability list (the same object while in use). */
+  resultOf(digest: string): ScanResult | undefined {
     const stored = this.byDigest.get(digest);
-    if (stored === undefined) return undefined;
-    const { packed, ...rest } = stored;
-    return packed === undefined ? rest : { ...rest, result: this.unpack(digest, packed) };
+    if (stored?.result === undefined || stored.packedVulnerabilities === undefined) return undefined;
+    let result = this.unpacked.get(digest);
+    if (result === undefined) {
+      const vulnerabilities = JSON.parse(inflateRawSync(stored.packedVulnerabilities).toString('utf8')) as Vulnerability[];
+      result = { ...stored.result, vulnerabilities };
+    }
+    // Kept unpacked while in use, so the report builder's per-result memo holds.
+    this.keepUnpacked(digest, result);
+    return result;
   }
 
   /** Records a successful scan; it replaces any older result and clears the failure. */
   recordResult(digest: string, result: ScanResult, scannedAt: Date, vulnerabilitiesOmitted = 0): void {
     const known = this.byDigest.get(digest);
     if (known?.scannedAt !== undefined && known.scannedAt > scannedAt) return;
-    this.store(digest, { digest, packed: pack(result), scannedAt, lastAttemptAt: scannedAt, vulnerabilitiesOmitted }, result);
+    this.store(digest, { digest, ...pack(result), scannedAt, lastAttemptAt: scannedAt, vulnerabilitiesOmitted }, result);
   }
 
   private store(digest: string, knowledge: StoredKnowledge, result?: ScanResult): void {
     this.byDigest.set(digest, knowledge);
     this.unpacked.delete(digest);
     if (result !== undefined) this.keepUnpacked(digest, result);
-  }
-
-  private unpack(digest: string, packed: PackedResult): ScanResult {
-    let result = this.unpacked.get(digest);
-    if (result === undefined) {
-      const vulnerabilities = JSON.parse(inflateRawSync(packed.vulnerabilities).toString('utf8')) as Vulnerability[];
-      result = { ...packed.result, vulnerabilities };
-    }
-    // The same object while in use, so the report builder's per-result memo holds.
-    this.keepUnpacked(digest, result);
-    return result;
   }
 
   private keepUnpacked(digest: string, result: ScanResult): void {
@@ -140,7 +138,7 @@ export class ScanResults {
         this.store(digest, {
           ...(known ?? {}),
           digest,
-          packed: pack(state.result),
+          ...pack(state.result),
           scannedAt: state.scannedAt,
           vulnerabilitiesOmitted: state.vulnerabilitiesOmitted ?? 0,
           lastAttemptAt: known !== undefined && known.lastAttemptAt > state.scannedAt ? known.lastAttemptAt : state.scannedAt,
@@ -177,7 +175,7 @@ export class ScanResults {
 }
 
 /** Level 1: most of the size gain for a fraction of the default level's CPU (one pack per scan). */
-function pack(result: ScanResult): PackedResult {
-  const { vulnerabilities, ...rest } = result;
-  return { result: rest, vulnerabilities: deflateRawSync(JSON.stringify(vulnerabilities), { level: zlibConstants.Z_BEST_SPEED }) };
+function pack(result: ScanResult): { result: ScanOutline; packedVulnerabilities: Buffer } {
+  const { vulnerabilities, ...outline } = result;
+  return { result: outline, packedVulnerabilities: deflateRawSync(JSON.stringify(vulnerabilities), { level: zlibConstants.Z_BEST_SPEED }) };
 }

@@ -29,11 +29,24 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function startOperator(opts: { mainJs: string; args: string[]; port: number; logPath: string; nodeOptions: string; cwd: string }): OperatorHandle {
+/**
+ * The Node flags of the image's ENTRYPOINT (between the node binary and the script), so the benchmark
+ * measures the operator as the image runs it. Throws when the Dockerfile has no exec-form ENTRYPOINT.
+ */
+export function imageNodeFlags(dockerfile: string): string[] {
+  const line = dockerfile.split('\n').find((l) => l.startsWith('ENTRYPOINT '));
+  const parsed: unknown = line === undefined ? undefined : JSON.parse(line.slice('ENTRYPOINT '.length));
+  if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string') || parsed.length < 2) {
+    throw new Error('the Dockerfile has no exec-form ENTRYPOINT ["node", ..., "script"]');
+  }
+  return (parsed as string[]).slice(1, -1);
+}
+
+export function startOperator(opts: { mainJs: string; args: string[]; port: number; logPath: string; nodeOptions: string; nodeFlags: readonly string[]; cwd: string }): OperatorHandle {
   const log = createWriteStream(opts.logPath, { flags: 'a' });
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
   if (opts.nodeOptions !== '') env.NODE_OPTIONS = opts.nodeOptions;
-  const child = spawn(process.execPath, [opts.mainJs, ...opts.args, '--metrics-address', `127.0.0.1:${opts.port}`], {
+  const child = spawn(process.execPath, [...opts.nodeFlags, opts.mainJs, ...opts.args, '--metrics-address', `127.0.0.1:${opts.port}`], {
     cwd: opts.cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

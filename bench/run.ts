@@ -3,7 +3,7 @@
 // phases — cold start, a scheduled rescan with unchanged results, pod churn, restart — and the figures
 // of issue 6, each with its ideal and ratio. Prints a table; `--json FILE` writes the figures.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import { churnImage, planCluster, reportPairs } from './cluster-model.js';
 import type { ClusterPlan } from './cluster-model.js';
 import { formatMarkdown, formatTable } from './figures.js';
 import type { Figure } from './figures.js';
-import { freePort, isReady, OperatorSampler, startOperator } from './operator-probe.js';
+import { freePort, imageNodeFlags, isReady, OperatorSampler, startOperator } from './operator-probe.js';
 import type { OperatorHandle, PhaseProcessFigures } from './operator-probe.js';
 import { BenchOptionsError, parseBenchOptions, USAGE } from './options.js';
 import type { BenchOptions } from './options.js';
@@ -171,8 +171,10 @@ async function main(options: BenchOptions): Promise<number> {
     '--leader-elect=false',
     '--log-level', 'info',
   ];
+  const nodeFlags = imageNodeFlags(readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8'));
+  log(`node flags of the image's ENTRYPOINT: ${nodeFlags.join(' ') || '(none)'}`);
   const start = async (label: string): Promise<{ operator: OperatorHandle; sampler: OperatorSampler }> => {
-    const operator = startOperator({ mainJs, args: operatorArgs, port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, cwd: work });
+    const operator = startOperator({ mainJs, args: operatorArgs, port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, cwd: work });
     running = operator;
     log(`operator pid ${operator.pid}, log ${path.join(work, `operator-${label}.log`)}`);
     const sampler = new OperatorSampler(operator);
@@ -382,11 +384,12 @@ async function main(options: BenchOptions): Promise<number> {
     firstStopExitCode: stopCode,
     phases: phases.map((p) => ({ name: p.name, seconds: (p.toMs - p.fromMs) / 1000, scans: p.scans, ...p.process, api: p.api })),
     machine,
+    operatorNodeFlags: nodeFlags,
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
   };
 
   process.stdout.write(`\nimagescan-operator benchmark — ${options.pods} pods, ${options.namespaces} namespaces, ${options.digests} digests (${reports} reports), concurrency ${options.concurrency}, scan ${options.scanMs} ms, ${options.stub} stub\n`);
-  process.stdout.write(`machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}\n\n`);
+  process.stdout.write(`machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; operator node flags: ${nodeFlags.join(' ') || '(none)'}\n\n`);
   process.stdout.write(`${formatTable(figures)}\n`);
   if (!rescanValid) process.stdout.write('\nWARNING: the rescan fired during the cold start; its figures are not meaningful (use --rescan-after).\n');
   if (result.failedScans > 0) process.stdout.write(`\nWARNING: ${result.failedScans} stub scans failed; see ${stub.logPath}\n`);

@@ -174,8 +174,15 @@ export class ScanResults {
   }
 }
 
-/** Level 1: most of the size gain for a fraction of the default level's CPU (one pack per scan). */
+/**
+ * Level 1: most of the size gain for a fraction of the default level's CPU (one pack per scan). The
+ * output is copied out: deflateRawSync returns a view of a 64 KiB buffer, which kept 41 MiB of
+ * mostly empty buffers alive for 1,000 digests (heap snapshot, 10,000-pod bench).
+ */
 function pack(result: ScanResult): { result: ScanOutline; packedVulnerabilities: Buffer } {
   const { vulnerabilities, ...outline } = result;
-  return { result: outline, packedVulnerabilities: deflateRawSync(JSON.stringify(vulnerabilities), { level: zlibConstants.Z_BEST_SPEED }) };
+  const deflated = deflateRawSync(JSON.stringify(vulnerabilities), { level: zlibConstants.Z_BEST_SPEED });
+  const exact = Buffer.alloc(deflated.length);
+  deflated.copy(exact);
+  return { result: outline, packedVulnerabilities: exact };
 }

@@ -11,8 +11,7 @@
 //   process Trivy started survives it.
 // - The report is written by Trivy to a private file and read back as one Buffer, never accumulated
 //   from stdout; the parser then skips what it does not need.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -123,7 +122,7 @@ export class TrivyRunner {
     try {
       const output = path.join(dir, 'report.json');
       const env = this.childEnv(dir);
-      if (req.credentials) env.DOCKER_CONFIG = writeDockerConfig(dir, req.credentials);
+      if (req.credentials) env.DOCKER_CONFIG = await writeDockerConfig(dir, req.credentials);
       const args = this.scanArgs(`${req.repository}@${req.digest}`, output, req.platform);
       this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, credentials: req.credentials?.source, args }, 'trivy scan starting');
       const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore');
@@ -133,7 +132,7 @@ export class TrivyRunner {
       if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
       return this.stamp(parseReport(await this.readReport(output)));
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
     }
   }
 
@@ -233,10 +232,7 @@ export class TrivyRunner {
   private async makeTempDir(): Promise<string> {
     this.staleSweep ??= this.removeStaleTempDirs();
     await this.staleSweep;
-    // Synchronous, like the other file operations of a scan on its small local files: each async one
-    // waited a turn of an event loop busy with report writes, and held a scan slot meanwhile (10,000-pod
-    // bench: scans took ~300 ms for a 207 ms Trivy run).
-    return mkdtempSync(path.join(this.tmpDir, `imagescan-${process.pid}-`));
+    return mkdtemp(path.join(this.tmpDir, `imagescan-${process.pid}-`));
   }
 
   private async removeStaleTempDirs(): Promise<void> {
@@ -259,13 +255,13 @@ export class TrivyRunner {
   private async readReport(output: string): Promise<Buffer> {
     let size: number;
     try {
-      size = statSync(output).size;
+      size = (await stat(output)).size;
     } catch {
       throw new ScanFailure('invalid_output', 'Trivy exited successfully but wrote no report', false);
     }
     const limit = this.opts.maxReportBytes ?? 1024 ** 3;
     if (size > limit) throw new ScanFailure('invalid_output', `Trivy's report is ${size} bytes, more than the ${limit} bytes allowed`, false);
-    return size <= SYNC_READ_MAX_BYTES ? readFileSync(output) : readFile(output);
+    return readFile(output);
   }
 
   private stamp(result: ScanResult): ScanResult {
@@ -325,9 +321,6 @@ export class TrivyRunner {
   }
 }
 
-/** Reports up to this size are read synchronously (a few ms at most); larger ones without blocking. */
-const SYNC_READ_MAX_BYTES = 8 * 1024 * 1024;
-
 function signalGroup(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(-pid, sig);
@@ -374,9 +367,9 @@ function sameRegistry(a: string, b: string): boolean {
 }
 
 /** Writes DOCKER_CONFIG/config.json with only the target registry's entry; returns the folder. */
-function writeDockerConfig(dir: string, creds: RegistryCredentials): string {
+async function writeDockerConfig(dir: string, creds: RegistryCredentials): Promise<string> {
   const configDir = path.join(dir, 'docker');
-  mkdirSync(configDir, { mode: 0o700 });
+  await mkdir(configDir, { mode: 0o700 });
   const { username, password, auth, identitytoken, registrytoken } = creds.auth;
   const entry: Record<string, string> = {};
   if (auth) entry.auth = auth;
@@ -385,7 +378,7 @@ function writeDockerConfig(dir: string, creds: RegistryCredentials): string {
   if (registrytoken) entry.registrytoken = registrytoken;
   // go-containerregistry looks Docker Hub up under the legacy index URL.
   const key = DOCKER_HUB.has(creds.registry) ? 'https://index.docker.io/v1/' : creds.registry;
-  writeFileSync(path.join(configDir, 'config.json'), JSON.stringify({ auths: { [key]: entry } }), { mode: 0o600, flag: 'wx' });
+  await writeFile(path.join(configDir, 'config.json'), JSON.stringify({ auths: { [key]: entry } }), { mode: 0o600, flag: 'wx' });
   return configDir;
 }
 

@@ -15,15 +15,19 @@ function manualClock() {
   return {
     now: () => now,
     delay: (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => timers.push({ at: now + ms, resolve, signal })),
-    /** Moves time forward, firing due timers, and lets the queue's promise chains run. */
+    /** Moves time forward, firing due timers (also those their callbacks set), and lets the queue's promise chains run. */
     async advance(ms: number) {
       now += ms;
-      for (const t of timers.splice(0)) {
-        if (t.signal.aborted) t.resolve();
-        else if (t.at <= now) t.resolve();
-        else timers.push(t);
+      for (let fired = true; fired; ) {
+        fired = false;
+        for (const t of timers.splice(0)) {
+          if (t.signal.aborted || t.at <= now) {
+            t.resolve();
+            fired = true;
+          } else timers.push(t);
+        }
+        for (let i = 0; i < 20; i++) await Promise.resolve();
       }
-      for (let i = 0; i < 20; i++) await Promise.resolve();
     },
   };
 }

@@ -3,7 +3,7 @@
 // delay from its /metrics, scraped at a Prometheus-like interval so scraping itself stays cheap.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export interface OperatorHandle {
@@ -43,18 +43,19 @@ export function imageNodeFlags(dockerfile: string): string[] {
 }
 
 export function startOperator(opts: { mainJs: string; args: string[]; port: number; logPath: string; nodeOptions: string; nodeFlags: readonly string[]; cwd: string }): OperatorHandle {
-  const log = createWriteStream(opts.logPath, { flags: 'a' });
+  // The log file is the child's stdout itself: through a pipe to this process, busy serving the fake
+  // API server, the operator's synchronous log writes could wait for this process to drain the pipe,
+  // which a container runtime reading the pipe would not make them do.
+  const logFd = openSync(opts.logPath, 'a');
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
   if (opts.nodeOptions !== '') env.NODE_OPTIONS = opts.nodeOptions;
   const child = spawn(process.execPath, [...opts.nodeFlags, opts.mainJs, ...opts.args, '--metrics-address', `127.0.0.1:${opts.port}`], {
     cwd: opts.cwd,
     env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', logFd, logFd],
   });
-  child.stdout?.pipe(log, { end: false });
-  child.stderr?.pipe(log, { end: false });
+  closeSync(logFd);
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  void exited.then(() => log.end());
   if (child.pid === undefined) throw new Error(`could not start the operator (${process.execPath} ${opts.mainJs})`);
   const pid = child.pid;
   return {

@@ -9,6 +9,7 @@ import {
   capVulnerabilities,
   scanStateFromReport,
   statusEquals,
+  vulnerabilityFingerprint,
   type ReportStatusInput,
   type ScanState,
 } from './report-builder.js';
@@ -296,6 +297,19 @@ describe('scanStateFromReport', () => {
     expect(rebuilt.vulnerabilitiesOmitted).toBe(2000);
     expect(statusEquals(report.status, rebuilt)).toBe(true);
   });
+
+  it.each(fixtures.map((f) => [f.name, f.result] as const))(
+    '%s: a prepared list (the kept list, JSON round trip, its fingerprint) builds the same status as the scan result',
+    (_name, result) => {
+      const status = buildReportStatus(statusInput(scanned(result)));
+      const kept = scanStateFromReport(reportWith(status));
+      const prepared: ScanState = { ...kept, result: roundTrip(kept.result), preparedListFingerprint: vulnerabilityFingerprint(status.vulnerabilities) };
+      const rebuilt = buildReportStatus(statusInput(prepared, { previousConditions: status.conditions }));
+      expect(statusEquals(status, rebuilt)).toBe(true);
+      expect(roundTrip(rebuilt.vulnerabilities)).toEqual(roundTrip(status.vulnerabilities)?.map((v) => expect.objectContaining(v)));
+      expect(rebuilt.vulnerabilitiesOmitted).toBe(status.vulnerabilitiesOmitted);
+    },
+  );
 
   it('restores a failure with its reason', () => {
     const report = reportWith(buildReportStatus(statusInput({ phase: 'Failed', scannedAt: SCANNED_AT, failure: { reason: 'invalid_output', message: 'not JSON' } })));

@@ -18,7 +18,7 @@ import type { ScanResult } from '../scanner/scan-result.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
 import type { ImageScanReport, ImageScanReportStatus, ReportWorkload } from './image-scan-report.js';
 import { LABEL_TEAM, REPORT_API_VERSION, REPORT_KIND, UNASSIGNED_TEAM } from './image-scan-report.js';
-import { buildReportObject, buildReportStatus, sameVulnerabilities, scanStateFromReport, statusEquals } from './report-builder.js';
+import { buildReportObject, buildReportStatus, sameVulnerabilities, scanStateFromReport, statusEquals, vulnerabilityFingerprint } from './report-builder.js';
 import type { ScanState } from './report-builder.js';
 import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
 
@@ -205,7 +205,12 @@ export class ReportReconciler {
       spec: { image: '', repository: '', digest },
       status,
     });
-    this.options.scans.recordResult(digest, kept.result ?? result, at, kept.vulnerabilitiesOmitted ?? 0);
+    if (kept.result === undefined) {
+      this.options.scans.recordResult(digest, result, at);
+      return;
+    }
+    // The kept list is the status's list: later builds use it as it is (see ScanState.preparedListFingerprint).
+    this.options.scans.recordResult(digest, kept.result, at, kept.vulnerabilitiesOmitted ?? 0, vulnerabilityFingerprint(status.vulnerabilities));
   }
 
   private async collect(key: string, namespace: string, current: ImageScanReport | undefined): Promise<ReconcileResult> {
@@ -289,6 +294,7 @@ export class ReportReconciler {
       const state: ScanState = { phase: 'Scanned', result };
       if (known.scannedAt !== undefined) state.scannedAt = known.scannedAt;
       if (known.vulnerabilitiesOmitted !== undefined && known.vulnerabilitiesOmitted > 0) state.vulnerabilitiesOmitted = known.vulnerabilitiesOmitted;
+      if (known.preparedListFingerprint !== undefined) state.preparedListFingerprint = known.preparedListFingerprint;
       return state;
     }
     if (localOnly) {

@@ -23,6 +23,8 @@ export interface DigestScanKnowledge {
   scannedAt?: Date;
   /** Entries known to be missing from result.vulnerabilities (a result rebuilt from a capped report). */
   vulnerabilitiesOmitted?: number;
+  /** Set when the result's list is already a report's list; its fingerprint (see ScanState). */
+  preparedListFingerprint?: string;
   /** The latest failed scan, cleared by a later success. */
   failure?: KnownFailure;
   /** Set by a scheduled rescan: the digest should be scanned again, not before this time (epoch ms). */
@@ -76,10 +78,12 @@ export class ScanResults {
   }
 
   /** Records a successful scan; it replaces any older result and clears the failure. */
-  recordResult(digest: string, result: ScanResult, scannedAt: Date, vulnerabilitiesOmitted = 0): void {
+  recordResult(digest: string, result: ScanResult, scannedAt: Date, vulnerabilitiesOmitted = 0, preparedListFingerprint?: string): void {
     const known = this.byDigest.get(digest);
     if (known?.scannedAt !== undefined && known.scannedAt > scannedAt) return;
-    this.store(digest, { digest, ...pack(result), scannedAt, lastAttemptAt: scannedAt, vulnerabilitiesOmitted }, result);
+    const stored: StoredKnowledge = { digest, ...pack(result), scannedAt, lastAttemptAt: scannedAt, vulnerabilitiesOmitted };
+    if (preparedListFingerprint !== undefined) stored.preparedListFingerprint = preparedListFingerprint;
+    this.store(digest, stored, result);
   }
 
   private store(digest: string, knowledge: StoredKnowledge, result?: ScanResult): void {

@@ -93,7 +93,7 @@ export interface ScanState {
   vulnerabilitiesOmitted?: number;
   /**
    * Set when result.vulnerabilities is already a report's list built under the same limits (sorted,
-   * bounded, capped: see preparedReportList); the value is its vulnerabilityFingerprint.
+   * bounded, capped: see preparedList); the value is its vulnerabilityFingerprint.
    */
   preparedListFingerprint?: string;
 }
@@ -285,7 +285,6 @@ function canonicalEntry(item: unknown): string {
   }
   return `!${JSON.stringify(item === undefined ? null : (JSON.parse(JSON.stringify(item)) as unknown), sortedKeys)}`;
 }
-
 
 /**
  * Rebuilds the scan knowledge recorded in an existing report, so a restarted operator neither rescans
@@ -503,7 +502,7 @@ function failureReasonOf(conditionReason: string | undefined): ScanFailureReason
 
 function canonicalStatus(status: ImageScanReportStatus | undefined): string {
   if (status === undefined) return 'null';
-  const { vulnerabilities, ...rest } = status;
+  const { vulnerabilities: _vulnerabilities, ...rest } = status;
   const plain = JSON.parse(JSON.stringify(rest)) as Record<string, unknown>;
   if (Array.isArray(plain.conditions)) {
     for (const c of plain.conditions as unknown[]) {
@@ -511,8 +510,7 @@ function canonicalStatus(status: ImageScanReportStatus | undefined): string {
     }
   }
   // A cached (slim) status no longer has its list, only the list's fingerprint.
-  const list = slimFacts.get(status)?.fingerprint ?? vulnerabilityFingerprint(vulnerabilities);
-  return `${JSON.stringify(plain, sortedKeys)}|${list}`;
+  return `${JSON.stringify(plain, sortedKeys)}|${listFingerprintOf(status)}`;
 }
 
 /** JSON.stringify replacer that orders object keys, so key order in what the API returned does not matter. */
@@ -543,7 +541,6 @@ function wholeSeconds(date: Date): Date {
 function nonNegativeInteger(n: number): number {
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
 }
-
 
 // ---- text
 

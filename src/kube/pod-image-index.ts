@@ -71,15 +71,13 @@ export class PodImageIndex {
     const previous = this.pods.get(entry.key);
     const inventory = inspectPodImages(entry.pod);
     const images = inventory.images;
-    if (inventory.invalid.length > 0) {
-      const text = inventory.invalid.map((i) => `${i.container}=${i.image}@${i.imageID}`).join('\n');
-      if (previous?.invalidText !== text) this.options.onInvalidImages?.(entry, inventory.invalid);
-    }
+    const invalidText = inventory.invalid.map((i) => `${i.container}=${i.image}@${i.imageID}`).join('\n');
+    if (invalidText !== '' && previous?.invalidText !== invalidText) this.options.onInvalidImages?.(entry, inventory.invalid);
     const newKeys = images.map((image) => reportKey(entry.namespace, image.image.digest)).sort();
     const oldKeys = previous === undefined ? [] : previous.images.map((image) => reportKey(entry.namespace, image.image.digest)).sort();
     if (previous !== undefined) this.unlink(previous);
     const indexed: IndexedPod = { entry, images };
-    if (inventory.invalid.length > 0) indexed.invalidText = inventory.invalid.map((i) => `${i.container}=${i.image}@${i.imageID}`).join('\n');
+    if (invalidText !== '') indexed.invalidText = invalidText;
     this.pods.set(entry.key, indexed);
     this.link(indexed);
     if (previous === undefined) return newKeys;

@@ -89,52 +89,28 @@ describe('ResilientInformer against the fake API server', () => {
 });
 
 describe('ResilientInformer with a misbehaving watch', () => {
-  it('backs off instead of spinning when the server ends every watch at once', async () => {
+  /**
+   * An informer over an empty list whose every watch runs `misbehave` on the next turn (then ends it);
+   * runs it for 700 ms with a 100 ms base backoff and returns the watches made and the health then.
+   */
+  async function watchesIn700ms(misbehave: (callback: (phase: string, apiObj: unknown) => void) => void, unhealthyAfterMs?: number) {
     let watches = 0;
     const informer = new ResilientInformer<{ key: string; resourceVersion: string }>({
-      name: 'spin',
-      path: '/spin',
+      name: 'misbehaving',
+      path: '/misbehaving',
       list: () => Promise.resolve({ items: [], resourceVersion: '5' }),
       transform: () => undefined,
       logger: pino({ level: 'silent' }),
       baseBackoffMs: 100,
-      watchClient: {
-        watch: (_path, _query, _callback, done) => {
-          watches += 1;
-          const controller = new AbortController();
-          setImmediate(() => done(null));
-          return Promise.resolve(controller);
-        },
-      },
-    });
-    informer.start();
-    await informer.whenSynced();
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    await informer.stop();
-    // 100 + 200 + 400 ms of backoff fit in 700 ms: a handful of watches, not thousands.
-    expect(watches).toBeGreaterThanOrEqual(2);
-    expect(watches).toBeLessThanOrEqual(5);
-  });
-
-  it('backs off, and reports the watch down, when the server answers every watch with an error event', async () => {
-    let watches = 0;
-    const informer = new ResilientInformer<{ key: string; resourceVersion: string }>({
-      name: 'error-events',
-      path: '/errors',
-      list: () => Promise.resolve({ items: [], resourceVersion: '5' }),
-      transform: () => undefined,
-      logger: pino({ level: 'silent' }),
-      baseBackoffMs: 100,
-      unhealthyAfterMs: 50,
+      ...(unhealthyAfterMs === undefined ? {} : { unhealthyAfterMs }),
       watchClient: {
         watch: (_path, _query, callback, done) => {
           watches += 1;
-          const controller = new AbortController();
           setImmediate(() => {
-            callback('ERROR', { kind: 'Status', code: 500, reason: 'InternalError' });
+            misbehave(callback);
             done(null);
           });
-          return Promise.resolve(controller);
+          return Promise.resolve(new AbortController());
         },
       },
     });
@@ -143,6 +119,18 @@ describe('ResilientInformer with a misbehaving watch', () => {
     await new Promise((resolve) => setTimeout(resolve, 700));
     const health = informer.health();
     await informer.stop();
+    return { watches, health };
+  }
+
+  it('backs off instead of spinning when the server ends every watch at once', async () => {
+    const { watches } = await watchesIn700ms(() => undefined);
+    // 100 + 200 + 400 ms of backoff fit in 700 ms: a handful of watches, not thousands.
+    expect(watches).toBeGreaterThanOrEqual(2);
+    expect(watches).toBeLessThanOrEqual(5);
+  });
+
+  it('backs off, and reports the watch down, when the server answers every watch with an error event', async () => {
+    const { watches, health } = await watchesIn700ms((callback) => callback('ERROR', { kind: 'Status', code: 500, reason: 'InternalError' }), 50);
     expect(watches).toBeGreaterThanOrEqual(2);
     expect(watches).toBeLessThanOrEqual(5);
     expect(health.healthy).toBe(false);

@@ -65,6 +65,7 @@ function setup(reconcile: (key: string) => Promise<ReconcileResult>, podItems: u
       },
       recordSuccess: (digest) => recorded.push(`success ${digest}`),
       recordFailure: (digest, reason) => recorded.push(`failure ${digest} ${reason}`),
+      prepared: (state) => state,
     },
     index,
     scans,

@@ -17,7 +17,7 @@ import type { WorkQueueOptions } from './work-queue.js';
 export type ReconcileOutcome = 'success' | 'error' | 'requeue';
 
 export interface ReportControllerOptions {
-  reconciler: Pick<ReportReconciler, 'reconcile' | 'recordSuccess' | 'recordFailure'>;
+  reconciler: Pick<ReportReconciler, 'reconcile' | 'recordSuccess' | 'recordFailure' | 'prepared'>;
   index: PodImageIndex;
   scans: ScanResults;
   pods: readonly ResilientInformer<PodEntry>[];
@@ -201,7 +201,7 @@ export class ReportController {
     const state = scanStateFromReport(
       status === undefined || vulnerabilities === undefined || !newer ? entry.report : { ...entry.report, status: { ...status, vulnerabilities } },
     );
-    this.options.scans.seed(digest, state);
+    this.options.scans.seed(digest, state, (s) => this.options.reconciler.prepared(s));
     // A report seen for the first time may be an orphan from before a restart: reconcile it.
     if (enqueue) this.enqueue([reportKey(entry.namespace, digest)], 'normal');
   }

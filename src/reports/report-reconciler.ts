@@ -185,32 +185,34 @@ export class ReportReconciler {
   }
 
   /**
-   * Records a successful scan of the digest. Only what a report can hold is kept (the capped list and
-   * the omitted count, as the builder caps it), so memory does not grow with huge scan results and the
-   * knowledge equals what a restart would rebuild from the report.
+   * Records a successful scan of the digest. Only what a report can hold is kept (see prepared), so
+   * memory does not grow with huge scan results and the knowledge equals what a restart would rebuild
+   * from the report.
    */
   recordSuccess(digest: string, result: ScanResult, at: Date): void {
     this.requestContexts.delete(digest);
+    const kept = this.prepared({ phase: 'Scanned', result, scannedAt: at });
+    this.options.scans.recordResult(digest, kept.result ?? result, at, kept.vulnerabilitiesOmitted ?? 0, kept.preparedListFingerprint);
+  }
+
+  /**
+   * A scan state with a result, as the scan knowledge keeps it: the result's list as a report holds it
+   * under this reconciler's limits (sorted, bounded, capped), the omitted count, and the list's
+   * fingerprint, so every later build uses the list as it is (ScanState.preparedListFingerprint).
+   * Used for fresh results and for results learnt from reports.
+   */
+  prepared(state: ScanState): ScanState {
+    if (state.result === undefined || state.preparedListFingerprint !== undefined) return state;
     const status = buildReportStatus({
-      scan: { phase: 'Scanned', result, scannedAt: at },
+      scan: { ...state, phase: 'Scanned' },
       workloads: [],
       team: UNASSIGNED_TEAM,
-      now: at,
+      now: state.scannedAt ?? this.options.now(),
       limits: { maxVulnerabilities: this.options.maxReportVulnerabilities },
     });
-    const kept = scanStateFromReport({
-      apiVersion: REPORT_API_VERSION,
-      kind: REPORT_KIND,
-      metadata: {},
-      spec: { image: '', repository: '', digest },
-      status,
-    });
-    if (kept.result === undefined) {
-      this.options.scans.recordResult(digest, result, at);
-      return;
-    }
-    // The kept list is the status's list: later builds use it as it is (see ScanState.preparedListFingerprint).
-    this.options.scans.recordResult(digest, kept.result, at, kept.vulnerabilitiesOmitted ?? 0, vulnerabilityFingerprint(status.vulnerabilities));
+    const kept = scanStateFromReport({ apiVersion: REPORT_API_VERSION, kind: REPORT_KIND, metadata: {}, spec: { image: '', repository: '', digest: '' }, status });
+    if (kept.result === undefined) return state;
+    return { ...state, result: kept.result, vulnerabilitiesOmitted: kept.vulnerabilitiesOmitted ?? 0, preparedListFingerprint: vulnerabilityFingerprint(status.vulnerabilities) };
   }
 
   private async collect(key: string, namespace: string, current: ImageScanReport | undefined): Promise<ReconcileResult> {

@@ -41,4 +41,21 @@ describe('ScanResults', () => {
     expect(scans.resultOf(digestOf(1))).toEqual(centos);
     expect(scans.get(digestOf(1))?.failure).toBeUndefined();
   });
+
+  it('prepares a result learnt from a report only when it is kept, and keeps what prepare returns', () => {
+    const scans = new ScanResults();
+    const alpine = parseTrivyReport(readFileSync(path.join(fixtures, 'alpine-39.json'), 'utf8'));
+    const centos = parseTrivyReport(readFileSync(path.join(fixtures, 'centos-7.json'), 'utf8'));
+    const prepared: string[] = [];
+    const prepare = (state: { result?: typeof alpine }) => {
+      prepared.push(state.result === alpine ? 'alpine' : 'other');
+      return { ...state, result: centos, vulnerabilitiesOmitted: 2, preparedListFingerprint: 'fp' };
+    };
+    scans.seed(digestOf(1), { result: alpine, scannedAt: new Date('2026-11-26T10:00:00Z') }, prepare);
+    scans.seed(digestOf(1), { result: alpine, scannedAt: new Date('2026-11-26T09:00:00Z') }, prepare);
+
+    expect(prepared).toEqual(['alpine']);
+    expect(scans.resultOf(digestOf(1))).toEqual(centos);
+    expect(scans.get(digestOf(1))).toMatchObject({ vulnerabilitiesOmitted: 2, preparedListFingerprint: 'fp' });
+  });
 });

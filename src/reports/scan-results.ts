@@ -40,6 +40,7 @@ export interface SeedState {
   result?: ScanResult;
   scannedAt?: Date;
   vulnerabilitiesOmitted?: number;
+  preparedListFingerprint?: string;
   failure?: { reason: ScanFailureReason; message: string };
 }
 
@@ -133,20 +134,26 @@ export class ScanResults {
 
   /**
    * Learns from an existing report (at start, or written by a previous leader). Ignored when we
-   * already know something at least as recent.
+   * already know something at least as recent. A result that is kept goes through `prepare` first
+   * (the reconciler's: the list as its reports hold it, with its fingerprint).
    */
-  seed(digest: string, state: SeedState): void {
+  seed<S extends SeedState>(digest: string, state: S, prepare: (state: S) => SeedState = (s) => s): void {
     const known = this.byDigest.get(digest);
     if (state.result !== undefined && state.scannedAt !== undefined) {
       if (known?.scannedAt === undefined || known.scannedAt < state.scannedAt) {
-        this.store(digest, {
+        // Prepared only now that it is kept: most reports the watch delivers are known already.
+        const kept = prepare(state);
+        const stored: StoredKnowledge = {
           ...(known ?? {}),
           digest,
-          ...pack(state.result),
+          ...pack(kept.result ?? state.result),
           scannedAt: state.scannedAt,
-          vulnerabilitiesOmitted: state.vulnerabilitiesOmitted ?? 0,
+          vulnerabilitiesOmitted: kept.vulnerabilitiesOmitted ?? 0,
           lastAttemptAt: known !== undefined && known.lastAttemptAt > state.scannedAt ? known.lastAttemptAt : state.scannedAt,
-        });
+        };
+        delete stored.preparedListFingerprint;
+        if (kept.preparedListFingerprint !== undefined) stored.preparedListFingerprint = kept.preparedListFingerprint;
+        this.store(digest, stored);
       }
       return;
     }

@@ -42,18 +42,30 @@ export function imageNodeFlags(dockerfile: string): string[] {
   return (parsed as string[]).slice(1, -1);
 }
 
-export function startOperator(opts: { mainJs: string; args: string[]; port: number; logPath: string; nodeOptions: string; nodeFlags: readonly string[]; cwd: string }): OperatorHandle {
+export function startOperator(opts: {
+  mainJs: string;
+  args: string[];
+  port: number;
+  logPath: string;
+  nodeOptions: string;
+  nodeFlags: readonly string[];
+  cwd: string;
+  /** cgroup.procs of the memory cgroup the operator runs in (see memory-limit.ts). */
+  cgroupProcs?: string;
+}): OperatorHandle {
   // The log file is the child's stdout itself: through a pipe to this process, busy serving the fake
   // API server, the operator's synchronous log writes could wait for this process to drain the pipe,
   // which a container runtime reading the pipe would not make them do.
   const logFd = openSync(opts.logPath, 'a');
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
   if (opts.nodeOptions !== '') env.NODE_OPTIONS = opts.nodeOptions;
-  const child = spawn(process.execPath, [...opts.nodeFlags, opts.mainJs, ...opts.args, '--metrics-address', `127.0.0.1:${opts.port}`], {
-    cwd: opts.cwd,
-    env,
-    stdio: ['ignore', logFd, logFd],
-  });
+  const nodeArgs = [...opts.nodeFlags, opts.mainJs, ...opts.args, '--metrics-address', `127.0.0.1:${opts.port}`];
+  const spawnOptions = { cwd: opts.cwd, env, stdio: ['ignore', logFd, logFd] as ['ignore', number, number] };
+  // The shell joins the cgroup and then becomes Node (exec keeps the pid), so Node starts inside it.
+  const child =
+    opts.cgroupProcs === undefined
+      ? spawn(process.execPath, nodeArgs, spawnOptions)
+      : spawn('/bin/sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', opts.cgroupProcs, process.execPath, ...nodeArgs], spawnOptions);
   closeSync(logFd);
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   if (child.pid === undefined) throw new Error(`could not start the operator (${process.execPath} ${opts.mainJs})`);

@@ -15,6 +15,7 @@ import { churnImage, planCluster, reportPairs } from './cluster-model.js';
 import type { ClusterPlan } from './cluster-model.js';
 import { formatMarkdown, formatTable } from './figures.js';
 import type { Figure } from './figures.js';
+import { applyMemoryLimit, deploymentMemoryLimit } from './memory-limit.js';
 import { freePort, imageNodeFlags, isReady, OperatorSampler, startOperator } from './operator-probe.js';
 import type { OperatorHandle, PhaseProcessFigures } from './operator-probe.js';
 import { BenchOptionsError, parseBenchOptions, USAGE } from './options.js';
@@ -24,6 +25,8 @@ import { benchFixtures, dbDownloads, failedScans, readStubLog, runningScans, sca
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REPORTS = 'imagescanreports.imagescan.dev';
 const OPERATOR_IDENTITY = 'imagescan-operator';
+/** The operator's container in manifests/base/deployment.yaml. */
+const OPERATOR_CONTAINER = 'operator';
 
 function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -173,8 +176,17 @@ async function main(options: BenchOptions): Promise<number> {
   ];
   const nodeFlags = imageNodeFlags(readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8'));
   log(`node flags of the image's ENTRYPOINT: ${nodeFlags.join(' ') || '(none)'}`);
+  const memoryLimit = deploymentMemoryLimit(readFileSync(path.join(repoRoot, 'manifests/base/deployment.yaml'), 'utf8'), OPERATOR_CONTAINER);
+  const limit = applyMemoryLimit(memoryLimit.bytes, `imagescan-bench-${process.pid}`);
+  if (limit.kind === 'cgroup') process.on('exit', limit.remove);
+  if (limit.kind === 'cgroup') log(`the operator runs in a cgroup v${limit.version} with the Deployment's memory limit, ${memoryLimit.quantity}`);
+  else {
+    nodeFlags.push(limit.flag);
+    log(`no memory cgroup could be made (${limit.why}); ${limit.flag} gives V8 the heap Node sizes from the Deployment's ${memoryLimit.quantity} limit`);
+  }
+  const memoryLimitApplied = limit.kind === 'cgroup' ? `cgroup v${limit.version}, ${memoryLimit.quantity}` : `${limit.flag} (for ${memoryLimit.quantity})`;
   const start = async (label: string): Promise<{ operator: OperatorHandle; sampler: OperatorSampler }> => {
-    const operator = startOperator({ mainJs, args: operatorArgs, port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, cwd: work });
+    const operator = startOperator({ mainJs, args: operatorArgs, port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, cwd: work, ...(limit.kind === 'cgroup' ? { cgroupProcs: limit.procsPath } : {}) });
     running = operator;
     log(`operator pid ${operator.pid}, log ${path.join(work, `operator-${label}.log`)}`);
     const sampler = new OperatorSampler(operator);
@@ -385,11 +397,12 @@ async function main(options: BenchOptions): Promise<number> {
     phases: phases.map((p) => ({ name: p.name, seconds: (p.toMs - p.fromMs) / 1000, scans: p.scans, ...p.process, api: p.api })),
     machine,
     operatorNodeFlags: nodeFlags,
+    operatorMemoryLimit: memoryLimitApplied,
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
   };
 
   process.stdout.write(`\nimagescan-operator benchmark — ${options.pods} pods, ${options.namespaces} namespaces, ${options.digests} digests (${reports} reports), concurrency ${options.concurrency}, scan ${options.scanMs} ms, ${options.stub} stub\n`);
-  process.stdout.write(`machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; operator node flags: ${nodeFlags.join(' ') || '(none)'}\n\n`);
+  process.stdout.write(`machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; operator node flags: ${nodeFlags.join(' ') || '(none)'}; operator memory limit: ${memoryLimitApplied}\n\n`);
   process.stdout.write(`${formatTable(figures)}\n`);
   if (!rescanValid) process.stdout.write('\nWARNING: the rescan fired during the cold start; its figures are not meaningful (use --rescan-after).\n');
   if (result.failedScans > 0) process.stdout.write(`\nWARNING: ${result.failedScans} stub scans failed; see ${stub.logPath}\n`);

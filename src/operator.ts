@@ -207,7 +207,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
 
   const newScanQueue = (): ScanQueue =>
     new ScanQueue({
-      scan: (target, signal) => runner.scan(target, signal),
+      scan: (target, signal, onChildExit) => runner.scan(target, signal, onChildExit),
       concurrency: config.scanConcurrency,
       gate: () => database.whenReady(),
       onOutcome: (outcome: ScanOutcome) => controller.handleScanOutcome(outcome),
@@ -220,8 +220,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
               : { result: 'failure', reason: event.reason ?? 'scanner_error', durationSeconds: event.durationSeconds },
           );
         }
-        // A 'finished' scan still counts as running until its attempt returns; the gauge must not keep it.
-        if (scanQueue !== undefined) metrics.setQueue(scanQueue.depth(), Math.max(0, scanQueue.inProgress() - (event.type === 'finished' ? 1 : 0)));
+        if (scanQueue !== undefined) metrics.setQueue(scanQueue.depth(), scanQueue.inProgress());
       },
       logger: log.child({ component: 'scan-queue' }),
     });

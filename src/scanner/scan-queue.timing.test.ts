@@ -130,4 +130,62 @@ describe('ScanQueue timing', () => {
       'scanner_error:false:Unexpected error while scanning: boom',
     ]);
   });
+
+  it('lets the next scan start once a child has exited, while that scan still reads its report', async () => {
+    const clock = manualClock();
+    const started: string[] = [];
+    const finishReport = new Map<string, () => void>();
+    const outcomes: ScanOutcome[] = [];
+    const queue = new ScanQueue({
+      scan: (target, _signal, onChildExit) => {
+        started.push(target.digest);
+        onChildExit();
+        return new Promise<ScanResult>((resolve) => finishReport.set(target.digest, () => resolve(emptyResult)));
+      },
+      concurrency: 1,
+      onOutcome: (o) => outcomes.push(o),
+      logger: pino({ level: 'silent' }),
+      now: clock.now,
+      delay: clock.delay,
+    });
+    for (const d of ['sha256:1', 'sha256:2', 'sha256:3']) queue.request({ repository: 'docker.io/library/nginx', digest: d }, 'new');
+    await clock.advance(0);
+    // One child at a time, but the first scan's report reading does not hold the slot.
+    expect(started).toEqual(['sha256:1', 'sha256:2']);
+    expect(queue.inProgress()).toBe(0);
+    // Still no third: at most `concurrency` scans may be finishing behind the running ones.
+    expect(queue.depth()).toBe(1);
+    finishReport.get('sha256:1')?.();
+    // The resolved scan reaches the queue's next delay only after a few promise hops.
+    await clock.advance(0);
+    await clock.advance(0);
+    expect(outcomes.map((o) => o.digest)).toEqual(['sha256:1']);
+    expect(started).toEqual(['sha256:1', 'sha256:2', 'sha256:3']);
+    expect(queue.isPending('sha256:2')).toBe(true);
+  });
+
+  it('keeps the slot until the attempt ends when the scan does not say its child exited', async () => {
+    const clock = manualClock();
+    const started: string[] = [];
+    const finish = new Map<string, () => void>();
+    const queue = new ScanQueue({
+      scan: (target) => {
+        started.push(target.digest);
+        return new Promise<ScanResult>((resolve) => finish.set(target.digest, () => resolve(emptyResult)));
+      },
+      concurrency: 1,
+      onOutcome: () => undefined,
+      logger: pino({ level: 'silent' }),
+      now: clock.now,
+      delay: clock.delay,
+    });
+    for (const d of ['sha256:1', 'sha256:2']) queue.request({ repository: 'docker.io/library/nginx', digest: d }, 'new');
+    await clock.advance(0);
+    expect(started).toEqual(['sha256:1']);
+    expect(queue.inProgress()).toBe(1);
+    finish.get('sha256:1')?.();
+    await clock.advance(0);
+    await clock.advance(0);
+    expect(started).toEqual(['sha256:1', 'sha256:2']);
+  });
 });

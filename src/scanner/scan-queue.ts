@@ -4,6 +4,10 @@
 // A digest is "pending" from request() until its outcome is emitted, including while it waits for a
 // retry, so a digest is never queued twice and never scanned by two children at once. One outcome is
 // emitted per accepted request: after the last attempt for transient failures, at once otherwise.
+//
+// `concurrency` bounds Trivy children. A scan that says its child has exited (onChildExit) hands its
+// slot to the next one while it still reads and parses the report, so a busy event loop does not keep
+// slots idle; at most `concurrency` such scans finish at once.
 import type { Logger } from 'pino';
 import { ScanFailure } from './scan-failure.js';
 import type { ScanFailureReason } from './scan-failure.js';
@@ -36,7 +40,9 @@ export type ScanQueueEvent =
     };
 
 export interface ScanQueueOptions {
-  scan: (target: ScanTarget, signal: AbortSignal) => Promise<ScanResult>;
+  /** Runs one attempt; may call onChildExit once its child is gone (see above). */
+  scan: (target: ScanTarget, signal: AbortSignal, onChildExit: () => void) => Promise<ScanResult>;
+  /** Scans whose child may run at once. */
   concurrency: number;
   /** Awaited before each attempt starts, e.g. TrivyDatabase.whenReady. */
   gate?: () => Promise<void>;
@@ -66,8 +72,10 @@ interface Entry {
 
 interface Running {
   controller: AbortController;
-  /** False while waiting at the gate. */
+  /** False while waiting at the gate, and again once the child has exited. */
   scanning: boolean;
+  /** Holds one of the `concurrency` slots (until its child exits or the attempt ends). */
+  holdsSlot: boolean;
   done: Promise<void>;
 }
 
@@ -75,6 +83,7 @@ interface Running {
 export class ScanQueue {
   private readonly queued = new Map<string, Entry>();
   private readonly running = new Map<string, Running>();
+  private slotsInUse = 0;
   private readonly concurrency: number;
   private readonly maxAttempts: number;
   private readonly backoff: { baseMs: number; maxMs: number };
@@ -129,7 +138,7 @@ export class ScanQueue {
   /** Scans waiting: queued, waiting for a retry, or waiting at the gate. */
   depth(): number {
     let waiting = this.queued.size;
-    for (const r of this.running.values()) if (!r.scanning) waiting++;
+    for (const r of this.running.values()) if (!r.scanning && r.holdsSlot) waiting++;
     return waiting;
   }
 
@@ -153,7 +162,7 @@ export class ScanQueue {
   private pump(): void {
     if (this.stopped) return;
     const now = this.now();
-    while (this.running.size < this.concurrency) {
+    while (this.hasRoom()) {
       const next = this.nextEligible(now);
       if (!next) break;
       this.queued.delete(next.target.digest);
@@ -175,7 +184,7 @@ export class ScanQueue {
   private armTimer(now: number): void {
     this.wake?.abort();
     this.wake = undefined;
-    if (this.running.size >= this.concurrency) return; // a finishing scan pumps again
+    if (!this.hasRoom()) return; // a finishing scan pumps again
     let earliest = Number.POSITIVE_INFINITY;
     for (const e of this.queued.values()) earliest = Math.min(earliest, Math.max(e.notBefore, e.retryAt));
     if (earliest === Number.POSITIVE_INFINITY) return;
@@ -186,16 +195,30 @@ export class ScanQueue {
     });
   }
 
+  /** A free slot, and no more than `concurrency` scans still finishing after their child exited. */
+  private hasRoom(): boolean {
+    return this.slotsInUse < this.concurrency && this.running.size < 2 * this.concurrency;
+  }
+
   private start(entry: Entry): void {
     const digest = entry.target.digest;
-    const record: Running = { controller: new AbortController(), scanning: false, done: Promise.resolve() };
+    const record: Running = { controller: new AbortController(), scanning: false, holdsSlot: true, done: Promise.resolve() };
+    this.slotsInUse++;
     this.running.set(digest, record);
     record.done = this.attempt(entry, record)
       .catch((err: unknown) => this.log.error({ err, digest }, 'scan queue bug: attempt threw'))
       .finally(() => {
+        this.freeSlot(record);
         this.running.delete(digest);
         this.pump();
       });
+  }
+
+  private freeSlot(record: Running): void {
+    record.scanning = false;
+    if (!record.holdsSlot) return;
+    record.holdsSlot = false;
+    this.slotsInUse--;
   }
 
   private async attempt(entry: Entry, record: Running): Promise<void> {
@@ -219,12 +242,17 @@ export class ScanQueue {
     this.emitEvent({ type: 'started', digest, attempt: entry.attempts, priority: entry.priority });
     let result: ScanResult;
     try {
-      result = await this.opts.scan(entry.target, signal);
+      result = await this.opts.scan(entry.target, signal, () => {
+        if (!record.holdsSlot || this.stopped) return;
+        this.freeSlot(record);
+        this.pump();
+      });
     } catch (err) {
       if (this.stopped) return; // cancelled by stop(): not an outcome
       const failure = toScanFailure(err);
       const durationMs = this.now() - startedAt;
       const willRetry = failure.transient && entry.attempts < this.maxAttempts;
+      record.scanning = false;
       this.emitEvent({ type: 'finished', digest, attempt: entry.attempts, result: 'failure', reason: failure.reason, durationSeconds: durationMs / 1000, willRetry });
       if (willRetry) {
         const delayMs = this.retryDelay(entry.attempts);
@@ -241,6 +269,7 @@ export class ScanQueue {
     // The report was parsed in this turn; storing the result (capping, packing) gets a turn of its own.
     await this.delay(0, signal);
     if (this.stopped) return;
+    record.scanning = false;
     this.emitEvent({ type: 'finished', digest, attempt: entry.attempts, result: 'success', durationSeconds: durationMs / 1000, willRetry: false });
     this.emitOutcome({ digest, target: entry.target, finishedAt: new Date(this.now()), attempts: entry.attempts, durationMs, ok: true, result });
   }

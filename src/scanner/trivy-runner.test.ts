@@ -143,6 +143,22 @@ describe('TrivyRunner.scan', () => {
     });
   });
 
+  it('says when Trivy has exited, before the report is read, for failed scans too', async () => {
+    const { ws, runner } = setup();
+    await runner.downloadDatabases();
+    const exits: { childGone: boolean; resolved: boolean }[] = [];
+    let resolved = false;
+    const onChildExit = () => {
+      const scan = ws.invocations().find((i) => i.start.argv?.includes('--output'));
+      exits.push({ childGone: scan !== undefined && !isAlive(scan.pid), resolved });
+    };
+    const result = await runner.scan(nginx, undefined, onChildExit).finally(() => (resolved = true));
+    expect(result.summary.total).toBeGreaterThan(0);
+    expect(exits).toEqual([{ childGone: true, resolved: false }]);
+    await failureOf(runner.scan({ repository: 'registry.example.com/gone/app', digest: testDigest(6) }, undefined, onChildExit));
+    expect(exits).toHaveLength(2);
+  });
+
   it('classifies an image missing from the registry as not_found', async () => {
     const { runner } = setup();
     await runner.downloadDatabases();

@@ -112,9 +112,10 @@ export class TrivyRunner {
 
   /**
    * Scans one image digest and returns its vulnerabilities. Throws a classified ScanFailure (never
-   * anything else); a cancelled scan throws a transient scanner_error. Does not retry.
+   * anything else); a cancelled scan throws a transient scanner_error. Does not retry. `onChildExit`
+   * is called once Trivy has exited, before its report is read.
    */
-  async scan(req: ScanTarget, signal?: AbortSignal): Promise<ScanResult> {
+  async scan(req: ScanTarget, signal?: AbortSignal, onChildExit?: () => void): Promise<ScanResult> {
     checkTarget(req);
     if (signal?.aborted) throw cancelledFailure();
     const dir = await this.makeTempDir();
@@ -126,6 +127,7 @@ export class TrivyRunner {
       const args = this.scanArgs(`${req.repository}@${req.digest}`, output, req.platform);
       this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, credentials: req.credentials?.source, args }, 'trivy scan starting');
       const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore');
+      onChildExit?.();
       this.log.debug({ digest: req.digest, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut, durationMs: Date.now() - started }, 'trivy scan exited');
       if (run.cancelled) throw cancelledFailure();
       if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);

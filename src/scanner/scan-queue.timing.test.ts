@@ -168,7 +168,12 @@ describe('ScanQueue timing', () => {
     const clock = manualClock();
     const started: string[] = [];
     const finish = new Map<string, () => void>();
-    const queue = new ScanQueue({
+    const atFinish: [number, number][] = [];
+    const queue: ScanQueue = new ScanQueue({
+      onEvent: (e) => {
+        // What the operator's queue gauges read when a scan finishes: it is neither waiting nor running.
+        if (e.type === 'finished') atFinish.push([queue.depth(), queue.inProgress()]);
+      },
       scan: (target) => {
         started.push(target.digest);
         return new Promise<ScanResult>((resolve) => finish.set(target.digest, () => resolve(emptyResult)));
@@ -187,5 +192,6 @@ describe('ScanQueue timing', () => {
     await clock.advance(0);
     await clock.advance(0);
     expect(started).toEqual(['sha256:1', 'sha256:2']);
+    expect(atFinish).toEqual([[1, 0]]);
   });
 });

@@ -252,7 +252,7 @@ export class ScanQueue {
       const failure = toScanFailure(err);
       const durationMs = this.now() - startedAt;
       const willRetry = failure.transient && entry.attempts < this.maxAttempts;
-      record.scanning = false;
+      this.freeSlot(record);
       this.emitEvent({ type: 'finished', digest, attempt: entry.attempts, result: 'failure', reason: failure.reason, durationSeconds: durationMs / 1000, willRetry });
       if (willRetry) {
         const delayMs = this.retryDelay(entry.attempts);
@@ -269,7 +269,7 @@ export class ScanQueue {
     // The report was parsed in this turn; storing the result (capping, packing) gets a turn of its own.
     await this.delay(0, signal);
     if (this.stopped) return;
-    record.scanning = false;
+    this.freeSlot(record);
     this.emitEvent({ type: 'finished', digest, attempt: entry.attempts, result: 'success', durationSeconds: durationMs / 1000, willRetry: false });
     this.emitOutcome({ digest, target: entry.target, finishedAt: new Date(this.now()), attempts: entry.attempts, durationMs, ok: true, result });
   }

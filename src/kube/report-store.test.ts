@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeApiServer } from '../../e2e/fake-apiserver/index.js';
 import type { FakeApiServer } from '../../e2e/fake-apiserver/index.js';
 import { buildReportObject } from '../reports/report-builder.js';
+import { FIELD_MANAGER } from '../reports/image-scan-report.js';
 import { KubeApiError } from './api-error.js';
 import { createKubeClients } from './kube-client.js';
 import { KubeReportStore } from './report-store.js';
@@ -56,5 +57,30 @@ describe('KubeReportStore against the fake API server', () => {
     await expect(store.create(desired())).rejects.toMatchObject({ kind: 'TooManyRequests', transient: true });
     api.faults.set({ errorRate: 1, errorCodes: [500], resources: ['imagescanreports.imagescan.dev'] });
     await expect(store.get('shop', 'x')).rejects.toMatchObject({ kind: 'ServerError', transient: true });
+  });
+
+  it('sends our User-Agent and field manager, and gives the server its message back in errors', async () => {
+    const created = await store.create(desired());
+    const name = created.metadata?.name ?? '';
+    await store.patchStatus('shop', name, { phase: 'Pending' });
+    const writes = api.requests().filter((r) => r.resource === 'imagescanreports');
+    expect(writes.map((r) => r.userAgent)).toEqual(['store-test', 'store-test']);
+    expect(writes.map((r) => r.path)).toEqual([
+      expect.stringMatching(new RegExp(`^/apis/imagescan.dev/v1alpha1/namespaces/shop/imagescanreports\\?fieldManager=${FIELD_MANAGER}$`)),
+      expect.stringMatching(new RegExp(`/imagescanreports/${name}/status\\?fieldManager=${FIELD_MANAGER}$`)),
+    ]);
+    const invalid = await store.patchStatus('shop', name, { phase: 'Bogus' as 'Pending' }).catch((err: unknown) => err);
+    expect(invalid).toMatchObject({ kind: 'Invalid', code: 422, reason: 'Invalid', transient: false });
+    expect((invalid as Error).message).toMatch(/^patching status of report shop\/.+: HTTP 422 Invalid: .*phase/);
+  });
+
+  it('gives up on a request the server does not answer in time, as a transient error', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(api.kubeconfigPath);
+    const impatient = new KubeReportStore(createKubeClients(kc, { requestTimeoutMs: 200, userAgent: 'store-test' }).custom);
+    api.faults.set({ latencyMs: 2_000, resources: ['imagescanreports.imagescan.dev'] });
+    const started = Date.now();
+    await expect(impatient.create(desired())).rejects.toMatchObject({ kind: 'Network', transient: true });
+    expect(Date.now() - started).toBeLessThan(1_500);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -61,5 +61,15 @@ describe('applying the limit to the operator process', () => {
   it('without a memory cgroup, sizes the old generation as Node does under the limit (half of it)', () => {
     root = mkdtempSync(path.join(os.tmpdir(), 'cgroup-'));
     expect(applyMemoryLimit(2 * 1024 ** 3, 'bench-3', root)).toEqual({ kind: 'heap-flag', flag: '--max-old-space-size=1024', why: 'no memory cgroup controller' });
+  });
+
+  it('removes the empty groups of earlier runs whose process is gone, and only those', () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'cgroup-'));
+    mkdirSync(path.join(root, 'memory'));
+    writeFileSync(path.join(root, 'memory/memory.limit_in_bytes'), '9223372036854771712\n');
+    const dead = 2 ** 22 + 1; // above the largest pid Linux can give: no such process
+    for (const dir of [`bench-${dead}`, `bench-${process.pid}`, 'other-7']) mkdirSync(path.join(root, 'memory', dir));
+    applyMemoryLimit(1024 ** 3, 'bench-4', root);
+    expect(readdirSync(path.join(root, 'memory')).sort()).toEqual(['bench-4', `bench-${process.pid}`, 'memory.limit_in_bytes', 'other-7'].sort());
   });
 });

@@ -3,7 +3,7 @@
 // --max-old-space-size=1024), and V8 lets a smaller heap grow less between full collections (factor
 // ~1.6 instead of 4). Without the limit, on a 24 GiB machine, the benchmark measured a heap sized for
 // the machine, which the operator never gets in its Deployment.
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 
@@ -46,6 +46,7 @@ export function applyMemoryLimit(bytes: number, name: string, root = '/sys/fs/cg
   for (const [version, base, limitFile] of attempts) {
     if (version === 2 && !readable(path.join(base, 'cgroup.controllers')).split(/\s+/).includes('memory')) continue;
     if (version === 1 && readable(path.join(base, 'memory.limit_in_bytes')) === '') continue;
+    removeLeftovers(base, name);
     const dir = path.join(base, name);
     try {
       mkdirSync(dir);
@@ -66,6 +67,34 @@ export function applyMemoryLimit(bytes: number, name: string, root = '/sys/fs/cg
     flag: `--max-old-space-size=${Math.floor(bytes / 2 / 2 ** 20)}`,
     why: failures.length > 0 ? failures.join('; ') : 'no memory cgroup controller',
   };
+}
+
+/**
+ * Removes the groups of earlier runs (same name but another pid) whose process is gone: an interrupted
+ * bench can exit while a stand-in still holds its group, and the kernel refuses to remove a busy group.
+ */
+function removeLeftovers(base: string, name: string): void {
+  const prefix = name.replace(/\d+$/, '');
+  let entries: string[];
+  try {
+    entries = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const pid = Number(entry.slice(prefix.length));
+    if (entry === name || !entry.startsWith(prefix) || !Number.isInteger(pid) || pid <= 0 || processExists(pid)) continue;
+    removeQuietly(path.join(base, entry));
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function readable(file: string): string {

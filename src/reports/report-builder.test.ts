@@ -7,6 +7,7 @@ import {
   buildReportObject,
   buildReportStatus,
   capVulnerabilities,
+  preparedScanState,
   scanStateFromReport,
   statusEquals,
   vulnerabilityFingerprint,
@@ -307,6 +308,19 @@ describe('scanStateFromReport', () => {
       const rebuilt = buildReportStatus(statusInput(prepared, { previousConditions: status.conditions }));
       expect(statusEquals(status, rebuilt)).toBe(true);
       expect(roundTrip(rebuilt.vulnerabilities)).toEqual(roundTrip(status.vulnerabilities)?.map((v) => expect.objectContaining(v)));
+      expect(rebuilt.vulnerabilitiesOmitted).toBe(status.vulnerabilitiesOmitted);
+    },
+  );
+
+  it.each(fixtures.map((f) => [f.name, f.result] as const))(
+    '%s: preparedScanState keeps the list a report holds, which builds the same status after a JSON round trip',
+    (_name, result) => {
+      const status = buildReportStatus(statusInput(scanned(result)));
+      const prepared = preparedScanState(scanned(result));
+      expect(prepared.preparedListFingerprint).toBe(vulnerabilityFingerprint(status.vulnerabilities));
+      expect(prepared.vulnerabilitiesOmitted).toBe(status.vulnerabilitiesOmitted);
+      const rebuilt = buildReportStatus(statusInput({ ...prepared, result: roundTrip(prepared.result) }, { previousConditions: status.conditions }));
+      expect(statusEquals(status, rebuilt)).toBe(true);
       expect(rebuilt.vulnerabilitiesOmitted).toBe(status.vulnerabilitiesOmitted);
     },
   );

@@ -287,6 +287,25 @@ function canonicalEntry(item: unknown): string {
 }
 
 /**
+ * A scan state as the scan knowledge keeps it: the result's list as a report holds it under `limits`
+ * (sorted, bounded, capped), the omitted count, and the list's fingerprint, so every later build uses
+ * the list as it is (ScanState.preparedListFingerprint). A state without result, or already prepared,
+ * is returned as it is.
+ */
+export function preparedScanState(state: ScanState, limits?: Partial<ReportLimits>): ScanState {
+  const result = state.result;
+  if (result === undefined || state.preparedListFingerprint !== undefined) return state;
+  const { maxVulnerabilityBytes, maxVulnerabilities } = { ...DEFAULT_REPORT_LIMITS, ...limits };
+  const capped = cappedVulnerabilitiesOf(result, maxVulnerabilityBytes, Math.min(maxVulnerabilities, CRD_MAX_ITEMS.vulnerabilities));
+  return {
+    ...state,
+    result: { ...result, vulnerabilities: capped.vulnerabilities.map(fromReportVulnerability) },
+    vulnerabilitiesOmitted: capped.omitted + nonNegativeInteger(state.vulnerabilitiesOmitted ?? 0),
+    preparedListFingerprint: vulnerabilityFingerprint(capped.vulnerabilities),
+  };
+}
+
+/**
  * Rebuilds the scan knowledge recorded in an existing report, so a restarted operator neither rescans
  * a fresh digest nor loses a result. The vulnerabilities are the (possibly capped) list the report
  * holds, with the omitted count carried in `vulnerabilitiesOmitted`: building the status again from the

@@ -17,8 +17,8 @@ import type { ScanFailureReason } from '../scanner/scan-failure.js';
 import type { ScanResult } from '../scanner/scan-result.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
 import type { ImageScanReport, ImageScanReportStatus, ReportWorkload } from './image-scan-report.js';
-import { LABEL_TEAM, REPORT_API_VERSION, REPORT_KIND, UNASSIGNED_TEAM } from './image-scan-report.js';
-import { buildReportObject, buildReportStatus, sameVulnerabilities, scanStateFromReport, statusEquals, vulnerabilityFingerprint } from './report-builder.js';
+import { LABEL_TEAM } from './image-scan-report.js';
+import { buildReportObject, buildReportStatus, preparedScanState, sameVulnerabilities, statusEquals } from './report-builder.js';
 import type { ScanState } from './report-builder.js';
 import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
 
@@ -195,24 +195,9 @@ export class ReportReconciler {
     this.options.scans.recordResult(digest, kept.result ?? result, at, kept.vulnerabilitiesOmitted ?? 0, kept.preparedListFingerprint);
   }
 
-  /**
-   * A scan state with a result, as the scan knowledge keeps it: the result's list as a report holds it
-   * under this reconciler's limits (sorted, bounded, capped), the omitted count, and the list's
-   * fingerprint, so every later build uses the list as it is (ScanState.preparedListFingerprint).
-   * Used for fresh results and for results learnt from reports.
-   */
+  /** A scan state as the scan knowledge keeps it, under this reconciler's limits (see preparedScanState). */
   prepared(state: ScanState): ScanState {
-    if (state.result === undefined || state.preparedListFingerprint !== undefined) return state;
-    const status = buildReportStatus({
-      scan: { ...state, phase: 'Scanned' },
-      workloads: [],
-      team: UNASSIGNED_TEAM,
-      now: state.scannedAt ?? this.options.now(),
-      limits: { maxVulnerabilities: this.options.maxReportVulnerabilities },
-    });
-    const kept = scanStateFromReport({ apiVersion: REPORT_API_VERSION, kind: REPORT_KIND, metadata: {}, spec: { image: '', repository: '', digest: '' }, status });
-    if (kept.result === undefined) return state;
-    return { ...state, result: kept.result, vulnerabilitiesOmitted: kept.vulnerabilitiesOmitted ?? 0, preparedListFingerprint: vulnerabilityFingerprint(status.vulnerabilities) };
+    return preparedScanState(state, { maxVulnerabilities: this.options.maxReportVulnerabilities });
   }
 
   private async collect(key: string, namespace: string, current: ImageScanReport | undefined): Promise<ReconcileResult> {

@@ -178,15 +178,20 @@ async function main(options: BenchOptions): Promise<number> {
   log(`node flags of the image's ENTRYPOINT: ${nodeFlags.join(' ') || '(none)'}`);
   const memoryLimit = deploymentMemoryLimit(readFileSync(path.join(repoRoot, 'manifests/base/deployment.yaml'), 'utf8'), OPERATOR_CONTAINER);
   const limit = applyMemoryLimit(memoryLimit.bytes, `imagescan-bench-${process.pid}`);
-  if (limit.kind === 'cgroup') process.on('exit', limit.remove);
-  if (limit.kind === 'cgroup') log(`the operator runs in a cgroup v${limit.version} with the Deployment's memory limit, ${memoryLimit.quantity}`);
-  else {
+  let memoryLimitApplied: string;
+  let cgroupProcs: string | undefined;
+  if (limit.kind === 'cgroup') {
+    process.on('exit', limit.remove);
+    cgroupProcs = limit.procsPath;
+    memoryLimitApplied = `cgroup v${limit.version}, ${memoryLimit.quantity}`;
+    log(`the operator runs in a cgroup v${limit.version} with the Deployment's memory limit, ${memoryLimit.quantity}`);
+  } else {
     nodeFlags.push(limit.flag);
+    memoryLimitApplied = `${limit.flag} (for ${memoryLimit.quantity})`;
     log(`no memory cgroup could be made (${limit.why}); ${limit.flag} gives V8 the heap Node sizes from the Deployment's ${memoryLimit.quantity} limit`);
   }
-  const memoryLimitApplied = limit.kind === 'cgroup' ? `cgroup v${limit.version}, ${memoryLimit.quantity}` : `${limit.flag} (for ${memoryLimit.quantity})`;
   const start = async (label: string): Promise<{ operator: OperatorHandle; sampler: OperatorSampler }> => {
-    const operator = startOperator({ mainJs, args: operatorArgs, port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, cwd: work, ...(limit.kind === 'cgroup' ? { cgroupProcs: limit.procsPath } : {}) });
+    const operator = startOperator({ mainJs, args: operatorArgs, port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, cwd: work, ...(cgroupProcs === undefined ? {} : { cgroupProcs }) });
     running = operator;
     log(`operator pid ${operator.pid}, log ${path.join(work, `operator-${label}.log`)}`);
     const sampler = new OperatorSampler(operator);

@@ -83,7 +83,6 @@ interface Running {
 export class ScanQueue {
   private readonly queued = new Map<string, Entry>();
   private readonly running = new Map<string, Running>();
-  private slotsInUse = 0;
   private readonly concurrency: number;
   private readonly maxAttempts: number;
   private readonly backoff: { baseMs: number; maxMs: number };
@@ -197,13 +196,15 @@ export class ScanQueue {
 
   /** A free slot, and no more than `concurrency` scans still finishing after their child exited. */
   private hasRoom(): boolean {
-    return this.slotsInUse < this.concurrency && this.running.size < 2 * this.concurrency;
+    if (this.running.size >= 2 * this.concurrency) return false;
+    let slots = 0;
+    for (const r of this.running.values()) if (r.holdsSlot) slots++;
+    return slots < this.concurrency;
   }
 
   private start(entry: Entry): void {
     const digest = entry.target.digest;
     const record: Running = { controller: new AbortController(), scanning: false, holdsSlot: true, done: Promise.resolve() };
-    this.slotsInUse++;
     this.running.set(digest, record);
     record.done = this.attempt(entry, record)
       .catch((err: unknown) => this.log.error({ err, digest }, 'scan queue bug: attempt threw'))
@@ -216,9 +217,7 @@ export class ScanQueue {
 
   private freeSlot(record: Running): void {
     record.scanning = false;
-    if (!record.holdsSlot) return;
     record.holdsSlot = false;
-    this.slotsInUse--;
   }
 
   private async attempt(entry: Entry, record: Running): Promise<void> {

@@ -1,4 +1,4 @@
-// The operator under test: its own Node process (the compiled dist/main.js, as the image runs it),
+// The operator under test: its own Node process (the bundle dist/main.mjs, as the image runs it),
 // measured from outside. RSS and CPU come from /proc/<pid> (free for the operator); heap and event-loop
 // delay from its /metrics, scraped at a Prometheus-like interval so scraping itself stays cheap.
 import { spawn } from 'node:child_process';

@@ -1,12 +1,12 @@
 // `npm run bench`: a 10,000-pod cluster on the fake API server (in this process), the operator as its
-// own process (compiled, as the image runs it), the stub Trivy sleeping a fixed time per scan. Four
+// own process (bundled, as the image runs it), the stub Trivy sleeping a fixed time per scan. Four
 // phases — cold start, a scheduled rescan with unchanged results, pod churn, restart — and the figures
 // of issue 6, each with its ideal and ratio. Prints a table; `--json FILE` writes the figures.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildOperator } from '../scripts/build-operator.js';
 import { seededRandom, startFakeApiServer } from '../e2e/fake-apiserver/index.js';
 import type { FakeApiServer, KubeObject, RequestRecord } from '../e2e/fake-apiserver/index.js';
 import { countRequests, lastReportWriteMs } from './api-requests.js';
@@ -45,23 +45,6 @@ async function waitFor<T>(what: string, timeoutMs: number, check: () => T | unde
     if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
     await sleep(intervalMs);
   }
-}
-
-/** Compiles src/ as `npm run build` does, into a cache folder, so the operator runs as the image runs it. */
-function buildOperator(): string {
-  // Inside node_modules so the compiled files resolve the project's dependencies; one folder per run.
-  const outDir = path.join(repoRoot, `node_modules/.cache/imagescan-bench/${process.pid}/dist`);
-  rmSync(outDir, { recursive: true, force: true });
-  try {
-    execFileSync(path.join(repoRoot, 'node_modules/.bin/tsc'), ['-p', path.join(repoRoot, 'tsconfig.build.json'), '--outDir', outDir], { cwd: repoRoot, stdio: 'pipe' });
-  } catch (err) {
-    // tsc still emits on type errors; only a missing main.js stops the benchmark.
-    const out = (err as { stdout?: Buffer }).stdout?.toString() ?? '';
-    log(`tsc reported errors (running the emitted JavaScript anyway):\n${out.split('\n').slice(0, 10).join('\n')}`);
-  }
-  const mainJs = path.join(outDir, 'main.js');
-  if (!existsSync(mainJs)) throw new Error(`the build wrote no ${mainJs}`);
-  return mainJs;
 }
 
 interface ReportTally {
@@ -138,8 +121,8 @@ async function main(options: BenchOptions): Promise<number> {
   log(`work folder ${work}`);
   const idealColdStartS = (options.digests * options.scanMs) / 1000 / options.concurrency;
 
-  log('building the operator (tsc)');
-  const mainJs = buildOperator();
+  log('building the operator (the bundle `npm run build` makes for the image)');
+  const mainJs = await buildOperator(path.join(work, 'dist'));
 
   const plan = planCluster(options, seededRandom(options.seed));
   const expectedPairs = reportPairs(plan);
@@ -416,7 +399,6 @@ async function main(options: BenchOptions): Promise<number> {
     writeFileSync(options.json.replace(/\.json$/, '') + '.md', `${formatMarkdown(figures)}\n`);
     log(`wrote ${options.json}`);
   }
-  rmSync(path.dirname(path.dirname(mainJs)), { recursive: true, force: true });
   if (options.keep) log(`kept ${work}`);
   else rmSync(work, { recursive: true, force: true });
   return figures.every((f) => f.met !== false) ? 0 : 1;

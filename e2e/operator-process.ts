@@ -36,7 +36,7 @@ export interface OperatorProcess {
 export interface StartOperatorOptions {
   args: string[];
   env?: Record<string, string>;
-  /** Run this compiled main.js with plain node instead of src/main.ts through tsx. */
+  /** Run this bundle (scripts/build-operator.ts) with plain node instead of src/main.ts through tsx. */
   mainJs?: string;
 }
 

@@ -1,0 +1,37 @@
+// The image copies dist/ and nothing else: the bundle must run with no node_modules anywhere above it,
+// and carry the licence of every package whose code it contains.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { buildOperator } from '../../scripts/build-operator.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+describe('npm run build', () => {
+  let dir: string;
+  let mainJs: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'imagescan-build-'));
+    mainJs = await buildOperator(path.join(dir, 'dist'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('the bundle runs on its own, outside the project', () => {
+    const out = execFileSync(process.execPath, [mainJs, '--help'], { cwd: dir, env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8' });
+    expect(out).toContain('Usage: imagescan-operator');
+  });
+
+  test('the bundle is ASCII, so V8 keeps its source at one byte per character', () => {
+    expect(readFileSync(mainJs).every((byte) => byte < 0x80)).toBe(true);
+  });
+
+  test('lists the licence of each production dependency it bundles', () => {
+    const licences = readFileSync(path.join(dir, 'dist/THIRD-PARTY-LICENSES.txt'), 'utf8');
+    const dependencies = Object.keys((JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+    for (const name of dependencies) expect(licences, name).toMatch(new RegExp(`^${name.replace(/[/.]/g, '\\$&')}@\\d`, 'm'));
+    expect(licences).toContain('Apache License');
+  });
+});

@@ -54,10 +54,13 @@ export class Seeder {
 
   private podsFor(seed: WorkloadSeed, owner: KubeObject, selector: Record<string, string>, count: number): KubeObject[] {
     const pods: KubeObject[] = [];
+    const suffixes = new Set<string>();
     for (let i = 0; i < count; i++) {
+      const suffix = podSuffix(owner.metadata?.uid ?? seed.name, i, suffixes);
+      suffixes.add(suffix);
       const podSeed: PodSeed = {
         namespace: seed.namespace,
-        name: `${owner.metadata?.name ?? seed.name}-${podSuffix(owner.metadata?.uid ?? seed.name, i)}`,
+        name: `${owner.metadata?.name ?? seed.name}-${suffix}`,
         containers: seed.containers,
         labels: { ...selector, ...(seed.podLabels ?? {}) },
         ownerReferences: [ownerRef(owner)],

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestFor, startFakeApiServer } from './index.js';
+import { podSuffix } from './seed.js';
 import type { FakeApiServer, KubeObject } from './index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -51,6 +52,14 @@ describe('seeding', () => {
     // the namespace was created, with the default service account a real cluster has
     expect(server.objects.get('namespaces', undefined, 'shop')).toBeDefined();
     expect(server.objects.get('serviceaccounts', 'shop', 'default')).toBeDefined();
+  });
+
+  it('gives replicas of one owner distinct names even when their suffixes clash', () => {
+    const first = podSuffix('owner-uid', 0);
+    expect(podSuffix('owner-uid', 0)).toBe(first);
+    const redrawn = podSuffix('owner-uid', 1, new Set([first, podSuffix('owner-uid', 1)]));
+    expect(redrawn).toMatch(/^[bcdfghjklmnpqrstvwxz2456789]{5}$/);
+    expect([first, podSuffix('owner-uid', 1)]).not.toContain(redrawn);
   });
 
   it('builds CronJob → Job → pods, and pull secrets in both docker formats', () => {

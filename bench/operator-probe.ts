@@ -42,6 +42,30 @@ export function imageNodeFlags(dockerfile: string): string[] {
   return (parsed as string[]).slice(1, -1);
 }
 
+/** Variables of the image that name places inside the container; the bench keeps its own. */
+const CONTAINER_PATH_VARIABLES = new Set(['PATH', 'HOME', 'TMPDIR', 'XDG_CACHE_HOME']);
+
+/**
+ * The environment the Dockerfile's ENV instructions give the operator (`KEY=value` pairs, lines joined
+ * at a trailing backslash), without the variables that point at container paths, so the benchmark
+ * runs the operator with the image's runtime settings (NODE_ENV, malloc tuning).
+ */
+export function imageEnvironment(dockerfile: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  const instructions = dockerfile.replace(/\\\n/g, ' ').split('\n');
+  for (const line of instructions) {
+    const m = /^ENV\s+(.*)$/.exec(line.trim());
+    if (m?.[1] === undefined) continue;
+    for (const pair of m[1].trim().split(/\s+/)) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new Error(`the Dockerfile's ENV has "${pair}"; only KEY=value pairs are understood`);
+      const key = pair.slice(0, eq);
+      if (!CONTAINER_PATH_VARIABLES.has(key)) env[key] = pair.slice(eq + 1);
+    }
+  }
+  return env;
+}
+
 export function startOperator(opts: {
   mainJs: string;
   args: string[];
@@ -49,6 +73,8 @@ export function startOperator(opts: {
   logPath: string;
   nodeOptions: string;
   nodeFlags: readonly string[];
+  /** The image's environment (imageEnvironment). */
+  imageEnv: Readonly<Record<string, string>>;
   cwd: string;
   /** cgroup.procs of the memory cgroup the operator runs in (see memory-limit.ts). */
   cgroupProcs?: string;
@@ -57,7 +83,7 @@ export function startOperator(opts: {
   // API server, the operator's synchronous log writes could wait for this process to drain the pipe,
   // which a container runtime reading the pipe would not make them do.
   const logFd = openSync(opts.logPath, 'a');
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
+  const env: Record<string, string> = { ...opts.imageEnv, PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
   if (opts.nodeOptions !== '') env.NODE_OPTIONS = opts.nodeOptions;
   const nodeArgs = [...opts.nodeFlags, opts.mainJs, ...opts.args, '--metrics-address', `127.0.0.1:${opts.port}`];
   const spawnOptions = { cwd: opts.cwd, env, stdio: ['ignore', logFd, logFd] as ['ignore', number, number] };

@@ -16,7 +16,7 @@ import type { ClusterPlan } from './cluster-model.js';
 import { formatMarkdown, formatTable } from './figures.js';
 import type { Figure } from './figures.js';
 import { applyMemoryLimit, deploymentMemoryLimit } from './memory-limit.js';
-import { freePort, imageNodeFlags, isReady, OperatorSampler, startOperator } from './operator-probe.js';
+import { freePort, imageEnvironment, imageNodeFlags, isReady, OperatorSampler, startOperator } from './operator-probe.js';
 import type { OperatorHandle, PhaseProcessFigures } from './operator-probe.js';
 import { BenchOptionsError, parseBenchOptions, USAGE } from './options.js';
 import type { BenchOptions } from './options.js';
@@ -157,8 +157,11 @@ async function main(options: BenchOptions): Promise<number> {
     '--leader-elect=false',
     '--log-level', 'info',
   ];
-  const nodeFlags = imageNodeFlags(readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8'));
-  log(`node flags of the image's ENTRYPOINT: ${nodeFlags.join(' ') || '(none)'}`);
+  const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+  const nodeFlags = imageNodeFlags(dockerfile);
+  const imageEnv = imageEnvironment(dockerfile);
+  const imageEnvText = Object.entries(imageEnv).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)';
+  log(`node flags of the image's ENTRYPOINT: ${nodeFlags.join(' ') || '(none)'}; its environment: ${imageEnvText}`);
   const memoryLimit = deploymentMemoryLimit(readFileSync(path.join(repoRoot, 'manifests/base/deployment.yaml'), 'utf8'), OPERATOR_CONTAINER);
   const limit = applyMemoryLimit(memoryLimit.bytes, `imagescan-bench-${process.pid}`);
   let memoryLimitApplied: string;
@@ -174,7 +177,7 @@ async function main(options: BenchOptions): Promise<number> {
     log(`no memory cgroup could be made (${limit.why}); ${limit.flag} gives V8 the heap Node sizes from the Deployment's ${memoryLimit.quantity} limit`);
   }
   const start = async (label: string): Promise<{ operator: OperatorHandle; sampler: OperatorSampler }> => {
-    const operator = startOperator({ mainJs, args: operatorArgs, port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, cwd: work, ...(cgroupProcs === undefined ? {} : { cgroupProcs }) });
+    const operator = startOperator({ mainJs, args: operatorArgs, port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, imageEnv, cwd: work, ...(cgroupProcs === undefined ? {} : { cgroupProcs }) });
     running = operator;
     log(`operator pid ${operator.pid}, log ${path.join(work, `operator-${label}.log`)}`);
     const sampler = new OperatorSampler(operator);
@@ -385,12 +388,13 @@ async function main(options: BenchOptions): Promise<number> {
     phases: phases.map((p) => ({ name: p.name, seconds: (p.toMs - p.fromMs) / 1000, scans: p.scans, ...p.process, api: p.api })),
     machine,
     operatorNodeFlags: nodeFlags,
+    operatorImageEnv: imageEnv,
     operatorMemoryLimit: memoryLimitApplied,
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
   };
 
   process.stdout.write(`\nimagescan-operator benchmark — ${options.pods} pods, ${options.namespaces} namespaces, ${options.digests} digests (${reports} reports), concurrency ${options.concurrency}, scan ${options.scanMs} ms, ${options.stub} stub\n`);
-  process.stdout.write(`machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; operator node flags: ${nodeFlags.join(' ') || '(none)'}; operator memory limit: ${memoryLimitApplied}\n\n`);
+  process.stdout.write(`machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; operator node flags: ${nodeFlags.join(' ') || '(none)'}; environment from the image: ${imageEnvText}; operator memory limit: ${memoryLimitApplied}\n\n`);
   process.stdout.write(`${formatTable(figures)}\n`);
   if (!rescanValid) process.stdout.write('\nWARNING: the rescan fired during the cold start; its figures are not meaningful (use --rescan-after).\n');
   if (result.failedScans > 0) process.stdout.write(`\nWARNING: ${result.failedScans} stub scans failed; see ${stub.logPath}\n`);

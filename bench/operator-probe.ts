@@ -270,6 +270,17 @@ export class OperatorSampler {
     return figures;
   }
 
+  /** The lowest RSS (MiB) sampled every 250 ms over the next `ms`. */
+  async lowestRssOver(ms: number): Promise<number> {
+    let lowest = Infinity;
+    for (const until = Date.now() + ms; Date.now() < until; ) {
+      const s = sampleProc(this.operator.pid);
+      if (s !== undefined) lowest = Math.min(lowest, s.rssBytes);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    return lowest / MiB;
+  }
+
   /** Peak RSS of the whole process life (VmHWM). */
   highWaterMiB(): number {
     return (sampleProc(this.operator.pid)?.hwmBytes ?? 0) / MiB;

@@ -1,9 +1,10 @@
 // User story: after the operator was OOM-killed mid-scan, the registry password it had written for
 // Trivy must not stay on the pod's disk (an emptyDir /tmp survives container restarts). The next
-// process removes folders of dead operator processes before its first scan, and leaves alone those of
-// a live one (two replicas may share a TMPDIR outside a cluster) and anything that is not its own.
+// process removes folders of dead operator processes before its first scan (also when a later process
+// took the dead one's pid), and leaves alone those of a live one (two replicas may share a TMPDIR
+// outside a cluster) and anything that is not its own.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -31,6 +32,13 @@ describe('temporary scan folders of a killed operator', () => {
     writeFileSync(path.join(credentialFolder, 'config.json'), '{"auths":{"registry.example.com":{"auth":"c2VjcmV0"}}}');
     mkdirSync(path.join(tmp, `imagescan-${process.pid}-Zz9Yy8`)); // a former process with our pid (PID 1 after a restart)
     mkdirSync(path.join(tmp, `imagescan-${live}-Qq1Ww2`));
+    // Folders named with a start tick: the live process's own, and one of an earlier process whose pid
+    // it took over (pids wrap).
+    const liveStat = readFileSync(`/proc/${live}/stat`, 'utf8');
+    const liveTick = liveStat.slice(liveStat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+    expect(liveTick).toMatch(/^\d+$/);
+    mkdirSync(path.join(tmp, `imagescan-${live}-${liveTick}-Ee5Rr6`));
+    mkdirSync(path.join(tmp, `imagescan-${live}-${Number(liveTick) - 1}-Pp0Oo9`));
     mkdirSync(path.join(tmp, 'imagescan-Rr3Tt4')); // not named by pid: cannot tell whose, kept
     mkdirSync(path.join(tmp, 'someone-else'));
 
@@ -48,8 +56,8 @@ describe('temporary scan folders of a killed operator', () => {
     await runner.version();
 
     expect(existsSync(credentialFolder)).toBe(false);
-    expect(readdirSync(tmp).sort()).toEqual([`imagescan-${live}-Qq1Ww2`, 'imagescan-Rr3Tt4', 'someone-else'].sort());
-    expect(logged.join('')).toContain('"removed":2');
+    expect(readdirSync(tmp).sort()).toEqual([`imagescan-${live}-Qq1Ww2`, `imagescan-${live}-${liveTick}-Ee5Rr6`, 'imagescan-Rr3Tt4', 'someone-else'].sort());
+    expect(logged.join('')).toContain('"removed":3');
     expect(logged.join('')).not.toContain('c2VjcmV0');
   });
 });

@@ -227,14 +227,17 @@ export class TrivyRunner {
   }
 
   /**
-   * A private folder for one Trivy run, named imagescan-<our pid>-*. Before the first one, folders left
-   * by an operator process that no longer runs (kill -9, OOM: no `finally` ran) are removed, since they
-   * may hold a DOCKER_CONFIG with registry credentials; an emptyDir /tmp outlives container restarts.
+   * A private folder for one Trivy run, named imagescan-<our pid>-<our start tick>-*. Before the first
+   * one, folders left by an operator process that no longer runs (kill -9, OOM: no `finally` ran) are
+   * removed, since they may hold a DOCKER_CONFIG with registry credentials; an emptyDir /tmp outlives
+   * container restarts.
    */
   private async makeTempDir(): Promise<string> {
     this.staleSweep ??= this.removeStaleTempDirs();
     await this.staleSweep;
-    return mkdtemp(path.join(this.tmpDir, `imagescan-${process.pid}-`));
+    ownStartTick ??= processStartTick('self');
+    const started = await ownStartTick;
+    return mkdtemp(path.join(this.tmpDir, started === undefined ? `imagescan-${process.pid}-` : `imagescan-${process.pid}-${started}-`));
   }
 
   private async removeStaleTempDirs(): Promise<void> {
@@ -244,12 +247,8 @@ export class TrivyRunner {
     } catch {
       return;
     }
-    // Our own pid counts as stale too: we have created nothing yet, so such a folder is from an earlier
-    // process that had the same pid (PID 1 in a restarted container).
-    const stale = names.filter((name) => {
-      const pid = Number(/^imagescan-(\d+)-/.exec(name)?.[1] ?? NaN);
-      return Number.isInteger(pid) && pid > 0 && (pid === process.pid || !processExists(pid));
-    });
+    const verdicts = await Promise.all(names.map((name) => isLeftover(name)));
+    const stale = names.filter((_, i) => verdicts[i]);
     await Promise.all(stale.map((name) => rm(path.join(this.tmpDir, name), { recursive: true, force: true }).catch(() => undefined)));
     if (stale.length > 0) this.log.info({ removed: stale.length, tmpDir: this.tmpDir }, 'removed temporary scan folders left by a previous operator process');
   }
@@ -329,6 +328,35 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // ESRCH: the group is already gone.
   }
+}
+
+/**
+ * When process `pid` started, in clock ticks since boot (field 22 of /proc/<pid>/stat); undefined
+ * without /proc or without that process. With the pid it names one process for the whole uptime.
+ */
+async function processStartTick(pid: number | 'self'): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Field 2, the command, is in parentheses and may hold spaces: count from the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+let ownStartTick: Promise<string | undefined> | undefined;
+
+/** Whether a folder in TMPDIR is a scan folder of an operator process that no longer runs. */
+async function isLeftover(name: string): Promise<boolean> {
+  const match = /^imagescan-(\d+)-(?:(\d+)-)?/.exec(name);
+  const pid = Number(match?.[1] ?? NaN);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  // Our own pid counts too: we have created nothing yet, so such a folder is from an earlier process
+  // that had the same pid (PID 1 in a restarted container).
+  if (pid === process.pid || !processExists(pid)) return true;
+  // The pid is in use, but maybe by a later process: pids wrap (at 32,768 on many machines).
+  const started = match?.[2] === undefined ? undefined : await processStartTick(pid);
+  return started !== undefined && started !== match?.[2];
 }
 
 function processExists(pid: number): boolean {

@@ -108,9 +108,9 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const isWatchedNamespace = (ns: string): boolean => !excluded.has(ns) && (included.size === 0 || included.has(ns));
 
   const podInformers: ResilientInformer<PodEntry>[] =
-    config.namespaces.length === 0 ? [createPodInformer(clients.core, watchSettings)] : config.namespaces.map((ns) => createPodInformer(clients.core, watchSettings, ns));
-  const nodeInformer: ResilientInformer<NodeEntry> = createNodeInformer(clients.core, watchSettings);
-  const namespaceInformer: ResilientInformer<NamespaceEntry> = createNamespaceInformer(clients.core, watchSettings);
+    config.namespaces.length === 0 ? [createPodInformer(clients.getJson, watchSettings)] : config.namespaces.map((ns) => createPodInformer(clients.getJson, watchSettings, ns));
+  const nodeInformer: ResilientInformer<NodeEntry> = createNodeInformer(clients.getJson, watchSettings);
+  const namespaceInformer: ResilientInformer<NamespaceEntry> = createNamespaceInformer(clients.getJson, watchSettings);
   const reportInformer: ResilientInformer<ReportEntry> = createReportInformer(clients.custom, watchSettings);
   const informers: Pick<ResilientInformer<PodEntry>, 'start' | 'stop' | 'whenSynced' | 'health'>[] = [...podInformers, nodeInformer, namespaceInformer, reportInformer];
 

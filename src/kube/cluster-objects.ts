@@ -120,7 +120,7 @@ function slimPullSecrets(value: unknown): V1LocalObjectReference[] {
   return out;
 }
 
-/** Slims a pod from a list (typed) or a watch (raw JSON); undefined when it lacks a name or namespace. */
+/** Slims a pod (raw JSON from a list page or a watch event); undefined when it lacks a name or namespace. */
 export function toPodEntry(raw: unknown): PodEntry | undefined {
   const obj = asRecord(raw);
   const metadata = asRecord(obj?.metadata);

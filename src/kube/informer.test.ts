@@ -29,7 +29,7 @@ describe('ResilientInformer against the fake API server', () => {
     kc.loadFromFile(api.kubeconfigPath);
     const clients = createKubeClients(kc, { requestTimeoutMs: 5000, userAgent: 'informer-test' });
     // Page size 3: the list of 7 pods takes three pages.
-    informer = createPodInformer(clients.core, { kubeConfig: kc, logger: pino({ level: 'silent' }), pageSize: 3, unhealthyAfterMs: 300 });
+    informer = createPodInformer(clients.getJson, { kubeConfig: kc, logger: pino({ level: 'silent' }), pageSize: 3, unhealthyAfterMs: 300 });
     informer.on({
       add: (p) => seen.push(`add ${p.key}`),
       update: (_o, p) => seen.push(`update ${p.key}`),

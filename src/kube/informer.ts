@@ -51,7 +51,7 @@ export interface ResilientInformerOptions<T extends CachedObject> {
   path: string;
   labelSelector?: string;
   list: ListPageFn;
-  /** Turns a raw (watch) or typed (list) object into what the cache keeps; undefined drops the object. */
+  /** Turns a raw object (list page or watch event) into what the cache keeps; undefined drops the object. */
   transform: (raw: unknown) => T | undefined;
   kubeConfig?: KubeConfig;
   watchClient?: WatchClient;

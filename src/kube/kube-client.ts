@@ -1,15 +1,17 @@
 // Loading the kubeconfig and building the typed API clients the operator uses.
 import {
+  ApiException,
   AppsV1Api,
   BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
+  HttpMethod,
   KubeConfig,
   ServerConfiguration,
   createConfiguration,
 } from '@kubernetes/client-node';
-import type { Middleware, RequestContext, ResponseContext } from '@kubernetes/client-node';
+import type { Configuration, Middleware, RequestContext, ResponseContext } from '@kubernetes/client-node';
 
 /** The clients every part of the operator shares, built from one kubeconfig. */
 export interface KubeClients {
@@ -23,7 +25,12 @@ export interface KubeClients {
   batch: BatchV1Api;
   custom: CustomObjectsApi;
   coordination: CoordinationV1Api;
+  /** A GET whose JSON answer is returned as parsed, without client-node's model classes (see rawGetter). */
+  getJson: RawGet;
 }
+
+/** GET `path` with these query parameters; resolves to the parsed JSON body, throws ApiException on non-2xx. */
+export type RawGet = (path: string, query: Readonly<Record<string, string | number | undefined>>) => Promise<unknown>;
 
 export interface KubeClientOptions {
   /** Aborts any ordinary (non-watch) request that takes longer; client-node has no default timeout. */
@@ -97,6 +104,29 @@ function reusingDispatcher(kc: KubeConfig): { getName(): string; applySecurityAu
   };
 }
 
+/**
+ * GETs through the typed clients' configuration (authentication, shared dispatcher, User-Agent and
+ * timeout middleware), returning JSON.parse's result. For the informers' list pages: the typed list
+ * calls turn every object into client-node's model classes, which the informers then reduce to slim
+ * entries from raw JSON anyway; for 10,000 pods that was ~140 ms of a cold start's first second.
+ */
+function rawGetter(configuration: Configuration): RawGet {
+  return async (path, query) => {
+    let context = configuration.baseServer.makeRequestContext(path, HttpMethod.GET);
+    for (const [name, value] of Object.entries(query)) if (value !== undefined) context.setQueryParam(name, String(value));
+    context.setHeaderParam('Accept', 'application/json');
+    await configuration.authMethods.default?.applySecurityAuthentication(context);
+    for (const middleware of configuration.middleware) context = await middleware.pre(context).toPromise();
+    let response = await configuration.httpApi.send(context).toPromise();
+    for (const middleware of [...configuration.middleware].reverse()) response = await middleware.post(response).toPromise();
+    const body = await response.body.text();
+    if (response.httpStatusCode < 200 || response.httpStatusCode > 299) {
+      throw new ApiException(response.httpStatusCode, `GET ${path}: HTTP ${response.httpStatusCode}`, body, response.headers);
+    }
+    return JSON.parse(body) as unknown;
+  };
+}
+
 /** Builds the API clients with a per-request timeout and our User-Agent. Throws on a kubeconfig without cluster. */
 export function createKubeClients(kc: KubeConfig, options: KubeClientOptions): KubeClients {
   const cluster = kc.getCurrentCluster();
@@ -117,5 +147,6 @@ export function createKubeClients(kc: KubeConfig, options: KubeClientOptions): K
     batch: new BatchV1Api(configuration),
     custom: new CustomObjectsApi(configuration),
     coordination: new CoordinationV1Api(configuration),
+    getJson: rawGetter(configuration),
   };
 }

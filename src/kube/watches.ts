@@ -1,12 +1,13 @@
 // The informers the operator runs: pods (cluster-wide or per namespace), nodes, namespaces and its
 // own reports. Each one pages its list and keeps slim objects.
-import type { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import type { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LABEL_MANAGED_BY, MANAGED_BY_VALUE, REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION } from '../reports/image-scan-report.js';
 import type { NamespaceEntry, NodeEntry, PodEntry, ReportEntry } from './cluster-objects.js';
 import { SharedVulnerabilityLists, toNamespaceEntry, toNodeEntry, toPodEntry, toReportEntry } from './cluster-objects.js';
-import type { ListPage, ResilientInformerOptions } from './informer.js';
+import type { ListPage, ListPageFn, ResilientInformerOptions } from './informer.js';
 import { ResilientInformer } from './informer.js';
+import type { RawGet } from './kube-client.js';
 
 /** Settings shared by every informer (timings are overridable for tests). */
 export interface WatchSettings {
@@ -30,20 +31,8 @@ export const REPORT_PAGE_SIZE = 50;
 /** The report label selector: only reports this operator manages. */
 export const MANAGED_REPORTS_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
 
-interface TypedList {
-  items: readonly unknown[];
-  metadata?: { resourceVersion?: string; _continue?: string };
-}
-
-function typedPage(list: TypedList): ListPage {
-  const page: ListPage = { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
-  const token = list.metadata?._continue;
-  if (token !== undefined && token !== '') page.continueToken = token;
-  return page;
-}
-
 function rawPage(list: unknown): ListPage {
-  // CustomObjectsApi returns raw JSON: the token is metadata.continue, not _continue.
+  // Raw JSON (not client-node's models): the token is metadata.continue, not _continue.
   const record = (typeof list === 'object' && list !== null ? list : {}) as {
     items?: unknown;
     metadata?: { resourceVersion?: unknown; continue?: unknown };
@@ -69,48 +58,29 @@ function common<T extends { key: string; resourceVersion: string }>(
   return options;
 }
 
+/** Lists one page of `path` as raw JSON (the informers keep slim entries made from raw objects). */
+function rawList(getJson: RawGet, path: string): ListPageFn {
+  return async ({ limit, continueToken }) => rawPage(await getJson(path, { limit, continue: continueToken }));
+}
+
 /** A pod informer for all namespaces (namespace undefined) or for one namespace. */
-export function createPodInformer(core: CoreV1Api, settings: WatchSettings, namespace?: string): ResilientInformer<PodEntry> {
+export function createPodInformer(getJson: RawGet, settings: WatchSettings, namespace?: string): ResilientInformer<PodEntry> {
   const path = namespace === undefined ? '/api/v1/pods' : `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`;
-  const list =
-    namespace === undefined
-      ? async ({ limit, continueToken }: { limit: number; continueToken?: string }) =>
-          typedPage(await core.listPodForAllNamespaces(continueToken === undefined ? { limit } : { limit, _continue: continueToken }))
-      : async ({ limit, continueToken }: { limit: number; continueToken?: string }) =>
-          typedPage(
-            await core.listNamespacedPod(
-              continueToken === undefined ? { namespace, limit } : { namespace, limit, _continue: continueToken },
-            ),
-          );
   return new ResilientInformer<PodEntry>(
-    common(settings, { name: namespace === undefined ? 'pods' : `pods/${namespace}`, path, list, transform: toPodEntry }),
+    common(settings, { name: namespace === undefined ? 'pods' : `pods/${namespace}`, path, list: rawList(getJson, path), transform: toPodEntry }),
   );
 }
 
 /** The node informer: the platform (os/arch) of the node a pod runs on decides what Trivy pulls. */
-export function createNodeInformer(core: CoreV1Api, settings: WatchSettings): ResilientInformer<NodeEntry> {
-  return new ResilientInformer<NodeEntry>(
-    common(settings, {
-      name: 'nodes',
-      path: '/api/v1/nodes',
-      list: async ({ limit, continueToken }) =>
-        typedPage(await core.listNode(continueToken === undefined ? { limit } : { limit, _continue: continueToken })),
-      transform: toNodeEntry,
-    }),
-  );
+export function createNodeInformer(getJson: RawGet, settings: WatchSettings): ResilientInformer<NodeEntry> {
+  const path = '/api/v1/nodes';
+  return new ResilientInformer<NodeEntry>(common(settings, { name: 'nodes', path, list: rawList(getJson, path), transform: toNodeEntry }));
 }
 
 /** The namespace informer: namespace labels give the team when a pod has none. */
-export function createNamespaceInformer(core: CoreV1Api, settings: WatchSettings): ResilientInformer<NamespaceEntry> {
-  return new ResilientInformer<NamespaceEntry>(
-    common(settings, {
-      name: 'namespaces',
-      path: '/api/v1/namespaces',
-      list: async ({ limit, continueToken }) =>
-        typedPage(await core.listNamespace(continueToken === undefined ? { limit } : { limit, _continue: continueToken })),
-      transform: toNamespaceEntry,
-    }),
-  );
+export function createNamespaceInformer(getJson: RawGet, settings: WatchSettings): ResilientInformer<NamespaceEntry> {
+  const path = '/api/v1/namespaces';
+  return new ResilientInformer<NamespaceEntry>(common(settings, { name: 'namespaces', path, list: rawList(getJson, path), transform: toNamespaceEntry }));
 }
 
 /** The report informer (all namespaces, managed reports only): the reconciler's and the metrics' view of reports. */

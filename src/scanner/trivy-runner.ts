@@ -249,8 +249,13 @@ export class TrivyRunner {
     }
     const verdicts = await Promise.all(names.map((name) => isLeftover(name)));
     const stale = names.filter((_, i) => verdicts[i]);
-    await Promise.all(stale.map((name) => rm(path.join(this.tmpDir, name), { recursive: true, force: true }).catch(() => undefined)));
-    if (stale.length > 0) this.log.info({ removed: stale.length, tmpDir: this.tmpDir }, 'removed temporary scan folders left by a previous operator process');
+    // A Trivy child of the dead process may still be writing there (its parent's death does not stop
+    // it outside a container): a file created while the folder is emptied fails the last rmdir with
+    // ENOTEMPTY, which rm retries.
+    const results = await Promise.allSettled(stale.map((name) => rm(path.join(this.tmpDir, name), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })));
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ folder: stale[i], error: String(r.reason) }] : []));
+    if (stale.length > failed.length) this.log.info({ removed: stale.length - failed.length, tmpDir: this.tmpDir }, 'removed temporary scan folders left by a previous operator process');
+    if (failed.length > 0) this.log.warn({ failed, tmpDir: this.tmpDir }, 'could not remove temporary scan folders left by a previous operator process');
   }
 
   private async readReport(output: string): Promise<Buffer> {

@@ -177,14 +177,18 @@ describe('operator lifecycle', () => {
     for (const ns of ['a', 'b', 'c']) {
       images.forEach((image, i) => api.seed.deployment({ namespace: ns, name: `w${i}`, containers: [image], replicas: 2 }));
     }
-    start();
+    // Rescans every 4 s keep status patches coming, so the 409s do not hinge on the first nine alone
+    // (0.7^9: one run in 25 saw none).
+    start(['--rescan-schedule', '*/4 * * * * *']);
     const converged = () => {
       const all = reports();
       return all.length === 9 && all.every((r) => r.status?.phase === 'Scanned') ? true : undefined;
     };
     await eventually(converged, 60_000, 'nine Scanned reports');
-    // It may converge before the first watch is dropped: keep the faults on through one, and stay right.
+    // It may converge before the first watch is dropped or the first 409: keep the faults on through
+    // both, and stay right.
     await eventually(() => (api.faults.stats().droppedWatches > 0 ? true : undefined), 10_000, 'a dropped watch');
+    await eventually(() => (api.faults.stats().injected409 > 0 ? true : undefined), 30_000, 'a 409 on a report write');
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     await eventually(converged, 30_000, 'still nine Scanned reports after dropped watches');
     const stats = api.faults.stats();

@@ -126,6 +126,9 @@ describe('kill -9 during a cold start of 500 pods', () => {
 
     const tFinal = Date.now();
     const final = rig.start({ args: ['--scan-concurrency', '4'] });
+    // Up before it is judged (and stopped): the killed ones may have converged already, and a SIGTERM
+    // before main.ts has its handler kills the process by signal instead of a clean exit 0.
+    await final.waitForLine((l) => l.msg === 'controller started', 30_000);
     await eventually(() => (converged() ? true : undefined), 90_000, `exactly ${expected.size} Scanned reports (have ${rig.reports().length})`);
     moments.push(`final converged in ${Date.now() - tFinal}ms`);
     // For the record when a run fails or is tuned: how the kills fell.

@@ -72,10 +72,11 @@ interface Entry {
 
 interface Running {
   controller: AbortController;
-  /** False while waiting at the gate, and again once the child has exited. */
-  scanning: boolean;
-  /** Holds one of the `concurrency` slots (until its child exits or the attempt ends). */
-  holdsSlot: boolean;
+  /**
+   * 'waiting' at the gate and 'scanning' while the child runs both hold one of the `concurrency`
+   * slots; 'finishing' (the child has exited or the attempt ended) holds none.
+   */
+  stage: 'waiting' | 'scanning' | 'finishing';
   done: Promise<void>;
 }
 
@@ -137,14 +138,14 @@ export class ScanQueue {
   /** Scans waiting: queued, waiting for a retry, or waiting at the gate. */
   depth(): number {
     let waiting = this.queued.size;
-    for (const r of this.running.values()) if (!r.scanning && r.holdsSlot) waiting++;
+    for (const r of this.running.values()) if (r.stage === 'waiting') waiting++;
     return waiting;
   }
 
   /** Scans whose child is running now. */
   inProgress(): number {
     let n = 0;
-    for (const r of this.running.values()) if (r.scanning) n++;
+    for (const r of this.running.values()) if (r.stage === 'scanning') n++;
     return n;
   }
 
@@ -198,26 +199,21 @@ export class ScanQueue {
   private hasRoom(): boolean {
     if (this.running.size >= 2 * this.concurrency) return false;
     let slots = 0;
-    for (const r of this.running.values()) if (r.holdsSlot) slots++;
+    for (const r of this.running.values()) if (r.stage !== 'finishing') slots++;
     return slots < this.concurrency;
   }
 
   private start(entry: Entry): void {
     const digest = entry.target.digest;
-    const record: Running = { controller: new AbortController(), scanning: false, holdsSlot: true, done: Promise.resolve() };
+    const record: Running = { controller: new AbortController(), stage: 'waiting', done: Promise.resolve() };
     this.running.set(digest, record);
     record.done = this.attempt(entry, record)
       .catch((err: unknown) => this.log.error({ err, digest }, 'scan queue bug: attempt threw'))
       .finally(() => {
-        this.freeSlot(record);
+        record.stage = 'finishing';
         this.running.delete(digest);
         this.pump();
       });
-  }
-
-  private freeSlot(record: Running): void {
-    record.scanning = false;
-    record.holdsSlot = false;
   }
 
   private async attempt(entry: Entry, record: Running): Promise<void> {
@@ -235,15 +231,15 @@ export class ScanQueue {
       }
       if (signal.aborted) return;
     }
-    record.scanning = true;
+    record.stage = 'scanning';
     entry.attempts++;
     const startedAt = this.now();
     this.emitEvent({ type: 'started', digest, attempt: entry.attempts, priority: entry.priority });
     let result: ScanResult;
     try {
       result = await this.opts.scan(entry.target, signal, () => {
-        if (!record.holdsSlot || this.stopped) return;
-        this.freeSlot(record);
+        if (record.stage !== 'scanning' || this.stopped) return;
+        record.stage = 'finishing';
         this.pump();
       });
     } catch (err) {
@@ -251,7 +247,7 @@ export class ScanQueue {
       const failure = toScanFailure(err);
       const durationMs = this.now() - startedAt;
       const willRetry = failure.transient && entry.attempts < this.maxAttempts;
-      this.freeSlot(record);
+      record.stage = 'finishing';
       this.emitEvent({ type: 'finished', digest, attempt: entry.attempts, result: 'failure', reason: failure.reason, durationSeconds: durationMs / 1000, willRetry });
       if (willRetry) {
         const delayMs = this.retryDelay(entry.attempts);
@@ -268,7 +264,7 @@ export class ScanQueue {
     // The report was parsed in this turn; storing the result (capping, packing) gets a turn of its own.
     await this.delay(0, signal);
     if (this.stopped) return;
-    this.freeSlot(record);
+    record.stage = 'finishing';
     this.emitEvent({ type: 'finished', digest, attempt: entry.attempts, result: 'success', durationSeconds: durationMs / 1000, willRetry: false });
     this.emitOutcome({ digest, target: entry.target, finishedAt: new Date(this.now()), attempts: entry.attempts, durationMs, ok: true, result });
   }

@@ -111,7 +111,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     config.namespaces.length === 0 ? [createPodInformer(clients.getJson, watchSettings)] : config.namespaces.map((ns) => createPodInformer(clients.getJson, watchSettings, ns));
   const nodeInformer: ResilientInformer<NodeEntry> = createNodeInformer(clients.getJson, watchSettings);
   const namespaceInformer: ResilientInformer<NamespaceEntry> = createNamespaceInformer(clients.getJson, watchSettings);
-  const reportInformer: ResilientInformer<ReportEntry> = createReportInformer(clients.custom, watchSettings);
+  const reportInformer: ResilientInformer<ReportEntry> = createReportInformer(clients.getJson, watchSettings);
   const informers: Pick<ResilientInformer<PodEntry>, 'start' | 'stop' | 'whenSynced' | 'health'>[] = [...podInformers, nodeInformer, namespaceInformer, reportInformer];
 
   const podLog = log.child({ component: 'pods' });

@@ -1,6 +1,6 @@
 // The informers the operator runs: pods (cluster-wide or per namespace), nodes, namespaces and its
 // own reports. Each one pages its list and keeps slim objects.
-import type { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LABEL_MANAGED_BY, MANAGED_BY_VALUE, REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION } from '../reports/image-scan-report.js';
 import type { NamespaceEntry, NodeEntry, PodEntry, ReportEntry } from './cluster-objects.js';
@@ -32,7 +32,7 @@ export const REPORT_PAGE_SIZE = 50;
 export const MANAGED_REPORTS_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
 
 function rawPage(list: unknown): ListPage {
-  // Raw JSON (not client-node's models): the token is metadata.continue, not _continue.
+  // Raw JSON: the token is metadata.continue (client-node's models call it _continue).
   const record = (typeof list === 'object' && list !== null ? list : {}) as {
     items?: unknown;
     metadata?: { resourceVersion?: unknown; continue?: unknown };
@@ -46,11 +46,18 @@ function rawPage(list: unknown): ListPage {
   return page;
 }
 
+/**
+ * Options of an informer of `path`: its list pages are raw JSON through getJson (the transforms make
+ * slim entries from raw objects, as they do from watch events), with the watch's label selector.
+ */
 function common<T extends { key: string; resourceVersion: string }>(
   settings: WatchSettings,
-  rest: Pick<ResilientInformerOptions<T>, 'name' | 'path' | 'list' | 'transform' | 'labelSelector'>,
+  getJson: RawGet,
+  rest: Pick<ResilientInformerOptions<T>, 'name' | 'path' | 'transform' | 'labelSelector'>,
 ): ResilientInformerOptions<T> {
-  const options: ResilientInformerOptions<T> = { ...rest, kubeConfig: settings.kubeConfig, logger: settings.logger };
+  const { path, labelSelector } = rest;
+  const list: ListPageFn = async ({ limit, continueToken }) => rawPage(await getJson(path, { labelSelector, limit, continue: continueToken }));
+  const options: ResilientInformerOptions<T> = { ...rest, list, kubeConfig: settings.kubeConfig, logger: settings.logger };
   if (settings.watchTimeoutSeconds !== undefined) options.watchTimeoutSeconds = settings.watchTimeoutSeconds;
   if (settings.watchdogMs !== undefined) options.watchdogMs = settings.watchdogMs;
   if (settings.unhealthyAfterMs !== undefined) options.unhealthyAfterMs = settings.unhealthyAfterMs;
@@ -58,49 +65,29 @@ function common<T extends { key: string; resourceVersion: string }>(
   return options;
 }
 
-/** Lists one page of `path` as raw JSON (the informers keep slim entries made from raw objects). */
-function rawList(getJson: RawGet, path: string): ListPageFn {
-  return async ({ limit, continueToken }) => rawPage(await getJson(path, { limit, continue: continueToken }));
-}
-
 /** A pod informer for all namespaces (namespace undefined) or for one namespace. */
 export function createPodInformer(getJson: RawGet, settings: WatchSettings, namespace?: string): ResilientInformer<PodEntry> {
   const path = namespace === undefined ? '/api/v1/pods' : `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`;
-  return new ResilientInformer<PodEntry>(
-    common(settings, { name: namespace === undefined ? 'pods' : `pods/${namespace}`, path, list: rawList(getJson, path), transform: toPodEntry }),
-  );
+  return new ResilientInformer<PodEntry>(common(settings, getJson, { name: namespace === undefined ? 'pods' : `pods/${namespace}`, path, transform: toPodEntry }));
 }
 
 /** The node informer: the platform (os/arch) of the node a pod runs on decides what Trivy pulls. */
 export function createNodeInformer(getJson: RawGet, settings: WatchSettings): ResilientInformer<NodeEntry> {
-  const path = '/api/v1/nodes';
-  return new ResilientInformer<NodeEntry>(common(settings, { name: 'nodes', path, list: rawList(getJson, path), transform: toNodeEntry }));
+  return new ResilientInformer<NodeEntry>(common(settings, getJson, { name: 'nodes', path: '/api/v1/nodes', transform: toNodeEntry }));
 }
 
 /** The namespace informer: namespace labels give the team when a pod has none. */
 export function createNamespaceInformer(getJson: RawGet, settings: WatchSettings): ResilientInformer<NamespaceEntry> {
-  const path = '/api/v1/namespaces';
-  return new ResilientInformer<NamespaceEntry>(common(settings, { name: 'namespaces', path, list: rawList(getJson, path), transform: toNamespaceEntry }));
+  return new ResilientInformer<NamespaceEntry>(common(settings, getJson, { name: 'namespaces', path: '/api/v1/namespaces', transform: toNamespaceEntry }));
 }
 
 /** The report informer (all namespaces, managed reports only): the reconciler's and the metrics' view of reports. */
-export function createReportInformer(custom: CustomObjectsApi, settings: WatchSettings): ResilientInformer<ReportEntry> {
+export function createReportInformer(getJson: RawGet, settings: WatchSettings): ResilientInformer<ReportEntry> {
   const lists = new SharedVulnerabilityLists();
-  const options = common<ReportEntry>(settings, {
+  const options = common<ReportEntry>(settings, getJson, {
     name: 'imagescanreports',
     path: `/apis/${REPORT_GROUP}/${REPORT_VERSION}/${REPORT_PLURAL}`,
     labelSelector: MANAGED_REPORTS_SELECTOR,
-    list: async ({ limit, continueToken }) =>
-      rawPage(
-        await custom.listCustomObjectForAllNamespaces({
-          group: REPORT_GROUP,
-          version: REPORT_VERSION,
-          resourcePlural: REPORT_PLURAL,
-          labelSelector: MANAGED_REPORTS_SELECTOR,
-          limit,
-          ...(continueToken === undefined ? {} : { _continue: continueToken }),
-        }),
-      ),
     transform: (raw) => toReportEntry(raw, lists),
   });
   options.pageSize = settings.reportPageSize ?? REPORT_PAGE_SIZE;

@@ -1,0 +1,47 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startFakeApiServer } from '../../e2e/fake-apiserver/index.js';
+import type { FakeApiServer, KubeObject } from '../../e2e/fake-apiserver/index.js';
+import type { ImageScanReport } from '../reports/image-scan-report.js';
+import { LABEL_MANAGED_BY } from '../reports/image-scan-report.js';
+import { buildReportObject } from '../reports/report-builder.js';
+import { createKubeClients } from './kube-client.js';
+import { createReportInformer } from './watches.js';
+
+const DIGEST = `sha256:${'a'.repeat(64)}`;
+const asKubeObject = (report: ImageScanReport): KubeObject => JSON.parse(JSON.stringify(report)) as KubeObject;
+
+describe('the report informer', () => {
+  let api: FakeApiServer;
+  beforeEach(async () => {
+    api = await startFakeApiServer({});
+    api.seed.namespace('shop');
+  });
+  afterEach(async () => {
+    await api.stop();
+  });
+
+  it('lists and watches only the reports this operator manages, in pages', async () => {
+    for (const [i, image] of ['nginx:1.25', 'redis:7', 'alpine:3.19'].entries()) {
+      const report = buildReportObject({ namespace: 'shop', image, repository: `docker.io/library/${image.split(':')[0] ?? ''}`, digest: DIGEST.replace(/a$/, String(i)), team: 'payments', workloads: [] });
+      api.objects.create(asKubeObject(report));
+    }
+    const foreign = buildReportObject({ namespace: 'shop', image: 'busybox:1', repository: 'docker.io/library/busybox', digest: DIGEST, team: 'payments', workloads: [] });
+    api.objects.create(asKubeObject({ ...foreign, metadata: { ...foreign.metadata, labels: { ...foreign.metadata?.labels, [LABEL_MANAGED_BY]: 'someone-else' } } }));
+
+    const kc = new KubeConfig();
+    kc.loadFromFile(api.kubeconfigPath);
+    const informer = createReportInformer(createKubeClients(kc, { requestTimeoutMs: 5000, userAgent: 'watch-test' }).getJson, { kubeConfig: kc, logger: pino({ level: 'silent' }), reportPageSize: 2 });
+    informer.start();
+    try {
+      await informer.whenSynced();
+      expect([...informer.list()].map((r) => r.report.spec?.image).sort()).toEqual(['alpine:3.19', 'nginx:1.25', 'redis:7']);
+      const lists = api.requests().filter((r) => r.resource === 'imagescanreports' && r.verb === 'list');
+      expect(lists).toHaveLength(2);
+      for (const r of lists) expect(decodeURIComponent(r.path)).toContain('labelSelector=app.kubernetes.io/managed-by=imagescan-operator');
+    } finally {
+      informer.stop();
+    }
+  });
+});

@@ -194,6 +194,8 @@ export class OperatorSampler {
   private scrapeTimer: NodeJS.Timeout | undefined;
   private peakRss = 0;
   private lastRss = 0;
+  /** Since the last lowestRssOver() began. */
+  private lowestRss = Infinity;
   private peakHeap = 0;
   private lastHeap = 0;
   private maxP99 = 0;
@@ -223,6 +225,7 @@ export class OperatorSampler {
     if (s === undefined) return;
     this.lastRss = s.rssBytes;
     this.peakRss = Math.max(this.peakRss, s.rssBytes);
+    this.lowestRss = Math.min(this.lowestRss, s.rssBytes);
     this.lastCpu = s.cpuSeconds;
   }
 
@@ -270,15 +273,11 @@ export class OperatorSampler {
     return figures;
   }
 
-  /** The lowest RSS (MiB) sampled every 250 ms over the next `ms`. */
+  /** The lowest RSS (MiB) of the samples taken over the next `ms`. */
   async lowestRssOver(ms: number): Promise<number> {
-    let lowest = Infinity;
-    for (const until = Date.now() + ms; Date.now() < until; ) {
-      const s = sampleProc(this.operator.pid);
-      if (s !== undefined) lowest = Math.min(lowest, s.rssBytes);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    return lowest / MiB;
+    this.lowestRss = Infinity;
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return this.lowestRss / MiB;
   }
 
   /** Peak RSS of the whole process life (VmHWM). */

@@ -56,7 +56,7 @@ export async function buildOperator(outDir: string): Promise<string> {
 }
 
 /** The package folders (`node_modules/...`) the bundle took code from, each once. */
-export function bundledPackages(metafile: Metafile): string[] {
+function bundledPackages(metafile: Metafile): string[] {
   const dirs = new Set<string>();
   for (const input of Object.keys(metafile.inputs)) {
     const match = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);

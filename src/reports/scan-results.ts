@@ -143,17 +143,17 @@ export class ScanResults {
       if (known?.scannedAt === undefined || known.scannedAt < state.scannedAt) {
         // Prepared only now that it is kept: most reports the watch delivers are known already.
         const kept = prepare(state);
-        const stored: StoredKnowledge = {
-          ...(known ?? {}),
+        // What we knew stays (a failure, rescanNotBefore), except the fingerprint of the list replaced here.
+        const { preparedListFingerprint: _replaced, ...earlier } = known ?? {};
+        this.store(digest, {
+          ...earlier,
           digest,
           ...pack(kept.result ?? state.result),
           scannedAt: state.scannedAt,
           vulnerabilitiesOmitted: kept.vulnerabilitiesOmitted ?? 0,
           lastAttemptAt: known !== undefined && known.lastAttemptAt > state.scannedAt ? known.lastAttemptAt : state.scannedAt,
-        };
-        delete stored.preparedListFingerprint;
-        if (kept.preparedListFingerprint !== undefined) stored.preparedListFingerprint = kept.preparedListFingerprint;
-        this.store(digest, stored);
+          ...(kept.preparedListFingerprint === undefined ? {} : { preparedListFingerprint: kept.preparedListFingerprint }),
+        });
       }
       return;
     }

@@ -179,7 +179,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     scans,
     scanQueue: scanRequester,
     store: new KubeReportStore(clients.custom),
-    owners: new OwnerResolver({ apps: clients.apps, batch: clients.batch }),
+    owners: new OwnerResolver({ getJson: clients.getJson }),
     pullSecrets: new PullSecretReader({ core: clients.core }),
     events,
     teamLabel: config.teamLabel,

@@ -202,6 +202,18 @@ describe('names, labels and sizes', () => {
   });
 });
 
+describe('metadata-only reads', () => {
+  it('answers a GET that accepts PartialObjectMetadata with the metadata alone, and plain JSON otherwise', async () => {
+    await call('POST', WIDGETS, widget('w-meta', { size: 4 }, { metadata: { name: 'w-meta', labels: { app: 'a' } } }));
+    const partial = await call('GET', `${WIDGETS}/w-meta`, undefined, { accept: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json' });
+    expect(partial.status).toBe(200);
+    expect(partial.body).toMatchObject({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: { name: 'w-meta', labels: { app: 'a' } } });
+    expect(partial.body.spec).toBeUndefined();
+    const full = await call('GET', `${WIDGETS}/w-meta`, undefined, { accept: 'application/json' });
+    expect(full.body).toMatchObject({ kind: 'Widget', spec: { size: 4 } });
+  });
+});
+
 describe('lists', () => {
   it('pages with limit/continue through one consistent resourceVersion, and expires tokens after compaction', async () => {
     for (let i = 0; i < 7; i++) server.seed.pod({ namespace: 'paging', name: `p-${i}`, containers: ['nginx:1.25'], labels: { idx: String(i), parity: i % 2 === 0 ? 'even' : 'odd' } });

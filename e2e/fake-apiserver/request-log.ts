@@ -24,6 +24,7 @@ export interface RequestRecord {
   identity: string;
   userAgent?: string;
   contentType?: string;
+  accept?: string;
   /** HTTP status code (for watches: the code the stream started with). */
   code?: number;
   /** Status reason for failures (NotFound, Conflict, ...). */

@@ -191,6 +191,11 @@ function wantsTable(accept: string | undefined): boolean {
   return (accept ?? '').split(',').some((part) => /as=Table/.test(part) && /g=meta\.k8s\.io/.test(part));
 }
 
+/** `Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1`: the object's metadata alone. */
+function wantsPartialMetadata(accept: string | undefined): boolean {
+  return (accept ?? '').split(',').some((part) => /as=PartialObjectMetadata(;|$)/.test(part) && /g=meta\.k8s\.io/.test(part) && /v=v1(;|$)/.test(part));
+}
+
 interface ContinueToken {
   rv: number;
   start: string;
@@ -521,6 +526,7 @@ class FakeApiServerImpl implements FakeApiServer {
         identity: identity ?? 'unauthenticated',
         userAgent: req.headers['user-agent'],
         contentType: req.headers['content-type'],
+        accept: req.headers.accept,
       },
       startMs,
     );
@@ -720,6 +726,8 @@ class FakeApiServerImpl implements FakeApiServer {
         if (wantsTable(req.headers.accept)) {
           const table = buildTable(def, rr.version, [stored.obj], { now, includeObject: includeObjectOf(url), resourceVersion: String(stored.rv) });
           this.sendJson(res, 200, JSON.stringify(table));
+        } else if (wantsPartialMetadata(req.headers.accept)) {
+          this.sendJson(res, 200, JSON.stringify({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: stored.obj.metadata }));
         } else this.sendJson(res, 200, this.objectJson(def, rr.version, stored));
         return 200;
       }

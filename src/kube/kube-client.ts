@@ -29,8 +29,11 @@ export interface KubeClients {
   getJson: RawGet;
 }
 
-/** GET `path` with these query parameters; resolves to the parsed JSON body, throws ApiException on non-2xx. */
-export type RawGet = (path: string, query: Readonly<Record<string, string | number | undefined>>) => Promise<unknown>;
+/**
+ * GET `path` with these query parameters; resolves to the parsed JSON body, throws ApiException on
+ * non-2xx. `accept` replaces the Accept header (default application/json).
+ */
+export type RawGet = (path: string, query: Readonly<Record<string, string | number | undefined>>, accept?: string) => Promise<unknown>;
 
 export interface KubeClientOptions {
   /** Aborts any ordinary (non-watch) request that takes longer; client-node has no default timeout. */
@@ -111,10 +114,10 @@ function reusingDispatcher(kc: KubeConfig): { getName(): string; applySecurityAu
  * entries from raw JSON anyway; for 10,000 pods that was ~140 ms of a cold start's first second.
  */
 function rawGetter(configuration: Configuration): RawGet {
-  return async (path, query) => {
+  return async (path, query, accept = 'application/json') => {
     let context = configuration.baseServer.makeRequestContext(path, HttpMethod.GET);
     for (const [name, value] of Object.entries(query)) if (value !== undefined) context.setQueryParam(name, String(value));
-    context.setHeaderParam('Accept', 'application/json');
+    context.setHeaderParam('Accept', accept);
     await configuration.authMethods.default?.applySecurityAuthentication(context);
     for (const middleware of configuration.middleware) context = await middleware.pre(context).toPromise();
     let response = await configuration.httpApi.send(context).toPromise();

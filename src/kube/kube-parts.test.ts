@@ -35,7 +35,7 @@ function slim(obj: KubeObject | undefined): V1Pod {
 
 describe('OwnerResolver', () => {
   it('resolves Deployment, CronJob, StatefulSet, DaemonSet and bare pods to their top-level owner', async () => {
-    const resolver = new OwnerResolver({ apps: clients.apps, batch: clients.batch });
+    const resolver = new OwnerResolver({ getJson: clients.getJson });
     const deployment = api.seed.deployment({ namespace: 'shop', name: 'web', containers: ['nginx:1.25'] });
     const cron = api.seed.cronJob({ namespace: 'shop', name: 'nightly', containers: ['alpine:3.19'] });
     const sts = api.seed.podSet('StatefulSet', { namespace: 'shop', name: 'db', containers: ['redis:7'] });
@@ -49,11 +49,14 @@ describe('OwnerResolver', () => {
     expect(await resolver.resolve(slim(bare))).toMatchObject({ kind: 'Pod', name: 'debug', apiVersion: 'v1' });
   });
 
-  it('reads each ReplicaSet once, and falls back to the ReplicaSet when it is gone', async () => {
-    const resolver = new OwnerResolver({ apps: clients.apps, batch: clients.batch });
+  it('reads each ReplicaSet once, as metadata only, and falls back to the ReplicaSet when it is gone', async () => {
+    const resolver = new OwnerResolver({ getJson: clients.getJson });
     const web = api.seed.deployment({ namespace: 'shop', name: 'web', containers: ['nginx:1.25'], replicas: 3 });
     for (const pod of web.pods) await resolver.resolve(slim(pod));
-    expect(api.requests().filter((r) => r.resource === 'replicasets').length).toBe(1);
+    const reads = api.requests().filter((r) => r.resource === 'replicasets');
+    expect(reads.length).toBe(1);
+    // the API server sends no pod template: only what the resolver reads
+    expect(reads[0]?.accept).toMatch(/^application\/json;as=PartialObjectMetadata;g=meta\.k8s\.io;v=v1,/);
 
     const orphan = api.seed.deployment({ namespace: 'shop', name: 'orphan', containers: ['nginx:1.25'] });
     api.objects.delete('replicasets.apps', 'shop', orphan.intermediate?.metadata?.name ?? '');

@@ -1,8 +1,9 @@
 // Finds the top-level workload that owns a pod: ReplicaSet → Deployment and Job → CronJob need one
 // read each; StatefulSet, DaemonSet and bare pods are known from the pod itself.
-import type { AppsV1Api, BatchV1Api, V1OwnerReference, V1Pod } from '@kubernetes/client-node';
+import type { V1ObjectMeta, V1OwnerReference, V1Pod } from '@kubernetes/client-node';
 import { toKubeApiError } from './api-error.js';
 import type { KubeApiError } from './api-error.js';
+import type { RawGet } from './kube-client.js';
 
 /** A top-level owner; `uid` and `apiVersion` let Events point at it. */
 export interface Workload {
@@ -14,8 +15,7 @@ export interface Workload {
 }
 
 export interface OwnerResolverOptions {
-  apps: AppsV1Api;
-  batch: BatchV1Api;
+  getJson: RawGet;
   /** Owners remembered by ReplicaSet/Job uid; the oldest are forgotten beyond this. */
   maxEntries?: number;
 }
@@ -24,6 +24,16 @@ function controllerOf(refs: readonly V1OwnerReference[] | undefined): V1OwnerRef
   if (refs === undefined || refs.length === 0) return undefined;
   return refs.find((ref) => ref.controller === true) ?? refs[0];
 }
+
+// Only the owner references are read, so ask for the metadata alone (what controller-runtime's metadata
+// client does): the API server then sends neither the pod template nor the status, and we parse less.
+// The plain JSON fallback keeps servers that cannot answer PartialObjectMetadata working.
+const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
+
+const OWNER_PATHS = {
+  ReplicaSet: { path: (namespace: string, name: string) => `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/replicasets/${encodeURIComponent(name)}`, parent: 'Deployment' },
+  Job: { path: (namespace: string, name: string) => `/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs/${encodeURIComponent(name)}`, parent: 'CronJob' },
+} as const;
 
 function isGiveUp(err: KubeApiError): boolean {
   // Without read access or with the owner gone, the direct owner is the best answer we can give.
@@ -55,17 +65,12 @@ export class OwnerResolver {
     const cached = this.cache.get(direct.uid);
     if (cached !== undefined) return cached;
 
+    const { path, parent: parentKind } = OWNER_PATHS[direct.kind];
     let parent: V1OwnerReference | undefined;
     try {
-      if (direct.kind === 'ReplicaSet') {
-        const rs = await this.options.apps.readNamespacedReplicaSet({ namespace, name: direct.name });
-        parent = controllerOf(rs.metadata?.ownerReferences);
-        if (parent?.kind !== 'Deployment') parent = undefined;
-      } else {
-        const job = await this.options.batch.readNamespacedJob({ namespace, name: direct.name });
-        parent = controllerOf(job.metadata?.ownerReferences);
-        if (parent?.kind !== 'CronJob') parent = undefined;
-      }
+      const object = (await this.options.getJson(path(namespace, direct.name), {}, METADATA_ONLY)) as { metadata?: V1ObjectMeta } | null;
+      parent = controllerOf(object?.metadata?.ownerReferences);
+      if (parent?.kind !== parentKind) parent = undefined;
     } catch (err) {
       const apiError = toKubeApiError(err, `reading ${direct.kind} ${namespace}/${direct.name}`);
       if (isGiveUp(apiError)) return directWorkload;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiException } from '@kubernetes/client-node';
-import type { AppsV1Api, BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
+import type { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { KubeApiError } from '../kube/api-error.js';
@@ -183,13 +183,12 @@ function harness(options: HarnessOptions = {}) {
   const node = toNodeEntry({ metadata: { name: 'node-a', resourceVersion: '1', labels: { 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'arm64' } } });
   if (node !== undefined) nodes.set('node-a', node);
   const replicaSets: Record<string, string> = { 'web-5d9c': 'web' };
-  const apps = {
-    readNamespacedReplicaSet: ({ name }: { name: string }) => {
-      const deployment = replicaSets[name];
-      if (deployment === undefined) return Promise.reject(apiError(404, 'NotFound'));
-      return Promise.resolve({ metadata: { name, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment, uid: `uid-${deployment}`, controller: true }] } });
-    },
-  } as unknown as AppsV1Api;
+  const getJson = (path: string): Promise<unknown> => {
+    const name = /\/replicasets\/([^/]+)$/.exec(path)?.[1] ?? '';
+    const deployment = replicaSets[name];
+    if (deployment === undefined) return Promise.reject(apiError(404, 'NotFound'));
+    return Promise.resolve({ metadata: { name, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment, uid: `uid-${deployment}`, controller: true }] } });
+  };
   const secretReads: string[] = [];
   const core = {
     readNamespacedServiceAccount: () => Promise.reject(apiError(404, 'NotFound')),
@@ -208,7 +207,7 @@ function harness(options: HarnessOptions = {}) {
     scans,
     scanQueue: queue,
     store: server,
-    owners: new OwnerResolver({ apps, batch: {} as BatchV1Api }),
+    owners: new OwnerResolver({ getJson }),
     pullSecrets: new PullSecretReader({ core, now: () => nowMs }),
     teamLabel: 'team',
     gracePeriodMs: HOUR,

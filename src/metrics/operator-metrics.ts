@@ -1,13 +1,13 @@
 // The operator's Prometheus metrics: one typed field per metric of design.md, on a registry of our own.
-// Per-report series are recomputed from the report cache at every scrape (a gauge's collect), so
-// they cannot drift and vanish with their report; event-time metrics are set by the scanner and
-// the controller through the small methods below.
+// Per-report series are written from the report cache at every scrape (report-series.ts), so they
+// cannot drift and vanish with their report; event-time metrics are set by the scanner and the
+// controller through the small methods below.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { REPORT_PHASES, UNASSIGNED_TEAM } from '../reports/image-scan-report.js';
+import { REPORT_PHASES } from '../reports/image-scan-report.js';
 import type { ImageScanReport, ReportPhase } from '../reports/image-scan-report.js';
 import { SCAN_FAILURE_REASONS } from '../scanner/scan-failure.js';
 import type { ScanFailureReason } from '../scanner/scan-failure.js';
-import { countBySeverity } from './vulnerability-counts.js';
+import { reportSeriesText } from './report-series.js';
 
 /** Where per-report series come from at scrape time, e.g. the report informer's cache. */
 export interface ReportSource {
@@ -47,8 +47,6 @@ export interface OperatorMetricsOptions {
 export class OperatorMetrics {
   readonly registry = new Registry();
 
-  readonly imageVulnerabilities: Gauge<'namespace' | 'report' | 'image' | 'team' | 'severity' | 'fixable'>;
-  readonly reportLastScanTimestampSeconds: Gauge<'namespace' | 'report' | 'image' | 'team'>;
   readonly scansTotal: Counter<'result'>;
   readonly scanFailuresTotal: Counter<'reason'>;
   readonly scanDurationSeconds: Histogram<'result'>;
@@ -60,42 +58,12 @@ export class OperatorMetrics {
   readonly leader: Gauge;
   readonly buildInfo: Gauge<'version' | 'trivy_version'>;
 
+  private readonly reportSource: ReportSource;
+
   constructor(opts: OperatorMetricsOptions) {
     const source = opts.reportSource;
+    this.reportSource = source;
     const registers = [this.registry];
-
-    this.imageVulnerabilities = new Gauge({
-      name: 'imagescan_image_vulnerabilities',
-      help: 'Vulnerabilities of a running image by severity and whether a fixed version exists, from its ImageScanReport.',
-      labelNames: ['namespace', 'report', 'image', 'team', 'severity', 'fixable'],
-      registers,
-      collect() {
-        this.reset();
-        for (const report of runningReports(source)) {
-          const counts = countBySeverity(report.status);
-          if (counts === undefined) continue;
-          const base = reportLabels(report);
-          for (const count of counts) {
-            this.set({ ...base, severity: count.severity, fixable: 'true' }, count.fixable);
-            this.set({ ...base, severity: count.severity, fixable: 'false' }, count.unfixable);
-          }
-        }
-      },
-    });
-
-    this.reportLastScanTimestampSeconds = new Gauge({
-      name: 'imagescan_report_last_scan_timestamp_seconds',
-      help: 'Unix time of the last successful scan of a running image (status.lastScanTime of its ImageScanReport).',
-      labelNames: ['namespace', 'report', 'image', 'team'],
-      registers,
-      collect() {
-        this.reset();
-        for (const report of runningReports(source)) {
-          const seconds = epochSeconds(report.status?.lastScanTime);
-          if (seconds !== undefined) this.set(reportLabels(report), seconds);
-        }
-      },
-    });
 
     this.scansTotal = new Counter({
       name: 'imagescan_scans_total',
@@ -197,14 +165,8 @@ export class OperatorMetrics {
 
   /** The exposition text of every metric. Rejects when the report source throws. */
   async scrape(): Promise<string> {
-    try {
-      return await this.registry.metrics();
-    } finally {
-      // Each scrape recomputes the per-report series; between scrapes their label sets (~42,000 at
-      // 10,000 pods, ~17 MiB of heap) would only wait for the next reset.
-      this.imageVulnerabilities.reset();
-      this.reportLastScanTimestampSeconds.reset();
-    }
+    const text = await this.registry.metrics();
+    return text + reportSeriesText(this.reportSource.list());
   }
 
   /** Records one finished scan: scans_total, scan_failures_total and the duration histogram. */
@@ -251,38 +213,7 @@ export class OperatorMetrics {
   }
 }
 
-/**
- * Reports whose image still runs. A report whose `status.workloads` is an empty list is waiting for
- * garbage collection after its last pod went away: its image no longer runs, so it gets no
- * per-image series and the alerts on it resolve at once instead of after the grace period.
- */
-function* runningReports(source: ReportSource): Iterable<ImageScanReport> {
-  for (const report of source.list()) {
-    if (report.metadata?.name === undefined || report.metadata.namespace === undefined) continue;
-    if (typeof report.spec?.image !== 'string') continue;
-    const workloads = report.status?.workloads;
-    if (Array.isArray(workloads) && workloads.length === 0) continue;
-    yield report;
-  }
-}
-
-function reportLabels(report: ImageScanReport): { namespace: string; report: string; image: string; team: string } {
-  const team = report.status?.team;
-  return {
-    namespace: report.metadata?.namespace ?? '',
-    report: report.metadata?.name ?? '',
-    image: report.spec.image,
-    team: team === undefined || team === '' ? UNASSIGNED_TEAM : team,
-  };
-}
-
 function phaseOf(report: ImageScanReport): ReportPhase {
   const phase = report.status?.phase;
   return phase !== undefined && (REPORT_PHASES as readonly string[]).includes(phase) ? phase : 'Pending';
-}
-
-function epochSeconds(rfc3339: string | undefined): number | undefined {
-  if (rfc3339 === undefined) return undefined;
-  const ms = Date.parse(rfc3339);
-  return Number.isFinite(ms) ? ms / 1000 : undefined;
 }

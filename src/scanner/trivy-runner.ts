@@ -11,7 +11,8 @@
 //   process Trivy started survives it.
 // - The report is written by Trivy to a private file and read back as one Buffer, never accumulated
 //   from stdout; the parser then skips what it does not need.
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -237,7 +238,9 @@ export class TrivyRunner {
     await this.staleSweep;
     ownStartTick ??= processStartTick('self');
     const started = await ownStartTick;
-    return mkdtemp(path.join(this.tmpDir, started === undefined ? `imagescan-${process.pid}-` : `imagescan-${process.pid}-${started}-`));
+    // Synchronous: one mkdir on the local /tmp, and a scan slot then starts its child in the same turn
+    // instead of waiting for a threadpool round trip behind the other I/O of a busy loop.
+    return mkdtempSync(path.join(this.tmpDir, started === undefined ? `imagescan-${process.pid}-` : `imagescan-${process.pid}-${started}-`));
   }
 
   private async removeStaleTempDirs(): Promise<void> {

@@ -187,13 +187,15 @@ function mediaType(header: string | undefined): string {
   return (header ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
 }
 
-function wantsTable(accept: string | undefined): boolean {
-  return (accept ?? '').split(',').some((part) => /as=Table/.test(part) && /g=meta\.k8s\.io/.test(part));
-}
-
-/** `Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1`: the object's metadata alone. */
-function wantsPartialMetadata(accept: string | undefined): boolean {
-  return (accept ?? '').split(',').some((part) => /as=PartialObjectMetadata(;|$)/.test(part) && /g=meta\.k8s\.io/.test(part) && /v=v1(;|$)/.test(part));
+/**
+ * Whether one media range of the Accept header asks for the meta.k8s.io form `kind` of the answer:
+ * `application/json;as=Table;v=v1;g=meta.k8s.io` (kubectl's tables) or `as=PartialObjectMetadata`.
+ */
+function acceptsAs(accept: string | undefined, kind: 'Table' | 'PartialObjectMetadata'): boolean {
+  return (accept ?? '').split(',').some((range) => {
+    const params = range.split(';').map((p) => p.trim());
+    return params.includes(`as=${kind}`) && params.includes('g=meta.k8s.io');
+  });
 }
 
 interface ContinueToken {
@@ -723,10 +725,10 @@ class FakeApiServerImpl implements FakeApiServer {
       case 'get': {
         await drain(req);
         const stored = this.api.get(def, ns, name);
-        if (wantsTable(req.headers.accept)) {
+        if (acceptsAs(req.headers.accept, 'Table')) {
           const table = buildTable(def, rr.version, [stored.obj], { now, includeObject: includeObjectOf(url), resourceVersion: String(stored.rv) });
           this.sendJson(res, 200, JSON.stringify(table));
-        } else if (wantsPartialMetadata(req.headers.accept)) {
+        } else if (acceptsAs(req.headers.accept, 'PartialObjectMetadata')) {
           this.sendJson(res, 200, JSON.stringify({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: stored.obj.metadata }));
         } else this.sendJson(res, 200, this.objectJson(def, rr.version, stored));
         return 200;
@@ -857,7 +859,7 @@ class FakeApiServerImpl implements FakeApiServer {
         if (!filtering) remaining = all.length - idx;
       }
     }
-    if (wantsTable(req.headers.accept)) {
+    if (acceptsAs(req.headers.accept, 'Table')) {
       const table = buildTable(
         def,
         rr.version,
@@ -919,7 +921,7 @@ class FakeApiServerImpl implements FakeApiServer {
       namespace,
       label,
       field,
-      table: wantsTable(req.headers.accept),
+      table: acceptsAs(req.headers.accept, 'Table'),
       now: this.now,
       currentRv: () => this.store.currentRv(),
       bookmarkMs: url.searchParams.get('allowWatchBookmarks') === 'true' ? (this.opts.bookmarkIntervalMs ?? 5000) : 0,

@@ -30,10 +30,15 @@ function controllerOf(refs: readonly V1OwnerReference[] | undefined): V1OwnerRef
 // The plain JSON fallback keeps servers that cannot answer PartialObjectMetadata working.
 const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 
-const OWNER_PATHS = {
-  ReplicaSet: { path: (namespace: string, name: string) => `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/replicasets/${encodeURIComponent(name)}`, parent: 'Deployment' },
-  Job: { path: (namespace: string, name: string) => `/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs/${encodeURIComponent(name)}`, parent: 'CronJob' },
+/** The intermediate owners worth a read, where they live, and the only parent kind we take from them. */
+const INTERMEDIATE_OWNERS = {
+  ReplicaSet: { groupVersion: 'apps/v1', plural: 'replicasets', parent: 'Deployment' },
+  Job: { groupVersion: 'batch/v1', plural: 'jobs', parent: 'CronJob' },
 } as const;
+
+function isIntermediate(kind: string): kind is keyof typeof INTERMEDIATE_OWNERS {
+  return Object.hasOwn(INTERMEDIATE_OWNERS, kind);
+}
 
 function isGiveUp(err: KubeApiError): boolean {
   // Without read access or with the owner gone, the direct owner is the best answer we can give.
@@ -60,15 +65,16 @@ export class OwnerResolver {
       return { kind: 'Pod', name: pod.metadata?.name ?? '', namespace, apiVersion: 'v1', uid: pod.metadata?.uid ?? '' };
     }
     const directWorkload: Workload = { kind: direct.kind, name: direct.name, namespace, apiVersion: direct.apiVersion, uid: direct.uid };
-    if (direct.kind !== 'ReplicaSet' && direct.kind !== 'Job') return directWorkload;
+    if (!isIntermediate(direct.kind)) return directWorkload;
 
     const cached = this.cache.get(direct.uid);
     if (cached !== undefined) return cached;
 
-    const { path, parent: parentKind } = OWNER_PATHS[direct.kind];
+    const { groupVersion, plural, parent: parentKind } = INTERMEDIATE_OWNERS[direct.kind];
+    const path = `/apis/${groupVersion}/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(direct.name)}`;
     let parent: V1OwnerReference | undefined;
     try {
-      const object = (await this.options.getJson(path(namespace, direct.name), {}, METADATA_ONLY)) as { metadata?: V1ObjectMeta } | null;
+      const object = (await this.options.getJson(path, {}, METADATA_ONLY)) as { metadata?: V1ObjectMeta } | null;
       parent = controllerOf(object?.metadata?.ownerReferences);
       if (parent?.kind !== parentKind) parent = undefined;
     } catch (err) {

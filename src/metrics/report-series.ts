@@ -1,8 +1,8 @@
 // The per-report series (imagescan_image_vulnerabilities and imagescan_report_last_scan_timestamp_seconds)
 // in the Prometheus text format, written straight from the report cache at each scrape. Through
-// prom-client gauges each scrape built ~44,000 label objects, hashes and map entries at 10,000 pods
-// (~100 MiB of garbage every 15 s): the largest allocation of an operator at rest, which kept V8
-// from ever shrinking its heap. Pure.
+// prom-client gauges a scrape of 4,365 reports (10,000 pods) built ~48,000 label objects, hashes and
+// map entries: 279 ms and 275 MiB allocated, against 20 ms and 22 MiB now. That garbage every 15 s
+// was the largest allocation of an operator at rest and kept V8 from shrinking its heap. Pure.
 import { UNASSIGNED_TEAM } from '../reports/image-scan-report.js';
 import type { ImageScanReport } from '../reports/image-scan-report.js';
 import { countBySeverity } from './vulnerability-counts.js';

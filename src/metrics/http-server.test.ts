@@ -3,7 +3,7 @@ import net from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakeReport, fixtureEntries, scannedStatus } from '../../test/alerts/fake-reports.js';
-import { parsePrometheusText, samplesOf } from '../../test/alerts/prometheus-text.js';
+import { parsePrometheusText, samplesOf, scrapeText } from '../../test/alerts/prometheus-text.js';
 import { startMetricsServer } from './http-server.js';
 import type { MetricsServer, MetricsServerOptions, Readiness } from './http-server.js';
 import { OperatorMetrics } from './operator-metrics.js';
@@ -61,6 +61,45 @@ describe('metrics server', () => {
     expect(reply.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
     const critical = samplesOf(parsePrometheusText(reply.body), 'imagescan_image_vulnerabilities', { severity: 'CRITICAL', fixable: 'true', team: 'payments' });
     expect(critical[0]?.value).toBe(entries.filter((e) => e.severity === 'CRITICAL' && e.fixedVersion !== undefined).length);
+  });
+
+  it('streams a large scrape whole: every report of a 10,000-pod cluster reaches Prometheus', async () => {
+    const entries = fixtureEntries('alpine-39.json');
+    const reports = Array.from({ length: 3000 }, (_, i) =>
+      fakeReport({ namespace: `ns-${i % 50}`, name: `app-${i}`, image: `registry.example.com/app-${i}:1.0`, status: scannedStatus(entries, { team: `team-${i % 7}` }) }),
+    );
+    const metrics = new OperatorMetrics({ reportSource: { list: () => reports }, defaultMetrics: false });
+    const { url } = await start({ metrics });
+    const reply = await request(`${url}/metrics`);
+    expect(reply.status).toBe(200);
+    expect(reply.headers['transfer-encoding']).toBe('chunked');
+    expect(reply.body.length).toBeGreaterThan(1024 * 1024);
+    expect(reply.body).toBe(await scrapeText(metrics));
+    const lastScans = samplesOf(parsePrometheusText(reply.body), 'imagescan_report_last_scan_timestamp_seconds');
+    expect(new Set(lastScans.map((s) => s.labels.report)).size).toBe(3000);
+  });
+
+  it('drops a client that stops reading after the deadline, freeing its scrape slot', async () => {
+    // 64 MiB: more than the loopback socket buffers hold, so the writer must wait for the reader.
+    const chunk = `# ${'x'.repeat(1024 * 1024 - 3)}\n`;
+    const huge = { contentType: 'text/plain', scrape: () => Promise.resolve(Array.from({ length: 64 }, () => chunk).values()) };
+    const { address, url } = await start({ metrics: huge, requestTimeoutMs: 500 });
+    const stalled = [0, 1].map(() => {
+      const socket = net.connect(address.port, '127.0.0.1');
+      socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+      socket.pause();
+      return socket;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await request(`${url}/healthz`)).status).toBe(200);
+    expect((await request(`${url}/metrics`, { method: 'HEAD' })).status).toBe(200);
+    const busy = await request(`${url}/metrics`);
+    expect(busy.status).toBe(429);
+    await expect.poll(async () => (await request(`${url}/metrics`)).status, { timeout: 5_000, interval: 200 }).toBe(200);
+    const served = await request(`${url}/metrics`);
+    expect(served.status).toBe(200);
+    expect(served.body.length).toBe(64 * chunk.length);
+    for (const socket of stalled) socket.destroy();
   });
 
   it('answers HEAD without a body and ignores a query string', async () => {
@@ -146,7 +185,7 @@ describe('metrics server', () => {
       scrape: async () => {
         running += 1;
         await gate;
-        return 'up 1\n';
+        return ['up 1\n'].values();
       },
     };
     const { url } = await start({ metrics: slow });
@@ -206,7 +245,7 @@ describe('metrics server', () => {
       startMetricsServer({
         host: '127.0.0.1',
         port: first.address.port,
-        metrics: { contentType: 'text/plain', scrape: () => Promise.resolve('') },
+        metrics: { contentType: 'text/plain', scrape: () => Promise.resolve([''].values()) },
         readiness: () => ({ ready: true, reasons: [] }),
         logger,
       }),

@@ -4,7 +4,7 @@ import { SCAN_FAILURE_REASONS } from '../scanner/scan-failure.js';
 import { SEVERITIES } from '../scanner/scan-result.js';
 import type { Severity } from '../scanner/scan-result.js';
 import { fakeReport, fixtureEntries, scannedStatus } from '../../test/alerts/fake-reports.js';
-import { parsePrometheusText, samplesOf } from '../../test/alerts/prometheus-text.js';
+import { parsePrometheusText, samplesOf, scrapeText } from '../../test/alerts/prometheus-text.js';
 import type { Sample } from '../../test/alerts/prometheus-text.js';
 import { OperatorMetrics } from './operator-metrics.js';
 
@@ -13,7 +13,7 @@ const PER_IMAGE = ['imagescan_image_vulnerabilities', 'imagescan_report_last_sca
 function setup(initial: ImageScanReport[] = []): { metrics: OperatorMetrics; reports: ImageScanReport[]; scrape: () => Promise<Sample[]> } {
   const reports = [...initial];
   const metrics = new OperatorMetrics({ reportSource: { list: () => reports }, defaultMetrics: false });
-  return { metrics, reports, scrape: async () => parsePrometheusText(await metrics.scrape()) };
+  return { metrics, reports, scrape: async () => parsePrometheusText(await scrapeText(metrics)) };
 }
 
 function expectedCount(entries: ReportVulnerability[], severity: Severity, fixable: boolean): number {
@@ -84,7 +84,7 @@ describe('OperatorMetrics per-image series', () => {
     const { metrics } = setup([
       fakeReport({ namespace: 'odd', name: 'odd-report', image: odd, status: scannedStatus(fixtureEntries('spring4shell-jre11.json'), { team }) }),
     ]);
-    const text = await metrics.scrape();
+    const text = await scrapeText(metrics);
     // One sample per line: a raw newline inside a label value would have split one.
     const samples = parsePrometheusText(text);
     const perImage = samples.filter((s) => PER_IMAGE.includes(s.name));
@@ -198,7 +198,7 @@ describe('OperatorMetrics event-time series', () => {
 
   it('adds the process and Node.js default metrics on its own registry', async () => {
     const metrics = new OperatorMetrics({ reportSource: { list: () => [] } });
-    const names = new Set(parsePrometheusText(await metrics.scrape()).map((s) => s.name));
+    const names = new Set(parsePrometheusText(await scrapeText(metrics)).map((s) => s.name));
     expect(names.has('process_cpu_seconds_total')).toBe(true);
     expect(names.has('nodejs_eventloop_lag_seconds')).toBe(true);
     // A second instance (tests, or a rebuilt operator) does not clash: nothing is global.

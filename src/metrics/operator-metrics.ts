@@ -7,7 +7,7 @@ import { REPORT_PHASES } from '../reports/image-scan-report.js';
 import type { ImageScanReport, ReportPhase } from '../reports/image-scan-report.js';
 import { SCAN_FAILURE_REASONS } from '../scanner/scan-failure.js';
 import type { ScanFailureReason } from '../scanner/scan-failure.js';
-import { reportSeriesText } from './report-series.js';
+import { reportSeriesChunks } from './report-series.js';
 
 /** Where per-report series come from at scrape time, e.g. the report informer's cache. */
 export interface ReportSource {
@@ -163,10 +163,17 @@ export class OperatorMetrics {
     return this.registry.contentType;
   }
 
-  /** The exposition text of every metric. Rejects when the report source throws. */
-  async scrape(): Promise<string> {
-    const text = await this.registry.metrics();
-    return text + reportSeriesText(this.reportSource.list());
+  /**
+   * The exposition text of every metric, in chunks to write one at a time (see report-series.ts).
+   * Rejects when the report source throws.
+   */
+  async scrape(): Promise<IterableIterator<string>> {
+    const registryText = await this.registry.metrics();
+    const reports = this.reportSource.list();
+    return (function* () {
+      yield registryText;
+      yield* reportSeriesChunks(reports);
+    })();
   }
 
   /** Records one finished scan: scans_total, scan_failures_total and the duration histogram. */

@@ -10,6 +10,7 @@ import type { ImageScanReport } from '../../src/reports/image-scan-report.js';
 import { RULES_FILE, RULES_TEST_FILE, readPrometheusRuleGroups, readRuleGroups, rulesWithShortFor } from './alert-rules.js';
 import { fakeReport, fixtureEntries, scannedStatus } from './fake-reports.js';
 import { ALERTMANAGER_EXAMPLE_FILE, AMTOOL_INSTALL_HINT } from './alertmanager.js';
+import { scrapeText } from './prometheus-text.js';
 import { promtool, requirePromtool } from './promtool.js';
 
 const DESIGN_ALERTS = [
@@ -120,7 +121,7 @@ describe('OperatorMetrics exposition', () => {
     metrics.setLeader(true);
     metrics.setDbUpdatedAt('2026-11-26T06:00:00Z');
     metrics.setBuildInfo('0.1.0', '0.58.1');
-    const text = await metrics.scrape();
+    const text = await scrapeText(metrics);
     expect(text).toContain('imagescan_image_vulnerabilities{');
 
     const result = await promtool(['check', 'metrics'], text);

@@ -77,3 +77,8 @@ function parseSampleLine(line: string): Sample {
   if (Number.isNaN(value) && rawValue.toLowerCase() !== 'nan') throw new Error(`bad value ${rawValue}`);
   return { name, labels, value };
 }
+
+/** The whole text of one scrape of a metrics source (OperatorMetrics), its chunks joined. */
+export async function scrapeText(metrics: { scrape(): Promise<IterableIterator<string>> }): Promise<string> {
+  return [...(await metrics.scrape())].join('');
+}

@@ -41,8 +41,11 @@ export function podImages(pod: V1Pod): PodImage[] {
   return inspectPodImages(pod).images;
 }
 
+/** How a container's image is resolved; a cache may stand in for resolveContainerImage. */
+export type ImageResolver = (specImage: string, imageID: string | undefined) => ResolvedImage | undefined;
+
 /** Like podImages, but also says which containers are still waiting and which have malformed images. */
-export function inspectPodImages(pod: V1Pod): PodImageInventory {
+export function inspectPodImages(pod: V1Pod, resolve: ImageResolver = resolveContainerImage): PodImageInventory {
   const spec = pod.spec;
   const status = pod.status;
   const groups: [ContainerType, unknown, unknown][] = [
@@ -62,7 +65,7 @@ export function inspectPodImages(pod: V1Pod): PodImageInventory {
       const imageID = imageIDs.get(name);
       let resolved: ResolvedImage | undefined;
       try {
-        resolved = resolveContainerImage(image, imageID);
+        resolved = resolve(image, imageID);
       } catch (err) {
         if (!(err instanceof ImageReferenceError)) throw err;
         inventory.invalid.push({ container: name, containerType, image, imageID: imageID ?? '', error: err });

@@ -29,6 +29,21 @@ describe('PodImageIndex', () => {
     expect(index.podsRunning(reportKey('a', A)).map((p) => p.entry.name)).toEqual(['p1', 'p2']);
   });
 
+  it('resolves each distinct (image, imageID) once and shares it between pods, without mixing distinct ones', () => {
+    const index = new PodImageIndex({ isWatchedNamespace: () => true });
+    index.upsert(pod('a', 'p1', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }]));
+    index.upsert(pod('b', 'p2', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }]));
+    index.upsert(pod('b', 'p3', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${B}` }]));
+    index.upsert(pod('b', 'p4', [{ name: 'web', image: `nginx@${A}`, imageID: `docker.io/library/nginx@${A}` }]));
+    const [p1] = index.podsRunning(reportKey('a', A));
+    const [p2, p4] = index.podsRunning(reportKey('b', A));
+    const [p3] = index.podsRunning(reportKey('b', B));
+    expect(p2?.images[0]?.image).toBe(p1?.images[0]?.image);
+    expect(p3?.images[0]?.image).toEqual({ ...p1?.images[0]?.image, digest: B });
+    expect(p4?.images[0]?.image.image).toBe(`nginx@${A}`);
+    expect(p1?.images[0]?.image.image).toBe('nginx:1.25');
+  });
+
   it('a container without an imageID yet is not indexed; it is once it starts', () => {
     const index = new PodImageIndex({ isWatchedNamespace: () => true });
     expect(index.upsert(pod('a', 'p1', [{ name: 'web', image: 'nginx:1.25' }]))).toEqual([]);

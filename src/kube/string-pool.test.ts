@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { StringPool } from './string-pool.js';
+
+describe('StringPool', () => {
+  it('gives back the same content, and stays within its bound however many names churn brings', () => {
+    const pool = new StringPool(100);
+    for (let i = 0; i < 1000; i++) expect(pool.intern(`pod-${i}`)).toBe(`pod-${i}`);
+    expect(pool.size()).toBeLessThanOrEqual(100);
+    expect(pool.intern('pod-999')).toBe('pod-999');
+  });
+
+  it('interns every string value of nested objects and arrays in place, leaving the rest as it was', () => {
+    const pool = new StringPool();
+    const status = { team: 'payments', conditions: [{ type: 'Scanned', status: 'True', observedGeneration: 3 }], scanner: { name: 'Trivy', version: '0.58.1' }, ok: true, none: null, list: ['a', 7] };
+    const before = structuredClone(status);
+    pool.internAll(status);
+    expect(status).toEqual(before);
+    expect(pool.size()).toBe(6);
+    pool.internAll(undefined);
+    pool.internAll('loose');
+    expect(pool.size()).toBe(6);
+  });
+});

@@ -23,7 +23,7 @@ export class ReportIndex {
   private readonly byDigestKey = new Map<string, string>();
   private readonly recent = new Map<string, RecentWrite>();
 
-  constructor(private readonly informer: ResilientInformer<ReportEntry>) {
+  constructor(private readonly informer: Pick<ResilientInformer<ReportEntry>, 'on' | 'get' | 'list'>) {
     informer.on({
       add: (entry) => this.index(entry),
       update: (oldEntry, entry) => {
@@ -57,12 +57,21 @@ export class ReportIndex {
     const name = report.metadata?.name;
     if (namespace === undefined || name === undefined) return;
     const key = `${namespace}/${name}`;
+    const resourceVersion = report.metadata?.resourceVersion ?? '';
+    this.byDigestKey.set(`${namespace}/${report.spec.digest}`, key);
+    // The watch event of a write can arrive before its response. Remembering the write then would
+    // outlive the cache's copy: a later delete would leave it to be served, and it would be held until
+    // the next reconcile of the key (thousands of reports after a rescan).
+    const cached = this.informer.get(key);
+    if (cached !== undefined && isAtLeast(cached.resourceVersion, resourceVersion)) {
+      this.recent.delete(key);
+      return;
+    }
     // Until the watch catches up (seconds behind during a cold start's thousands of writes) each
     // remembered response would hold its own parsed vulnerability list; keep it slim like the cache.
     const { managedFields: _managedFields, ...metadata } = report.metadata ?? {};
     const kept = slimReport({ ...report, metadata }).report;
-    this.recent.set(key, { report: kept, resourceVersion: report.metadata?.resourceVersion ?? '' });
-    this.byDigestKey.set(`${namespace}/${report.spec.digest}`, key);
+    this.recent.set(key, { report: kept, resourceVersion });
   }
 
   /** Remembers that we deleted a report. */

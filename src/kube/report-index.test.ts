@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { fakeReport } from '../../test/alerts/fake-reports.js';
+import type { ImageScanReport } from '../reports/image-scan-report.js';
+import type { ReportEntry } from './cluster-objects.js';
+import type { InformerHandlers } from './informer.js';
+import { ReportIndex } from './report-index.js';
+
+const DIGEST = `sha256:${'ab'.repeat(32)}`;
+
+/** The report informer as ReportIndex sees it: a cache and its callbacks, driven by the test. */
+class FakeReportInformer {
+  readonly objects = new Map<string, ReportEntry>();
+  private readonly handlers: InformerHandlers<ReportEntry>[] = [];
+  on(handlers: InformerHandlers<ReportEntry>): void {
+    this.handlers.push(handlers);
+  }
+  get(key: string): ReportEntry | undefined {
+    return this.objects.get(key);
+  }
+  list(): IterableIterator<ReportEntry> {
+    return this.objects.values();
+  }
+  deliver(report: ImageScanReport): void {
+    const entry = entryOf(report);
+    const old = this.objects.get(entry.key);
+    this.objects.set(entry.key, entry);
+    for (const h of this.handlers) {
+      if (old === undefined) h.add?.(entry);
+      else h.update?.(old, entry);
+    }
+  }
+  deleteReport(key: string): void {
+    const old = this.objects.get(key);
+    if (old === undefined) return;
+    this.objects.delete(key);
+    for (const h of this.handlers) h.delete?.(old);
+  }
+}
+
+function entryOf(report: ImageScanReport): ReportEntry {
+  const { namespace = '', name = '', resourceVersion = '' } = report.metadata ?? {};
+  return { key: `${namespace}/${name}`, namespace, name, resourceVersion, report };
+}
+
+function written(resourceVersion: string, phase: 'Pending' | 'Scanned'): ImageScanReport {
+  const report = fakeReport({ namespace: 'shop', name: 'nginx-abababababab', image: 'nginx:1.25', digest: DIGEST });
+  return { ...report, metadata: { ...report.metadata, resourceVersion }, status: { phase } };
+}
+
+describe('ReportIndex', () => {
+  it('serves our latest write until the watch delivers it, then the cached copy', () => {
+    const informer = new FakeReportInformer();
+    const index = new ReportIndex(informer);
+    informer.deliver(written('5', 'Pending'));
+    index.remember(written('6', 'Scanned'));
+    expect(index.find('shop', DIGEST)?.metadata?.resourceVersion).toBe('6');
+    informer.deliver(written('6', 'Scanned'));
+    expect(index.find('shop', DIGEST)).toBe(informer.get('shop/nginx-abababababab')?.report);
+  });
+
+  it('forgets a report deleted after our write, even when the watch delivered the write before its response', () => {
+    const informer = new FakeReportInformer();
+    const index = new ReportIndex(informer);
+    informer.deliver(written('6', 'Scanned'));
+    index.remember(written('6', 'Scanned'));
+    informer.deleteReport('shop/nginx-abababababab');
+    expect(index.find('shop', DIGEST)).toBeUndefined();
+  });
+});

@@ -14,6 +14,7 @@ import { parseReportKey } from '../kube/pod-image-index.js';
 import type { PullSecretLookup } from '../kube/pull-secrets.js';
 import type { ReportStore } from '../kube/report-store.js';
 import type { ScanFailureReason } from '../scanner/scan-failure.js';
+import { compareText } from '../scanner/scan-result.js';
 import type { ScanResult } from '../scanner/scan-result.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
 import type { ImageScanReport, ImageScanReportStatus, ReportWorkload } from './image-scan-report.js';
@@ -236,7 +237,8 @@ export class ReportReconciler {
       const workload = await this.options.owners.resolve(pod.entry.pod);
       byKey.set(workloadKey(workload), workload);
     }
-    return [...byKey.values()].sort((a, b) => workloadKey(a).localeCompare(workloadKey(b)));
+    // Code-unit order: the status must not depend on the ICU data or locale of the machine.
+    return [...byKey.values()].sort((a, b) => compareText(workloadKey(a), workloadKey(b)));
   }
 
   /** Requests a scan when nothing fresh is known; returns when to look again for a transient failure. */

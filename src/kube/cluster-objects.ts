@@ -1,13 +1,10 @@
 // What the operator keeps in memory of each watched object: only the fields it reads. At 10,000 pods
 // the full objects (managed fields, env, volumes, probes...) would dominate the heap.
-import type {
-  V1Container,
-  V1ContainerStatus,
-  V1EphemeralContainer,
-  V1LocalObjectReference,
-  V1OwnerReference,
-  V1Pod,
-} from '@kubernetes/client-node';
+import type { V1LocalObjectReference, V1OwnerReference, V1Pod } from '@kubernetes/client-node';
+import { resolveContainerImage } from '../images/image-reference.js';
+import type { ResolvedImage } from '../images/image-reference.js';
+import { inspectPodImages } from '../images/pod-images.js';
+import type { InvalidContainerImage, PodImage } from '../images/pod-images.js';
 import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import type { ImageScanReport, ReportVulnerability } from '../reports/image-scan-report.js';
 import { REPORT_API_VERSION, REPORT_KIND } from '../reports/image-scan-report.js';
@@ -19,8 +16,15 @@ import type { StringPool } from './string-pool.js';
 export interface PodEntry extends CachedObject {
   namespace: string;
   name: string;
-  /** A V1Pod holding only names, labels, owners, images, imageIDs, node, service account and pull secrets. */
+  /** A V1Pod holding only names, labels, owners, node, service account and pull secrets. */
   pod: V1Pod;
+  /**
+   * The digests the pod runs (see inspectPodImages), worked out when the pod enters the cache; the
+   * containers and their statuses are not kept.
+   */
+  images: PodImage[];
+  /** Started containers whose image or imageID cannot be parsed. */
+  invalidImages: InvalidContainerImage[];
 }
 
 export interface NodeEntry extends CachedObject {
@@ -76,35 +80,6 @@ export function exactArray<T>(items: T[]): T[] {
   return items.length === 0 ? items : items.slice();
 }
 
-function slimContainers(value: unknown, pool: StringPool): V1Container[] {
-  const out: V1Container[] = [];
-  for (const item of asArray(value)) {
-    const record = asRecord(item);
-    const name = asString(record?.name);
-    if (name === undefined) continue;
-    const image = asString(record?.image);
-    out.push(image === undefined ? { name: pool.intern(name) } : { name: pool.intern(name), image: pool.intern(image) });
-  }
-  return exactArray(out);
-}
-
-function slimStatuses(value: unknown, pool: StringPool): V1ContainerStatus[] {
-  const out: V1ContainerStatus[] = [];
-  for (const item of asArray(value)) {
-    const record = asRecord(item);
-    const name = asString(record?.name);
-    if (name === undefined) continue;
-    out.push({
-      name: pool.intern(name),
-      image: pool.intern(asString(record?.image) ?? ''),
-      imageID: pool.intern(asString(record?.imageID) ?? ''),
-      ready: record?.ready === true,
-      restartCount: typeof record?.restartCount === 'number' ? record.restartCount : 0,
-    });
-  }
-  return exactArray(out);
-}
-
 function slimOwners(value: unknown, pool: StringPool): V1OwnerReference[] {
   const out: V1OwnerReference[] = [];
   for (const item of asArray(value)) {
@@ -133,6 +108,31 @@ function slimPullSecrets(value: unknown, pool: StringPool): V1LocalObjectReferen
   return exactArray(out);
 }
 
+/** The slim pod's spec.containers (required by the type): its images are in PodEntry.images. Never mutated. */
+const NO_CONTAINERS: NonNullable<V1Pod['spec']>['containers'] = [];
+
+// One resolution per distinct (spec image, imageID), shared by every pod that runs it; never mutated.
+// Bounded like the string pool: rollouts bring new images forever.
+const resolutions = new Map<string, ResolvedImage>();
+
+function sharedResolution(specImage: string, imageID: string | undefined): ResolvedImage | undefined {
+  const key = `${specImage}\n${imageID ?? ''}`;
+  const known = resolutions.get(key);
+  if (known !== undefined) return known;
+  const resolved = resolveContainerImage(specImage, imageID);
+  if (resolved === undefined) return undefined;
+  if (resolutions.size >= 20_000) resolutions.clear();
+  const shared: ResolvedImage = {
+    ...resolved,
+    image: cachedStrings.intern(resolved.image),
+    repository: cachedStrings.intern(resolved.repository),
+    registry: cachedStrings.intern(resolved.registry),
+    digest: cachedStrings.intern(resolved.digest),
+  };
+  resolutions.set(key, shared);
+  return shared;
+}
+
 /** Slims a pod (raw JSON from a list page or a watch event); undefined when it lacks a name or namespace. */
 export function toPodEntry(raw: unknown, pool: StringPool = cachedStrings): PodEntry | undefined {
   const obj = asRecord(raw);
@@ -153,17 +153,7 @@ export function toPodEntry(raw: unknown, pool: StringPool = cachedStrings): PodE
       labels: stringMap(metadata?.labels, pool),
       ownerReferences: slimOwners(metadata?.ownerReferences, pool),
     },
-    spec: {
-      containers: slimContainers(spec?.containers, pool),
-      initContainers: slimContainers(spec?.initContainers, pool),
-      ephemeralContainers: slimContainers(spec?.ephemeralContainers, pool) as V1EphemeralContainer[],
-      imagePullSecrets: slimPullSecrets(spec?.imagePullSecrets, pool),
-    },
-    status: {
-      containerStatuses: slimStatuses(status?.containerStatuses, pool),
-      initContainerStatuses: slimStatuses(status?.initContainerStatuses, pool),
-      ephemeralContainerStatuses: slimStatuses(status?.ephemeralContainerStatuses, pool),
-    },
+    spec: { containers: NO_CONTAINERS, imagePullSecrets: slimPullSecrets(spec?.imagePullSecrets, pool) },
   };
   const nodeName = asString(spec?.nodeName);
   const serviceAccountName = asString(spec?.serviceAccountName);
@@ -171,9 +161,13 @@ export function toPodEntry(raw: unknown, pool: StringPool = cachedStrings): PodE
     if (nodeName !== undefined) pod.spec.nodeName = pool.intern(nodeName);
     if (serviceAccountName !== undefined) pod.spec.serviceAccountName = pool.intern(serviceAccountName);
   }
-  const phase = asString(status?.phase);
-  if (phase !== undefined && pod.status !== undefined) pod.status.phase = pool.intern(phase);
-  return { key: `${namespace}/${name}`, resourceVersion, namespace, name, pod };
+  // inspectPodImages reads the raw containers and statuses defensively, whatever is missing.
+  const inventory = inspectPodImages({ spec: spec as V1Pod['spec'], status: status as V1Pod['status'] }, sharedResolution);
+  for (const image of inventory.images) {
+    image.container = pool.intern(image.container);
+    image.containers = image.containers.map((container) => pool.intern(container));
+  }
+  return { key: `${namespace}/${name}`, resourceVersion, namespace, name, pod, images: exactArray(inventory.images), invalidImages: inventory.invalid };
 }
 
 /** Keeps a node's name and its platform from kubernetes.io/os and kubernetes.io/arch. */

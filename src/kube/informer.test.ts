@@ -46,9 +46,10 @@ describe('ResilientInformer against the fake API server', () => {
     informer.start();
     await informer.whenSynced();
     expect(informer.size()).toBe(7);
-    const pod = informer.get('team-a/p0')?.pod;
-    expect(pod?.status?.containerStatuses?.[0]?.imageID).toMatch(/@sha256:[0-9a-f]{64}$/);
-    expect(Object.keys(pod?.metadata ?? {}).sort()).toEqual(['labels', 'name', 'namespace', 'ownerReferences', 'resourceVersion', 'uid']);
+    const entry = informer.get('team-a/p0');
+    expect(entry?.images[0]?.image.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(Object.keys(entry?.pod.metadata ?? {}).sort()).toEqual(['labels', 'name', 'namespace', 'ownerReferences', 'resourceVersion', 'uid']);
+    expect(entry?.pod.status).toBeUndefined();
     const pageRequests = api.requests().filter((r) => r.verb === 'list' && r.resource === 'pods');
     expect(pageRequests.length).toBe(3);
 

@@ -1,12 +1,7 @@
 // Which pods run which digest, per namespace: the index behind the work-queue keys
 // (`namespace/digest`). Updated synchronously from the pod informer's callbacks; cheap.
-import { resolveContainerImage } from '../images/image-reference.js';
-import type { ResolvedImage } from '../images/image-reference.js';
-import { inspectPodImages } from '../images/pod-images.js';
 import type { InvalidContainerImage, PodImage } from '../images/pod-images.js';
-import { exactArray } from './cluster-objects.js';
 import type { PodEntry } from './cluster-objects.js';
-import { cachedStrings } from './string-pool.js';
 
 /** A pod as the reconciler needs it: the slim object and the digests it runs. */
 export interface IndexedPod {
@@ -58,8 +53,6 @@ export class PodImageIndex {
   private readonly podsByKey = new Map<string, Set<string>>();
   private readonly namespacesByDigest = new Map<string, Set<string>>();
   private readonly emptySince = new Map<string, Date>();
-  /** One resolution per distinct (spec image, imageID), shared by every pod that runs it; never mutated. */
-  private readonly resolutions = new Map<string, ResolvedImage>();
   private readonly now: () => Date;
   readonly startedAt: Date;
 
@@ -75,10 +68,9 @@ export class PodImageIndex {
   upsert(entry: PodEntry): string[] {
     if (!this.options.isWatchedNamespace(entry.namespace)) return [];
     const previous = this.pods.get(entry.key);
-    const inventory = inspectPodImages(entry.pod, this.resolve);
-    const images = exactArray(inventory.images);
-    const invalidText = inventory.invalid.map((i) => `${i.container}=${i.image}@${i.imageID}`).join('\n');
-    if (invalidText !== '' && previous?.invalidText !== invalidText) this.options.onInvalidImages?.(entry, inventory.invalid);
+    const images = entry.images;
+    const invalidText = entry.invalidImages.map((i) => `${i.container}=${i.image}@${i.imageID}`).join('\n');
+    if (invalidText !== '' && previous?.invalidText !== invalidText) this.options.onInvalidImages?.(entry, entry.invalidImages);
     const newKeys = images.map((image) => reportKey(entry.namespace, image.image.digest)).sort();
     const oldKeys = previous === undefined ? [] : previous.images.map((image) => reportKey(entry.namespace, image.image.digest)).sort();
     if (previous !== undefined) this.unlink(previous);
@@ -159,25 +151,6 @@ export class PodImageIndex {
   podCount(): number {
     return this.pods.size;
   }
-
-  private readonly resolve = (specImage: string, imageID: string | undefined): ResolvedImage | undefined => {
-    const key = `${specImage}\n${imageID ?? ''}`;
-    const known = this.resolutions.get(key);
-    if (known !== undefined) return known;
-    const resolved = resolveContainerImage(specImage, imageID);
-    if (resolved === undefined) return undefined;
-    // Bounded like the string pool: rollouts bring new images forever.
-    if (this.resolutions.size >= 20_000) this.resolutions.clear();
-    const shared: ResolvedImage = {
-      ...resolved,
-      image: cachedStrings.intern(resolved.image),
-      repository: cachedStrings.intern(resolved.repository),
-      registry: cachedStrings.intern(resolved.registry),
-      digest: cachedStrings.intern(resolved.digest),
-    };
-    this.resolutions.set(key, shared);
-    return shared;
-  };
 
   private link(pod: IndexedPod): void {
     for (const image of pod.images) {

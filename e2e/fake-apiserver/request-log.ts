@@ -24,6 +24,8 @@ export interface RequestRecord {
   identity: string;
   userAgent?: string;
   contentType?: string;
+  /** The request body's size as its Content-Length header gives it. */
+  requestBytes?: number;
   accept?: string;
   /** HTTP status code (for watches: the code the stream started with). */
   code?: number;

@@ -528,6 +528,7 @@ class FakeApiServerImpl implements FakeApiServer {
         identity: identity ?? 'unauthenticated',
         userAgent: req.headers['user-agent'],
         contentType: req.headers['content-type'],
+        ...(req.headers['content-length'] === undefined ? {} : { requestBytes: Number(req.headers['content-length']) }),
         accept: req.headers.accept,
       },
       startMs,

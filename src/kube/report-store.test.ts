@@ -43,6 +43,32 @@ describe('KubeReportStore against the fake API server', () => {
     expect(patches.every((r) => r.contentType?.startsWith('application/merge-patch+json') === true)).toBe(true);
   });
 
+  it('does not send a vulnerability list the report already holds, and replaces one that changed', async () => {
+    const created = await store.create(desired());
+    const name = created.metadata?.name ?? '';
+    const list = Array.from({ length: 200 }, (_, i) => ({
+      id: `CVE-2026-${1000 + i}`,
+      severity: 'HIGH' as const,
+      package: 'openssl',
+      installedVersion: '3.0.1',
+      fixedVersion: '3.0.9',
+      title: 'a long enough title to make the list weigh what a real one does',
+      target: 'debian 12',
+    }));
+    const first = await store.patchStatus('shop', name, { phase: 'Scanned', lastScanTime: '2026-11-27T01:00:00Z', vulnerabilities: list });
+    const rescanned = await store.patchStatus('shop', name, { phase: 'Scanned', lastScanTime: '2026-11-27T07:00:00Z', vulnerabilities: list.map((v) => ({ ...v })) }, first.status);
+    expect(rescanned.status?.lastScanTime).toBe('2026-11-27T07:00:00Z');
+    expect(rescanned.status?.vulnerabilities).toEqual(list);
+    const fixedList = list.slice(1);
+    const changed = await store.patchStatus('shop', name, { phase: 'Scanned', lastScanTime: '2026-11-27T08:00:00Z', vulnerabilities: fixedList }, rescanned.status);
+    expect(changed.status?.vulnerabilities).toEqual(fixedList);
+    const sizes = api.requests().filter((r) => r.verb === 'patch' && r.subresource === 'status').map((r) => r.requestBytes ?? 0);
+    expect(sizes).toHaveLength(3);
+    expect(sizes[0]).toBeGreaterThan(20_000);
+    expect(sizes[1]).toBeLessThan(500);
+    expect(sizes[2]).toBeGreaterThan(20_000);
+  });
+
   it('tells AlreadyExists from NotFound, and deleting a missing report is not an error', async () => {
     await store.create(desired());
     await expect(store.create(desired())).rejects.toMatchObject({ kind: 'AlreadyExists', code: 409 });

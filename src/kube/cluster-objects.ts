@@ -9,8 +9,9 @@ import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import type { ImageScanReport, ReportVulnerability } from '../reports/image-scan-report.js';
 import { REPORT_API_VERSION, REPORT_KIND } from '../reports/image-scan-report.js';
 import { slimStatus, slimStatusFacts, vulnerabilityFingerprint } from '../reports/report-builder.js';
+import type { SlimStatusFacts } from '../reports/report-builder.js';
 import type { CachedObject } from './informer.js';
-import { cachedStrings } from './string-pool.js';
+import { ObjectPool, cachedStrings } from './string-pool.js';
 import type { StringPool } from './string-pool.js';
 
 export interface PodEntry extends CachedObject {
@@ -99,13 +100,29 @@ function slimOwners(value: unknown, pool: StringPool): V1OwnerReference[] {
   return exactArray(out);
 }
 
+function shareJson<T>(objects: ObjectPool<T>, value: T): T {
+  return objects.share(JSON.stringify(value), value);
+}
+
 function slimPullSecrets(value: unknown, pool: StringPool): V1LocalObjectReference[] {
   const out: V1LocalObjectReference[] = [];
   for (const item of asArray(value)) {
     const name = asString(asRecord(item)?.name);
     if (name !== undefined && name !== '') out.push({ name: pool.intern(name) });
   }
-  return exactArray(out);
+  return out.length === 0 ? sharedEmpty.share('', []) : exactArray(out);
+}
+
+// Pods of one workload have equal labels, owners and images, and reports of one digest equal severity
+// counts: at 10,000 pods in ~3,600 workloads these were ~2 objects and ~3 arrays per pod.
+const sharedLabels = new ObjectPool<Record<string, string>>();
+const sharedOwners = new ObjectPool<V1OwnerReference[]>();
+const sharedImages = new ObjectPool<PodImage[]>();
+const sharedEmpty = new ObjectPool<never[]>();
+const sharedFacts = new ObjectPool<SlimStatusFacts>();
+
+function imagesKey(images: readonly PodImage[]): string {
+  return images.map((i) => `${i.containerType}:${i.containers.join(',')}=${i.image.image}@${i.image.digest}/${i.image.digestSource}/${String(i.image.localOnly)}`).join(';');
 }
 
 /** The slim pod's spec.containers (required by the type): its images are in PodEntry.images. Never mutated. */
@@ -150,8 +167,8 @@ export function toPodEntry(raw: unknown, pool: StringPool = cachedStrings): PodE
       namespace,
       uid: asString(metadata?.uid) ?? '',
       resourceVersion,
-      labels: stringMap(metadata?.labels, pool),
-      ownerReferences: slimOwners(metadata?.ownerReferences, pool),
+      labels: shareJson(sharedLabels, stringMap(metadata?.labels, pool)),
+      ownerReferences: shareJson(sharedOwners, slimOwners(metadata?.ownerReferences, pool)),
     },
     spec: { containers: NO_CONTAINERS, imagePullSecrets: slimPullSecrets(spec?.imagePullSecrets, pool) },
   };
@@ -167,7 +184,9 @@ export function toPodEntry(raw: unknown, pool: StringPool = cachedStrings): PodE
     image.container = pool.intern(image.container);
     image.containers = image.containers.map((container) => pool.intern(container));
   }
-  return { key: `${namespace}/${name}`, resourceVersion, namespace, name, pod, images: exactArray(inventory.images), invalidImages: inventory.invalid };
+  const images = sharedImages.share(imagesKey(inventory.images), exactArray(inventory.images));
+  const invalidImages = inventory.invalid.length === 0 ? sharedEmpty.share('', []) : inventory.invalid;
+  return { key: `${namespace}/${name}`, resourceVersion, namespace, name, pod, images, invalidImages };
 }
 
 /** Keeps a node's name and its platform from kubernetes.io/os and kubernetes.io/arch. */
@@ -240,7 +259,8 @@ export function slimReport(report: ImageScanReport): { report: ImageScanReport; 
   const status = report.status;
   if (status === undefined || typeof status !== 'object' || slimStatusFacts(status) !== undefined) return { report, vulnerabilities: undefined };
   const list = Array.isArray(status.vulnerabilities) ? status.vulnerabilities : undefined;
-  const slim = slimStatus(status, { fingerprint: vulnerabilityFingerprint(status.vulnerabilities), severityCounts: countBySeverity(status) });
+  const facts = { fingerprint: vulnerabilityFingerprint(status.vulnerabilities), severityCounts: countBySeverity(status) };
+  const slim = slimStatus(status, shareJson(sharedFacts, facts));
   return { report: { ...report, status: slim }, vulnerabilities: list };
 }
 

@@ -44,6 +44,18 @@ describe('PodImageIndex', () => {
     expect(p1?.images[0]?.image.image).toBe('nginx:1.25');
   });
 
+  it('pods of one workload share their labels and images; a pod that differs keeps its own', () => {
+    const web = (name: string, hash: string, imageID: string): PodEntry =>
+      pod('a', name, [{ name: 'web', image: 'nginx:1.25', imageID }], { labels: { app: 'web', 'pod-template-hash': hash } });
+    const p1 = web('p1', 'abc', `docker.io/library/nginx@${A}`);
+    const p2 = web('p2', 'abc', `docker.io/library/nginx@${A}`);
+    const p3 = web('p3', 'def', `docker.io/library/nginx@${B}`);
+    expect(p2.pod.metadata?.labels).toBe(p1.pod.metadata?.labels);
+    expect(p2.images).toBe(p1.images);
+    expect(p3.pod.metadata?.labels).toEqual({ app: 'web', 'pod-template-hash': 'def' });
+    expect(p3.images[0]?.image.digest).toBe(B);
+  });
+
   it('a container without an imageID yet is not indexed; it is once it starts', () => {
     const index = new PodImageIndex({ isWatchedNamespace: () => true });
     expect(index.upsert(pod('a', 'p1', [{ name: 'web', image: 'nginx:1.25' }]))).toEqual([]);

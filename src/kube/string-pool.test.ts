@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StringPool } from './string-pool.js';
+import { ObjectPool, StringPool } from './string-pool.js';
 
 describe('StringPool', () => {
   it('gives back the same content, and stays within its bound however many names churn brings', () => {
@@ -19,5 +19,16 @@ describe('StringPool', () => {
     pool.internAll(undefined);
     pool.internAll('loose');
     expect(pool.size()).toBe(6);
+  });
+});
+
+describe('ObjectPool', () => {
+  it('gives the first object seen under a key, and stays within its bound', () => {
+    const pool = new ObjectPool<{ app: string }>(10);
+    const first = pool.share('web', { app: 'web' });
+    expect(pool.share('web', { app: 'web' })).toBe(first);
+    expect(pool.share('db', { app: 'db' })).toEqual({ app: 'db' });
+    for (let i = 0; i < 100; i++) pool.share(`k${i}`, { app: `k${i}` });
+    expect(pool.size()).toBeLessThanOrEqual(10);
   });
 });

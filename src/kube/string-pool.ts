@@ -44,5 +44,27 @@ export class StringPool {
   }
 }
 
+/**
+ * One copy of each equal small object (a workload's labels, owners and images; a digest's severity
+ * counts), by a key the caller derives from its content. The objects are shared: never mutate them.
+ */
+export class ObjectPool<T> {
+  private readonly objects = new Map<string, T>();
+
+  constructor(private readonly maxObjects = 20_000) {}
+
+  share(key: string, value: T): T {
+    const pooled = this.objects.get(key);
+    if (pooled !== undefined) return pooled;
+    if (this.objects.size >= this.maxObjects) this.objects.clear();
+    this.objects.set(key, value);
+    return value;
+  }
+
+  size(): number {
+    return this.objects.size;
+  }
+}
+
 /** The pool the caches share, so a pod and the report of its image hold the same strings. */
 export const cachedStrings = new StringPool();

@@ -122,7 +122,13 @@ const sharedEmpty = new ObjectPool<never[]>();
 const sharedFacts = new ObjectPool<SlimStatusFacts>();
 
 function imagesKey(images: readonly PodImage[]): string {
-  return images.map((i) => `${i.containerType}:${i.containers.join(',')}=${i.image.image}@${i.image.digest}/${i.image.digestSource}/${String(i.image.localOnly)}`).join(';');
+  // Every field of PodImage and ResolvedImage: equal keys must mean interchangeable objects.
+  return images
+    .map((i) => {
+      const r = i.image;
+      return `${i.containerType}:${i.container}:${i.containers.join(',')}=${r.image}|${r.repository}|${r.registry}|${r.digest}|${r.digestSource}|${String(r.localOnly)}|${i.platform ?? ''}`;
+    })
+    .join(';');
 }
 
 /** The slim pod's spec.containers (required by the type): its images are in PodEntry.images. Never mutated. */

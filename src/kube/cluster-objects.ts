@@ -74,12 +74,15 @@ function stringMap(value: unknown, pool?: StringPool): Record<string, string> {
 // labels, namespaces, node and container names); a pod's own name, uid and resourceVersion are unique.
 
 /**
- * The array with no spare room. `push` grows an array to 17 slots at its first element; at 10,000
- * pods with four or five short arrays each, that slack was ~7 MiB of the heap.
+ * The array with no spare room, or the shared empty one. `push` grows an array to 17 slots at its first
+ * element; at 10,000 pods with four or five short arrays each, that slack was ~5 MiB of the heap.
  */
-export function exactArray<T>(items: T[]): T[] {
-  return items.length === 0 ? items : items.slice();
+function exactArray<T>(items: T[]): T[] {
+  return items.length === 0 ? NONE : items.slice();
 }
+
+/** The empty list every slim object shares. Never mutated. */
+const NONE: never[] = [];
 
 function slimOwners(value: unknown, pool: StringPool): V1OwnerReference[] {
   const out: V1OwnerReference[] = [];
@@ -110,7 +113,7 @@ function slimPullSecrets(value: unknown, pool: StringPool): V1LocalObjectReferen
     const name = asString(asRecord(item)?.name);
     if (name !== undefined && name !== '') out.push({ name: pool.intern(name) });
   }
-  return out.length === 0 ? sharedEmpty.share('', []) : exactArray(out);
+  return exactArray(out);
 }
 
 // Pods of one workload have equal labels, owners and images, and reports of one digest equal severity
@@ -118,7 +121,6 @@ function slimPullSecrets(value: unknown, pool: StringPool): V1LocalObjectReferen
 const sharedLabels = new ObjectPool<Record<string, string>>();
 const sharedOwners = new ObjectPool<V1OwnerReference[]>();
 const sharedImages = new ObjectPool<PodImage[]>();
-const sharedEmpty = new ObjectPool<never[]>();
 const sharedFacts = new ObjectPool<SlimStatusFacts>();
 
 function imagesKey(images: readonly PodImage[]): string {
@@ -130,9 +132,6 @@ function imagesKey(images: readonly PodImage[]): string {
     })
     .join(';');
 }
-
-/** The slim pod's spec.containers (required by the type): its images are in PodEntry.images. Never mutated. */
-const NO_CONTAINERS: NonNullable<V1Pod['spec']>['containers'] = [];
 
 // One resolution per distinct (spec image, imageID), shared by every pod that runs it; never mutated.
 // Bounded like the string pool: rollouts bring new images forever.
@@ -176,7 +175,8 @@ export function toPodEntry(raw: unknown, pool: StringPool = cachedStrings): PodE
       labels: shareJson(sharedLabels, stringMap(metadata?.labels, pool)),
       ownerReferences: shareJson(sharedOwners, slimOwners(metadata?.ownerReferences, pool)),
     },
-    spec: { containers: NO_CONTAINERS, imagePullSecrets: slimPullSecrets(spec?.imagePullSecrets, pool) },
+    // spec.containers is required by the type; what the pod runs is in PodEntry.images.
+    spec: { containers: NONE, imagePullSecrets: slimPullSecrets(spec?.imagePullSecrets, pool) },
   };
   const nodeName = asString(spec?.nodeName);
   const serviceAccountName = asString(spec?.serviceAccountName);
@@ -191,7 +191,7 @@ export function toPodEntry(raw: unknown, pool: StringPool = cachedStrings): PodE
     image.containers = image.containers.map((container) => pool.intern(container));
   }
   const images = sharedImages.share(imagesKey(inventory.images), exactArray(inventory.images));
-  const invalidImages = inventory.invalid.length === 0 ? sharedEmpty.share('', []) : inventory.invalid;
+  const invalidImages = exactArray(inventory.invalid);
   return { key: `${namespace}/${name}`, resourceVersion, namespace, name, pod, images, invalidImages };
 }
 

@@ -64,7 +64,8 @@ export class ReportIndex {
     // the next reconcile of the key (thousands of reports after a rescan).
     const cached = this.informer.get(key);
     if (cached !== undefined && isAtLeast(cached.resourceVersion, resourceVersion)) {
-      this.recent.delete(key);
+      const recent = this.recent.get(key);
+      if (recent?.report !== undefined && isAtLeast(cached.resourceVersion, recent.resourceVersion)) this.recent.delete(key);
       return;
     }
     // Until the watch catches up (seconds behind during a cold start's thousands of writes) each

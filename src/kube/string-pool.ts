@@ -1,21 +1,43 @@
-// One copy of each string that repeats across the cached objects. JSON.parse gives every pod its own
+// One copy of each value that repeats across the cached objects. JSON.parse gives every pod its own
 // copy of its images, owner, labels and namespace, and every report its own copy of the team, the
 // scanner and the condition texts: in a heap snapshot of the bench (10,000 pods, 4,365 reports) half of
-// the 24 MiB of strings were such copies.
+// the 24 MiB of strings were such copies, and pods of one workload held equal labels, owners and images.
+
+/**
+ * One copy of each equal value, by a key the caller derives from its content; the first value seen
+ * under a key is the one kept. Shared values must never be mutated.
+ */
+export class ObjectPool<T> {
+  private readonly values = new Map<string, T>();
+
+  /** Past `maxValues` the pool starts over: churn brings new names forever, and a miss costs only sharing. */
+  constructor(private readonly maxValues = 20_000) {}
+
+  get(key: string): T | undefined {
+    return this.values.get(key);
+  }
+
+  share(key: string, value: T): T {
+    const pooled = this.values.get(key);
+    if (pooled !== undefined) return pooled;
+    if (this.values.size >= this.maxValues) this.values.clear();
+    this.values.set(key, value);
+    return value;
+  }
+
+  size(): number {
+    return this.values.size;
+  }
+}
 
 /** A bounded intern table: same content in, the first copy seen out. */
-export class StringPool {
-  private readonly strings = new Map<string, string>();
-
-  /** Past `maxStrings` the table starts over: churn brings new names forever, and a miss costs only sharing. */
-  constructor(private readonly maxStrings = 50_000) {}
+export class StringPool extends ObjectPool<string> {
+  constructor(maxStrings = 50_000) {
+    super(maxStrings);
+  }
 
   intern(value: string): string {
-    const pooled = this.strings.get(value);
-    if (pooled !== undefined) return pooled;
-    if (this.strings.size >= this.maxStrings) this.strings.clear();
-    this.strings.set(value, value);
-    return value;
+    return this.share(value, value);
   }
 
   /**
@@ -37,32 +59,6 @@ export class StringPool {
         else this.internAll(item);
       }
     }
-  }
-
-  size(): number {
-    return this.strings.size;
-  }
-}
-
-/**
- * One copy of each equal small object (a workload's labels, owners and images; a digest's severity
- * counts), by a key the caller derives from its content. The objects are shared: never mutate them.
- */
-export class ObjectPool<T> {
-  private readonly objects = new Map<string, T>();
-
-  constructor(private readonly maxObjects = 20_000) {}
-
-  share(key: string, value: T): T {
-    const pooled = this.objects.get(key);
-    if (pooled !== undefined) return pooled;
-    if (this.objects.size >= this.maxObjects) this.objects.clear();
-    this.objects.set(key, value);
-    return value;
-  }
-
-  size(): number {
-    return this.objects.size;
   }
 }
 

@@ -14,6 +14,8 @@ import type { CachedObject } from './informer.js';
 import { ObjectPool, cachedStrings } from './string-pool.js';
 import type { StringPool } from './string-pool.js';
 
+const strings = cachedStrings;
+
 export interface PodEntry extends CachedObject {
   namespace: string;
   name: string;
@@ -84,7 +86,7 @@ function exactArray<T>(items: T[]): T[] {
 /** The empty list every slim object shares. Never mutated. */
 const NONE: never[] = [];
 
-function slimOwners(value: unknown, pool: StringPool): V1OwnerReference[] {
+function slimOwners(value: unknown): V1OwnerReference[] {
   const out: V1OwnerReference[] = [];
   for (const item of asArray(value)) {
     const record = asRecord(item);
@@ -92,10 +94,10 @@ function slimOwners(value: unknown, pool: StringPool): V1OwnerReference[] {
     const name = asString(record?.name);
     if (kind === undefined || name === undefined) continue;
     const owner: V1OwnerReference = {
-      apiVersion: pool.intern(asString(record?.apiVersion) ?? ''),
-      kind: pool.intern(kind),
-      name: pool.intern(name),
-      uid: pool.intern(asString(record?.uid) ?? ''),
+      apiVersion: strings.intern(asString(record?.apiVersion) ?? ''),
+      kind: strings.intern(kind),
+      name: strings.intern(name),
+      uid: strings.intern(asString(record?.uid) ?? ''),
     };
     if (record?.controller === true) owner.controller = true;
     out.push(owner);
@@ -103,15 +105,16 @@ function slimOwners(value: unknown, pool: StringPool): V1OwnerReference[] {
   return exactArray(out);
 }
 
-function shareJson<T>(objects: ObjectPool<T>, value: T): T {
-  return objects.share(JSON.stringify(value), value);
+/** The value pooled under `key`, else `make()` (which interns its strings) pooled under it. */
+function pooled<T>(objects: ObjectPool<T>, key: string, make: () => T): T {
+  return objects.get(key) ?? objects.share(key, make());
 }
 
-function slimPullSecrets(value: unknown, pool: StringPool): V1LocalObjectReference[] {
+function slimPullSecrets(value: unknown): V1LocalObjectReference[] {
   const out: V1LocalObjectReference[] = [];
   for (const item of asArray(value)) {
     const name = asString(asRecord(item)?.name);
-    if (name !== undefined && name !== '') out.push({ name: pool.intern(name) });
+    if (name !== undefined && name !== '') out.push({ name: strings.intern(name) });
   }
   return exactArray(out);
 }
@@ -133,9 +136,8 @@ function imagesKey(images: readonly PodImage[]): string {
     .join(';');
 }
 
-// One resolution per distinct (spec image, imageID), shared by every pod that runs it; never mutated.
-// Bounded like the string pool: rollouts bring new images forever.
-const resolutions = new Map<string, ResolvedImage>();
+/** One resolution per distinct (spec image, imageID), shared by every pod that runs it. */
+const resolutions = new ObjectPool<ResolvedImage>();
 
 function sharedResolution(specImage: string, imageID: string | undefined): ResolvedImage | undefined {
   const key = `${specImage}\n${imageID ?? ''}`;
@@ -143,26 +145,31 @@ function sharedResolution(specImage: string, imageID: string | undefined): Resol
   if (known !== undefined) return known;
   const resolved = resolveContainerImage(specImage, imageID);
   if (resolved === undefined) return undefined;
-  if (resolutions.size >= 20_000) resolutions.clear();
-  const shared: ResolvedImage = {
+  return resolutions.share(key, {
     ...resolved,
-    image: cachedStrings.intern(resolved.image),
-    repository: cachedStrings.intern(resolved.repository),
-    registry: cachedStrings.intern(resolved.registry),
-    digest: cachedStrings.intern(resolved.digest),
-  };
-  resolutions.set(key, shared);
-  return shared;
+    image: strings.intern(resolved.image),
+    repository: strings.intern(resolved.repository),
+    registry: strings.intern(resolved.registry),
+    digest: strings.intern(resolved.digest),
+  });
+}
+
+function internedImages(images: PodImage[]): PodImage[] {
+  for (const image of images) {
+    image.container = strings.intern(image.container);
+    image.containers = image.containers.map((container) => strings.intern(container));
+  }
+  return exactArray(images);
 }
 
 /** Slims a pod (raw JSON from a list page or a watch event); undefined when it lacks a name or namespace. */
-export function toPodEntry(raw: unknown, pool: StringPool = cachedStrings): PodEntry | undefined {
+export function toPodEntry(raw: unknown): PodEntry | undefined {
   const obj = asRecord(raw);
   const metadata = asRecord(obj?.metadata);
   const name = asString(metadata?.name);
   const rawNamespace = asString(metadata?.namespace);
   if (name === undefined || rawNamespace === undefined) return undefined;
-  const namespace = pool.intern(rawNamespace);
+  const namespace = strings.intern(rawNamespace);
   const spec = asRecord(obj?.spec);
   const status = asRecord(obj?.status);
   const resourceVersion = asString(metadata?.resourceVersion) ?? '';
@@ -172,25 +179,22 @@ export function toPodEntry(raw: unknown, pool: StringPool = cachedStrings): PodE
       namespace,
       uid: asString(metadata?.uid) ?? '',
       resourceVersion,
-      labels: shareJson(sharedLabels, stringMap(metadata?.labels, pool)),
-      ownerReferences: shareJson(sharedOwners, slimOwners(metadata?.ownerReferences, pool)),
+      // Looked up by the raw value first: a pod of a known workload makes and interns nothing.
+      labels: pooled(sharedLabels, JSON.stringify(metadata?.labels ?? null), () => stringMap(metadata?.labels, strings)),
+      ownerReferences: pooled(sharedOwners, JSON.stringify(metadata?.ownerReferences ?? null), () => slimOwners(metadata?.ownerReferences)),
     },
     // spec.containers is required by the type; what the pod runs is in PodEntry.images.
-    spec: { containers: NONE, imagePullSecrets: slimPullSecrets(spec?.imagePullSecrets, pool) },
+    spec: { containers: NONE, imagePullSecrets: slimPullSecrets(spec?.imagePullSecrets) },
   };
   const nodeName = asString(spec?.nodeName);
   const serviceAccountName = asString(spec?.serviceAccountName);
   if (pod.spec !== undefined) {
-    if (nodeName !== undefined) pod.spec.nodeName = pool.intern(nodeName);
-    if (serviceAccountName !== undefined) pod.spec.serviceAccountName = pool.intern(serviceAccountName);
+    if (nodeName !== undefined) pod.spec.nodeName = strings.intern(nodeName);
+    if (serviceAccountName !== undefined) pod.spec.serviceAccountName = strings.intern(serviceAccountName);
   }
   // inspectPodImages reads the raw containers and statuses defensively, whatever is missing.
   const inventory = inspectPodImages({ spec: spec as V1Pod['spec'], status: status as V1Pod['status'] }, sharedResolution);
-  for (const image of inventory.images) {
-    image.container = pool.intern(image.container);
-    image.containers = image.containers.map((container) => pool.intern(container));
-  }
-  const images = sharedImages.share(imagesKey(inventory.images), exactArray(inventory.images));
+  const images = pooled(sharedImages, imagesKey(inventory.images), () => internedImages(inventory.images));
   const invalidImages = exactArray(inventory.invalid);
   return { key: `${namespace}/${name}`, resourceVersion, namespace, name, pod, images, invalidImages };
 }
@@ -266,7 +270,7 @@ export function slimReport(report: ImageScanReport): { report: ImageScanReport; 
   if (status === undefined || typeof status !== 'object' || slimStatusFacts(status) !== undefined) return { report, vulnerabilities: undefined };
   const list = Array.isArray(status.vulnerabilities) ? status.vulnerabilities : undefined;
   const facts = { fingerprint: vulnerabilityFingerprint(status.vulnerabilities), severityCounts: countBySeverity(status) };
-  const slim = slimStatus(status, shareJson(sharedFacts, facts));
+  const slim = slimStatus(status, sharedFacts.share(JSON.stringify(facts), facts));
   return { report: { ...report, status: slim }, vulnerabilities: list };
 }
 
@@ -276,7 +280,7 @@ export function slimReport(report: ImageScanReport): { report: ImageScanReport; 
  * most of the heap). The list is handed over once (takeReportVulnerabilities), shared through `lists`.
  * Undefined unless it is an ImageScanReport with a spec.
  */
-export function toReportEntry(raw: unknown, lists?: SharedVulnerabilityLists, pool: StringPool = cachedStrings): ReportEntry | undefined {
+export function toReportEntry(raw: unknown, lists?: SharedVulnerabilityLists): ReportEntry | undefined {
   const obj = asRecord(raw);
   const metadata = asRecord(obj?.metadata);
   const name = asString(metadata?.name);
@@ -293,9 +297,9 @@ export function toReportEntry(raw: unknown, lists?: SharedVulnerabilityLists, po
   if (asRecord(full.status) === undefined) delete full.status;
   const { report, vulnerabilities } = slimReport(full);
   // Labels, spec and the slim status repeat across the reports of a digest and with its pods.
-  pool.internAll(report.metadata?.labels);
-  pool.internAll(report.spec);
-  pool.internAll(report.status);
+  strings.internAll(report.metadata?.labels);
+  strings.internAll(report.spec);
+  strings.internAll(report.status);
   const entry: ReportEntry = { key: `${namespace}/${name}`, resourceVersion: asString(metadata?.resourceVersion) ?? '', namespace, name, report };
   if (vulnerabilities !== undefined) {
     const fingerprint = slimStatusFacts(report.status)?.fingerprint;

@@ -198,6 +198,11 @@ function acceptsAs(accept: string | undefined, kind: 'Table' | 'PartialObjectMet
   });
 }
 
+/** An object's metadata alone, as meta.k8s.io/v1 PartialObjectMetadata. */
+function partialObjectMetadataJson(stored: StoredObject): string {
+  return JSON.stringify({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: stored.obj.metadata });
+}
+
 interface ContinueToken {
   rv: number;
   start: string;
@@ -710,11 +715,15 @@ class FakeApiServerImpl implements FakeApiServer {
     return JSON.stringify({ ...stored.obj, apiVersion });
   }
 
-  private writeResponse(res: ServerResponse, def: ResourceDef, version: string, result: WriteResult, created: boolean): number {
+  /** The answer to a write: the object, or only its metadata when the Accept header asks for that (as client-go's metadata client does). */
+  private writeResponse(req: IncomingMessage, res: ServerResponse, def: ResourceDef, version: string, result: WriteResult, created: boolean): number {
     const code = created ? 201 : 200;
     const headers: Record<string, string> = {};
     if (result.warnings.length > 0) headers.Warning = result.warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', ');
-    this.sendJson(res, code, this.objectJson(def, version, result.stored), headers);
+    const body = acceptsAs(req.headers.accept, 'PartialObjectMetadata')
+      ? partialObjectMetadataJson(result.stored)
+      : this.objectJson(def, version, result.stored);
+    this.sendJson(res, code, body, headers);
     return code;
   }
 
@@ -730,7 +739,7 @@ class FakeApiServerImpl implements FakeApiServer {
           const table = buildTable(def, rr.version, [stored.obj], { now, includeObject: includeObjectOf(url), resourceVersion: String(stored.rv) });
           this.sendJson(res, 200, JSON.stringify(table));
         } else if (acceptsAs(req.headers.accept, 'PartialObjectMetadata')) {
-          this.sendJson(res, 200, JSON.stringify({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: stored.obj.metadata }));
+          this.sendJson(res, 200, partialObjectMetadataJson(stored));
         } else this.sendJson(res, 200, this.objectJson(def, rr.version, stored));
         return 200;
       }
@@ -740,12 +749,12 @@ class FakeApiServerImpl implements FakeApiServer {
       case 'create': {
         const body = await this.readObjectBody(req);
         const result = this.api.create(def, rr.namespace, body, this.writeOptions(url, rr.version));
-        return this.writeResponse(res, def, rr.version, result, true);
+        return this.writeResponse(req, res, def, rr.version, result, true);
       }
       case 'update': {
         const body = await this.readObjectBody(req);
         const result = this.api.update(def, ns, name, rr.subresource, body, this.writeOptions(url, rr.version));
-        return this.writeResponse(res, def, rr.version, result, false);
+        return this.writeResponse(req, res, def, rr.version, result, false);
       }
       case 'patch': {
         const type = mediaType(req.headers['content-type']);
@@ -761,7 +770,7 @@ class FakeApiServerImpl implements FakeApiServer {
           throw badRequest(`error decoding patch: ${(err as Error).message}`);
         }
         const result = this.api.patch(def, ns, name, rr.subresource, type, body, this.writeOptions(url, rr.version));
-        return this.writeResponse(res, def, rr.version, result, result.created);
+        return this.writeResponse(req, res, def, rr.version, result, result.created);
       }
       case 'delete': {
         const raw = await this.readBody(req);

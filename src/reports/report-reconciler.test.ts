@@ -77,7 +77,10 @@ class FakeReportServer implements ReportStore {
     return Promise.resolve(found === undefined ? undefined : structuredClone(found));
   }
 
-  patchStatus(namespace: string, name: string, status: ImageScanReportStatus, previous?: ImageScanReportStatus): Promise<ImageScanReport> {
+  patchStatus(report: ImageScanReport, status: ImageScanReportStatus): Promise<ImageScanReport> {
+    const namespace = report.metadata?.namespace ?? '';
+    const name = report.metadata?.name ?? '';
+    const previous = report.status;
     this.writes.push(`patchStatus ${namespace}/${name}`);
     this.fail('patchStatus');
     const found = this.objects.get(`${namespace}/${name}`);

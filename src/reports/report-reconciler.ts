@@ -213,7 +213,7 @@ export class ReportReconciler {
       const workloads = current.status?.workloads;
       if (current.status !== undefined && (workloads === undefined || workloads.length > 0)) {
         try {
-          const written = await this.options.store.patchStatus(namespace, current.metadata?.name ?? '', { ...current.status, workloads: [] }, current.status);
+          const written = await this.options.store.patchStatus(current, { ...current.status, workloads: [] });
           this.options.reports.remember?.(written);
         } catch (err) {
           if (err instanceof KubeApiError && err.kind === 'NotFound') return {};
@@ -350,10 +350,9 @@ export class ReportReconciler {
   }
 
   private async writeStatus(report: ImageScanReport, desired: ImageScanReport, status: ImageScanReportStatus, log: Logger): Promise<ImageScanReport> {
-    const namespace = desired.metadata?.namespace ?? '';
     const name = desired.metadata?.name ?? '';
     try {
-      const written = await this.options.store.patchStatus(namespace, name, status, report.status);
+      const written = await this.options.store.patchStatus(report, status);
       this.options.reports.remember?.(written);
       if (report.status?.phase !== status.phase) log.info({ report: name, phase: status.phase }, 'report status changed');
       return written;
@@ -361,7 +360,7 @@ export class ReportReconciler {
       // Deleted behind our back (or the cache was stale): create it again, then write the status.
       if (err instanceof KubeApiError && err.kind === 'NotFound') {
         const created = await this.create(desired, log);
-        const written = await this.options.store.patchStatus(namespace, name, status, created.status);
+        const written = await this.options.store.patchStatus(created, status);
         this.options.reports.remember?.(written);
         return written;
       }

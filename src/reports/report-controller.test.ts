@@ -165,7 +165,7 @@ describe('ReportController', () => {
     await h.pods.stop();
   });
 
-  it('a scheduled rescan marks running digests with a spread start and reconciles their keys', async () => {
+  it('a scheduled rescan marks running digests with a spread start, asks through one key per digest, and updates every key with the result', async () => {
     const h = setup(() => Promise.resolve({}));
     h.pods.start();
     await h.pods.whenSynced();
@@ -176,10 +176,17 @@ describe('ReportController', () => {
     h.calls.length = 0;
     const before = Date.now();
     h.controller.rescanAll('schedule');
-    await until(() => h.calls.length === 2);
+    await until(() => h.calls.length === 1);
     const mark = h.scans.get(D1)?.rescanNotBefore ?? 0;
     expect(mark).toBeGreaterThanOrEqual(before + 500);
     expect(mark).toBeLessThanOrEqual(Date.now() + 500);
+    // The digest's other key has nothing to do until the result arrives.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(h.calls).toHaveLength(1);
+    expect([reportKey('a', D1), reportKey('b', D1)]).toContain(h.calls[0]);
+    h.controller.handleScanOutcome({ digest: D1, target: { repository: 'docker.io/library/nginx', digest: D1 }, finishedAt: new Date(), attempts: 1, durationMs: 5, ok: true, result });
+    await until(() => h.calls.length === 3);
+    expect(h.calls.slice(1).sort()).toEqual([reportKey('a', D1), reportKey('b', D1)]);
     await h.controller.stop();
     await h.pods.stop();
   });

@@ -110,18 +110,21 @@ export class ScanResults {
     this.byDigest.set(digest, next);
   }
 
-  /** Marks every given digest for a rescan, each not before its own time (the scheduled pass's jitter). */
+  /**
+   * Marks every given digest for a rescan, each not before its own time (the scheduled pass's jitter).
+   * Returns the digests marked.
+   */
   markForRescan(
     digests: Iterable<string>,
     notBefore: (digest: string) => number,
     shouldRescan: (known: DigestScanKnowledge) => boolean = () => true,
-  ): number {
-    let marked = 0;
+  ): string[] {
+    const marked: string[] = [];
     for (const digest of digests) {
       const known = this.byDigest.get(digest);
       if (known === undefined || !shouldRescan(known)) continue;
       known.rescanNotBefore = notBefore(digest);
-      marked += 1;
+      marked.push(digest);
     }
     return marked;
   }

@@ -294,6 +294,7 @@ function isHex(c: number | undefined): boolean {
 
 class JsonCursor {
   private pos = 0;
+  private readonly skipStack: boolean[] = [];
   constructor(private readonly buf: Buffer) {}
 
   fail(what: string, withPosition = true): never {
@@ -407,8 +408,9 @@ class JsonCursor {
 
   /** Validates and skips one JSON value of any size without allocating it. Iterative: no stack overflow on deep nesting. */
   skipValue(): void {
-    // true = inside an object, false = inside an array
-    const stack: boolean[] = [];
+    // true = inside an object, false = inside an array (one stack per cursor: skipValue does not nest)
+    const stack = this.skipStack;
+    stack.length = 0;
     for (;;) {
       const ch = this.peek();
       let opened = false;
@@ -464,39 +466,43 @@ class JsonCursor {
     }
   }
 
+  // Skipping allocates nothing (no views, no closures): a real-world report of a few MB is mostly
+  // skipped, and each allocation here was garbage per scan (bench/README.md).
   private skipLiteral(): void {
     const literal = LITERALS.get(this.peek());
     if (literal === undefined) this.fail('invalid JSON: unexpected character');
     if (this.pos + literal.length > this.buf.length) {
       this.fail('Trivy output ends unexpectedly (truncated JSON)');
     }
-    if (!this.buf.subarray(this.pos, this.pos + literal.length).equals(literal)) this.fail('invalid JSON: unexpected character');
+    for (let k = 0; k < literal.length; k++) {
+      if (this.buf[this.pos + k] !== literal[k]) this.fail('invalid JSON: unexpected character');
+    }
     this.pos += literal.length;
   }
 
   /** JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
   private skipNumber(): void {
     let p = this.pos;
-    const digits = (): number => {
-      const from = p;
-      for (let d = this.at(p); d !== undefined && d >= CH_0 && d <= CH_9; d = this.at(p)) p++;
-      return p - from;
-    };
     if (this.at(p) === CH_MINUS) p++;
     if (this.at(p) === CH_0) p++;
-    else if (digits() === 0) this.failAt(p, 'invalid JSON: malformed number');
-    if (this.at(p) === CH_DOT) {
-      p++;
-      if (digits() === 0) this.failAt(p, 'invalid JSON: malformed number');
-    }
+    else p = this.skipDigits(p);
+    if (this.at(p) === CH_DOT) p = this.skipDigits(p + 1);
     const e = this.at(p);
     if (e === CH_LOWER_E || e === CH_UPPER_E) {
       p++;
       const sign = this.at(p);
       if (sign === CH_PLUS || sign === CH_MINUS) p++;
-      if (digits() === 0) this.failAt(p, 'invalid JSON: malformed number');
+      p = this.skipDigits(p);
     }
     this.pos = p;
+  }
+
+  /** The position after one or more digits from `p`; fails when there is none. */
+  private skipDigits(p: number): number {
+    let q = p;
+    for (let d = this.at(q); d !== undefined && d >= CH_0 && d <= CH_9; d = this.at(q)) q++;
+    if (q === p) this.failAt(p, 'invalid JSON: malformed number');
+    return q;
   }
 
   private failAt(p: number, what: string): never {

@@ -242,19 +242,26 @@ export function vulnerabilityFingerprint(list: unknown): string {
   if (typeof list !== 'object' || list === null) return JSON.stringify(list);
   const known = fingerprints.get(list);
   if (known !== undefined) return known;
-  let text: string;
+  const hash = createHash('sha256');
   if (Array.isArray(list)) {
     // Entry by entry in a fixed field order: the API server returns keys in its own order. This walk
     // costs a fraction of a key-sorting JSON.stringify replacer (every watched report is fingerprinted).
-    const parts: string[] = [];
-    for (const item of list as unknown[]) parts.push(canonicalEntry(item));
-    text = `[${parts.join(',')}]`;
+    // The text goes to the hash in pieces of ~16 K characters: as one string, a long list's text was a
+    // large object, which only a full GC frees.
+    let piece = '[';
+    for (let i = 0; i < list.length; i++) {
+      piece += (i === 0 ? '' : ',') + canonicalEntry(list[i] as unknown);
+      if (piece.length < 16_384) continue;
+      hash.update(piece);
+      piece = '';
+    }
+    hash.update(`${piece}]`);
   } else {
-    text = JSON.stringify(JSON.parse(JSON.stringify(list)) as unknown, sortedKeys);
+    hash.update(JSON.stringify(JSON.parse(JSON.stringify(list)) as unknown, sortedKeys));
   }
-  const hash = createHash('sha256').update(text).digest('base64');
-  fingerprints.set(list, hash);
-  return hash;
+  const digest = hash.digest('base64');
+  fingerprints.set(list, digest);
+  return digest;
 }
 
 const VULNERABILITY_FIELDS = ['id', 'severity', 'package', 'installedVersion', 'fixedVersion', 'title', 'url', 'target'] as const;

@@ -11,10 +11,9 @@ import { REPORT_API_VERSION, REPORT_KIND } from '../reports/image-scan-report.js
 import { slimStatus, slimStatusFacts, vulnerabilityFingerprint } from '../reports/report-builder.js';
 import type { SlimStatusFacts } from '../reports/report-builder.js';
 import type { CachedObject } from './informer.js';
-import { ObjectPool, cachedStrings } from './string-pool.js';
+import { ObjectPool, cachedStrings as strings } from './string-pool.js';
 import type { StringPool } from './string-pool.js';
 
-const strings = cachedStrings;
 
 export interface PodEntry extends CachedObject {
   namespace: string;

@@ -29,7 +29,8 @@ export interface EventRecorderOptions {
 
 const COMPONENT = 'imagescan-operator';
 
-function findingFingerprint(criticalIds: readonly string[]): string {
+/** The identity of a finding: its set of fixable CRITICAL ids, in any order. */
+export function findingFingerprint(criticalIds: readonly string[]): string {
   return createHash('sha256').update([...criticalIds].sort().join('\n')).digest('hex').slice(0, 16);
 }
 
@@ -84,6 +85,11 @@ export class EventRecorder {
       // A create that failed in this process is still owed: the next fixableCritical tries again.
       if (!this.failed.has(key)) this.remember(key, fingerprint);
     }
+  }
+
+  /** True when the finding (by findingFingerprint) is announced for every workload: fixableCritical would create nothing. */
+  isAnnounced(namespace: string, reportName: string, workloads: readonly Workload[], fingerprint: string): boolean {
+    return workloads.every((workload) => this.sent.get(`${namespace}/${workload.kind}/${workload.name}|${reportName}`) === fingerprint);
   }
 
   /** Forgets what was announced for a report (it was deleted), so a new finding is announced again. */

@@ -4,10 +4,12 @@ import { describe, expect, it } from 'vitest';
 import type { ScanResult, Vulnerability } from '../scanner/scan-result.js';
 import type { ImageScanReport, ImageScanReportStatus } from './image-scan-report.js';
 import {
+  buildListlessStatus,
   buildReportObject,
   buildReportStatus,
   capVulnerabilities,
   preparedScanState,
+  sameVulnerabilities,
   scanStateFromReport,
   statusEquals,
   vulnerabilityFingerprint,
@@ -269,6 +271,39 @@ describe('statusEquals', () => {
     ];
     for (const v of variants) expect(statusEquals(current, v)).toBe(false);
     expect(statusEquals(undefined, current)).toBe(false);
+  });
+});
+
+describe('buildListlessStatus', () => {
+  it.each(fixtures.map((f) => [f.name, f.result] as const))(
+    '%s: compares like the status with its list, and holds everything else of it',
+    (_name, result) => {
+      const prepared = preparedScanState(scanned(result), { maxVulnerabilities: 100 });
+      const full = buildReportStatus(statusInput(prepared, { limits: { maxVulnerabilities: 100 } }));
+      const fromServer = roundTrip(full);
+      const { result: withList, ...rest } = prepared;
+      const outline = withList === undefined ? rest : { ...rest, result: { summary: withList.summary, scanner: withList.scanner } };
+      const listless = buildListlessStatus({ ...statusInput(undefined, { limits: { maxVulnerabilities: 100 }, previousConditions: fromServer.conditions }), scan: outline });
+      if (listless === undefined) throw new Error('a prepared state gives a listless status');
+      expect(listless.vulnerabilities).toBeUndefined();
+      expect(roundTrip(listless)).toEqual(roundTrip({ ...full, vulnerabilities: undefined }));
+      expect(statusEquals(fromServer, listless)).toBe(true);
+      expect(sameVulnerabilities(fromServer, listless)).toBe(true);
+
+      // The report's list without its worst entry, under the same summary, is a change.
+      if (withList === undefined || withList.vulnerabilities.length === 0) return;
+      const other = preparedScanState(scanned({ ...result, vulnerabilities: withList.vulnerabilities.slice(1) }), { maxVulnerabilities: 100 });
+      const changed = buildListlessStatus({ ...statusInput(undefined, { limits: { maxVulnerabilities: 100 } }), scan: { ...outline, preparedListFingerprint: other.preparedListFingerprint } });
+      if (changed === undefined) throw new Error('a prepared state gives a listless status');
+      expect(statusEquals(fromServer, changed)).toBe(false);
+    },
+  );
+
+  it('needs the list when it was not prepared, and builds a status without result as buildReportStatus does', () => {
+    const result = fixtures.find((f) => f.name === 'debian-buster.json')?.result as ScanResult;
+    expect(buildListlessStatus({ ...statusInput(undefined), scan: { phase: 'Scanned', result: { summary: result.summary, scanner: result.scanner } } })).toBeUndefined();
+    const failed: ScanState = { phase: 'Failed', scannedAt: SCANNED_AT, failure: { reason: 'timeout', message: 'no answer in 10m' } };
+    expect(buildListlessStatus({ ...statusInput(undefined), scan: failed })).toEqual(buildReportStatus(statusInput(failed)));
   });
 });
 

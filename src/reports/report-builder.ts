@@ -98,6 +98,9 @@ export interface ScanState {
   preparedListFingerprint?: string;
 }
 
+/** A ScanState whose result comes without its vulnerability list (see buildListlessStatus). */
+export type ScanOutlineState = Omit<ScanState, 'result'> & { result?: Omit<ScanResult, 'vulnerabilities'> };
+
 export interface ReportStatusInput {
   /** Undefined: nothing known yet (Pending). */
   scan?: ScanState;
@@ -163,6 +166,26 @@ export function buildReportStatus(input: ReportStatusInput): ImageScanReportStat
 }
 
 /**
+ * The status buildReportStatus builds for the same input, but without the result's vulnerability list:
+ * the list is known by its fingerprint, which statusEquals and sameVulnerabilities compare. So a
+ * reconcile that changes nothing need not unpack the list (an inflate and a JSON.parse per key: most
+ * of the operator's garbage after a cold start and in a resync, bench/README.md). Undefined when the
+ * result's list is not prepared (preparedScanState), as its fingerprint is then unknown. Compare it,
+ * never write it: its `vulnerabilities` is undefined, so a merge patch of it would leave the list alone.
+ */
+export function buildListlessStatus(input: Omit<ReportStatusInput, 'scan'> & { scan: ScanOutlineState }): ImageScanReportStatus | undefined {
+  const { result, ...scan } = input.scan;
+  if (result === undefined) return buildReportStatus({ ...input, scan });
+  const fingerprint = scan.preparedListFingerprint;
+  if (fingerprint === undefined) return undefined;
+  // A prepared list is taken as it is (preparedList), so an empty one gives every other field the same.
+  const status = buildReportStatus({ ...input, scan: { ...scan, result: { ...result, vulnerabilities: [] } } });
+  status.vulnerabilities = undefined;
+  listFingerprints.set(status, fingerprint);
+  return status;
+}
+
+/**
  * Keeps the longest prefix of `vulns` (which must be sorted worst first) that fits both limits, so the
  * worst severities always survive. `maxBytes` counts the array as the API server's JSON encoder writes it.
  */
@@ -205,6 +228,8 @@ export interface SlimStatusFacts {
 // Slim statuses are ordinary status objects (so they can be spread into patches and compared), with
 // their facts beside them: a field would be sent to the API server with the next patch.
 const slimFacts = new WeakMap<ImageScanReportStatus, SlimStatusFacts>();
+// The fingerprint of the list a slim or listless status stands for.
+const listFingerprints = new WeakMap<ImageScanReportStatus, string>();
 
 /**
  * A copy of `status` without its vulnerability list, remembered with `facts` so statusEquals compares
@@ -216,16 +241,18 @@ export function slimStatus(status: ImageScanReportStatus, facts: SlimStatusFacts
   const slim: ImageScanReportStatus = { ...status };
   if ('vulnerabilities' in status) slim.vulnerabilities = undefined;
   slimFacts.set(slim, facts);
+  listFingerprints.set(slim, facts.fingerprint);
   return slim;
 }
 
-/** True when both statuses hold the same vulnerability list (either may be slim). */
+/** True when both statuses hold the same vulnerability list (either may be slim or listless). */
 export function sameVulnerabilities(a: ImageScanReportStatus | undefined, b: ImageScanReportStatus | undefined): boolean {
   return listFingerprintOf(a) === listFingerprintOf(b);
 }
 
-function listFingerprintOf(status: ImageScanReportStatus | undefined): string {
-  return (status === undefined ? undefined : slimFacts.get(status)?.fingerprint) ?? vulnerabilityFingerprint(status?.vulnerabilities);
+/** The vulnerabilityFingerprint of the status's list, also for a slim or listless status. */
+export function listFingerprintOf(status: ImageScanReportStatus | undefined): string {
+  return (status === undefined ? undefined : listFingerprints.get(status)) ?? vulnerabilityFingerprint(status?.vulnerabilities);
 }
 
 /** The facts kept for a status made by slimStatus; undefined for any other status. */

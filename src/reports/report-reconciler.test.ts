@@ -492,6 +492,64 @@ describe('ReportReconciler', () => {
     expect(new Set(created.map((e) => e.name)).size).toBe(created.length);
   });
 
+  it('a reconcile that changes nothing leaves the packed vulnerability list alone, and still retries an event that failed', async () => {
+    // The first event create fails (the API server throttles); the later ones succeed.
+    const created: string[] = [];
+    let failures = 1;
+    const core = {
+      createNamespacedEvent: ({ body }: { body: { involvedObject: { kind: string; name: string } } }) => {
+        if (failures > 0) {
+          failures -= 1;
+          return Promise.reject(apiError(429, 'TooManyRequests'));
+        }
+        created.push(`${body.involvedObject.kind}/${body.involvedObject.name}`);
+        return Promise.resolve(body);
+      },
+    } as unknown as CoreV1Api;
+    const h = harness();
+    const options = (h.reconciler as unknown as { options: ConstructorParameters<typeof ReportReconciler>[0] }).options;
+    const reconciler = new ReportReconciler({ ...options, events: new EventRecorder({ core, logger: pino({ level: 'silent' }), instance: 'test' }) });
+    let unpacked = 0;
+    const resultOf = h.scans.resultOf.bind(h.scans);
+    h.scans.resultOf = (digest: string) => {
+      unpacked += 1;
+      return resultOf(digest);
+    };
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await reconciler.reconcile(KEY);
+    reconciler.recordSuccess(DIGEST, parseTrivyReport(fixtureText), h.now());
+    h.queue.pending.delete(DIGEST);
+    await reconciler.reconcile(KEY);
+    expect(h.server.writes).toEqual([`create ${NS}/nginx-abababababab`, `patchStatus ${NS}/nginx-abababababab`]);
+    expect(h.report()?.status?.vulnerabilities?.length).toBeGreaterThan(0);
+    expect(created).toEqual([]);
+
+    // Unchanged report, but the event is still owed: the list is unpacked to announce it.
+    await reconciler.reconcile(KEY);
+    expect(created).toEqual(['Pod/solo']);
+    expect(h.server.writes).toHaveLength(2);
+
+    // Unchanged and announced: nothing is written, created or unpacked.
+    unpacked = 0;
+    for (let i = 0; i < 3; i++) await reconciler.reconcile(KEY);
+    expect(unpacked).toBe(0);
+    expect(created).toEqual(['Pod/solo']);
+    expect(h.server.writes).toHaveLength(2);
+
+    // A new workload changes the status: the list is unpacked for the write, and the workload is told.
+    const web = pod('web-5d9c-x1', { owner: { kind: 'ReplicaSet', name: 'web-5d9c' } });
+    if (web === undefined) throw new Error('pod');
+    h.index.upsert(web);
+    await reconciler.reconcile(KEY);
+    expect(unpacked).toBeGreaterThan(0);
+    expect(h.server.writes).toHaveLength(3);
+    expect(h.report()?.status?.workloads).toEqual([{ kind: 'Deployment', name: 'web' }, { kind: 'Pod', name: 'solo' }]);
+    expect(h.report()?.status?.vulnerabilities?.length).toBeGreaterThan(0);
+    expect(created).toEqual(['Pod/solo', 'Deployment/web']);
+  });
+
   it('a report created meanwhile by someone else (409 AlreadyExists) is read and updated, not duplicated', async () => {
     const h = harness();
     const entry = pod('solo');

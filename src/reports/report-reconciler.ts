@@ -7,6 +7,7 @@ import { teamOf } from '../images/team.js';
 import type { PodImage } from '../images/pod-images.js';
 import { KubeApiError } from '../kube/api-error.js';
 import type { NamespaceEntry, NodeEntry } from '../kube/cluster-objects.js';
+import { findingFingerprint } from '../kube/event-recorder.js';
 import type { FixableCriticalFinding } from '../kube/event-recorder.js';
 import type { Workload } from '../kube/owner-resolver.js';
 import type { IndexedPod } from '../kube/pod-image-index.js';
@@ -19,11 +20,9 @@ import type { ScanResult } from '../scanner/scan-result.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
 import type { ImageScanReport, ImageScanReportStatus, ReportWorkload } from './image-scan-report.js';
 import { LABEL_TEAM } from './image-scan-report.js';
-import { buildReportObject, buildReportStatus, preparedScanState, sameVulnerabilities, statusEquals } from './report-builder.js';
-import type { ScanState } from './report-builder.js';
+import { buildListlessStatus, buildReportObject, buildReportStatus, listFingerprintOf, preparedScanState, sameVulnerabilities, statusEquals } from './report-builder.js';
+import type { ScanOutlineState, ScanState } from './report-builder.js';
 import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
-
-/** Default of ReportReconcilerOptions.interimStatusDelayMs: longer than most scans of a small image. */
 
 /**
  * The log of one reconcile, with the key's fields on every line. A pino child per reconcile ran the
@@ -44,7 +43,12 @@ class KeyLog {
     if (this.logger.isLevelEnabled('debug')) this.logger.debug({ ...this.fields, ...fields }, msg);
   }
 }
+
+/** Default of ReportReconcilerOptions.interimStatusDelayMs: longer than most scans of a small image. */
 export const DEFAULT_INTERIM_STATUS_DELAY_MS = 30_000;
+
+/** Distinct vulnerability lists whose finding is remembered; a forgotten one is worked out again. */
+const REMEMBERED_FINDINGS = 8192;
 
 /** What reconcile asks of the loop: nothing (done), or to be run again after a delay. */
 export interface ReconcileResult {
@@ -88,6 +92,11 @@ export interface ReportReconcilerOptions {
     /** Counts a finding the report already held as announced (optional: without it, it is announced). */
     markAnnounced?(finding: FixableCriticalFinding): void;
     forgetReport(namespace: string, name: string): void;
+    /**
+     * True when the finding with this findingFingerprint is announced for every workload (optional:
+     * without it, every reconcile of a Scanned report hands its finding to fixableCritical).
+     */
+    isAnnounced?(namespace: string, reportName: string, workloads: readonly Workload[], fingerprint: string): boolean;
   };
   teamLabel: string;
   gracePeriodMs: number;
@@ -115,6 +124,8 @@ function workloadKey(w: { kind: string; name: string }): string {
 /** Reconciles ImageScanReports; see reconcile(). */
 export class ReportReconciler {
   private readonly requestContexts = new Map<string, RequestContext>();
+  /** Vulnerability-list fingerprint → its fixable CRITICAL finding (count and findingFingerprint), most recent last. */
+  private readonly findings = new Map<string, { count: number; fingerprint: string }>();
 
   constructor(private readonly options: ReportReconcilerOptions) {}
 
@@ -154,7 +165,7 @@ export class ReportReconciler {
       localOnly: image.image.localOnly,
     });
 
-    const scan = this.scanState(digest, image.image.localOnly);
+    const scan = this.scanOutline(digest, image.image.localOnly);
     const reportWorkloads: ReportWorkload[] = workloads.map((w) => ({ kind: w.kind, name: w.name }));
 
     let report = current;
@@ -173,8 +184,7 @@ export class ReportReconciler {
     }
     const waitMs = this.interimStatusWait(report, scan);
     if (waitMs > 0) return { requeueAfterMs: Math.min(waitMs, requeue.requeueAfterMs ?? waitMs) };
-    const status = buildReportStatus({
-      scan,
+    const statusInput = {
       workloads: reportWorkloads,
       team,
       localOnly: image.image.localOnly,
@@ -182,11 +192,16 @@ export class ReportReconciler {
       ...(report.status?.conditions === undefined ? {} : { previousConditions: report.status.conditions }),
       now: this.options.now(),
       limits: { maxVulnerabilities: this.options.maxReportVulnerabilities },
-    });
-    if (!statusEquals(report.status, status)) {
-      report = await this.writeStatus(report, desired, status, log);
+    };
+    // Compared first without the vulnerability list: most reconciles (pod updates, requeues, resyncs)
+    // change nothing, and then the digest's packed list is never unpacked.
+    const listless = buildListlessStatus({ ...statusInput, scan });
+    let full: ImageScanReportStatus | undefined;
+    const fullStatus = (): ImageScanReportStatus => (full ??= buildReportStatus({ ...statusInput, scan: this.withList(digest, scan) }));
+    if (!statusEquals(report.status, listless ?? fullStatus())) {
+      report = await this.writeStatus(report, desired, fullStatus(), log);
     }
-    await this.announce(namespace, report, status, workloads, current);
+    await this.announce(namespace, report, listless ?? fullStatus(), fullStatus, workloads, current);
     return requeue;
   }
 
@@ -296,11 +311,12 @@ export class ReportReconciler {
     return {};
   }
 
-  private scanState(digest: string, localOnly: boolean): ScanState {
+  /** What is known about the digest's scans; a result comes without its list (see withList). */
+  private scanOutline(digest: string, localOnly: boolean): ScanOutlineState {
     const known = this.options.scans.get(digest);
-    const result = this.options.scans.resultOf(digest);
+    const result = known?.result;
     if (known !== undefined && result !== undefined) {
-      const state: ScanState = { phase: 'Scanned', result };
+      const state: ScanOutlineState = { phase: 'Scanned', result };
       if (known.scannedAt !== undefined) state.scannedAt = known.scannedAt;
       if (known.vulnerabilitiesOmitted !== undefined && known.vulnerabilitiesOmitted > 0) state.vulnerabilitiesOmitted = known.vulnerabilitiesOmitted;
       if (known.preparedListFingerprint !== undefined) state.preparedListFingerprint = known.preparedListFingerprint;
@@ -315,12 +331,21 @@ export class ReportReconciler {
     return { phase: this.options.scanQueue.isPending(digest) ? 'Scanning' : 'Pending' };
   }
 
+  /** The scan state with its result's vulnerability list, unpacked from the scan knowledge. */
+  private withList(digest: string, scan: ScanOutlineState): ScanState {
+    const { result: outline, ...rest } = scan;
+    if (outline === undefined) return rest;
+    const result = this.options.scans.resultOf(digest);
+    // Known without a list cannot happen (ScanResults keeps both); a status without result says Pending.
+    return result === undefined ? rest : { ...rest, result };
+  }
+
   /**
    * How long a new report may stay without status while its first scan is queued or running. The
    * status is written once, with the result, when the scan ends within that time; only a longer wait
    * is worth an interim Pending/Scanning write (in a cold start those were ~1,300 of ~10,000 writes).
    */
-  private interimStatusWait(report: ImageScanReport, scan: ScanState): number {
+  private interimStatusWait(report: ImageScanReport, scan: { phase: ScanState['phase'] }): number {
     if ((scan.phase !== 'Pending' && scan.phase !== 'Scanning') || report.status?.phase !== undefined) return 0;
     const created = report.metadata?.creationTimestamp as unknown;
     const createdMs = created instanceof Date ? created.getTime() : typeof created === 'string' ? Date.parse(created) : Number.NaN;
@@ -396,17 +421,26 @@ export class ReportReconciler {
   private async announce(
     namespace: string,
     report: ImageScanReport,
-    status: ImageScanReportStatus,
+    desired: ImageScanReportStatus,
+    fullStatus: () => ImageScanReportStatus,
     workloads: Workload[],
     before: ImageScanReport | undefined,
   ): Promise<void> {
     const events = this.options.events;
-    if (events === undefined || status.phase !== 'Scanned') return;
+    if (events === undefined || desired.phase !== 'Scanned') return;
+    const reportName = report.metadata?.name ?? '';
+    // What the list holds is remembered by its fingerprint, so an unchanged report with everything
+    // announced (or nothing to announce) costs no unpacking of the list.
+    const listFingerprint = listFingerprintOf(desired);
+    const known = this.findings.get(listFingerprint);
+    if (known !== undefined && (known.count === 0 || events.isAnnounced?.(namespace, reportName, workloads, known.fingerprint) === true)) return;
+    const status = fullStatus();
     const criticalIds = (status.vulnerabilities ?? [])
       .filter((v) => v.severity === 'CRITICAL' && v.fixedVersion !== undefined && v.fixedVersion !== '')
       .map((v) => `${v.id}|${v.package}|${v.installedVersion}`);
+    this.rememberFinding(listFingerprint, criticalIds);
     if (criticalIds.length === 0) return;
-    const finding = { namespace, reportName: report.metadata?.name ?? '', image: report.spec.image, criticalIds };
+    const finding = { namespace, reportName, image: report.spec.image, criticalIds };
     const alreadyHeld =
       events.markAnnounced !== undefined &&
       before?.metadata?.name === report.metadata?.name &&
@@ -419,6 +453,15 @@ export class ReportReconciler {
     }
     // Skips what is announced; creates the rest (new workloads, a changed result, a failed create).
     await events.fixableCritical({ ...finding, workloads });
+  }
+
+  private rememberFinding(listFingerprint: string, criticalIds: readonly string[]): void {
+    this.findings.delete(listFingerprint);
+    this.findings.set(listFingerprint, { count: criticalIds.length, fingerprint: findingFingerprint(criticalIds) });
+    for (const oldest of this.findings.keys()) {
+      if (this.findings.size <= REMEMBERED_FINDINGS) break;
+      this.findings.delete(oldest);
+    }
   }
 }
 

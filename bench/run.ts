@@ -53,6 +53,15 @@ async function waitFor<T>(what: string, timeoutMs: number, check: () => T | unde
   }
 }
 
+/**
+ * V8's heap in use (live objects and garbage not yet collected), from a scrape after an RSS window at
+ * rest: beside the RSS it tells growth of the heap from pages the allocators keep.
+ */
+async function heapUsedMiB(sampler: OperatorSampler): Promise<number> {
+  const bytes = (await sampler.scrapeNow())?.get('nodejs_heap_size_used_bytes');
+  return bytes === undefined ? Number.NaN : bytes / 2 ** 20;
+}
+
 interface ReportTally {
   total: number;
   /** `namespace/spec.image` of every report → whether it is Scanned or Failed. */
@@ -234,7 +243,8 @@ async function main(options: BenchOptions): Promise<number> {
   await settle(3_000, operator);
   // Still the rescan phase (already mostly waiting), so the churn phase's figures are the churn's alone.
   const rssBeforeChurn = await sampler.lowestRssOver(IDLE_RSS_WINDOW_MS);
-  log(`RSS at rest before churn: ${rssBeforeChurn.toFixed(0)} MiB (lowest over ${IDLE_RSS_WINDOW_MS / 1000} s)`);
+  const heapBeforeChurn = await heapUsedMiB(sampler);
+  log(`RSS at rest before churn: ${rssBeforeChurn.toFixed(0)} MiB (lowest over ${IDLE_RSS_WINDOW_MS / 1000} s); V8 heap in use ${heapBeforeChurn.toFixed(0)} MiB`);
   const steady = await endPhase('rescan', steadyFrom, sampler);
   const steadyRescanScans = scansBetween(readStubLog(stub.logPath), rescanAt.getTime() - 1000).length;
 
@@ -299,7 +309,8 @@ async function main(options: BenchOptions): Promise<number> {
   await settle(5_000, operator);
   const churn = await endPhase('churn', churnFrom, sampler);
   const rssAfterChurn = await sampler.lowestRssOver(IDLE_RSS_WINDOW_MS);
-  log(`RSS at rest after churn: ${rssAfterChurn.toFixed(0)} MiB (lowest over ${IDLE_RSS_WINDOW_MS / 1000} s)`);
+  const heapAfterChurn = await heapUsedMiB(sampler);
+  log(`RSS at rest after churn: ${rssAfterChurn.toFixed(0)} MiB (lowest over ${IDLE_RSS_WINDOW_MS / 1000} s); V8 heap in use ${heapAfterChurn.toFixed(0)} MiB`);
   const churnScans = churn.scans;
 
   // ---- phase 4: restart after everything is scanned
@@ -385,6 +396,8 @@ async function main(options: BenchOptions): Promise<number> {
     rssGrowthAfterChurn,
     rssBeforeChurnMiB: rssBeforeChurn,
     rssAfterChurnMiB: rssAfterChurn,
+    heapUsedBeforeChurnMiB: heapBeforeChurn,
+    heapUsedAfterChurnMiB: heapAfterChurn,
     timeToReadySeconds,
     rescanSeconds,
     rescanValid,

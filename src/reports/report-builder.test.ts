@@ -257,6 +257,25 @@ describe('statusEquals', () => {
     expect(statusEquals(reordered, buildReportStatus(statusInput(scanned(result), { previousConditions: reordered.conditions, now: new Date() })))).toBe(true);
   });
 
+  it('ignores key order at every depth and fields without a value, but not a changed condition', () => {
+    const fromServer = roundTrip(current);
+    const { scanner, summary } = fromServer;
+    if (scanner === undefined || summary === undefined) throw new Error('a Scanned status has scanner and summary');
+    const reversed = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).reverse()) as T;
+    const reordered: ImageScanReportStatus = {
+      ...reversed(fromServer),
+      scanner: reversed(scanner),
+      summary: reversed(summary),
+      conditions: fromServer.conditions?.map((c) => reversed(c)),
+      message: undefined,
+    };
+    expect(statusEquals(current, reordered)).toBe(true);
+    const otherMessage = { ...reordered, conditions: reordered.conditions?.map((c) => ({ ...c, message: `${c.message} (again)` })) };
+    expect(statusEquals(current, otherMessage)).toBe(false);
+    const otherScanner = { ...reordered, scanner: { ...scanner, version: '0.0.1' } };
+    expect(statusEquals(current, otherScanner)).toBe(false);
+  });
+
   it('sees a rescan with the same findings as a change (lastScanTime moved)', () => {
     const rescanned = buildReportStatus(statusInput({ ...scanned(result), scannedAt: new Date('2026-11-26T22:00:00Z') }, { previousConditions: current.conditions }));
     expect(statusEquals(current, rescanned)).toBe(false);

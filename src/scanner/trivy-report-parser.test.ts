@@ -122,6 +122,15 @@ describe('parseTrivyReport tolerance', () => {
     expect(result.summary.fixable).toBe(0);
   });
 
+  it('skips an unknown field nested thousands of levels deep, and rejects it when a bracket is missing', () => {
+    const depth = 5000;
+    const deep = `${'[{"a":'.repeat(depth)}1${'}]'.repeat(depth)}`;
+    const vulnerability = JSON.stringify({ ...minimalVuln, FixedVersion: '1.1' });
+    const text = `{"SchemaVersion":2,"Future":${deep},"Results":[{"Target":"t","Vulnerabilities":[${vulnerability.slice(0, -1)},"CVSS":${deep}}]}]}`;
+    expect(parseTrivyReport(text).summary).toMatchObject({ high: 1, fixable: 1, total: 1 });
+    expect(() => parseTrivyReport(text.replace(`1${'}]'.repeat(depth)}`, `1${'}]'.repeat(depth - 1)}}`))).toThrow(/invalid JSON/);
+  });
+
   it('counts an unrecognised severity as UNKNOWN and accepts any letter case', () => {
     const result = parseTrivyReport(report({ Results: [{ Vulnerabilities: [{ ...minimalVuln, Severity: 'SEVERE' }, { ...minimalVuln, Severity: 'critical' }] }] }));
     expect(result.summary).toMatchObject({ unknown: 1, critical: 1, total: 2 });

@@ -64,5 +64,8 @@ EXPOSE 8080
 # generation may grow by 35% of what survived before the next one, not by the ~50% V8 picks for
 # itself: freed pages stay resident in V8's page pool, so RSS follows the highest heap. Peak RSS
 # 206-210 -> 182 MiB, cold start unchanged (27.9 s), 1-3 CPU-seconds more in the rescan and churn
-# (bench/README.md). The bench starts the operator with the flags written here.
-ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=4", "--heap-growing-percent=35", "/app/dist/main.mjs"]
+# (bench/README.md). --expose-gc lets the operator run V8's memory-reducing collection once it is idle
+# after a burst of work (src/idle-memory-release.ts): V8's own memory reducer does not run in an idle
+# Node process, which then keeps the high-water mark of its heap. The bench starts the operator with the
+# flags written here.
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=4", "--heap-growing-percent=35", "--expose-gc", "/app/dist/main.mjs"]

@@ -1,5 +1,6 @@
 // Entry point: read the config, build the operator, start it, stop it cleanly on SIGTERM/SIGINT.
 import { configFromProcess } from './config.js';
+import { startIdleMemoryRelease } from './idle-memory-release.js';
 import { createLogger } from './logger.js';
 import { buildOperator } from './operator.js';
 
@@ -20,11 +21,14 @@ try {
 }
 const running = operator;
 
+const idleRelease = startIdleMemoryRelease({ gc: globalThis.gc, logger: logger.child({ component: 'memory' }) });
+
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'shutting down');
+  idleRelease.stop();
   // Kubernetes sends SIGKILL after the grace period; do not outlive a hung stop by much.
   const deadline = setTimeout(() => {
     logger.error('shutdown took too long, exiting');

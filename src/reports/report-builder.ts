@@ -168,7 +168,7 @@ export function buildReportStatus(input: ReportStatusInput): ImageScanReportStat
 /**
  * The status buildReportStatus builds for the same input, but without the result's vulnerability list:
  * the list is known by its fingerprint, which statusEquals and sameVulnerabilities compare. So a
- * reconcile that changes nothing need not unpack the list (an inflate and a JSON.parse per key: most
+ * reconcile that changes nothing need not unpack the list (a decompression and a JSON.parse per key: most
  * of the operator's garbage after a cold start and in a resync, bench/README.md). Undefined when the
  * result's list is not prepared (preparedScanState), as its fingerprint is then unknown. Compare it,
  * never write it: its `vulnerabilities` is undefined, so a merge patch of it would leave the list alone.
@@ -228,7 +228,7 @@ export interface SlimStatusFacts {
 // Slim statuses are ordinary status objects (so they can be spread into patches and compared), with
 // their facts beside them: a field would be sent to the API server with the next patch.
 const slimFacts = new WeakMap<ImageScanReportStatus, SlimStatusFacts>();
-// The fingerprint of the list a slim or listless status stands for.
+// The fingerprint of the list a listless status stands for (a slim one has it in its facts).
 const listFingerprints = new WeakMap<ImageScanReportStatus, string>();
 
 /**
@@ -241,7 +241,6 @@ export function slimStatus(status: ImageScanReportStatus, facts: SlimStatusFacts
   const slim: ImageScanReportStatus = { ...status };
   if ('vulnerabilities' in status) slim.vulnerabilities = undefined;
   slimFacts.set(slim, facts);
-  listFingerprints.set(slim, facts.fingerprint);
   return slim;
 }
 
@@ -252,7 +251,8 @@ export function sameVulnerabilities(a: ImageScanReportStatus | undefined, b: Ima
 
 /** The vulnerabilityFingerprint of the status's list, also for a slim or listless status. */
 export function listFingerprintOf(status: ImageScanReportStatus | undefined): string {
-  return (status === undefined ? undefined : listFingerprints.get(status)) ?? vulnerabilityFingerprint(status?.vulnerabilities);
+  if (status === undefined) return vulnerabilityFingerprint(undefined);
+  return slimFacts.get(status)?.fingerprint ?? listFingerprints.get(status) ?? vulnerabilityFingerprint(status.vulnerabilities);
 }
 
 /** The facts kept for a status made by slimStatus; undefined for any other status. */

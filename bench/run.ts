@@ -54,12 +54,17 @@ async function waitFor<T>(what: string, timeoutMs: number, check: () => T | unde
 }
 
 /**
- * V8's heap in use (live objects and garbage not yet collected), from a scrape after an RSS window at
- * rest: beside the RSS it tells growth of the heap from pages the allocators keep.
+ * V8's heap in use (live objects and garbage not yet collected) and the memory of Buffers and other
+ * external objects, from a scrape after an RSS window at rest: beside the RSS they tell growth of the
+ * operator's own state from memory the allocators keep.
  */
-async function heapUsedMiB(sampler: OperatorSampler): Promise<number> {
-  const bytes = (await sampler.scrapeNow())?.get('nodejs_heap_size_used_bytes');
-  return bytes === undefined ? Number.NaN : bytes / 2 ** 20;
+async function memoryInUse(sampler: OperatorSampler): Promise<{ heapMiB: number; externalMiB: number }> {
+  const m = await sampler.scrapeNow();
+  const mib = (name: string): number => {
+    const bytes = m?.get(name);
+    return bytes === undefined ? Number.NaN : bytes / 2 ** 20;
+  };
+  return { heapMiB: mib('nodejs_heap_size_used_bytes'), externalMiB: mib('nodejs_external_memory_bytes') };
 }
 
 interface ReportTally {
@@ -243,8 +248,8 @@ async function main(options: BenchOptions): Promise<number> {
   await settle(3_000, operator);
   // Still the rescan phase (already mostly waiting), so the churn phase's figures are the churn's alone.
   const rssBeforeChurn = await sampler.lowestRssOver(IDLE_RSS_WINDOW_MS);
-  const heapBeforeChurn = await heapUsedMiB(sampler);
-  log(`RSS at rest before churn: ${rssBeforeChurn.toFixed(0)} MiB (lowest over ${IDLE_RSS_WINDOW_MS / 1000} s); V8 heap in use ${heapBeforeChurn.toFixed(0)} MiB`);
+  const inUseBeforeChurn = await memoryInUse(sampler);
+  log(`RSS at rest before churn: ${rssBeforeChurn.toFixed(0)} MiB (lowest over ${IDLE_RSS_WINDOW_MS / 1000} s); V8 heap in use ${inUseBeforeChurn.heapMiB.toFixed(0)} MiB, external ${inUseBeforeChurn.externalMiB.toFixed(0)} MiB`);
   const steady = await endPhase('rescan', steadyFrom, sampler);
   const steadyRescanScans = scansBetween(readStubLog(stub.logPath), rescanAt.getTime() - 1000).length;
 
@@ -309,8 +314,8 @@ async function main(options: BenchOptions): Promise<number> {
   await settle(5_000, operator);
   const churn = await endPhase('churn', churnFrom, sampler);
   const rssAfterChurn = await sampler.lowestRssOver(IDLE_RSS_WINDOW_MS);
-  const heapAfterChurn = await heapUsedMiB(sampler);
-  log(`RSS at rest after churn: ${rssAfterChurn.toFixed(0)} MiB (lowest over ${IDLE_RSS_WINDOW_MS / 1000} s); V8 heap in use ${heapAfterChurn.toFixed(0)} MiB`);
+  const inUseAfterChurn = await memoryInUse(sampler);
+  log(`RSS at rest after churn: ${rssAfterChurn.toFixed(0)} MiB (lowest over ${IDLE_RSS_WINDOW_MS / 1000} s); V8 heap in use ${inUseAfterChurn.heapMiB.toFixed(0)} MiB, external ${inUseAfterChurn.externalMiB.toFixed(0)} MiB`);
   const churnScans = churn.scans;
 
   // ---- phase 4: restart after everything is scanned
@@ -396,8 +401,10 @@ async function main(options: BenchOptions): Promise<number> {
     rssGrowthAfterChurn,
     rssBeforeChurnMiB: rssBeforeChurn,
     rssAfterChurnMiB: rssAfterChurn,
-    heapUsedBeforeChurnMiB: heapBeforeChurn,
-    heapUsedAfterChurnMiB: heapAfterChurn,
+    heapUsedBeforeChurnMiB: inUseBeforeChurn.heapMiB,
+    heapUsedAfterChurnMiB: inUseAfterChurn.heapMiB,
+    externalBeforeChurnMiB: inUseBeforeChurn.externalMiB,
+    externalAfterChurnMiB: inUseAfterChurn.externalMiB,
     timeToReadySeconds,
     rescanSeconds,
     rescanValid,

@@ -5,6 +5,7 @@ import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { toKubeApiError } from './api-error.js';
 import type { Workload } from './owner-resolver.js';
+import { RecentMap } from '../recent-map.js';
 
 export const FIXABLE_CRITICAL_REASON = 'FixableCriticalVulnerabilities';
 
@@ -36,15 +37,14 @@ export function findingFingerprint(criticalIds: readonly string[]): string {
 
 /** Records Warning events, de-duplicated by (workload, report, set of fixable CRITICAL ids). */
 export class EventRecorder {
-  private readonly sent = new Map<string, string>();
+  private readonly sent: RecentMap<string, string>;
   /** Keys whose last create failed (retried by the next fixableCritical, never marked as announced). */
   private readonly failed = new Set<string>();
   private readonly now: () => Date;
-  private readonly maxRemembered: number;
 
   constructor(private readonly options: EventRecorderOptions) {
     this.now = options.now ?? (() => new Date());
-    this.maxRemembered = options.maxRemembered ?? 20_000;
+    this.sent = new RecentMap(options.maxRemembered ?? 20_000);
   }
 
   /**
@@ -59,7 +59,7 @@ export class EventRecorder {
       if (this.sent.get(key) === fingerprint) continue;
       try {
         await this.create(finding, workload, fingerprint);
-        this.remember(key, fingerprint);
+        this.sent.set(key, fingerprint);
         this.failed.delete(key);
       } catch (err) {
         this.failed.add(key);
@@ -83,7 +83,7 @@ export class EventRecorder {
     for (const workload of finding.workloads) {
       const key = `${finding.namespace}/${workload.kind}/${workload.name}|${finding.reportName}`;
       // A create that failed in this process is still owed: the next fixableCritical tries again.
-      if (!this.failed.has(key)) this.remember(key, fingerprint);
+      if (!this.failed.has(key)) this.sent.set(key, fingerprint);
     }
   }
 
@@ -99,15 +99,6 @@ export class EventRecorder {
     }
     for (const key of [...this.failed]) {
       if (key.startsWith(`${namespace}/`) && key.endsWith(`|${reportName}`)) this.failed.delete(key);
-    }
-  }
-
-  private remember(key: string, fingerprint: string): void {
-    this.sent.delete(key);
-    this.sent.set(key, fingerprint);
-    if (this.sent.size > this.maxRemembered) {
-      const oldest = this.sent.keys().next();
-      if (oldest.done !== true) this.sent.delete(oldest.value);
     }
   }
 

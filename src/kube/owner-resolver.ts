@@ -4,6 +4,7 @@ import type { V1ObjectMeta, V1OwnerReference, V1Pod } from '@kubernetes/client-n
 import { toKubeApiError } from './api-error.js';
 import type { KubeApiError } from './api-error.js';
 import type { RawGet } from './kube-client.js';
+import { RecentMap } from '../recent-map.js';
 
 /** A top-level owner; `uid` and `apiVersion` let Events point at it. */
 export interface Workload {
@@ -47,11 +48,10 @@ function isGiveUp(err: KubeApiError): boolean {
 
 /** Resolves pods to their top-level workloads, remembering intermediate owners by uid. */
 export class OwnerResolver {
-  private readonly cache = new Map<string, Workload>();
-  private readonly maxEntries: number;
+  private readonly cache: RecentMap<string, Workload>;
 
   constructor(private readonly options: OwnerResolverOptions) {
-    this.maxEntries = options.maxEntries ?? 10_000;
+    this.cache = new RecentMap(options.maxEntries ?? 10_000);
   }
 
   /**
@@ -93,9 +93,5 @@ export class OwnerResolver {
   private remember(uid: string, workload: Workload): void {
     if (uid === '') return;
     this.cache.set(uid, workload);
-    if (this.cache.size > this.maxEntries) {
-      const oldest = this.cache.keys().next();
-      if (oldest.done !== true) this.cache.delete(oldest.value);
-    }
   }
 }

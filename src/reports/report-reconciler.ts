@@ -23,6 +23,7 @@ import { LABEL_TEAM } from './image-scan-report.js';
 import { buildListlessStatus, buildReportObject, buildReportStatus, listFingerprintOf, preparedScanState, sameVulnerabilities, statusEquals } from './report-builder.js';
 import type { ScanOutlineState, ScanState } from './report-builder.js';
 import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
+import { RecentMap } from '../recent-map.js';
 
 /**
  * The log of one reconcile, with the key's fields on every line. A pino child per reconcile ran the
@@ -125,7 +126,7 @@ function workloadKey(w: { kind: string; name: string }): string {
 export class ReportReconciler {
   private readonly requestContexts = new Map<string, RequestContext>();
   /** Vulnerability-list fingerprint → its fixable CRITICAL finding (count and findingFingerprint), most recent last. */
-  private readonly findings = new Map<string, { count: number; fingerprint: string }>();
+  private readonly findings = new RecentMap<string, { count: number; fingerprint: string }>(REMEMBERED_FINDINGS);
 
   constructor(private readonly options: ReportReconcilerOptions) {}
 
@@ -438,7 +439,7 @@ export class ReportReconciler {
     const criticalIds = (status.vulnerabilities ?? [])
       .filter((v) => v.severity === 'CRITICAL' && v.fixedVersion !== undefined && v.fixedVersion !== '')
       .map((v) => `${v.id}|${v.package}|${v.installedVersion}`);
-    this.rememberFinding(listFingerprint, criticalIds);
+    this.findings.set(listFingerprint, { count: criticalIds.length, fingerprint: findingFingerprint(criticalIds) });
     if (criticalIds.length === 0) return;
     const finding = { namespace, reportName, image: report.spec.image, criticalIds };
     const alreadyHeld =
@@ -453,15 +454,6 @@ export class ReportReconciler {
     }
     // Skips what is announced; creates the rest (new workloads, a changed result, a failed create).
     await events.fixableCritical({ ...finding, workloads });
-  }
-
-  private rememberFinding(listFingerprint: string, criticalIds: readonly string[]): void {
-    this.findings.delete(listFingerprint);
-    this.findings.set(listFingerprint, { count: criticalIds.length, fingerprint: findingFingerprint(criticalIds) });
-    for (const oldest of this.findings.keys()) {
-      if (this.findings.size <= REMEMBERED_FINDINGS) break;
-      this.findings.delete(oldest);
-    }
   }
 }
 

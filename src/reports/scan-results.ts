@@ -4,6 +4,7 @@
 import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants } from 'node:zlib';
 import type { ScanFailureReason } from '../scanner/scan-failure.js';
 import type { ScanResult, Vulnerability } from '../scanner/scan-result.js';
+import { RecentMap } from '../recent-map.js';
 
 export interface KnownFailure {
   reason: ScanFailureReason;
@@ -58,7 +59,7 @@ const UNPACKED_RESULTS = 32;
  */
 export class ScanResults {
   private readonly byDigest = new Map<string, StoredKnowledge>();
-  private readonly unpacked = new Map<string, ScanResult>();
+  private readonly unpacked = new RecentMap<string, ScanResult>(UNPACKED_RESULTS);
 
   get(digest: string): DigestScanKnowledge | undefined {
     return this.byDigest.get(digest);
@@ -74,7 +75,7 @@ export class ScanResults {
       result = { ...stored.result, vulnerabilities };
     }
     // Kept unpacked while in use, so the report builder's per-result memo holds.
-    this.keepUnpacked(digest, result);
+    this.unpacked.set(digest, result);
     return result;
   }
 
@@ -89,17 +90,8 @@ export class ScanResults {
 
   private store(digest: string, knowledge: StoredKnowledge, result?: ScanResult): void {
     this.byDigest.set(digest, knowledge);
-    this.unpacked.delete(digest);
-    if (result !== undefined) this.keepUnpacked(digest, result);
-  }
-
-  private keepUnpacked(digest: string, result: ScanResult): void {
-    this.unpacked.delete(digest);
-    this.unpacked.set(digest, result);
-    for (const oldest of this.unpacked.keys()) {
-      if (this.unpacked.size <= UNPACKED_RESULTS) break;
-      this.unpacked.delete(oldest);
-    }
+    if (result !== undefined) this.unpacked.set(digest, result);
+    else this.unpacked.delete(digest);
   }
 
   /** Records a failed scan; an earlier good result is kept. */

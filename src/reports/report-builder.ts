@@ -555,38 +555,41 @@ function failureReasonOf(conditionReason: string | undefined): ScanFailureReason
 
 function canonicalStatus(status: ImageScanReportStatus | undefined): string {
   if (status === undefined) return 'null';
-  const record = status as Record<string, unknown>;
-  let out = '{';
-  for (const key of sortedKeys(record)) {
-    // A cached (slim) status no longer has its list, only the list's fingerprint (appended below).
-    if (key === 'vulnerabilities') continue;
-    const value = record[key];
-    const text = key === 'conditions' && Array.isArray(value) ? canonicalList(value, CONDITION_NOISE) : canonicalJson(value);
-    if (text !== undefined) out += `${out.length === 1 ? '' : ','}${JSON.stringify(key)}:${text}`;
-  }
-  return `${out}}|${listFingerprintOf(status)}`;
+  return `${canonicalJson(status, STATUS_NOISE) ?? 'null'}|${listFingerprintOf(status)}`;
 }
 
-// Changes only together with the condition's status.
-const CONDITION_NOISE: ReadonlySet<string> = new Set(['lastTransitionTime']);
+/** Keys canonicalJson leaves out (true), or rules for a key's value (for an array, for each element). */
+type Skip = ReadonlyMap<string, true | Skip>;
+
+// A cached (slim) status no longer has its list, only the list's fingerprint (which canonicalStatus
+// appends); a condition's lastTransitionTime changes only together with its status.
+const STATUS_NOISE: Skip = new Map<string, true | Skip>([
+  ['vulnerabilities', true],
+  ['conditions', new Map([['lastTransitionTime', true]])],
+]);
 
 /**
  * JSON text of `value` with object keys in code-unit order, so key order in what the API returned
  * does not matter; otherwise as JSON.stringify writes it (toJSON used, undefined and functions left
- * out of objects, null in arrays). Keys in `omit` are left out of an object at the top. One pass and
- * one string: statusEquals runs on every reconcile, and a key-sorting replacer over a JSON round
- * trip made ~15 KB of garbage per call (sampled allocations, bench/README.md).
+ * out of objects, null in arrays), without what `skip` names. One pass and one string: statusEquals
+ * runs on every reconcile, and a key-sorting replacer over a JSON round trip made ~15 KB of garbage
+ * per call (sampled allocations, bench/README.md).
  */
-function canonicalJson(value: unknown, omit?: ReadonlySet<string>): string | undefined {
+function canonicalJson(value: unknown, skip?: Skip): string | undefined {
   const plain = typeof value === 'object' && value !== null && typeof (value as { toJSON?: unknown }).toJSON === 'function' ? (value as { toJSON: () => unknown }).toJSON() : value;
   if (plain === undefined || typeof plain === 'function' || typeof plain === 'symbol') return undefined;
   if (typeof plain !== 'object' || plain === null) return JSON.stringify(plain);
-  if (Array.isArray(plain)) return canonicalList(plain);
+  if (Array.isArray(plain)) {
+    let out = '[';
+    for (let i = 0; i < plain.length; i++) out += `${i === 0 ? '' : ','}${canonicalJson(plain[i], skip) ?? 'null'}`;
+    return `${out}]`;
+  }
   const record = plain as Record<string, unknown>;
   let out = '{';
   for (const key of sortedKeys(record)) {
-    if (omit?.has(key) === true) continue;
-    const text = canonicalJson(record[key]);
+    const rule = skip?.get(key);
+    if (rule === true) continue;
+    const text = canonicalJson(record[key], rule);
     if (text !== undefined) out += `${out.length === 1 ? '' : ','}${JSON.stringify(key)}:${text}`;
   }
   return `${out}}`;
@@ -606,13 +609,6 @@ function sortedKeys(record: object): string[] {
     keys[j + 1] = key;
   }
   return keys;
-}
-
-/** canonicalJson of an array; `omit` applies to its objects. */
-function canonicalList(list: readonly unknown[], omit?: ReadonlySet<string>): string {
-  let out = '[';
-  for (let i = 0; i < list.length; i++) out += `${i === 0 ? '' : ','}${canonicalJson(list[i], omit) ?? 'null'}`;
-  return `${out}]`;
 }
 
 /** Bytes of a JSON text as Go's encoder writes it: it escapes <, >, & and U+2028/9 as \uXXXX. */

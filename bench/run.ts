@@ -337,6 +337,8 @@ async function main(options: BenchOptions): Promise<number> {
 
   const stubEvents = readStubLog(stub.logPath);
   const totals = countRequests(records(), 0, Infinity);
+  // The operator's requests, one JSON line each, for reading beside the operator log (--keep).
+  if (options.keep) writeFileSync(path.join(work, 'requests.jsonl'), records().map((r) => `${JSON.stringify(r)}\n`).join(''));
   const finalReports = tallyReports(api);
   await api.stop();
 

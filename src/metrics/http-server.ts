@@ -8,8 +8,8 @@ import type { Logger } from 'pino';
 /** What /metrics serves; OperatorMetrics fits. */
 export interface MetricsSource {
   readonly contentType: string;
-  /** The text in chunks, written one at a time as the client reads. */
-  scrape(): Promise<IterableIterator<string>>;
+  /** The text in chunks (strings or UTF-8 bytes), written one at a time as the client reads. */
+  scrape(): Promise<IterableIterator<string | Buffer>>;
 }
 
 export interface Readiness {
@@ -123,7 +123,7 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
     }
     scrapesRunning += 1;
     try {
-      let chunks: IterableIterator<string>;
+      let chunks: IterableIterator<string | Buffer>;
       try {
         chunks = await opts.metrics.scrape();
       } catch (err) {

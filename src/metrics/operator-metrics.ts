@@ -167,7 +167,7 @@ export class OperatorMetrics {
    * The exposition text of every metric, in chunks to write one at a time (see report-series.ts).
    * Rejects when the report source throws.
    */
-  async scrape(): Promise<IterableIterator<string>> {
+  async scrape(): Promise<IterableIterator<string | Buffer>> {
     const registryText = await this.registry.metrics();
     const reports = this.reportSource.list();
     return (function* () {

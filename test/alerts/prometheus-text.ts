@@ -79,6 +79,6 @@ function parseSampleLine(line: string): Sample {
 }
 
 /** The whole text of one scrape of a metrics source (OperatorMetrics), its chunks joined. */
-export async function scrapeText(metrics: { scrape(): Promise<IterableIterator<string>> }): Promise<string> {
-  return [...(await metrics.scrape())].join('');
+export async function scrapeText(metrics: { scrape(): Promise<IterableIterator<string | Buffer>> }): Promise<string> {
+  return [...(await metrics.scrape())].map((chunk) => (typeof chunk === 'string' ? chunk : chunk.toString('utf8'))).join('');
 }

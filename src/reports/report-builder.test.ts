@@ -12,10 +12,13 @@ import {
   sameVulnerabilities,
   scanStateFromReport,
   statusEquals,
+  statusKeepingList,
   vulnerabilityFingerprint,
   type ReportStatusInput,
   type ScanState,
 } from './report-builder.js';
+import { slimReport } from '../kube/cluster-objects.js';
+import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import { loadTrivyFixtures } from './testdata/trivy-fixtures.js';
 
 const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
@@ -323,6 +326,43 @@ describe('buildListlessStatus', () => {
     expect(buildListlessStatus({ ...statusInput(undefined), scan: { phase: 'Scanned', result: { summary: result.summary, scanner: result.scanner } } })).toBeUndefined();
     const failed: ScanState = { phase: 'Failed', scannedAt: SCANNED_AT, failure: { reason: 'timeout', message: 'no answer in 10m' } };
     expect(buildListlessStatus({ ...statusInput(undefined), scan: failed })).toEqual(buildReportStatus(statusInput(failed)));
+  });
+});
+
+describe('statusKeepingList', () => {
+  const result = fixtures.find((f) => f.name === 'alpine-39.json')?.result as ScanResult;
+  const prepared = preparedScanState(scanned(result), { maxVulnerabilities: 100 });
+  const { result: withList, ...rest } = prepared;
+  if (withList === undefined) throw new Error('alpine-39 has a result');
+  const outline = { ...rest, result: { summary: withList.summary, scanner: withList.scanner } };
+  const onServer = roundTrip(buildReportStatus(statusInput(prepared, { limits: { maxVulnerabilities: 100 } })));
+  const cached = slimReport({ apiVersion: 'imagescan.dev/v1alpha1', kind: 'ImageScanReport', metadata: { name: 'r', namespace: 'n' }, spec: { image: 'i', repository: 'r', digest: DIGEST }, status: onServer }).report.status;
+
+  it('writes a new workload over a report holding the same list without the list, with the facts of the list', () => {
+    const listless = buildListlessStatus({ ...statusInput(undefined, { workloads: [{ kind: 'Deployment', name: 'api' }] }), scan: outline });
+    if (listless === undefined) throw new Error('prepared');
+    const toWrite = statusKeepingList(cached, listless);
+    expect(toWrite).toBeDefined();
+    expect(toWrite?.vulnerabilities).toBeUndefined();
+    expect(toWrite?.workloads).toEqual([{ kind: 'Deployment', name: 'api' }]);
+    expect(sameVulnerabilities(toWrite, onServer)).toBe(true);
+    expect(countBySeverity(toWrite)).toEqual(countBySeverity(onServer));
+  });
+
+  it('needs the list when the report holds another list, another summary, or is not slim', () => {
+    const fewer = preparedScanState(scanned({ ...result, vulnerabilities: withList.vulnerabilities.slice(1) }), { maxVulnerabilities: 100 });
+    const otherList = buildListlessStatus({ ...statusInput(undefined), scan: { ...outline, preparedListFingerprint: fewer.preparedListFingerprint } });
+    if (otherList === undefined) throw new Error('prepared');
+    expect(statusKeepingList(cached, otherList)).toBeUndefined();
+    // Same list, one more LOW beyond it: the fixable counts the metrics use could differ.
+    const summary = { ...withList.summary, low: withList.summary.low + 1, total: withList.summary.total + 1 };
+    const otherSummary = buildListlessStatus({ ...statusInput(undefined), scan: { ...outline, result: { ...outline.result, summary } } });
+    if (otherSummary === undefined) throw new Error('prepared');
+    expect(statusKeepingList(cached, otherSummary)).toBeUndefined();
+    const same = buildListlessStatus({ ...statusInput(undefined), scan: outline });
+    if (same === undefined) throw new Error('prepared');
+    expect(statusKeepingList(onServer, same)).toBeUndefined();
+    expect(statusKeepingList(undefined, same)).toBeUndefined();
   });
 });
 

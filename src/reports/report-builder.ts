@@ -255,6 +255,19 @@ export function listFingerprintOf(status: ImageScanReportStatus | undefined): st
   return slimFacts.get(status)?.fingerprint ?? listFingerprints.get(status) ?? vulnerabilityFingerprint(status.vulnerabilities);
 }
 
+/**
+ * `listless` (see buildListlessStatus) as a status to write over `current` without the list, when
+ * `current` is slim and already holds that list: a merge patch that does not name the list leaves it
+ * on the server, so the packed list need not be unpacked for the write. The facts of `current` carry
+ * over only with the same summary too (the fixable counts depend on both). Undefined otherwise.
+ */
+export function statusKeepingList(current: ImageScanReportStatus | undefined, listless: ImageScanReportStatus): ImageScanReportStatus | undefined {
+  const facts = slimStatusFacts(current);
+  if (facts === undefined || facts.fingerprint !== listFingerprintOf(listless)) return undefined;
+  if (canonicalJson(current?.summary) !== canonicalJson(listless.summary)) return undefined;
+  return slimStatus(listless, facts);
+}
+
 /** The facts kept for a status made by slimStatus; undefined for any other status. */
 export function slimStatusFacts(status: ImageScanReportStatus | undefined): SlimStatusFacts | undefined {
   return status === undefined ? undefined : slimFacts.get(status);

@@ -50,6 +50,8 @@ function apiError(code: number, reason: string): ApiException<string> {
 class FakeReportServer implements ReportStore {
   readonly objects = new Map<string, ImageScanReport>();
   readonly writes: string[] = [];
+  /** The statuses patchStatus was given, in order. */
+  readonly statusesSent: ImageScanReportStatus[] = [];
   private rv = 1;
   /** The clock that stamps creationTimestamp, as the API server does. */
   constructor(private readonly now: () => Date = () => new Date()) {}
@@ -82,6 +84,7 @@ class FakeReportServer implements ReportStore {
     const name = report.metadata?.name ?? '';
     const previous = report.status;
     this.writes.push(`patchStatus ${namespace}/${name}`);
+    this.statusesSent.push(status);
     this.fail('patchStatus');
     const found = this.objects.get(`${namespace}/${name}`);
     if (found === undefined) return Promise.reject(new KubeApiError('NotFound', 404, 'NotFound', 'gone'));
@@ -538,7 +541,8 @@ describe('ReportReconciler', () => {
     expect(created).toEqual(['Pod/solo']);
     expect(h.server.writes).toHaveLength(2);
 
-    // A new workload changes the status: the list is unpacked for the write, and the workload is told.
+    // A new workload changes the status: the write leaves the list on the server, and the list is
+    // unpacked to tell the new workload.
     const web = pod('web-5d9c-x1', { owner: { kind: 'ReplicaSet', name: 'web-5d9c' } });
     if (web === undefined) throw new Error('pod');
     h.index.upsert(web);
@@ -548,6 +552,46 @@ describe('ReportReconciler', () => {
     expect(h.report()?.status?.workloads).toEqual([{ kind: 'Deployment', name: 'web' }, { kind: 'Pod', name: 'solo' }]);
     expect(h.report()?.status?.vulnerabilities?.length).toBeGreaterThan(0);
     expect(created).toEqual(['Pod/solo', 'Deployment/web']);
+  });
+
+  it('a rescan with the same result writes its new time without unpacking or sending the list again', async () => {
+    const h = harness();
+    let unpacked = 0;
+    const resultOf = h.scans.resultOf.bind(h.scans);
+    h.scans.resultOf = (digest: string) => {
+      unpacked += 1;
+      return resultOf(digest);
+    };
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.finishScan();
+    await h.reconciler.reconcile(KEY);
+    const list = h.report()?.status?.vulnerabilities;
+    expect(list?.length).toBeGreaterThan(0);
+    expect(h.server.statusesSent[0]?.vulnerabilities).toEqual(list);
+
+    h.advance(HOUR);
+    h.reconciler.recordSuccess(DIGEST, parseTrivyReport(fixtureText), h.now());
+    unpacked = 0;
+    await h.reconciler.reconcile(KEY);
+    expect(h.server.writes).toHaveLength(3);
+    expect(unpacked).toBe(0);
+    expect(h.server.statusesSent[1]?.vulnerabilities).toBeUndefined();
+    expect(h.report()?.status?.lastScanTime).toBe('2026-11-26T11:00:00Z');
+    expect(h.report()?.status?.vulnerabilities).toEqual(list);
+    // The report as written counts as holding the list: the next reconcile writes nothing.
+    await h.reconciler.reconcile(KEY);
+    expect(h.server.writes).toHaveLength(3);
+
+    // The status write finds the report gone (404): the report it creates again gets the list.
+    h.advance(HOUR);
+    h.reconciler.recordSuccess(DIGEST, parseTrivyReport(fixtureText), h.now());
+    h.server.failNext.patchStatus = [new KubeApiError('NotFound', 404, 'NotFound', 'gone')];
+    await h.reconciler.reconcile(KEY);
+    expect(h.server.statusesSent.at(-2)?.vulnerabilities).toBeUndefined();
+    expect(h.server.statusesSent.at(-1)?.vulnerabilities).toEqual(list);
   });
 
   it('a report created meanwhile by someone else (409 AlreadyExists) is read and updated, not duplicated', async () => {

@@ -20,7 +20,7 @@ import type { ScanResult } from '../scanner/scan-result.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
 import type { ImageScanReport, ImageScanReportStatus, ReportWorkload } from './image-scan-report.js';
 import { LABEL_TEAM } from './image-scan-report.js';
-import { buildListlessStatus, buildReportObject, buildReportStatus, listFingerprintOf, preparedScanState, sameVulnerabilities, statusEquals } from './report-builder.js';
+import { buildListlessStatus, buildReportObject, buildReportStatus, listFingerprintOf, preparedScanState, sameVulnerabilities, statusEquals, statusKeepingList } from './report-builder.js';
 import type { ScanOutlineState, ScanState } from './report-builder.js';
 import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
 import { RecentMap } from '../recent-map.js';
@@ -200,7 +200,9 @@ export class ReportReconciler {
     let full: ImageScanReportStatus | undefined;
     const fullStatus = (): ImageScanReportStatus => (full ??= buildReportStatus({ ...statusInput, scan: this.withList(digest, scan) }));
     if (!statusEquals(report.status, listless ?? fullStatus())) {
-      report = await this.writeStatus(report, desired, fullStatus(), log);
+      // A report that holds the list already gets the other fields only (a new workload, a rescan's time).
+      const keepingList = listless === undefined ? undefined : statusKeepingList(report.status, listless);
+      report = await this.writeStatus(report, desired, keepingList ?? fullStatus(), fullStatus, log);
     }
     await this.announce(namespace, report, listless ?? fullStatus(), fullStatus, workloads, current);
     return requeue;
@@ -395,7 +397,13 @@ export class ReportReconciler {
     return patched;
   }
 
-  private async writeStatus(report: ImageScanReport, desired: ImageScanReport, status: ImageScanReportStatus, log: KeyLog): Promise<ImageScanReport> {
+  private async writeStatus(
+    report: ImageScanReport,
+    desired: ImageScanReport,
+    status: ImageScanReportStatus,
+    fullStatus: () => ImageScanReportStatus,
+    log: KeyLog,
+  ): Promise<ImageScanReport> {
     const name = desired.metadata?.name ?? '';
     try {
       const written = await this.options.store.patchStatus(report, status);
@@ -405,8 +413,9 @@ export class ReportReconciler {
     } catch (err) {
       // Deleted behind our back (or the cache was stale): create it again, then write the status.
       if (err instanceof KubeApiError && err.kind === 'NotFound') {
+        // A new report holds no list yet: this write carries it.
         const created = await this.create(desired, log);
-        const written = await this.options.store.patchStatus(created, status);
+        const written = await this.options.store.patchStatus(created, fullStatus());
         this.options.reports.remember?.(written);
         return written;
       }

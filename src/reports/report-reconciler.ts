@@ -20,7 +20,17 @@ import type { ScanResult } from '../scanner/scan-result.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
 import type { ImageScanReport, ImageScanReportStatus, ReportWorkload } from './image-scan-report.js';
 import { LABEL_TEAM } from './image-scan-report.js';
-import { buildListlessStatus, buildReportObject, buildReportStatus, listFingerprintOf, preparedScanState, sameVulnerabilities, statusEquals, statusKeepingList } from './report-builder.js';
+import {
+  buildListlessStatus,
+  buildReportObject,
+  buildReportStatus,
+  listFingerprintOf,
+  preparedScanState,
+  sameVulnerabilities,
+  scanStateFromReport,
+  statusEquals,
+  statusKeepingList,
+} from './report-builder.js';
 import type { ScanOutlineState, ScanState } from './report-builder.js';
 import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
 import { RecentMap } from '../recent-map.js';
@@ -59,6 +69,8 @@ export interface ReconcileResult {
 /** The pods side: which pods of a namespace run a digest, and since when none does. */
 export interface RunningPods {
   podsRunning(key: string): IndexedPod[];
+  /** True while a pod in any namespace runs the digest. */
+  isRunning(digest: string): boolean;
   goneSince(key: string): Date | undefined;
   forgetKey(key: string): void;
   isWatchedNamespace(namespace: string): boolean;
@@ -70,6 +82,8 @@ export interface ReportLookup {
   /** Told about each successful write, so the next reconcile sees it before the watch does. */
   remember?(report: ImageScanReport): void;
   forget?(namespace: string, name: string, digest: string): void;
+  /** Every cached report of the digest, in any namespace (to take back a dropped list from). */
+  withDigest?(digest: string): ImageScanReport[];
 }
 
 /** The part of ScanQueue reconcile uses. */
@@ -143,7 +157,7 @@ export class ReportReconciler {
     if (!this.options.pods.isWatchedNamespace(namespace)) return {};
     const pods = this.options.pods.podsRunning(key);
     const current = this.options.reports.find(namespace, digest);
-    if (pods.length === 0) return this.collect(key, namespace, current);
+    if (pods.length === 0) return this.collect(key, namespace, digest, current);
 
     const first = pods[0];
     const image = first === undefined ? undefined : imageOf(first, digest);
@@ -198,13 +212,13 @@ export class ReportReconciler {
     // change nothing, and then the digest's packed list is never unpacked.
     const listless = buildListlessStatus({ ...statusInput, scan });
     let full: ImageScanReportStatus | undefined;
-    const fullStatus = (): ImageScanReportStatus => (full ??= buildReportStatus({ ...statusInput, scan: this.withList(digest, scan) }));
-    if (!statusEquals(report.status, listless ?? fullStatus())) {
+    const fullStatus = async (): Promise<ImageScanReportStatus> => (full ??= buildReportStatus({ ...statusInput, scan: await this.withList(digest, scan) }));
+    if (!statusEquals(report.status, listless ?? (await fullStatus()))) {
       // A report that holds the list already gets the other fields only (a new workload, a rescan's time).
       const keepingList = listless === undefined ? undefined : statusKeepingList(report.status, listless);
-      report = await this.writeStatus(report, desired, keepingList ?? fullStatus(), fullStatus, log);
+      report = await this.writeStatus(report, desired, keepingList ?? (await fullStatus()), fullStatus, log);
     }
-    await this.announce(namespace, report, listless ?? fullStatus(), fullStatus, workloads, current);
+    await this.announce(namespace, report, listless ?? (await fullStatus()), fullStatus, workloads, current);
     return requeue;
   }
 
@@ -239,7 +253,7 @@ export class ReportReconciler {
     return preparedScanState(state, { maxVulnerabilities: this.options.maxReportVulnerabilities });
   }
 
-  private async collect(key: string, namespace: string, current: ImageScanReport | undefined): Promise<ReconcileResult> {
+  private async collect(key: string, namespace: string, digest: string, current: ImageScanReport | undefined): Promise<ReconcileResult> {
     if (current === undefined) {
       this.options.pods.forgetKey(key);
       return {};
@@ -258,6 +272,9 @@ export class ReportReconciler {
           throw err;
         }
       }
+      // No pod runs the digest anywhere: its reports hold the list, and none needs it written until a
+      // pod comes back (then it is read back from a report: see withList).
+      if (!this.options.pods.isRunning(digest)) this.options.scans.dropList(digest);
       return { requeueAfterMs: remaining };
     }
     const name = current.metadata?.name ?? '';
@@ -334,13 +351,32 @@ export class ReportReconciler {
     return { phase: this.options.scanQueue.isPending(digest) ? 'Scanning' : 'Pending' };
   }
 
-  /** The scan state with its result's vulnerability list, unpacked from the scan knowledge. */
-  private withList(digest: string, scan: ScanOutlineState): ScanState {
+  /**
+   * The scan state with its result's vulnerability list: unpacked from the scan knowledge, or read back
+   * from a report of the digest when the list was dropped (see collect). When no report holds it any
+   * more, the digest is scanned again and this throws (the reconcile is retried); the report stays as it is.
+   */
+  private async withList(digest: string, scan: ScanOutlineState): Promise<ScanState> {
     const { result: outline, ...rest } = scan;
     if (outline === undefined) return rest;
-    const result = this.options.scans.resultOf(digest);
-    // Known without a list cannot happen (ScanResults keeps both); a status without result says Pending.
-    return result === undefined ? rest : { ...rest, result };
+    const result = this.options.scans.resultOf(digest) ?? (await this.restoreList(digest));
+    if (result !== undefined) return { ...rest, result };
+    this.options.scans.markForRescan([digest], () => this.options.now().getTime());
+    throw new Error(`the vulnerability list of ${digest} is no longer held by any report; scanning the image again`);
+  }
+
+  /** A dropped list back from a cached report of the digest that holds it: one read, no scan. */
+  private async restoreList(digest: string): Promise<ScanResult | undefined> {
+    const fingerprint = this.options.scans.get(digest)?.preparedListFingerprint;
+    if (fingerprint === undefined) return undefined;
+    for (const cached of this.options.reports.withDigest?.(digest) ?? []) {
+      if (listFingerprintOf(cached.status) !== fingerprint) continue;
+      const report = await this.options.store.get(cached.metadata?.namespace ?? '', cached.metadata?.name ?? '');
+      if (report === undefined) continue;
+      const kept = this.prepared(scanStateFromReport(report));
+      if (kept.result !== undefined && this.options.scans.restoreList(digest, kept.result, kept.preparedListFingerprint ?? '')) return this.options.scans.resultOf(digest);
+    }
+    return undefined;
   }
 
   /**
@@ -401,7 +437,7 @@ export class ReportReconciler {
     report: ImageScanReport,
     desired: ImageScanReport,
     status: ImageScanReportStatus,
-    fullStatus: () => ImageScanReportStatus,
+    fullStatus: () => Promise<ImageScanReportStatus>,
     log: KeyLog,
   ): Promise<ImageScanReport> {
     const name = desired.metadata?.name ?? '';
@@ -415,7 +451,7 @@ export class ReportReconciler {
       if (err instanceof KubeApiError && err.kind === 'NotFound') {
         // A new report holds no list yet: this write carries it.
         const created = await this.create(desired, log);
-        const written = await this.options.store.patchStatus(created, fullStatus());
+        const written = await this.options.store.patchStatus(created, await fullStatus());
         this.options.reports.remember?.(written);
         return written;
       }
@@ -432,7 +468,7 @@ export class ReportReconciler {
     namespace: string,
     report: ImageScanReport,
     desired: ImageScanReportStatus,
-    fullStatus: () => ImageScanReportStatus,
+    fullStatus: () => Promise<ImageScanReportStatus>,
     workloads: Workload[],
     before: ImageScanReport | undefined,
   ): Promise<void> {
@@ -444,7 +480,7 @@ export class ReportReconciler {
     const listFingerprint = listFingerprintOf(desired);
     const known = this.findings.get(listFingerprint);
     if (known !== undefined && (known.count === 0 || events.isAnnounced?.(namespace, reportName, workloads, known.fingerprint) === true)) return;
-    const status = fullStatus();
+    const status = await fullStatus();
     const criticalIds = (status.vulnerabilities ?? [])
       .filter((v) => v.severity === 'CRITICAL' && v.fixedVersion !== undefined && v.fixedVersion !== '')
       .map((v) => `${v.id}|${v.package}|${v.installedVersion}`);

@@ -42,6 +42,25 @@ describe('ScanResults', () => {
     expect(scans.get(digestOf(1))?.failure).toBeUndefined();
   });
 
+  it('drops a list and takes back only the list the result was recorded with', () => {
+    const scans = new ScanResults();
+    const alpine = parseTrivyReport(readFileSync(path.join(fixtures, 'alpine-39.json'), 'utf8'));
+    const centos = parseTrivyReport(readFileSync(path.join(fixtures, 'centos-7.json'), 'utf8'));
+    const at = new Date('2026-11-26T10:00:00Z');
+    scans.recordResult(digestOf(1), alpine, at, 0, 'fp-alpine');
+    expect(scans.restoreList(digestOf(1), centos, 'fp-alpine')).toBe(false); // it holds its list
+
+    expect(scans.dropList(digestOf(1))).toBe(true);
+    expect(scans.dropList(digestOf(1))).toBe(false);
+    expect(scans.resultOf(digestOf(1))).toBeUndefined();
+    expect(scans.get(digestOf(1))).toMatchObject({ scannedAt: at, preparedListFingerprint: 'fp-alpine', result: { summary: alpine.summary } });
+
+    expect(scans.restoreList(digestOf(1), centos, 'fp-centos')).toBe(false);
+    expect(scans.restoreList(digestOf(2), alpine, 'fp-alpine')).toBe(false); // nothing known
+    expect(scans.restoreList(digestOf(1), alpine, 'fp-alpine')).toBe(true);
+    expect(scans.resultOf(digestOf(1))).toEqual(alpine);
+  });
+
   it('prepares a result learnt from a report only when it is kept, and keeps what prepare returns', () => {
     const scans = new ScanResults();
     const alpine = parseTrivyReport(readFileSync(path.join(fixtures, 'alpine-39.json'), 'utf8'));

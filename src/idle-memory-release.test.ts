@@ -31,13 +31,17 @@ describe('startIdleMemoryRelease', () => {
       let i = 0;
       const eventLoopUtilization = (previous?: EventLoopUtilization): EventLoopUtilization =>
         ({ idle: 0, active: 0, utilization: previous === undefined ? 0 : (loads[i++] ?? 0) });
+      const order: string[] = [];
       const gc = vi.fn();
-      const release = startIdleMemoryRelease({ gc, logger: pino({ level: 'silent' }), intervalMs: 1000, eventLoopUtilization });
+      gc.mockImplementation(() => order.push('gc'));
+      const beforeRelease = (): void => void order.push('caches cleared');
+      const release = startIdleMemoryRelease({ gc, logger: pino({ level: 'silent' }), intervalMs: 1000, eventLoopUtilization, beforeRelease });
       vi.advanceTimersByTime(2000);
       expect(gc).not.toHaveBeenCalled();
       vi.advanceTimersByTime(1000);
       expect(gc).toHaveBeenCalledTimes(1);
       expect(gc).toHaveBeenCalledWith({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+      expect(order).toEqual(['caches cleared', 'gc']);
       vi.advanceTimersByTime(5000);
       expect(gc).toHaveBeenCalledTimes(1);
       release.stop();

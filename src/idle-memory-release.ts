@@ -51,6 +51,8 @@ export interface IdleMemoryReleaseOptions extends Partial<IdleDetectorOptions> {
   logger: Logger;
   /** Length of one interval (default 5 s). */
   intervalMs?: number;
+  /** Called just before the memory-reducing collection, to let go of what only caches hold. */
+  beforeRelease?: () => void;
   /** For tests: the event-loop utilization since `previous` (default performance.eventLoopUtilization). */
   eventLoopUtilization?: (previous?: EventLoopUtilization) => EventLoopUtilization;
 }
@@ -76,6 +78,7 @@ export function startIdleMemoryRelease(options: IdleMemoryReleaseOptions): { sto
     if (!detector.observe(interval.utilization)) return;
     const rssBefore = process.memoryUsage.rss();
     const started = performance.now();
+    options.beforeRelease?.();
     // 'last-resort' is V8's memory-reducing collection (what LowMemoryNotification runs): it compacts
     // and returns free pages to the system. A 'regular' full GC keeps them.
     gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });

@@ -1,6 +1,7 @@
 // Entry point: read the config, build the operator, start it, stop it cleanly on SIGTERM/SIGINT.
 import { configFromProcess } from './config.js';
 import { startIdleMemoryRelease } from './idle-memory-release.js';
+import { clearSharedValues } from './kube/cluster-objects.js';
 import { createLogger } from './logger.js';
 import { buildOperator } from './operator.js';
 
@@ -21,7 +22,7 @@ try {
 }
 const running = operator;
 
-const idleRelease = startIdleMemoryRelease({ gc: globalThis.gc, logger: logger.child({ component: 'memory' }) });
+const idleRelease = startIdleMemoryRelease({ gc: globalThis.gc, logger: logger.child({ component: 'memory' }), beforeRelease: clearSharedValues });
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import type { ImageScanReportStatus } from '../reports/image-scan-report.js';
 import { statusEquals } from '../reports/report-builder.js';
-import { SharedVulnerabilityLists, takeReportVulnerabilities, toReportEntry } from './cluster-objects.js';
+import { SharedVulnerabilityLists, clearSharedValues, takeReportVulnerabilities, toPodEntry, toReportEntry } from './cluster-objects.js';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 
@@ -80,5 +80,35 @@ describe('toReportEntry keeps reports slim', () => {
     expect(takeReportVulnerabilities(c)?.map((v) => v.id)).toEqual(['CVE-1', 'CVE-3']);
     expect(takeReportVulnerabilities(a)).toBeUndefined();
     expect(lists.size()).toBe(2);
+  });
+});
+
+describe('clearSharedValues', () => {
+  const rawPod = (name: string) => ({
+    metadata: {
+      name,
+      namespace: 'shop',
+      uid: `uid-${name}`,
+      resourceVersion: '1',
+      labels: { app: 'web', 'pod-template-hash': '5d9c' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5d9c', uid: 'uid-rs', controller: true }],
+    },
+    spec: { nodeName: 'node-a', containers: [{ name: 'app', image: 'nginx:1.19' }] },
+    status: { containerStatuses: [{ name: 'app', image: 'nginx:1.19', imageID: `docker.io/library/nginx@${digest}`, ready: true, restartCount: 0 }] },
+  });
+
+  it('leaves cached pods as they are, and pods that come after share among themselves again', () => {
+    const before = [toPodEntry(rawPod('web-1')), toPodEntry(rawPod('web-2'))];
+    expect(before[0]?.pod.metadata?.labels).toBe(before[1]?.pod.metadata?.labels);
+    const labels = structuredClone(before[0]?.pod.metadata?.labels);
+    clearSharedValues();
+    expect(before[0]?.pod.metadata?.labels).toEqual(labels);
+    expect(before[0]?.images).toBe(before[1]?.images);
+    const after = [toPodEntry(rawPod('web-3')), toPodEntry(rawPod('web-4'))];
+    expect(after[0]?.pod.metadata?.labels).toEqual(labels);
+    expect(after[0]?.pod.metadata?.labels).toBe(after[1]?.pod.metadata?.labels);
+    expect(after[0]?.pod.metadata?.ownerReferences).toBe(after[1]?.pod.metadata?.ownerReferences);
+    expect(after[0]?.images).toBe(after[1]?.images);
+    expect(after[0]?.images).not.toBe(before[0]?.images);
   });
 });

@@ -138,6 +138,16 @@ function imagesKey(images: readonly PodImage[]): string {
 /** One resolution per distinct (spec image, imageID), shared by every pod that runs it. */
 const resolutions = new ObjectPool<ResolvedImage>();
 
+/**
+ * Empties the pools (and the string pool): they share copies among objects that arrive together (a
+ * relist, a rollout), and between such bursts they only hold their keys and the values of objects that
+ * are gone (after the bench's churn, ~24,000 entries, most of them from deleted pods). The cached
+ * objects keep what they share; the next burst pools afresh. For an idle operator.
+ */
+export function clearSharedValues(): void {
+  for (const pool of [sharedLabels, sharedOwners, sharedImages, sharedFacts, resolutions, strings]) pool.clear();
+}
+
 function sharedResolution(specImage: string, imageID: string | undefined): ResolvedImage | undefined {
   const key = `${specImage}\n${imageID ?? ''}`;
   const known = resolutions.get(key);

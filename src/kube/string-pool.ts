@@ -28,6 +28,11 @@ export class ObjectPool<T> {
   size(): number {
     return this.values.size;
   }
+
+  /** Starts over: values already shared stay shared by the objects that hold them. */
+  clear(): void {
+    this.values.clear();
+  }
 }
 
 /** A bounded intern table: same content in, the first copy seen out. */

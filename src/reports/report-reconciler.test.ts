@@ -171,6 +171,17 @@ function pod(
   });
 }
 
+/** Counts the calls of scans.resultOf, each of which may unpack a packed list. */
+function countUnpacks(scans: ScanResults): { count: number } {
+  const counter = { count: 0 };
+  const resultOf = scans.resultOf.bind(scans);
+  scans.resultOf = (digest: string) => {
+    counter.count += 1;
+    return resultOf(digest);
+  };
+  return counter;
+}
+
 interface HarnessOptions {
   secrets?: Record<string, { type: string; data: Record<string, string>; namespace?: string }>;
 }
@@ -231,6 +242,16 @@ function harness(options: HarnessOptions = {}) {
     queue.pending.delete(digest);
     reconciler.recordSuccess(digest, result, now());
   };
+  /** A pod named `name` runs the image and its scan has ended: the report holds the result. */
+  const scannedPod = async (name = 'solo') => {
+    const entry = pod(name);
+    if (entry === undefined) throw new Error('pod');
+    index.upsert(entry);
+    await reconciler.reconcile(KEY);
+    finishScan();
+    await reconciler.reconcile(KEY);
+    return entry;
+  };
   return {
     server,
     queue,
@@ -239,6 +260,7 @@ function harness(options: HarnessOptions = {}) {
     reconciler,
     secretReads,
     finishScan,
+    scannedPod,
     advance: (ms: number) => {
       nowMs += ms;
     },
@@ -404,12 +426,7 @@ describe('ReportReconciler', () => {
 
   it('drops the list of an image no pod runs, and reads it back from a report when a pod runs it again', async () => {
     const h = harness();
-    const entry = pod('solo');
-    if (entry === undefined) throw new Error('pod');
-    h.index.upsert(entry);
-    await h.reconciler.reconcile(KEY);
-    h.finishScan();
-    await h.reconciler.reconcile(KEY);
+    const entry = await h.scannedPod();
     const list = h.report()?.status?.vulnerabilities;
     expect(list?.length).toBeGreaterThan(0);
 
@@ -440,12 +457,7 @@ describe('ReportReconciler', () => {
 
   it('rescans an image whose dropped list no report holds any more, and leaves its report as it is meanwhile', async () => {
     const h = harness();
-    const entry = pod('solo');
-    if (entry === undefined) throw new Error('pod');
-    h.index.upsert(entry);
-    await h.reconciler.reconcile(KEY);
-    h.finishScan();
-    await h.reconciler.reconcile(KEY);
+    const entry = await h.scannedPod();
     h.index.remove(entry);
     await h.reconciler.reconcile(KEY);
     const before = h.report();
@@ -582,12 +594,7 @@ describe('ReportReconciler', () => {
     const h = harness();
     const options = (h.reconciler as unknown as { options: ConstructorParameters<typeof ReportReconciler>[0] }).options;
     const reconciler = new ReportReconciler({ ...options, events: new EventRecorder({ core, logger: pino({ level: 'silent' }), instance: 'test' }) });
-    let unpacked = 0;
-    const resultOf = h.scans.resultOf.bind(h.scans);
-    h.scans.resultOf = (digest: string) => {
-      unpacked += 1;
-      return resultOf(digest);
-    };
+    const unpacks = countUnpacks(h.scans);
     const entry = pod('solo');
     if (entry === undefined) throw new Error('pod');
     h.index.upsert(entry);
@@ -605,9 +612,9 @@ describe('ReportReconciler', () => {
     expect(h.server.writes).toHaveLength(2);
 
     // Unchanged and announced: nothing is written, created or unpacked.
-    unpacked = 0;
+    unpacks.count = 0;
     for (let i = 0; i < 3; i++) await reconciler.reconcile(KEY);
-    expect(unpacked).toBe(0);
+    expect(unpacks.count).toBe(0);
     expect(created).toEqual(['Pod/solo']);
     expect(h.server.writes).toHaveLength(2);
 
@@ -617,7 +624,7 @@ describe('ReportReconciler', () => {
     if (web === undefined) throw new Error('pod');
     h.index.upsert(web);
     await reconciler.reconcile(KEY);
-    expect(unpacked).toBeGreaterThan(0);
+    expect(unpacks.count).toBeGreaterThan(0);
     expect(h.server.writes).toHaveLength(3);
     expect(h.report()?.status?.workloads).toEqual([{ kind: 'Deployment', name: 'web' }, { kind: 'Pod', name: 'solo' }]);
     expect(h.report()?.status?.vulnerabilities?.length).toBeGreaterThan(0);
@@ -626,28 +633,18 @@ describe('ReportReconciler', () => {
 
   it('a rescan with the same result writes its new time without unpacking or sending the list again', async () => {
     const h = harness();
-    let unpacked = 0;
-    const resultOf = h.scans.resultOf.bind(h.scans);
-    h.scans.resultOf = (digest: string) => {
-      unpacked += 1;
-      return resultOf(digest);
-    };
-    const entry = pod('solo');
-    if (entry === undefined) throw new Error('pod');
-    h.index.upsert(entry);
-    await h.reconciler.reconcile(KEY);
-    h.finishScan();
-    await h.reconciler.reconcile(KEY);
+    const unpacks = countUnpacks(h.scans);
+    await h.scannedPod();
     const list = h.report()?.status?.vulnerabilities;
     expect(list?.length).toBeGreaterThan(0);
     expect(h.server.statusesSent[0]?.vulnerabilities).toEqual(list);
 
     h.advance(HOUR);
     h.reconciler.recordSuccess(DIGEST, parseTrivyReport(fixtureText), h.now());
-    unpacked = 0;
+    unpacks.count = 0;
     await h.reconciler.reconcile(KEY);
     expect(h.server.writes).toHaveLength(3);
-    expect(unpacked).toBe(0);
+    expect(unpacks.count).toBe(0);
     expect(h.server.statusesSent[1]?.vulnerabilities).toBeUndefined();
     expect(h.report()?.status?.lastScanTime).toBe('2026-11-26T11:00:00Z');
     expect(h.report()?.status?.vulnerabilities).toEqual(list);

@@ -213,12 +213,13 @@ export class ReportReconciler {
     const listless = buildListlessStatus({ ...statusInput, scan });
     let full: ImageScanReportStatus | undefined;
     const fullStatus = async (): Promise<ImageScanReportStatus> => (full ??= buildReportStatus({ ...statusInput, scan: await this.withList(digest, scan) }));
-    if (!statusEquals(report.status, listless ?? (await fullStatus()))) {
+    const wanted = listless ?? (await fullStatus());
+    if (!statusEquals(report.status, wanted)) {
       // A report that holds the list already gets the other fields only (a new workload, a rescan's time).
       const keepingList = listless === undefined ? undefined : statusKeepingList(report.status, listless);
       report = await this.writeStatus(report, desired, keepingList ?? (await fullStatus()), fullStatus, log);
     }
-    await this.announce(namespace, report, listless ?? (await fullStatus()), fullStatus, workloads, current);
+    await this.announce(namespace, report, wanted, fullStatus, workloads, current);
     return requeue;
   }
 

@@ -7,7 +7,7 @@ import { teamOf } from '../images/team.js';
 import type { PodImage } from '../images/pod-images.js';
 import { KubeApiError } from '../kube/api-error.js';
 import type { NamespaceEntry, NodeEntry } from '../kube/cluster-objects.js';
-import { findingFingerprint } from '../kube/event-recorder.js';
+import { fixableCriticalIds } from '../kube/event-recorder.js';
 import type { FixableCriticalFinding } from '../kube/event-recorder.js';
 import type { Workload } from '../kube/owner-resolver.js';
 import type { IndexedPod } from '../kube/pod-image-index.js';
@@ -33,7 +33,6 @@ import {
 } from './report-builder.js';
 import type { ScanOutlineState, ScanState } from './report-builder.js';
 import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
-import { RecentMap } from '../recent-map.js';
 
 /**
  * The log of one reconcile, with the key's fields on every line. A pino child per reconcile ran the
@@ -57,9 +56,6 @@ class KeyLog {
 
 /** Default of ReportReconcilerOptions.interimStatusDelayMs: longer than most scans of a small image. */
 export const DEFAULT_INTERIM_STATUS_DELAY_MS = 30_000;
-
-/** Distinct vulnerability lists whose finding is remembered; a forgotten one is worked out again. */
-const REMEMBERED_FINDINGS = 8192;
 
 /** What reconcile asks of the loop: nothing (done), or to be run again after a delay. */
 export interface ReconcileResult {
@@ -139,8 +135,6 @@ function workloadKey(w: { kind: string; name: string }): string {
 /** Reconciles ImageScanReports; see reconcile(). */
 export class ReportReconciler {
   private readonly requestContexts = new Map<string, RequestContext>();
-  /** Vulnerability-list fingerprint → its fixable CRITICAL finding (count and findingFingerprint), most recent last. */
-  private readonly findings = new RecentMap<string, { count: number; fingerprint: string }>(REMEMBERED_FINDINGS);
 
   constructor(private readonly options: ReportReconcilerOptions) {}
 
@@ -476,16 +470,12 @@ export class ReportReconciler {
     const events = this.options.events;
     if (events === undefined || desired.phase !== 'Scanned') return;
     const reportName = report.metadata?.name ?? '';
-    // What the list holds is remembered by its fingerprint, so an unchanged report with everything
-    // announced (or nothing to announce) costs no unpacking of the list.
-    const listFingerprint = listFingerprintOf(desired);
-    const known = this.findings.get(listFingerprint);
+    // The desired list is the scan knowledge's, whose finding is known without the list: an unchanged
+    // report with everything announced (or nothing to announce) costs no unpacking.
+    const known = this.options.scans.get(report.spec.digest)?.finding;
     if (known !== undefined && (known.count === 0 || events.isAnnounced?.(namespace, reportName, workloads, known.fingerprint) === true)) return;
     const status = await fullStatus();
-    const criticalIds = (status.vulnerabilities ?? [])
-      .filter((v) => v.severity === 'CRITICAL' && v.fixedVersion !== undefined && v.fixedVersion !== '')
-      .map((v) => `${v.id}|${v.package}|${v.installedVersion}`);
-    this.findings.set(listFingerprint, { count: criticalIds.length, fingerprint: findingFingerprint(criticalIds) });
+    const criticalIds = fixableCriticalIds(status.vulnerabilities ?? []);
     if (criticalIds.length === 0) return;
     const finding = { namespace, reportName, image: report.spec.image, criticalIds };
     const alreadyHeld =

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { findingFingerprint, fixableCriticalIds } from '../kube/event-recorder.js';
 import { parseTrivyReport } from '../scanner/trivy-report-parser.js';
 import { ScanResults } from './scan-results.js';
 
@@ -50,7 +51,14 @@ describe('ScanResults', () => {
     scans.recordResult(digestOf(1), alpine, at, 0, 'fp-alpine');
     expect(scans.restoreList(digestOf(1), centos, 'fp-alpine')).toBe(false); // it holds its list
 
+    const criticalIds = fixableCriticalIds(alpine.vulnerabilities);
+    expect(criticalIds.length).toBeGreaterThan(0);
+    const finding = { count: criticalIds.length, fingerprint: findingFingerprint(criticalIds) };
+    expect(scans.get(digestOf(1))?.finding).toEqual(finding);
+
     expect(scans.dropList(digestOf(1))).toBe(true);
+    // What events need of the list stays known without it.
+    expect(scans.get(digestOf(1))?.finding).toEqual(finding);
     expect(scans.dropList(digestOf(1))).toBe(false);
     expect(scans.resultOf(digestOf(1))).toBeUndefined();
     expect(scans.get(digestOf(1))).toMatchObject({ scannedAt: at, preparedListFingerprint: 'fp-alpine', result: { summary: alpine.summary } });

@@ -4,6 +4,7 @@
 import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants } from 'node:zlib';
 import type { ScanFailureReason } from '../scanner/scan-failure.js';
 import type { ScanResult, Vulnerability } from '../scanner/scan-result.js';
+import { findingFingerprint, fixableCriticalIds } from '../kube/event-recorder.js';
 import { RecentMap } from '../recent-map.js';
 
 export interface KnownFailure {
@@ -26,6 +27,11 @@ export interface DigestScanKnowledge {
   vulnerabilitiesOmitted?: number;
   /** Set when the result's list is already a report's list; its fingerprint (see ScanState). */
   preparedListFingerprint?: string;
+  /**
+   * The fixable CRITICAL finding of the result's list (how many, and its findingFingerprint), worked
+   * out when the list is stored: whether a Warning event is owed is then known without the list.
+   */
+  finding?: { count: number; fingerprint: string };
   /** The latest failed scan, cleared by a later success. */
   failure?: KnownFailure;
   /** Set by a scheduled rescan: the digest should be scanned again, not before this time (epoch ms). */
@@ -184,8 +190,8 @@ export class ScanResults {
     const stored = this.byDigest.get(digest);
     if (stored?.result === undefined || stored.packedVulnerabilities !== undefined) return false;
     if (stored.preparedListFingerprint !== preparedListFingerprint) return false;
-    const { packedVulnerabilities } = pack(result);
-    this.store(digest, { ...stored, packedVulnerabilities }, { ...stored.result, vulnerabilities: result.vulnerabilities });
+    const { packedVulnerabilities, finding } = pack(result);
+    this.store(digest, { ...stored, packedVulnerabilities, finding }, { ...stored.result, vulnerabilities: result.vulnerabilities });
     return true;
   }
 
@@ -215,7 +221,7 @@ export class ScanResults {
  * can be a view of a larger buffer, which kept 41 MiB of mostly empty buffers alive for 1,000 digests
  * (heap snapshot, 10,000-pod bench).
  */
-function pack(result: ScanResult): { result: ScanOutline; packedVulnerabilities: Buffer } {
+function pack(result: ScanResult): { result: ScanOutline; packedVulnerabilities: Buffer; finding: { count: number; fingerprint: string } } {
   const { vulnerabilities, ...outline } = result;
   const text = JSON.stringify(vulnerabilities);
   const packed = brotliCompressSync(text, {
@@ -227,5 +233,6 @@ function pack(result: ScanResult): { result: ScanOutline; packedVulnerabilities:
   });
   const exact = Buffer.alloc(packed.length);
   packed.copy(exact);
-  return { result: outline, packedVulnerabilities: exact };
+  const criticalIds = fixableCriticalIds(vulnerabilities);
+  return { result: outline, packedVulnerabilities: exact, finding: { count: criticalIds.length, fingerprint: findingFingerprint(criticalIds) } };
 }

@@ -48,6 +48,7 @@ describe('defaults', () => {
       teamLabel: 'team',
       reportGracePeriodMs: 60 * 60 * 1000,
       maxReportVulnerabilities: 500,
+      reportDetails: 'fixes',
       metrics: { host: undefined, port: 8080 },
       leaderElect: false,
       leaderElectionNamespace: 'imagescan-system',
@@ -107,6 +108,8 @@ describe('good values', () => {
     { args: ['--leader-elect'], pick: (c) => c.leaderElect, expected: true },
     { args: ['--team-label=example.com/owner-team'], pick: (c) => c.teamLabel, expected: 'example.com/owner-team' },
     { args: ['--max-report-vulnerabilities=0'], pick: (c) => c.maxReportVulnerabilities, expected: 0 },
+    { args: ['--report-details=full'], pick: (c) => c.reportDetails, expected: 'full' },
+    { args: ['--report-details', 'FIXES'], pick: (c) => c.reportDetails, expected: 'fixes' },
     { args: ['--metrics-address=127.0.0.1:9090'], pick: (c) => c.metrics, expected: { host: '127.0.0.1', port: 9090 } },
     { args: ['--metrics-address=[::1]:0'], pick: (c) => c.metrics, expected: { host: '::1', port: 0 } },
     { args: ['--metrics-address=localhost:8081'], pick: (c) => c.metrics, expected: { host: 'localhost', port: 8081 } },
@@ -153,6 +156,7 @@ describe('bad values', () => {
     { args: ['--metrics-address=8080'], message: 'invalid --metrics-address "8080": expected [host]:port like :8080, 127.0.0.1:8080 or [::1]:8080' },
     { args: ['--metrics-address=:70000'], message: 'invalid --metrics-address ":70000": port must be from 0 to 65535' },
     { args: ['--metrics-address=[nope]:80'], message: 'invalid --metrics-address "[nope]:80": expected [host]:port like :8080, 127.0.0.1:8080 or [::1]:8080' },
+    { args: ['--report-details=summary'], message: 'invalid --report-details "summary": expected one of fixes, full' },
     { args: ['--log-level=verbose'], message: 'invalid --log-level "verbose": expected one of silent, fatal, error, warn, info, debug, trace' },
     { args: ['--leader-election-namespace=a,b'], message: 'invalid --leader-election-namespace "a,b": expected a namespace name (lowercase letters, digits and \'-\', at most 63)' },
     { args: ['--leader-election-id=Lock'], message: 'invalid --leader-election-id "Lock": expected a Lease name (lowercase DNS subdomain)' },
@@ -168,6 +172,11 @@ describe('bad values', () => {
     const err = configError(() => loadConfig(args, {}));
     expect(err.message).toBe(message);
     expect(err.message).not.toContain('\n');
+  });
+
+  it('reads --report-details from IMAGESCAN_REPORT_DETAILS, and the flag wins', () => {
+    expect(loadConfig([], { IMAGESCAN_REPORT_DETAILS: 'full' }).reportDetails).toBe('full');
+    expect(loadConfig(['--report-details=fixes'], { IMAGESCAN_REPORT_DETAILS: 'full' }).reportDetails).toBe('fixes');
   });
 
   it('names the environment variable when the bad value came from there', () => {

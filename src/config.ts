@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import cron from 'node-cron';
 import { SEVERITIES, type Severity } from './scanner/scan-result.js';
 import { CRD_MAX_ITEMS } from './reports/report-builder.js';
+import { REPORT_DETAILS, type ReportDetails } from './reports/image-scan-report.js';
 
 /** pino's level names, least to most verbose, plus `silent`. */
 export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -59,6 +60,8 @@ export interface OperatorConfig {
   readonly reportGracePeriodMs: number;
   /** Vulnerabilities kept in one report's status (worst first); the rest are counted as omitted. */
   readonly maxReportVulnerabilities: number;
+  /** --report-details: whether reports also carry the per-vulnerability list. */
+  readonly reportDetails: ReportDetails;
   /** Listen address of /metrics, /healthz, /readyz; host undefined = every interface. */
   readonly metrics: { readonly host: string | undefined; readonly port: number };
   readonly leaderElect: boolean;
@@ -129,6 +132,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'team-label', value: '<label-key>', defaultText: 'team', help: 'Pod (then namespace) label that names the owning team.' },
   { name: 'report-grace-period', value: '<duration>', defaultText: '1h', help: 'Delete a report when no pod of its namespace has run the image for this long.' },
   { name: 'max-report-vulnerabilities', value: '<0-1000>', defaultText: '500', help: 'Vulnerabilities listed in one report (worst first); the rest are counted as omitted.' },
+  { name: 'report-details', value: '<fixes|full>', defaultText: 'fixes', help: 'fixes: reports say what to upgrade (status.fixes); full: also list every vulnerability (status.vulnerabilities).' },
   { name: 'metrics-address', value: '[host]:port', defaultText: ':8080', help: 'Listen address of /metrics, /healthz and /readyz.' },
   { name: 'leader-elect', boolean: true, defaultText: 'true in cluster, false outside', help: 'Elect a leader on a Lease; only the leader scans and writes.' },
   { name: 'leader-election-namespace', value: '<ns>', defaultText: "in cluster: the pod's namespace; outside: imagescan-system", help: 'Namespace of the leader election Lease.' },
@@ -412,6 +416,13 @@ function readMetricsAddress(raw: RawValue): { host: string | undefined; port: nu
   return { host: name, port };
 }
 
+function readReportDetails(raw: RawValue): ReportDetails {
+  const text = raw.value.trim().toLowerCase();
+  const details = REPORT_DETAILS.find((d) => d === text);
+  if (details === undefined) throw invalid(raw, `expected one of ${REPORT_DETAILS.join(', ')}`);
+  return details;
+}
+
 function readLogLevel(raw: RawValue): LogLevel {
   const text = raw.value.trim().toLowerCase();
   const level = LOG_LEVELS.find((l) => l === text);
@@ -517,6 +528,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     teamLabel: setting('team-label', readLabelKey, 'team'),
     reportGracePeriodMs: setting('report-grace-period', (r) => readDuration(r), 3_600_000),
     maxReportVulnerabilities: setting('max-report-vulnerabilities', (r) => readInteger(r, 0, CRD_MAX_ITEMS.vulnerabilities), 500),
+    reportDetails: setting('report-details', readReportDetails, 'fixes'),
     metrics: setting('metrics-address', readMetricsAddress, { host: undefined, port: 8080 }),
     leaderElect: setting('leader-elect', readBoolean, inCluster),
     leaderElectionNamespace: setting(

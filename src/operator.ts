@@ -186,6 +186,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     gracePeriodMs: config.reportGracePeriodMs,
     rescanIntervalMs: rescanIntervalMs(config.rescanSchedule),
     maxReportVulnerabilities: config.maxReportVulnerabilities,
+    reportDetails: config.reportDetails,
     now,
     logger: log.child({ component: 'reconciler' }),
   });

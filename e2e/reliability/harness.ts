@@ -31,6 +31,8 @@ export interface ReportLike {
     team?: string;
     workloads?: { kind: string; name: string }[];
     summary?: Record<string, number>;
+    fixes?: { package: string; installedVersion: string; fixedVersions: string[]; critical: number; high: number }[];
+    fixesOmitted?: number;
     vulnerabilities?: unknown[];
     vulnerabilitiesOmitted?: number;
   };

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import type { ImageScanReportStatus } from '../reports/image-scan-report.js';
 import { statusEquals } from '../reports/report-builder.js';
-import { SharedVulnerabilityLists, clearSharedValues, takeReportVulnerabilities, toPodEntry, toReportEntry } from './cluster-objects.js';
+import { SharedVulnerabilityLists, clearSharedValues, takeReportDetails, toPodEntry, toReportEntry } from './cluster-objects.js';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 
@@ -74,11 +74,11 @@ describe('toReportEntry keeps reports slim', () => {
     const b = toReportEntry(rawReport('billing', vulns(['CVE-1', 'CVE-2'])), lists);
     const c = toReportEntry(rawReport('search', vulns(['CVE-1', 'CVE-3'])), lists);
     if (a === undefined || b === undefined || c === undefined) throw new Error('entries expected');
-    const listA = takeReportVulnerabilities(a);
+    const listA = takeReportDetails(a)?.vulnerabilities;
     expect(listA?.map((v) => v.id)).toEqual(['CVE-1', 'CVE-2']);
-    expect(takeReportVulnerabilities(b)).toBe(listA);
-    expect(takeReportVulnerabilities(c)?.map((v) => v.id)).toEqual(['CVE-1', 'CVE-3']);
-    expect(takeReportVulnerabilities(a)).toBeUndefined();
+    expect(takeReportDetails(b)?.vulnerabilities).toBe(listA);
+    expect(takeReportDetails(c)?.vulnerabilities?.map((v) => v.id)).toEqual(['CVE-1', 'CVE-3']);
+    expect(takeReportDetails(a)).toBeUndefined();
     expect(lists.size()).toBe(2);
   });
 });

@@ -6,9 +6,9 @@ import type { ResolvedImage } from '../images/image-reference.js';
 import { inspectPodImages } from '../images/pod-images.js';
 import type { InvalidContainerImage, PodImage } from '../images/pod-images.js';
 import { countBySeverity } from '../metrics/vulnerability-counts.js';
-import type { ImageScanReport, ReportVulnerability } from '../reports/image-scan-report.js';
+import type { ImageScanReport, ReportFix, ReportVulnerability } from '../reports/image-scan-report.js';
 import { REPORT_API_VERSION, REPORT_KIND } from '../reports/image-scan-report.js';
-import { slimStatus, slimStatusFacts, vulnerabilityFingerprint } from '../reports/report-builder.js';
+import { findingOfStatus, listFingerprintOf, slimStatus, slimStatusFacts, vulnerabilityFingerprint } from '../reports/report-builder.js';
 import type { SlimStatusFacts } from '../reports/report-builder.js';
 import type { CachedObject } from './informer.js';
 import { ObjectPool, cachedStrings as strings } from './string-pool.js';
@@ -230,21 +230,22 @@ export function toNamespaceEntry(raw: unknown): NamespaceEntry | undefined {
 }
 
 /**
- * One copy of each distinct vulnerability list among reports being handed over (see
- * takeReportVulnerabilities). A relist holds every report of a page set until it is delivered, and every
+ * One copy of each distinct list (fixes or vulnerabilities) among reports being handed over (see
+ * takeReportDetails). A relist holds every report of a page set until it is delivered, and every
  * report of a digest carries the same list (one per namespace that runs it). Lists are held weakly,
  * so a list goes when its last holder does.
  */
 export class SharedVulnerabilityLists {
-  private readonly lists = new Map<string, WeakRef<ReportVulnerability[]>>();
+  private readonly lists = new Map<string, WeakRef<object[]>>();
   private readonly cleanup = new FinalizationRegistry<string>((key) => {
     if (this.lists.get(key)?.deref() === undefined) this.lists.delete(key);
   });
 
   /** The shared list whose fingerprint is `fingerprint` (`list` itself when it is the first). Never mutate the result. */
-  share(list: ReportVulnerability[], fingerprint: string = vulnerabilityFingerprint(list)): ReportVulnerability[] {
+  share<T extends object>(list: T[], fingerprint: string = vulnerabilityFingerprint(list)): T[] {
     if (list.length === 0) return list;
-    const existing = this.lists.get(fingerprint)?.deref();
+    // A fingerprint hashes the entries' fields, so a fix list and a vulnerability list never share one.
+    const existing = this.lists.get(fingerprint)?.deref() as T[] | undefined;
     if (existing !== undefined) return existing;
     this.lists.set(fingerprint, new WeakRef(list));
     this.cleanup.register(list, fingerprint);
@@ -257,31 +258,39 @@ export class SharedVulnerabilityLists {
   }
 }
 
-// The list of a report that just entered the cache, until the one reader that needs it (the
-// controller seeding scan knowledge) takes it. The cache itself keeps only slim reports.
-const handedOver = new WeakMap<ReportEntry, ReportVulnerability[]>();
+/** The lists a report's status held before it was slimmed. */
+export interface ReportDetailLists {
+  fixes?: ReportFix[];
+  vulnerabilities?: ReportVulnerability[];
+}
+
+// The lists of a report that just entered the cache, until the one reader that needs them (the
+// controller seeding scan knowledge) takes them. The cache itself keeps only slim reports.
+const handedOver = new WeakMap<ReportEntry, ReportDetailLists>();
 
 /**
- * The vulnerability list of a report delivered by the report informer, once: later calls (and calls
- * for entries that had no list) return undefined. Take it in the add/update handler.
+ * The lists of a report delivered by the report informer, once: later calls (and calls for entries
+ * that had no list) return undefined. Take them in the add/update handler.
  */
-export function takeReportVulnerabilities(entry: ReportEntry): ReportVulnerability[] | undefined {
-  const list = handedOver.get(entry);
+export function takeReportDetails(entry: ReportEntry): ReportDetailLists | undefined {
+  const lists = handedOver.get(entry);
   handedOver.delete(entry);
-  return list;
+  return lists;
 }
 
 /**
- * The report with a slim status: no vulnerability list, but its fingerprint and per-severity counts
- * (see slimStatus); also returns the list it held. A report already slim is returned as it is.
+ * The report with a slim status: no lists, but their fingerprint, per-severity counts and finding
+ * (see slimStatus); also returns the lists it held. A report already slim is returned as it is.
  */
-export function slimReport(report: ImageScanReport): { report: ImageScanReport; vulnerabilities: ReportVulnerability[] | undefined } {
+export function slimReport(report: ImageScanReport): { report: ImageScanReport; lists: ReportDetailLists | undefined } {
   const status = report.status;
-  if (status === undefined || typeof status !== 'object' || slimStatusFacts(status) !== undefined) return { report, vulnerabilities: undefined };
-  const list = Array.isArray(status.vulnerabilities) ? status.vulnerabilities : undefined;
-  const facts = { fingerprint: vulnerabilityFingerprint(status.vulnerabilities), severityCounts: countBySeverity(status) };
+  if (status === undefined || typeof status !== 'object' || slimStatusFacts(status) !== undefined) return { report, lists: undefined };
+  const lists: ReportDetailLists = {};
+  if (Array.isArray(status.fixes)) lists.fixes = status.fixes;
+  if (Array.isArray(status.vulnerabilities)) lists.vulnerabilities = status.vulnerabilities;
+  const facts = { fingerprint: listFingerprintOf(status), severityCounts: countBySeverity(status), finding: findingOfStatus(status) };
   const slim = slimStatus(status, sharedFacts.share(JSON.stringify(facts), facts));
-  return { report: { ...report, status: slim }, vulnerabilities: list };
+  return { report: { ...report, status: slim }, lists: lists.fixes === undefined && lists.vulnerabilities === undefined ? undefined : lists };
 }
 
 /**
@@ -305,15 +314,18 @@ export function toReportEntry(raw: unknown, lists?: SharedVulnerabilityLists): R
     metadata: slimMetadata,
   } as ImageScanReport;
   if (asRecord(full.status) === undefined) delete full.status;
-  const { report, vulnerabilities } = slimReport(full);
+  const { report, lists: detailLists } = slimReport(full);
   // Labels, spec and the slim status repeat across the reports of a digest and with its pods.
   strings.internAll(report.metadata?.labels);
   strings.internAll(report.spec);
   strings.internAll(report.status);
   const entry: ReportEntry = { key: `${namespace}/${name}`, resourceVersion: asString(metadata?.resourceVersion) ?? '', namespace, name, report };
-  if (vulnerabilities !== undefined) {
-    const fingerprint = slimStatusFacts(report.status)?.fingerprint;
-    handedOver.set(entry, lists === undefined ? vulnerabilities : lists.share(vulnerabilities, fingerprint));
+  if (detailLists !== undefined) {
+    const { fixes, vulnerabilities } = detailLists;
+    const handed: ReportDetailLists = {};
+    if (fixes !== undefined) handed.fixes = lists === undefined ? fixes : lists.share(fixes);
+    if (vulnerabilities !== undefined) handed.vulnerabilities = lists === undefined ? vulnerabilities : lists.share(vulnerabilities);
+    handedOver.set(entry, handed);
   }
   return entry;
 }

@@ -4,7 +4,7 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { CustomObjectsApi } from '@kubernetes/client-node';
 import type { ImageScanReport, ImageScanReportSpec, ImageScanReportStatus } from '../reports/image-scan-report.js';
 import { FIELD_MANAGER, REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION } from '../reports/image-scan-report.js';
-import { sameVulnerabilities } from '../reports/report-builder.js';
+import { sameDetails } from '../reports/report-builder.js';
 import { isNotFound, toKubeApiError } from './api-error.js';
 
 /** The report writes reconcile needs. Every method throws KubeApiError on failure. */
@@ -15,7 +15,7 @@ export interface ReportStore {
   get(namespace: string, name: string): Promise<ImageScanReport | undefined>;
   /**
    * Replaces the status of `report` with `status`: fields of `report.status` that `status` lacks are
-   * removed, and a vulnerability list equal to the report's is left as it is rather than sent again.
+   * removed, and lists (fixes, vulnerabilities) equal to the report's are left as they are rather than sent again.
    * Returns the report as written: the server's metadata, the report's spec, and `status`.
    */
   patchStatus(report: ImageScanReport, status: ImageScanReportStatus): Promise<ImageScanReport>;
@@ -106,10 +106,13 @@ export class KubeReportStore implements ReportStore {
     const namespace = report.metadata?.namespace ?? '';
     const name = report.metadata?.name ?? '';
     const body = replacing(report.status, status);
-    // A merge patch leaves alone what it does not name: a list the report already holds is not sent
-    // again. A rescan with unchanged results then sends a few hundred bytes per report instead of up
-    // to 500 entries each.
-    if (report.status !== undefined && status.vulnerabilities !== undefined && sameVulnerabilities(report.status, status)) delete body.vulnerabilities;
+    // A merge patch leaves alone what it does not name: lists the report already holds are not sent
+    // again. A rescan with unchanged results then sends a few hundred bytes per report instead of the
+    // fix entries (and, with --report-details=full, up to 500 vulnerabilities) each.
+    if (report.status !== undefined && (status.fixes !== undefined || status.vulnerabilities !== undefined) && sameDetails(report.status, status)) {
+      delete body.fixes;
+      delete body.vulnerabilities;
+    }
     try {
       const answer: unknown = await this.custom.patchNamespacedCustomObjectStatus(
         { group: REPORT_GROUP, version: REPORT_VERSION, plural: REPORT_PLURAL, namespace, name, body: { status: body }, fieldManager: FIELD_MANAGER },

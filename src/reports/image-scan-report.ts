@@ -31,6 +31,30 @@ export interface ImageScanReportSpec {
 /** A vulnerability as a report lists it: the scan's entry without its class, target optional. */
 export type ReportVulnerability = Omit<Vulnerability, 'class' | 'target'> & { target?: string };
 
+/**
+ * What to upgrade: the fixable vulnerabilities of one (target, package, installed version). The counts
+ * are of fixable vulnerabilities only, one per vulnerability entry of Trivy's list; `ids` has one id
+ * per counted entry (the same CVE at two paths of one package twice), worst first, so the first
+ * `critical` ids are the CRITICAL ones.
+ */
+export interface ReportFix {
+  target: string;
+  package: string;
+  installedVersion: string;
+  /** The distinct versions Trivy names as fixing them, as it writes them (its FixedVersion split at commas). */
+  fixedVersions: string[];
+  critical: number;
+  high: number;
+  medium: number;
+  low: number;
+  unknown: number;
+  ids: string[];
+}
+
+/** --report-details: `fixes` writes status.fixes only; `full` also the per-vulnerability list. */
+export const REPORT_DETAILS = ['fixes', 'full'] as const;
+export type ReportDetails = (typeof REPORT_DETAILS)[number];
+
 export interface ReportWorkload {
   kind: string;
   name: string;
@@ -41,6 +65,8 @@ export interface ImageScanReportStatus {
   lastScanTime?: string;
   scanner?: { name: 'Trivy'; version?: string; dbUpdatedAt?: string };
   summary?: VulnerabilitySummary;
+  fixes?: ReportFix[];
+  fixesOmitted?: number;
   vulnerabilities?: ReportVulnerability[];
   vulnerabilitiesOmitted?: number;
   workloads?: ReportWorkload[];

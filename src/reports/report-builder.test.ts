@@ -9,11 +9,11 @@ import {
   buildReportStatus,
   capVulnerabilities,
   preparedScanState,
-  sameVulnerabilities,
+  sameDetails,
   scanStateFromReport,
   statusEquals,
   statusKeepingList,
-  vulnerabilityFingerprint,
+  detailsFingerprint,
   type ReportStatusInput,
   type ScanState,
 } from './report-builder.js';
@@ -27,8 +27,12 @@ const NOW = new Date('2026-11-26T12:34:56.321Z');
 const RANK = { CRITICAL: 0, HIGH: 1, MEDIUM: 2, LOW: 3, UNKNOWN: 4 } as const;
 const fixtures = loadTrivyFixtures();
 
+// These tests hold the per-vulnerability list to what it was before status.fixes: with
+// --report-details=full it is written exactly as before (report-fixes.test.ts covers the default).
+const FULL = { details: 'full' } as const;
+
 function statusInput(scan: ScanState | undefined, extra: Partial<ReportStatusInput> = {}): ReportStatusInput {
-  return { scan, workloads: [{ kind: 'Deployment', name: 'web' }], team: 'payments', now: NOW, ...extra };
+  return { scan, workloads: [{ kind: 'Deployment', name: 'web' }], team: 'payments', now: NOW, ...extra, limits: { ...FULL, ...extra.limits } };
 }
 
 function scanned(result: ScanResult): ScanState {
@@ -300,7 +304,7 @@ describe('buildListlessStatus', () => {
   it.each(fixtures.map((f) => [f.name, f.result] as const))(
     '%s: compares like the status with its list, and holds everything else of it',
     (_name, result) => {
-      const prepared = preparedScanState(scanned(result), { maxVulnerabilities: 100 });
+      const prepared = preparedScanState(scanned(result), { ...FULL, maxVulnerabilities: 100 });
       const full = buildReportStatus(statusInput(prepared, { limits: { maxVulnerabilities: 100 } }));
       const fromServer = roundTrip(full);
       const { result: withList, ...rest } = prepared;
@@ -308,13 +312,14 @@ describe('buildListlessStatus', () => {
       const listless = buildListlessStatus({ ...statusInput(undefined, { limits: { maxVulnerabilities: 100 }, previousConditions: fromServer.conditions }), scan: outline });
       if (listless === undefined) throw new Error('a prepared state gives a listless status');
       expect(listless.vulnerabilities).toBeUndefined();
-      expect(roundTrip(listless)).toEqual(roundTrip({ ...full, vulnerabilities: undefined }));
+      expect(listless.fixes).toBeUndefined();
+      expect(roundTrip(listless)).toEqual(roundTrip({ ...full, fixes: undefined, vulnerabilities: undefined }));
       expect(statusEquals(fromServer, listless)).toBe(true);
-      expect(sameVulnerabilities(fromServer, listless)).toBe(true);
+      expect(sameDetails(fromServer, listless)).toBe(true);
 
       // The report's list without its worst entry, under the same summary, is a change.
       if (withList === undefined || withList.vulnerabilities.length === 0) return;
-      const other = preparedScanState(scanned({ ...result, vulnerabilities: withList.vulnerabilities.slice(1) }), { maxVulnerabilities: 100 });
+      const other = preparedScanState(scanned({ ...result, vulnerabilities: withList.vulnerabilities.slice(1) }), { ...FULL, maxVulnerabilities: 100 });
       const changed = buildListlessStatus({ ...statusInput(undefined, { limits: { maxVulnerabilities: 100 } }), scan: { ...outline, preparedListFingerprint: other.preparedListFingerprint } });
       if (changed === undefined) throw new Error('a prepared state gives a listless status');
       expect(statusEquals(fromServer, changed)).toBe(false);
@@ -331,7 +336,7 @@ describe('buildListlessStatus', () => {
 
 describe('statusKeepingList', () => {
   const result = fixtures.find((f) => f.name === 'alpine-39.json')?.result as ScanResult;
-  const prepared = preparedScanState(scanned(result), { maxVulnerabilities: 100 });
+  const prepared = preparedScanState(scanned(result), { ...FULL, maxVulnerabilities: 100 });
   const { result: withList, ...rest } = prepared;
   if (withList === undefined) throw new Error('alpine-39 has a result');
   const outline = { ...rest, result: { summary: withList.summary, scanner: withList.scanner } };
@@ -345,12 +350,12 @@ describe('statusKeepingList', () => {
     expect(toWrite).toBeDefined();
     expect(toWrite?.vulnerabilities).toBeUndefined();
     expect(toWrite?.workloads).toEqual([{ kind: 'Deployment', name: 'api' }]);
-    expect(sameVulnerabilities(toWrite, onServer)).toBe(true);
+    expect(sameDetails(toWrite, onServer)).toBe(true);
     expect(countBySeverity(toWrite)).toEqual(countBySeverity(onServer));
   });
 
   it('needs the list when the report holds another list, another summary, or is not slim', () => {
-    const fewer = preparedScanState(scanned({ ...result, vulnerabilities: withList.vulnerabilities.slice(1) }), { maxVulnerabilities: 100 });
+    const fewer = preparedScanState(scanned({ ...result, vulnerabilities: withList.vulnerabilities.slice(1) }), { ...FULL, maxVulnerabilities: 100 });
     const otherList = buildListlessStatus({ ...statusInput(undefined), scan: { ...outline, preparedListFingerprint: fewer.preparedListFingerprint } });
     if (otherList === undefined) throw new Error('prepared');
     expect(statusKeepingList(cached, otherList)).toBeUndefined();
@@ -398,7 +403,7 @@ describe('scanStateFromReport', () => {
     (_name, result) => {
       const status = buildReportStatus(statusInput(scanned(result)));
       const kept = scanStateFromReport(reportWith(status));
-      const prepared: ScanState = { ...kept, result: roundTrip(kept.result), preparedListFingerprint: vulnerabilityFingerprint(status.vulnerabilities) };
+      const prepared: ScanState = { ...kept, result: roundTrip(kept.result), preparedListFingerprint: detailsFingerprint(status.fixes, status.vulnerabilities) };
       const rebuilt = buildReportStatus(statusInput(prepared, { previousConditions: status.conditions }));
       expect(statusEquals(status, rebuilt)).toBe(true);
       expect(roundTrip(rebuilt.vulnerabilities)).toEqual(roundTrip(status.vulnerabilities)?.map((v) => expect.objectContaining(v)));
@@ -410,8 +415,8 @@ describe('scanStateFromReport', () => {
     '%s: preparedScanState keeps the list a report holds, which builds the same status after a JSON round trip',
     (_name, result) => {
       const status = buildReportStatus(statusInput(scanned(result)));
-      const prepared = preparedScanState(scanned(result));
-      expect(prepared.preparedListFingerprint).toBe(vulnerabilityFingerprint(status.vulnerabilities));
+      const prepared = preparedScanState(scanned(result), FULL);
+      expect(prepared.preparedListFingerprint).toBe(detailsFingerprint(status.fixes, status.vulnerabilities));
       expect(prepared.vulnerabilitiesOmitted).toBe(status.vulnerabilitiesOmitted);
       const rebuilt = buildReportStatus(statusInput({ ...prepared, result: roundTrip(prepared.result) }, { previousConditions: status.conditions }));
       expect(statusEquals(status, rebuilt)).toBe(true);

@@ -4,6 +4,7 @@ import type { V1Condition } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import type { SeverityCount } from '../metrics/vulnerability-counts.js';
 import { isLabelValue } from '../images/team.js';
+import { findingFingerprint } from '../kube/event-recorder.js';
 import { SCAN_FAILURE_REASONS, type ScanFailureReason } from '../scanner/scan-failure.js';
 import { compareText, compareVulnerabilities, SEVERITIES, type ScanResult, type ScannerInfo, type Severity, type Vulnerability, type VulnerabilitySummary } from '../scanner/scan-result.js';
 import {
@@ -17,16 +18,24 @@ import {
   UNASSIGNED_TEAM,
   type ImageScanReport,
   type ImageScanReportStatus,
+  type ReportDetails,
+  type ReportFix,
   type ReportPhase,
   type ReportVulnerability,
   type ReportWorkload,
 } from './image-scan-report.js';
+import { compareFixes, fixableCriticalIdsOfFixes, fixesOf, hasFix } from './report-fixes.js';
 import { digestLabelValue, reportName } from './report-name.js';
 
 /** The type of the one condition the operator writes. */
 export const SCANNED_CONDITION = 'Scanned';
 
 export interface ReportLimits {
+  /** Whether the per-vulnerability list is written (`full`) or only status.fixes (`fixes`). */
+  details: ReportDetails;
+  /** Budget for status.fixes as the API server serializes it (bytes). */
+  maxFixBytes: number;
+  maxFixes: number;
   /** Budget for status.vulnerabilities as the API server serializes it (bytes). */
   maxVulnerabilityBytes: number;
   maxVulnerabilities: number;
@@ -34,20 +43,28 @@ export interface ReportLimits {
 }
 
 /**
- * etcd refuses objects over 1.5 MiB. The vulnerability list is the only part that grows with the image;
- * 256 KiB and 1000 entries keep the whole report far below the limit and `kubectl get -o yaml` readable.
+ * etcd refuses objects over 1.5 MiB, and every report is stored once per namespace that runs the image:
+ * at 50,000 pods that is ~22,000 reports, and etcd's default quota is 2 GiB. The lists are the only parts
+ * that grow with the image. status.fixes gets 8 KiB, the worst ~30 packages: on the real reports among
+ * the fixtures 11 of 14 need less than 8 KB, nginx:1.19 18.6 KB (58 packages), the largest 34 KB (61
+ * packages); what the cap leaves out is counted in fixesOmitted, and the whole list is one flag
+ * (--report-details=full) or one `trivy image` away. With full, the per-vulnerability list's 256 KiB and
+ * 1000 entries keep the whole report below the limit and `kubectl get -o yaml` readable.
  */
 export const DEFAULT_REPORT_LIMITS: Readonly<ReportLimits> = Object.freeze({
+  details: 'fixes',
+  maxFixBytes: 8 * 1024,
+  maxFixes: 100,
   maxVulnerabilityBytes: 256 * 1024,
   maxVulnerabilities: 1000,
   maxWorkloads: 500,
 });
 
 /**
- * The CRD's maxItems for the two lists. Limits asked for (e.g. --max-report-vulnerabilities up to 5000)
+ * The CRD's maxItems for the lists. Limits asked for (e.g. --max-report-vulnerabilities up to 5000)
  * are clamped to them: a longer list is refused by the API server (422) and the report never updates.
  */
-export const CRD_MAX_ITEMS = Object.freeze({ vulnerabilities: 1000, workloads: 500 });
+export const CRD_MAX_ITEMS = Object.freeze({ vulnerabilities: 1000, workloads: 500, fixes: 500, fixIds: 5000, fixedVersions: 100 });
 
 /**
  * Longest strings (in code points, as the API server counts) the builder writes; the CRD declares the
@@ -58,6 +75,8 @@ export const FIELD_MAX_LENGTH = Object.freeze({
   package: 256,
   installedVersion: 256,
   fixedVersion: 512,
+  /** One of a fix entry's fixedVersions (a piece of a FixedVersion, itself at most fixedVersion long). */
+  fixVersion: 512,
   title: 256,
   url: 1024,
   target: 512,
@@ -92,8 +111,21 @@ export interface ScanState {
   /** Entries known to be missing from result.vulnerabilities (a result rebuilt from a capped report). */
   vulnerabilitiesOmitted?: number;
   /**
-   * Set when result.vulnerabilities is already a report's list built under the same limits (sorted,
-   * bounded, capped: see preparedList); the value is its vulnerabilityFingerprint.
+   * The report's fix entries, when known apart from result.vulnerabilities: a result rebuilt from a
+   * report that holds status.fixes, or a prepared state. Otherwise they are worked out from the list.
+   */
+  fixes?: ReportFix[];
+  /** Fix entries known to be missing from `fixes`. */
+  fixesOmitted?: number;
+  /**
+   * Set when the state cannot give the details this configuration writes: fixes worked out from an
+   * old-format report whose list was capped, or a per-vulnerability list asked for from a report that
+   * holds only fixes. Only a scan can complete it.
+   */
+  detailsIncomplete?: boolean;
+  /**
+   * Set when result.vulnerabilities and fixes are already a report's lists built under the same limits
+   * (sorted, bounded, capped: see preparedScanState); the value is their detailsFingerprint.
    */
   preparedListFingerprint?: string;
 }
@@ -150,13 +182,15 @@ export function buildReportStatus(input: ReportStatusInput): ImageScanReportStat
   if (result !== undefined) {
     status.scanner = scannerInfo(result.scanner);
     status.summary = summaryOf(result.summary);
-    const capped =
-      scan.preparedListFingerprint === undefined
-        ? cappedVulnerabilitiesOf(result, limits.maxVulnerabilityBytes, Math.min(limits.maxVulnerabilities, CRD_MAX_ITEMS.vulnerabilities))
-        : preparedList(result.vulnerabilities, scan.preparedListFingerprint);
-    status.vulnerabilities = capped.vulnerabilities;
-    status.vulnerabilitiesOmitted = capped.omitted + nonNegativeInteger(scan.vulnerabilitiesOmitted ?? 0);
+    const details = scan.preparedListFingerprint === undefined ? detailsOf({ ...scan, result }, limits) : preparedDetails({ ...scan, result }, limits);
+    status.fixes = details.fixes;
+    status.fixesOmitted = details.fixesOmitted;
+    if (details.vulnerabilities !== undefined) {
+      status.vulnerabilities = details.vulnerabilities;
+      status.vulnerabilitiesOmitted = details.vulnerabilitiesOmitted;
+    }
   }
+  if (result !== undefined && scan.preparedListFingerprint !== undefined) listFingerprints.set(status, scan.preparedListFingerprint);
   status.workloads = sortWorkloads(input.workloads).slice(0, Math.min(limits.maxWorkloads, CRD_MAX_ITEMS.workloads));
   status.team = isLabelValue(input.team) ? input.team : UNASSIGNED_TEAM;
   const message = statusMessage(phase, scan, input.localOnly === true);
@@ -178,9 +212,10 @@ export function buildListlessStatus(input: Omit<ReportStatusInput, 'scan'> & { s
   if (result === undefined) return buildReportStatus({ ...input, scan });
   const fingerprint = scan.preparedListFingerprint;
   if (fingerprint === undefined) return undefined;
-  // A prepared list is taken as it is (preparedList), so an empty one gives every other field the same.
-  const status = buildReportStatus({ ...input, scan: { ...scan, result: { ...result, vulnerabilities: [] } } });
-  status.vulnerabilities = undefined;
+  // Prepared lists are taken as they are (preparedDetails), so empty ones give every other field the same.
+  const status = buildReportStatus({ ...input, scan: { ...scan, fixes: [], result: { ...result, vulnerabilities: [] } } });
+  status.fixes = undefined;
+  if ('vulnerabilities' in status) status.vulnerabilities = undefined;
   listFingerprints.set(status, fingerprint);
   return status;
 }
@@ -193,16 +228,28 @@ export function capVulnerabilities(
   vulns: readonly ReportVulnerability[],
   limits: { maxBytes: number; maxCount: number },
 ): { vulnerabilities: ReportVulnerability[]; omitted: number } {
+  const kept = fittingPrefix(vulns, limits);
+  return { vulnerabilities: vulns.slice(0, kept), omitted: vulns.length - kept };
+}
+
+/** As capVulnerabilities, for fix entries (sorted worst first): the worst packages always survive. */
+export function capFixes(fixes: readonly ReportFix[], limits: { maxBytes: number; maxCount: number }): { fixes: ReportFix[]; omitted: number } {
+  const kept = fittingPrefix(fixes, limits);
+  return { fixes: fixes.slice(0, kept), omitted: fixes.length - kept };
+}
+
+/** How many leading items fit `maxCount` and, as a JSON array, `maxBytes`. */
+function fittingPrefix(items: readonly object[], limits: { maxBytes: number; maxCount: number }): number {
   let bytes = 2; // the brackets
   let kept = 0;
-  for (const v of vulns) {
+  for (const item of items) {
     if (kept >= limits.maxCount) break;
-    const size = serializedBytes(JSON.stringify(v)) + (kept > 0 ? 1 : 0);
+    const size = serializedBytes(JSON.stringify(item)) + (kept > 0 ? 1 : 0);
     if (bytes + size > limits.maxBytes) break;
     bytes += size;
     kept += 1;
   }
-  return { vulnerabilities: vulns.slice(0, kept), omitted: vulns.length - kept };
+  return kept;
 }
 
 /**
@@ -215,14 +262,17 @@ export function statusEquals(current: ImageScanReportStatus | undefined, desired
 }
 
 /**
- * What a cached report keeps of its vulnerability list once the list itself is dropped: the list's
- * fingerprint (for statusEquals) and the per-severity fixable counts the metrics derive from it.
+ * What a cached report keeps of its lists (fixes, vulnerabilities) once the lists themselves are
+ * dropped: their fingerprint (for statusEquals), the per-severity fixable counts the metrics derive
+ * from them, and the findingFingerprint of their fixable CRITICAL vulnerabilities (for events).
  */
 export interface SlimStatusFacts {
-  /** vulnerabilityFingerprint of the list the status held. */
+  /** listFingerprintOf the status. */
   fingerprint: string;
   /** countBySeverity of the full status (undefined: no summary yet). */
   severityCounts: SeverityCount[] | undefined;
+  /** findingFingerprint of fixableCriticalIdsOfStatus of the full status. */
+  finding?: string;
 }
 
 // Slim statuses are ordinary status objects (so they can be spread into patches and compared), with
@@ -232,27 +282,50 @@ const slimFacts = new WeakMap<ImageScanReportStatus, SlimStatusFacts>();
 const listFingerprints = new WeakMap<ImageScanReportStatus, string>();
 
 /**
- * A copy of `status` without its vulnerability list, remembered with `facts` so statusEquals compares
- * it by fingerprint. The key `vulnerabilities` stays (value undefined) when the list was present, so a
- * status patch that drops the list still sends `vulnerabilities: null`, and a spread of the slim status
- * sent as a merge patch leaves the server's list alone.
+ * A copy of `status` without its lists, remembered with `facts` so statusEquals compares it by
+ * fingerprint. The keys `fixes` and `vulnerabilities` stay (value undefined) when the lists were
+ * present, so a status patch that drops a list still sends it as null, and a spread of the slim status
+ * sent as a merge patch leaves the server's lists alone.
  */
 export function slimStatus(status: ImageScanReportStatus, facts: SlimStatusFacts): ImageScanReportStatus {
   const slim: ImageScanReportStatus = { ...status };
+  if ('fixes' in status) slim.fixes = undefined;
   if ('vulnerabilities' in status) slim.vulnerabilities = undefined;
   slimFacts.set(slim, facts);
   return slim;
 }
 
-/** True when both statuses hold the same vulnerability list (either may be slim or listless). */
-export function sameVulnerabilities(a: ImageScanReportStatus | undefined, b: ImageScanReportStatus | undefined): boolean {
+/** True when both statuses hold the same lists, fixes and vulnerabilities (either may be slim or listless). */
+export function sameDetails(a: ImageScanReportStatus | undefined, b: ImageScanReportStatus | undefined): boolean {
   return listFingerprintOf(a) === listFingerprintOf(b);
 }
 
-/** The vulnerabilityFingerprint of the status's list, also for a slim or listless status. */
+/** The fingerprint of the status's lists (detailsFingerprint), also for a slim or listless status. */
 export function listFingerprintOf(status: ImageScanReportStatus | undefined): string {
-  if (status === undefined) return vulnerabilityFingerprint(undefined);
-  return slimFacts.get(status)?.fingerprint ?? listFingerprints.get(status) ?? vulnerabilityFingerprint(status.vulnerabilities);
+  if (status === undefined) return detailsFingerprint(undefined, undefined);
+  return slimFacts.get(status)?.fingerprint ?? listFingerprints.get(status) ?? detailsFingerprint(status.fixes, status.vulnerabilities);
+}
+
+/** The two lists' vulnerabilityFingerprints together: what statusEquals compares of them. */
+export function detailsFingerprint(fixes: unknown, vulnerabilities: unknown): string {
+  return `${vulnerabilityFingerprint(fixes)}/${vulnerabilityFingerprint(vulnerabilities)}`;
+}
+
+/**
+ * The findingFingerprint of the fixable CRITICAL vulnerabilities a status shows: kept in a slim
+ * status's facts, else worked out from its lists.
+ */
+export function findingOfStatus(status: ImageScanReportStatus | undefined): string {
+  return slimFacts.get(status as ImageScanReportStatus)?.finding ?? findingFingerprint(fixableCriticalIdsOfStatus(status));
+}
+
+/**
+ * The fixable CRITICAL vulnerabilities a status shows, as `id|package|installedVersion`: from its fix
+ * entries, or from its per-vulnerability list in a report written before status.fixes existed.
+ */
+export function fixableCriticalIdsOfStatus(status: Pick<ImageScanReportStatus, 'fixes' | 'vulnerabilities'> | undefined): string[] {
+  if (Array.isArray(status?.fixes)) return fixableCriticalIdsOfFixes(status.fixes);
+  return (status?.vulnerabilities ?? []).filter((v) => v.severity === 'CRITICAL' && hasFix(v)).map((v) => `${v.id}|${v.package}|${v.installedVersion}`);
 }
 
 /**
@@ -342,14 +415,36 @@ function canonicalEntry(item: unknown): string {
 export function preparedScanState(state: ScanState, limits?: Partial<ReportLimits>): ScanState {
   const result = state.result;
   if (result === undefined || state.preparedListFingerprint !== undefined) return state;
-  const { maxVulnerabilityBytes, maxVulnerabilities } = { ...DEFAULT_REPORT_LIMITS, ...limits };
-  const capped = cappedVulnerabilitiesOf(result, maxVulnerabilityBytes, Math.min(maxVulnerabilities, CRD_MAX_ITEMS.vulnerabilities));
-  return {
+  const all = { ...DEFAULT_REPORT_LIMITS, ...limits };
+  const details = detailsOf({ ...state, result }, all);
+  const prepared: ScanState = {
     ...state,
-    result: { ...result, vulnerabilities: capped.vulnerabilities.map(fromReportVulnerability) },
-    vulnerabilitiesOmitted: capped.omitted + nonNegativeInteger(state.vulnerabilitiesOmitted ?? 0),
-    preparedListFingerprint: vulnerabilityFingerprint(capped.vulnerabilities),
+    result: { ...result, vulnerabilities: (details.vulnerabilities ?? []).map(fromReportVulnerability) },
+    fixes: details.fixes,
+    fixesOmitted: details.fixesOmitted,
+    vulnerabilitiesOmitted: details.vulnerabilitiesOmitted ?? 0,
+    preparedListFingerprint: detailsFingerprint(details.fixes, details.vulnerabilities),
   };
+  if (isIncomplete(state, result, all)) prepared.detailsIncomplete = true;
+  else delete prepared.detailsIncomplete;
+  return prepared;
+}
+
+/**
+ * Whether a state rebuilt from a report lacks what this configuration writes. Fixes worked out from a
+ * capped list (a report written before status.fixes) are exact when every fixable entry was listed;
+ * otherwise some fixable entries are unknown. A report that holds only fixes has no list to give `full`.
+ */
+function isIncomplete(state: ScanState, result: ScanResult, limits: ReportLimits): boolean {
+  if (state.detailsIncomplete === true) return true;
+  const omitted = nonNegativeInteger(state.vulnerabilitiesOmitted ?? 0);
+  if (omitted === 0) return false;
+  if (state.fixes === undefined) {
+    let listedFixable = 0;
+    for (const v of result.vulnerabilities) if (hasFix(v)) listedFixable += 1;
+    if (listedFixable < nonNegativeInteger(result.summary.fixable)) return true;
+  }
+  return limits.details === 'full' && limits.maxVulnerabilities > 0 && state.fixes !== undefined && result.vulnerabilities.length === 0;
 }
 
 /**
@@ -370,12 +465,18 @@ export function scanStateFromReport(report: ImageScanReport): ScanState {
     const scanner: ScannerInfo = { name: 'Trivy' };
     if (status.scanner?.version !== undefined) scanner.version = status.scanner.version;
     if (status.scanner?.dbUpdatedAt !== undefined) scanner.dbUpdatedAt = status.scanner.dbUpdatedAt;
+    const listed = Array.isArray(status.vulnerabilities);
     state.result = {
-      vulnerabilities: (status.vulnerabilities ?? []).map(fromReportVulnerability),
+      vulnerabilities: (listed ? (status.vulnerabilities ?? []) : []).map(fromReportVulnerability),
       summary: summaryOf(status.summary),
       scanner,
     };
-    state.vulnerabilitiesOmitted = nonNegativeInteger(status.vulnerabilitiesOmitted ?? 0);
+    if (Array.isArray(status.fixes)) {
+      state.fixes = status.fixes;
+      state.fixesOmitted = nonNegativeInteger(status.fixesOmitted ?? 0);
+    }
+    // A report written with --report-details=fixes has no list: every entry is omitted from it.
+    state.vulnerabilitiesOmitted = nonNegativeInteger((listed ? status.vulnerabilitiesOmitted : state.fixes === undefined ? 0 : status.summary.total) ?? 0);
   }
   if (phase === 'Failed') {
     const condition = status.conditions?.find((c) => c.type === SCANNED_CONDITION);
@@ -399,15 +500,80 @@ const cappedByResult = new WeakMap<ScanResult, Map<string, { vulnerabilities: Re
 // was a large part of the heap.
 const fingerprints = new WeakMap<object, string>();
 
+/** The lists a status holds, with their omitted counts; `vulnerabilities` only with details `full`. */
+interface StatusDetails {
+  fixes: ReportFix[];
+  fixesOmitted: number;
+  vulnerabilities?: ReportVulnerability[];
+  vulnerabilitiesOmitted?: number;
+}
+
 /**
- * A list that is already a report's list, as from scanStateFromReport of a status this builder made
- * under the same limits: used as it is, its fingerprint known. The scan knowledge keeps lists packed
- * and unpacks them into new arrays, so the identity memos below would miss and redo the sorting,
- * capping and hashing (14% of the operator's CPU in a 10,000-pod rescan).
+ * The lists of a prepared state (see preparedScanState), used as they are: the scan knowledge keeps
+ * them packed and unpacks them into new arrays, so the identity memos below would miss and redo the
+ * sorting, capping and hashing (14% of the operator's CPU in a 10,000-pod rescan). `vulnerabilities`
+ * only when the state was prepared for `full` (an empty list otherwise).
  */
-function preparedList(list: readonly Vulnerability[], fingerprint: string): { vulnerabilities: ReportVulnerability[]; omitted: number } {
-  fingerprints.set(list, fingerprint);
-  return { vulnerabilities: list as ReportVulnerability[], omitted: 0 };
+function preparedDetails(scan: ScanState & { result: ScanResult }, limits: ReportLimits): StatusDetails {
+  const details: StatusDetails = { fixes: scan.fixes ?? [], fixesOmitted: nonNegativeInteger(scan.fixesOmitted ?? 0) };
+  if (limits.details === 'full') {
+    details.vulnerabilities = scan.result.vulnerabilities as ReportVulnerability[];
+    details.vulnerabilitiesOmitted = nonNegativeInteger(scan.vulnerabilitiesOmitted ?? 0);
+  }
+  return details;
+}
+
+/** The lists a status holds for a scan state that is not prepared: sorted, bounded and capped. */
+function detailsOf(scan: ScanState & { result: ScanResult }, limits: ReportLimits): StatusDetails {
+  const fixLimits = { maxBytes: limits.maxFixBytes, maxCount: Math.min(limits.maxFixes, CRD_MAX_ITEMS.fixes) };
+  const fixes = scan.fixes === undefined ? cappedFixesOf(scan.result, fixLimits) : capFixes(reportFixesFrom(scan.fixes), fixLimits);
+  const details: StatusDetails = { fixes: fixes.fixes, fixesOmitted: fixes.omitted + nonNegativeInteger(scan.fixesOmitted ?? 0) };
+  if (limits.details === 'full') {
+    const capped = cappedVulnerabilitiesOf(scan.result, limits.maxVulnerabilityBytes, Math.min(limits.maxVulnerabilities, CRD_MAX_ITEMS.vulnerabilities));
+    details.vulnerabilities = capped.vulnerabilities;
+    details.vulnerabilitiesOmitted = capped.omitted + nonNegativeInteger(scan.vulnerabilitiesOmitted ?? 0);
+  }
+  return details;
+}
+
+const fixesByResult = new WeakMap<ScanResult, Map<string, { fixes: ReportFix[]; omitted: number }>>();
+
+/** The report's fix entries for a result: worked out from its whole list, sorted and capped; memoized like cappedVulnerabilitiesOf. */
+function cappedFixesOf(result: ScanResult, limits: { maxBytes: number; maxCount: number }): { fixes: ReportFix[]; omitted: number } {
+  const key = `${limits.maxBytes}/${limits.maxCount}`;
+  let byLimits = fixesByResult.get(result);
+  const known = byLimits?.get(key);
+  if (known !== undefined) return known;
+  const capped = capFixes(reportFixesFrom(fixesOf(result.vulnerabilities.map(toReportVulnerability))), limits);
+  if (byLimits === undefined) {
+    byLimits = new Map();
+    fixesByResult.set(result, byLimits);
+  }
+  byLimits.set(key, capped);
+  return capped;
+}
+
+/** Fix entries as a report held them, bounded and sorted again (a report is read from the API server). */
+function reportFixesFrom(fixes: readonly ReportFix[]): ReportFix[] {
+  const out: ReportFix[] = [];
+  for (const f of fixes) {
+    if (typeof f !== 'object' || f === null) continue;
+    const ids = (Array.isArray(f.ids) ? f.ids : []).filter((id): id is string => typeof id === 'string');
+    const versions = (Array.isArray(f.fixedVersions) ? f.fixedVersions : []).filter((v): v is string => typeof v === 'string');
+    out.push({
+      target: boundedText(String(f.target ?? ''), FIELD_MAX_LENGTH.target),
+      package: boundedText(String(f.package ?? ''), FIELD_MAX_LENGTH.package),
+      installedVersion: boundedText(String(f.installedVersion ?? ''), FIELD_MAX_LENGTH.installedVersion),
+      fixedVersions: versions.slice(0, CRD_MAX_ITEMS.fixedVersions).map((v) => boundedText(v, FIELD_MAX_LENGTH.fixVersion)),
+      critical: nonNegativeInteger(f.critical),
+      high: nonNegativeInteger(f.high),
+      medium: nonNegativeInteger(f.medium),
+      low: nonNegativeInteger(f.low),
+      unknown: nonNegativeInteger(f.unknown),
+      ids: ids.slice(0, CRD_MAX_ITEMS.fixIds).map((id) => boundedText(id, FIELD_MAX_LENGTH.id)),
+    });
+  }
+  return out.sort(compareFixes);
 }
 
 /** The report's vulnerability list for a result: sorted worst first and capped. The same array for the same input; never mutate it. */
@@ -574,9 +740,10 @@ function canonicalStatus(status: ImageScanReportStatus | undefined): string {
 /** Keys canonicalJson leaves out (true), or rules for a key's value (for an array, for each element). */
 type Skip = ReadonlyMap<string, true | Skip>;
 
-// A cached (slim) status no longer has its list, only the list's fingerprint (which canonicalStatus
+// A cached (slim) status no longer has its lists, only their fingerprint (which canonicalStatus
 // appends); a condition's lastTransitionTime changes only together with its status.
 const STATUS_NOISE: Skip = new Map<string, true | Skip>([
+  ['fixes', true],
   ['vulnerabilities', true],
   ['conditions', new Map([['lastTransitionTime', true]])],
 ]);

@@ -170,7 +170,7 @@ describe('ReportController', () => {
     h.pods.start();
     await h.pods.whenSynced();
     const result = parseTrivyReport(JSON.stringify({ SchemaVersion: 2, ArtifactName: 'x', Results: [] }));
-    h.scans.recordResult(D1, result, new Date());
+    h.scans.recordResult(D1, { result }, new Date());
     h.controller.start();
     await until(() => h.calls.length === 2);
     h.calls.length = 0;
@@ -200,8 +200,8 @@ describe('ReportController', () => {
       const result = parseTrivyReport(JSON.stringify({ SchemaVersion: 2, ArtifactName: 'x', Results: [] }));
       return { ...result, scanner: { ...result.scanner, dbUpdatedAt } };
     };
-    h.scans.recordResult(D1, scannedWith('2026-11-25T00:00:00Z'), new Date());
-    h.scans.recordResult(D2, scannedWith('2026-11-26T06:00:00Z'), new Date());
+    h.scans.recordResult(D1, { result: scannedWith('2026-11-25T00:00:00Z') }, new Date());
+    h.scans.recordResult(D2, { result: scannedWith('2026-11-26T06:00:00Z') }, new Date());
     h.controller.start();
     await until(() => h.calls.length === 2);
 
@@ -240,8 +240,8 @@ describe('ReportController', () => {
     await h.pods.whenSynced();
     const result = parseTrivyReport(JSON.stringify({ SchemaVersion: 2, ArtifactName: 'x', Results: [] }));
     const gone = `sha256:${'9'.repeat(64)}`;
-    h.scans.recordResult(D1, result, new Date());
-    h.scans.recordResult(gone, result, new Date());
+    h.scans.recordResult(D1, { result }, new Date());
+    h.scans.recordResult(gone, { result }, new Date());
     expect(h.controller.pruneKnowledge()).toBe(1);
     expect(h.scans.get(D1)).toBeDefined();
     expect(h.scans.get(gone)).toBeUndefined();

@@ -3,7 +3,7 @@
 // after a delay. Time-driven work (scheduled rescans, DB updates, resync) only marks and enqueues.
 import type { Logger } from 'pino';
 import type { NamespaceEntry, PodEntry, ReportEntry } from '../kube/cluster-objects.js';
-import { takeReportVulnerabilities } from '../kube/cluster-objects.js';
+import { takeReportDetails } from '../kube/cluster-objects.js';
 import type { ResilientInformer } from '../kube/informer.js';
 import type { PodImageIndex } from '../kube/pod-image-index.js';
 import { reportKey } from '../kube/pod-image-index.js';
@@ -197,17 +197,17 @@ export class ReportController {
   }
 
   private learnFromReport(entry: ReportEntry, enqueue: boolean): void {
-    // The cache keeps reports slim; the list comes with the delivery, once. It is converted only when
-    // the report is newer than what is known (seed ignores older results): after our own writes the
-    // watch delivers ~2 reports per key, each with a list that is already known.
-    const vulnerabilities = takeReportVulnerabilities(entry);
+    // The cache keeps reports slim; the lists come with the delivery, once. They are converted only
+    // when the report is newer than what is known (seed ignores older results): after our own writes
+    // the watch delivers ~2 reports per key, each with lists that are already known.
+    const lists = takeReportDetails(entry);
     const status = entry.report.status;
     const digest = entry.report.spec.digest;
     const knownAt = this.options.scans.get(digest)?.scannedAt?.getTime();
     const reportAt = Date.parse(status?.lastScanTime ?? '');
     const newer = knownAt === undefined || !(knownAt >= reportAt);
     const state = scanStateFromReport(
-      status === undefined || vulnerabilities === undefined || !newer ? entry.report : { ...entry.report, status: { ...status, vulnerabilities } },
+      status === undefined || lists === undefined || !newer ? entry.report : { ...entry.report, status: { ...status, ...lists } },
     );
     this.options.scans.seed(digest, state, (s) => this.options.reconciler.prepared(s));
     // A report seen for the first time may be an orphan from before a restart: reconcile it.

@@ -183,6 +183,7 @@ function countUnpacks(scans: ScanResults): { count: number } {
 }
 
 interface HarnessOptions {
+  reportDetails?: 'fixes' | 'full';
   secrets?: Record<string, { type: string; data: Record<string, string>; namespace?: string }>;
 }
 
@@ -233,6 +234,7 @@ function harness(options: HarnessOptions = {}) {
     gracePeriodMs: HOUR,
     rescanIntervalMs: 12 * HOUR,
     maxReportVulnerabilities: 100,
+    ...(options.reportDetails === undefined ? {} : { reportDetails: options.reportDetails }),
     now,
     logger: pino({ level: 'silent' }),
   });
@@ -327,8 +329,8 @@ describe('ReportReconciler', () => {
     expect(h.queue.requests).toHaveLength(1);
   });
 
-  it('writes the scan result once: Scanned with the counts Trivy reported, then nothing on the next reconcile', async () => {
-    const h = harness();
+  it.each(['fixes', 'full'] as const)('--report-details=%s: writes the scan result once: Scanned with the counts Trivy reported, then nothing on the next reconcile', async (details) => {
+    const h = harness({ reportDetails: details });
     const entry = pod('solo');
     if (entry === undefined) throw new Error('pod');
     h.index.upsert(entry);
@@ -347,10 +349,23 @@ describe('ReportReconciler', () => {
     expect(status?.summary?.critical).toBe(expected.critical);
     expect(status?.summary?.high).toBe(expected.high);
     expect(status?.summary?.fixable).toBe(expected.fixable);
-    // Capped by --max-report-vulnerabilities, the rest counted.
-    expect(status?.vulnerabilities).toHaveLength(100);
-    expect(status?.vulnerabilitiesOmitted).toBe(expected.total - 100);
-    expect(status?.vulnerabilities?.[0]?.severity).toBe('CRITICAL');
+    // What to upgrade, the worst packages first: nginx:1.19's 58 packages do not fit the 8 KiB budget,
+    // the rest are counted.
+    const counted = (status?.fixes ?? []).reduce((n, f) => n + f.critical + f.high + f.medium + f.low + f.unknown, 0);
+    expect(counted).toBeGreaterThan(0);
+    expect(counted).toBeLessThan(expected.fixable);
+    expect(status?.fixesOmitted).toBeGreaterThan(0);
+    expect(Buffer.byteLength(JSON.stringify(status?.fixes))).toBeLessThanOrEqual(8 * 1024);
+    expect(status?.fixes?.[0]?.critical).toBeGreaterThan(0);
+    if (details === 'fixes') {
+      expect(status).not.toHaveProperty('vulnerabilities');
+      expect(status).not.toHaveProperty('vulnerabilitiesOmitted');
+    } else {
+      // Capped by --max-report-vulnerabilities, the rest counted.
+      expect(status?.vulnerabilities).toHaveLength(100);
+      expect(status?.vulnerabilitiesOmitted).toBe(expected.total - 100);
+      expect(status?.vulnerabilities?.[0]?.severity).toBe('CRITICAL');
+    }
     expect(status?.workloads).toEqual([{ kind: 'Pod', name: 'solo' }]);
   });
 
@@ -427,7 +442,7 @@ describe('ReportReconciler', () => {
   it('drops the list of an image no pod runs, and reads it back from a report when a pod runs it again', async () => {
     const h = harness();
     const entry = await h.scannedPod();
-    const list = h.report()?.status?.vulnerabilities;
+    const list = h.report()?.status?.fixes;
     expect(list?.length).toBeGreaterThan(0);
 
     // The last pod goes: the report waits out its grace period, and memory keeps no list for it.
@@ -449,10 +464,10 @@ describe('ReportReconciler', () => {
     h.index.upsert(other);
     const requests = h.queue.requests.length;
     await h.reconciler.reconcile(reportKey('billing', DIGEST));
-    expect(h.server.find('billing', DIGEST)?.status?.vulnerabilities).toEqual(list);
+    expect(h.server.find('billing', DIGEST)?.status?.fixes).toEqual(list);
     expect(h.server.find('billing', DIGEST)?.status?.lastScanTime).toBe(h.report()?.status?.lastScanTime);
     expect(h.queue.requests).toHaveLength(requests);
-    expect(h.scans.resultOf(DIGEST)?.vulnerabilities.length).toBe(list?.length);
+    expect(h.scans.resultOf(DIGEST)?.fixes.length).toBe(list?.length);
   });
 
   it('rescans an image whose dropped list no report holds any more, and leaves its report as it is meanwhile', async () => {
@@ -465,7 +480,7 @@ describe('ReportReconciler', () => {
     // Someone replaced the list on the report: it is no longer the one the result was recorded with.
     const stored = h.server.objects.get(`${NS}/nginx-abababababab`);
     if (stored?.status === undefined) throw new Error('report');
-    stored.status.vulnerabilities = stored.status.vulnerabilities?.slice(1);
+    stored.status.fixes = stored.status.fixes?.slice(1);
     const other = pod('api', { namespace: 'billing' });
     if (other === undefined) throw new Error('pod');
     h.index.upsert(other);
@@ -478,7 +493,7 @@ describe('ReportReconciler', () => {
     expect(h.queue.requests.at(-1)?.target.digest).toBe(DIGEST);
     h.finishScan();
     await h.reconciler.reconcile(reportKey('billing', DIGEST));
-    expect(h.server.find('billing', DIGEST)?.status?.vulnerabilities?.length).toBeGreaterThan(0);
+    expect(h.server.find('billing', DIGEST)?.status?.fixes?.length).toBeGreaterThan(0);
   });
 
   it('after a restart, an orphan report (no pod) waits a full grace period from start before deletion', async () => {
@@ -547,7 +562,7 @@ describe('ReportReconciler', () => {
     h.finishScan();
     await first.reconcile(KEY);
     // The fixture has fixable CRITICAL vulnerabilities: one event for the one workload.
-    expect(h.report()?.status?.vulnerabilities?.some((v) => v.severity === 'CRITICAL' && (v.fixedVersion ?? '') !== '')).toBe(true);
+    expect(h.report()?.status?.fixes?.some((f) => f.critical > 0)).toBe(true);
     expect(created).toHaveLength(1);
     const report = h.report();
     if (report === undefined) throw new Error('report');
@@ -603,7 +618,7 @@ describe('ReportReconciler', () => {
     h.queue.pending.delete(DIGEST);
     await reconciler.reconcile(KEY);
     expect(h.server.writes).toEqual([`create ${NS}/nginx-abababababab`, `patchStatus ${NS}/nginx-abababababab`]);
-    expect(h.report()?.status?.vulnerabilities?.length).toBeGreaterThan(0);
+    expect(h.report()?.status?.fixes?.length).toBeGreaterThan(0);
     expect(created).toEqual([]);
 
     // Unchanged report, but the event is still owed: the list is unpacked to announce it.
@@ -627,7 +642,7 @@ describe('ReportReconciler', () => {
     expect(unpacks.count).toBeGreaterThan(0);
     expect(h.server.writes).toHaveLength(3);
     expect(h.report()?.status?.workloads).toEqual([{ kind: 'Deployment', name: 'web' }, { kind: 'Pod', name: 'solo' }]);
-    expect(h.report()?.status?.vulnerabilities?.length).toBeGreaterThan(0);
+    expect(h.report()?.status?.fixes?.length).toBeGreaterThan(0);
     expect(created).toEqual(['Pod/solo', 'Deployment/web']);
   });
 
@@ -635,9 +650,9 @@ describe('ReportReconciler', () => {
     const h = harness();
     const unpacks = countUnpacks(h.scans);
     await h.scannedPod();
-    const list = h.report()?.status?.vulnerabilities;
+    const list = h.report()?.status?.fixes;
     expect(list?.length).toBeGreaterThan(0);
-    expect(h.server.statusesSent[0]?.vulnerabilities).toEqual(list);
+    expect(h.server.statusesSent[0]?.fixes).toEqual(list);
 
     h.advance(HOUR);
     h.reconciler.recordSuccess(DIGEST, parseTrivyReport(fixtureText), h.now());
@@ -645,9 +660,9 @@ describe('ReportReconciler', () => {
     await h.reconciler.reconcile(KEY);
     expect(h.server.writes).toHaveLength(3);
     expect(unpacks.count).toBe(0);
-    expect(h.server.statusesSent[1]?.vulnerabilities).toBeUndefined();
+    expect(h.server.statusesSent[1]?.fixes).toBeUndefined();
     expect(h.report()?.status?.lastScanTime).toBe('2026-11-26T11:00:00Z');
-    expect(h.report()?.status?.vulnerabilities).toEqual(list);
+    expect(h.report()?.status?.fixes).toEqual(list);
     // The report as written counts as holding the list: the next reconcile writes nothing.
     await h.reconciler.reconcile(KEY);
     expect(h.server.writes).toHaveLength(3);
@@ -657,8 +672,8 @@ describe('ReportReconciler', () => {
     h.reconciler.recordSuccess(DIGEST, parseTrivyReport(fixtureText), h.now());
     h.server.failNext.patchStatus = [new KubeApiError('NotFound', 404, 'NotFound', 'gone')];
     await h.reconciler.reconcile(KEY);
-    expect(h.server.statusesSent.at(-2)?.vulnerabilities).toBeUndefined();
-    expect(h.server.statusesSent.at(-1)?.vulnerabilities).toEqual(list);
+    expect(h.server.statusesSent.at(-2)?.fixes).toBeUndefined();
+    expect(h.server.statusesSent.at(-1)?.fixes).toEqual(list);
   });
 
   it('a report created meanwhile by someone else (409 AlreadyExists) is read and updated, not duplicated', async () => {

@@ -7,7 +7,7 @@ import { teamOf } from '../images/team.js';
 import type { PodImage } from '../images/pod-images.js';
 import { KubeApiError } from '../kube/api-error.js';
 import type { NamespaceEntry, NodeEntry } from '../kube/cluster-objects.js';
-import { fixableCriticalIds } from '../kube/event-recorder.js';
+import { findingFingerprint } from '../kube/event-recorder.js';
 import type { FixableCriticalFinding } from '../kube/event-recorder.js';
 import type { Workload } from '../kube/owner-resolver.js';
 import type { IndexedPod } from '../kube/pod-image-index.js';
@@ -18,21 +18,22 @@ import type { ScanFailureReason } from '../scanner/scan-failure.js';
 import { compareText } from '../scanner/scan-result.js';
 import type { ScanResult } from '../scanner/scan-result.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
-import type { ImageScanReport, ImageScanReportStatus, ReportWorkload } from './image-scan-report.js';
+import type { ImageScanReport, ImageScanReportStatus, ReportDetails, ReportWorkload } from './image-scan-report.js';
 import { LABEL_TEAM } from './image-scan-report.js';
 import {
   buildListlessStatus,
   buildReportObject,
   buildReportStatus,
+  findingOfStatus,
+  fixableCriticalIdsOfStatus,
   listFingerprintOf,
   preparedScanState,
-  sameVulnerabilities,
   scanStateFromReport,
   statusEquals,
   statusKeepingList,
 } from './report-builder.js';
 import type { ScanOutlineState, ScanState } from './report-builder.js';
-import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
+import type { DigestScanKnowledge, KeptResult, ScanResults } from './scan-results.js';
 
 /**
  * The log of one reconcile, with the key's fields on every line. A pino child per reconcile ran the
@@ -116,6 +117,8 @@ export interface ReportReconcilerOptions {
   /** A transient failure is retried after this long (default 10 minutes). */
   transientRetryMs?: number;
   maxReportVulnerabilities: number;
+  /** --report-details (default fixes): whether reports also list every vulnerability. */
+  reportDetails?: ReportDetails;
   /** A new report whose first scan has not ended gets a Pending/Scanning status after this long. */
   interimStatusDelayMs?: number;
   now: () => Date;
@@ -193,6 +196,9 @@ export class ReportReconciler {
     }
     const waitMs = this.interimStatusWait(report, scan);
     if (waitMs > 0) return { requeueAfterMs: Math.min(waitMs, requeue.requeueAfterMs ?? waitMs) };
+    // Known from an old-format report whose list was capped: a rewrite now would be followed by another
+    // when the rescan that completes it ends. The report keeps what it shows until then.
+    if (scan.detailsIncomplete === true && report.status?.summary !== undefined) return requeue;
     const statusInput = {
       workloads: reportWorkloads,
       team,
@@ -200,7 +206,7 @@ export class ReportReconciler {
       ...(report.metadata?.generation === undefined ? {} : { observedGeneration: report.metadata.generation }),
       ...(report.status?.conditions === undefined ? {} : { previousConditions: report.status.conditions }),
       now: this.options.now(),
-      limits: { maxVulnerabilities: this.options.maxReportVulnerabilities },
+      limits: this.limits(),
     };
     // Compared first without the vulnerability list: most reconciles (pod updates, requeues, resyncs)
     // change nothing, and then the digest's packed list is never unpacked.
@@ -240,12 +246,16 @@ export class ReportReconciler {
   recordSuccess(digest: string, result: ScanResult, at: Date): void {
     this.requestContexts.delete(digest);
     const kept = this.prepared({ phase: 'Scanned', result, scannedAt: at });
-    this.options.scans.recordResult(digest, kept.result ?? result, at, kept.vulnerabilitiesOmitted ?? 0, kept.preparedListFingerprint);
+    this.options.scans.recordResult(digest, { ...kept, result: kept.result ?? result }, at);
   }
 
   /** A scan state as the scan knowledge keeps it, under this reconciler's limits (see preparedScanState). */
   prepared(state: ScanState): ScanState {
-    return preparedScanState(state, { maxVulnerabilities: this.options.maxReportVulnerabilities });
+    return preparedScanState(state, this.limits());
+  }
+
+  private limits(): { maxVulnerabilities: number; details: ReportDetails } {
+    return { maxVulnerabilities: this.options.maxReportVulnerabilities, details: this.options.reportDetails ?? 'fixes' };
   }
 
   private async collect(key: string, namespace: string, digest: string, current: ImageScanReport | undefined): Promise<ReconcileResult> {
@@ -334,6 +344,8 @@ export class ReportReconciler {
       const state: ScanOutlineState = { phase: 'Scanned', result };
       if (known.scannedAt !== undefined) state.scannedAt = known.scannedAt;
       if (known.vulnerabilitiesOmitted !== undefined && known.vulnerabilitiesOmitted > 0) state.vulnerabilitiesOmitted = known.vulnerabilitiesOmitted;
+      if (known.fixesOmitted !== undefined && known.fixesOmitted > 0) state.fixesOmitted = known.fixesOmitted;
+      if (known.detailsIncomplete === true) state.detailsIncomplete = true;
       if (known.preparedListFingerprint !== undefined) state.preparedListFingerprint = known.preparedListFingerprint;
       return state;
     }
@@ -354,14 +366,14 @@ export class ReportReconciler {
   private async withList(digest: string, scan: ScanOutlineState): Promise<ScanState> {
     const { result: outline, ...rest } = scan;
     if (outline === undefined) return rest;
-    const result = this.options.scans.resultOf(digest) ?? (await this.restoreList(digest));
-    if (result !== undefined) return { ...rest, result };
+    const kept = this.options.scans.resultOf(digest) ?? (await this.restoreList(digest));
+    if (kept !== undefined) return { ...rest, result: kept.result, fixes: kept.fixes };
     this.options.scans.markForRescan([digest], () => this.options.now().getTime());
     throw new Error(`the vulnerability list of ${digest} is no longer held by any report; scanning the image again`);
   }
 
   /** A dropped list back from a cached report of the digest that holds it: one read, no scan. */
-  private async restoreList(digest: string): Promise<ScanResult | undefined> {
+  private async restoreList(digest: string): Promise<KeptResult | undefined> {
     const fingerprint = this.options.scans.get(digest)?.preparedListFingerprint;
     if (fingerprint === undefined) return undefined;
     for (const cached of this.options.reports.withDigest?.(digest) ?? []) {
@@ -369,7 +381,8 @@ export class ReportReconciler {
       const report = await this.options.store.get(cached.metadata?.namespace ?? '', cached.metadata?.name ?? '');
       if (report === undefined) continue;
       const kept = this.prepared(scanStateFromReport(report));
-      if (kept.result !== undefined && this.options.scans.restoreList(digest, kept.result, kept.preparedListFingerprint ?? '')) return this.options.scans.resultOf(digest);
+      if (kept.result === undefined) continue;
+      if (this.options.scans.restoreList(digest, { result: kept.result, fixes: kept.fixes ?? [] }, kept.preparedListFingerprint ?? '')) return this.options.scans.resultOf(digest);
     }
     return undefined;
   }
@@ -475,14 +488,16 @@ export class ReportReconciler {
     const known = this.options.scans.get(report.spec.digest)?.finding;
     if (known !== undefined && (known.count === 0 || events.isAnnounced?.(namespace, reportName, workloads, known.fingerprint) === true)) return;
     const status = await fullStatus();
-    const criticalIds = fixableCriticalIds(status.vulnerabilities ?? []);
+    const criticalIds = fixableCriticalIdsOfStatus(status);
     if (criticalIds.length === 0) return;
     const finding = { namespace, reportName, image: report.spec.image, criticalIds };
+    // By the finding, not the lists: a report rewritten into another format (status.fixes instead of
+    // the per-vulnerability list) holds the same finding, and its workloads were told about it.
     const alreadyHeld =
       events.markAnnounced !== undefined &&
       before?.metadata?.name === report.metadata?.name &&
       before?.status?.phase === 'Scanned' &&
-      sameVulnerabilities(before.status, status);
+      findingOfStatus(before.status) === findingFingerprint(criticalIds);
     if (alreadyHeld) {
       const listed = new Set((before?.status?.workloads ?? []).map(workloadKey));
       const known = workloads.filter((w) => listed.has(workloadKey(w)));

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { SEVERITIES, type ScanResult, type Vulnerability } from '../scanner/scan-result.js';
-import type { ImageScanReport } from './image-scan-report.js';
+import type { ImageScanReport, ReportDetails } from './image-scan-report.js';
 import { buildReportObject, buildReportStatus, type DesiredReport, type ScanState } from './report-builder.js';
 import { loadTrivyFixtures, REPO_ROOT } from './testdata/trivy-fixtures.js';
 
@@ -77,7 +77,7 @@ function apiBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value).replace(/[<>&]/g, '\\u003c'));
 }
 
-function reportFor(scan: ScanState | undefined, desired: Partial<DesiredReport> = {}): ImageScanReport {
+function reportFor(scan: ScanState | undefined, desired: Partial<DesiredReport> = {}, details: ReportDetails = 'fixes'): ImageScanReport {
   const input: DesiredReport = {
     namespace: 'shop',
     image: 'nginx:1.25',
@@ -90,7 +90,7 @@ function reportFor(scan: ScanState | undefined, desired: Partial<DesiredReport> 
     ],
     ...desired,
   };
-  const status = buildReportStatus({ scan, workloads: input.workloads, team: input.team, localOnly: input.localOnly, observedGeneration: 1, now: new Date('2026-11-26T12:00:00Z') });
+  const status = buildReportStatus({ scan, workloads: input.workloads, team: input.team, localOnly: input.localOnly, observedGeneration: 1, now: new Date('2026-11-26T12:00:00Z'), limits: { details } });
   return { ...buildReportObject(input), status };
 }
 
@@ -174,6 +174,7 @@ describe('reports the builder writes, validated against the CRD', () => {
 
   it.each(fixtures.map((f) => [f.name, f.result] as const))('%s: valid, nothing pruned', (_name, result) => {
     expectValid(reportFor({ phase: 'Scanned', result, scannedAt: new Date('2026-11-26T10:00:00Z') }));
+    expectValid(reportFor({ phase: 'Scanned', result, scannedAt: new Date('2026-11-26T10:00:00Z') }, {}, 'full'));
     expectValid(reportFor({ phase: 'Scanning', result, scannedAt: new Date('2026-11-26T10:00:00Z') }));
     expectValid(reportFor({ phase: 'Failed', result, failure: { reason: 'timeout', message: 'took longer than 10m' } }));
   });
@@ -238,7 +239,17 @@ function resultOf(vulnerabilities: Vulnerability[]): ScanResult {
 
 describe('a report of up to 10,000 vulnerabilities', () => {
   function checkCapped(vulnerabilities: Vulnerability[]): void {
-    const report = reportFor({ phase: 'Scanned', result: resultOf(vulnerabilities), scannedAt: new Date('2026-11-26T10:00:00Z') });
+    // The default: fix entries only, within their own budget, and the whole report within 64 KiB.
+    const slim = reportFor({ phase: 'Scanned', result: resultOf(vulnerabilities), scannedAt: new Date('2026-11-26T10:00:00Z') });
+    const fixes = slim.status?.fixes ?? [];
+    expect(fixes.length).toBeLessThanOrEqual(500);
+    expect(apiBytes(fixes)).toBeLessThanOrEqual(32 * 1024);
+    expect(apiBytes(slim)).toBeLessThanOrEqual(64 * 1024);
+    expect(slim.status?.vulnerabilities).toBeUndefined();
+    if (vulnerabilities.some((v) => v.fixedVersion)) expect(fixes.length + (slim.status?.fixesOmitted ?? 0)).toBeGreaterThan(0);
+    expectValid(slim);
+
+    const report = reportFor({ phase: 'Scanned', result: resultOf(vulnerabilities), scannedAt: new Date('2026-11-26T10:00:00Z') }, {}, 'full');
     const status = report.status ?? {};
     const kept = status.vulnerabilities ?? [];
     expect(kept.length).toBeLessThanOrEqual(1000);

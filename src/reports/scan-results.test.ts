@@ -1,12 +1,19 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { findingFingerprint, fixableCriticalIds } from '../kube/event-recorder.js';
+import { findingFingerprint } from '../kube/event-recorder.js';
+import type { ScanResult } from '../scanner/scan-result.js';
 import { parseTrivyReport } from '../scanner/trivy-report-parser.js';
+import { preparedScanState } from './report-builder.js';
+import { fixableCriticalIdsOfFixes } from './report-fixes.js';
 import { ScanResults } from './scan-results.js';
+import { FIXTURES_DIR as fixtures } from './testdata/trivy-fixtures.js';
 
-const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/trivy');
+/** A result as the reconciler records it: prepared (default limits), with its fix entries. */
+function prepared(result: ScanResult) {
+  const state = preparedScanState({ phase: 'Scanned', result });
+  return { ...state, result: state.result ?? result, fixes: state.fixes ?? [] };
+}
 const digestOf = (i: number) => `sha256:${i.toString(16).padStart(64, '0')}`;
 
 describe('ScanResults', () => {
@@ -17,13 +24,15 @@ describe('ScanResults', () => {
     const at = new Date('2026-11-26T10:00:00Z');
     for (let i = 0; i < 100; i += 1) {
       const result = results[i % results.length];
-      if (result !== undefined) scans.recordResult(digestOf(i), result, at);
+      if (result !== undefined) scans.recordResult(digestOf(i), prepared(result), at);
     }
 
     for (let i = 0; i < 100; i += 1) {
       const expected = results[i % results.length];
-      expect(expected?.vulnerabilities.length).toBeGreaterThan(0);
-      expect(scans.resultOf(digestOf(i))).toEqual(expected);
+      expect(expected?.summary.fixable).toBeGreaterThan(0);
+      const kept = expected === undefined ? undefined : prepared(expected);
+      expect(kept?.fixes.length).toBeGreaterThan(0);
+      expect(scans.resultOf(digestOf(i))).toEqual({ result: kept?.result, fixes: kept?.fixes });
     }
   });
 
@@ -31,15 +40,15 @@ describe('ScanResults', () => {
     const scans = new ScanResults();
     const alpine = parseTrivyReport(readFileSync(path.join(fixtures, 'alpine-39.json'), 'utf8'));
     const centos = parseTrivyReport(readFileSync(path.join(fixtures, 'centos-7.json'), 'utf8'));
-    scans.recordResult(digestOf(1), alpine, new Date('2026-11-26T10:00:00Z'));
+    scans.recordResult(digestOf(1), { result: alpine }, new Date('2026-11-26T10:00:00Z'));
     scans.recordFailure(digestOf(1), { reason: 'timeout', message: 'scan timed out after 10m', at: new Date('2026-11-26T11:00:00Z'), transient: true });
 
-    expect(scans.resultOf(digestOf(1))).toEqual(alpine);
+    expect(scans.resultOf(digestOf(1))?.result).toEqual(alpine);
     expect(scans.get(digestOf(1))?.failure?.reason).toBe('timeout');
 
-    scans.recordResult(digestOf(1), centos, new Date('2026-11-26T12:00:00Z'));
-    scans.recordResult(digestOf(1), alpine, new Date('2026-11-26T09:00:00Z'));
-    expect(scans.resultOf(digestOf(1))).toEqual(centos);
+    scans.recordResult(digestOf(1), { result: centos }, new Date('2026-11-26T12:00:00Z'));
+    scans.recordResult(digestOf(1), { result: alpine }, new Date('2026-11-26T09:00:00Z'));
+    expect(scans.resultOf(digestOf(1))?.result).toEqual(centos);
     expect(scans.get(digestOf(1))?.failure).toBeUndefined();
   });
 
@@ -48,10 +57,11 @@ describe('ScanResults', () => {
     const alpine = parseTrivyReport(readFileSync(path.join(fixtures, 'alpine-39.json'), 'utf8'));
     const centos = parseTrivyReport(readFileSync(path.join(fixtures, 'centos-7.json'), 'utf8'));
     const at = new Date('2026-11-26T10:00:00Z');
-    scans.recordResult(digestOf(1), alpine, at, 0, 'fp-alpine');
-    expect(scans.restoreList(digestOf(1), centos, 'fp-alpine')).toBe(false); // it holds its list
+    const kept = prepared(alpine);
+    scans.recordResult(digestOf(1), { ...kept, preparedListFingerprint: 'fp-alpine' }, at);
+    expect(scans.restoreList(digestOf(1), prepared(centos), 'fp-alpine')).toBe(false); // it holds its list
 
-    const criticalIds = fixableCriticalIds(alpine.vulnerabilities);
+    const criticalIds = fixableCriticalIdsOfFixes(kept.fixes);
     expect(criticalIds.length).toBeGreaterThan(0);
     const finding = { count: criticalIds.length, fingerprint: findingFingerprint(criticalIds) };
     expect(scans.get(digestOf(1))?.finding).toEqual(finding);
@@ -63,10 +73,10 @@ describe('ScanResults', () => {
     expect(scans.resultOf(digestOf(1))).toBeUndefined();
     expect(scans.get(digestOf(1))).toMatchObject({ scannedAt: at, preparedListFingerprint: 'fp-alpine', result: { summary: alpine.summary } });
 
-    expect(scans.restoreList(digestOf(1), centos, 'fp-centos')).toBe(false);
-    expect(scans.restoreList(digestOf(2), alpine, 'fp-alpine')).toBe(false); // nothing known
-    expect(scans.restoreList(digestOf(1), alpine, 'fp-alpine')).toBe(true);
-    expect(scans.resultOf(digestOf(1))).toEqual(alpine);
+    expect(scans.restoreList(digestOf(1), prepared(centos), 'fp-centos')).toBe(false);
+    expect(scans.restoreList(digestOf(2), kept, 'fp-alpine')).toBe(false); // nothing known
+    expect(scans.restoreList(digestOf(1), kept, 'fp-alpine')).toBe(true);
+    expect(scans.resultOf(digestOf(1))).toEqual({ result: kept.result, fixes: kept.fixes });
   });
 
   it('prepares a result learnt from a report only when it is kept, and keeps what prepare returns', () => {
@@ -82,7 +92,7 @@ describe('ScanResults', () => {
     scans.seed(digestOf(1), { result: alpine, scannedAt: new Date('2026-11-26T09:00:00Z') }, prepare);
 
     expect(prepared).toEqual(['alpine']);
-    expect(scans.resultOf(digestOf(1))).toEqual(centos);
+    expect(scans.resultOf(digestOf(1))?.result).toEqual(centos);
     expect(scans.get(digestOf(1))).toMatchObject({ vulnerabilitiesOmitted: 2, preparedListFingerprint: 'fp' });
   });
 });

@@ -4,8 +4,10 @@
 import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants } from 'node:zlib';
 import type { ScanFailureReason } from '../scanner/scan-failure.js';
 import type { ScanResult, Vulnerability } from '../scanner/scan-result.js';
-import { findingFingerprint, fixableCriticalIds } from '../kube/event-recorder.js';
+import { findingFingerprint } from '../kube/event-recorder.js';
 import { RecentMap } from '../recent-map.js';
+import type { ReportFix } from './image-scan-report.js';
+import { fixableCriticalIdsOfFixes } from './report-fixes.js';
 
 export interface KnownFailure {
   reason: ScanFailureReason;
@@ -25,11 +27,15 @@ export interface DigestScanKnowledge {
   scannedAt?: Date;
   /** Entries known to be missing from result.vulnerabilities (a result rebuilt from a capped report). */
   vulnerabilitiesOmitted?: number;
-  /** Set when the result's list is already a report's list; its fingerprint (see ScanState). */
+  /** Fix entries known to be missing from the kept fixes. */
+  fixesOmitted?: number;
+  /** The kept lists lack what the reports should show; only a scan completes them (see ScanState). */
+  detailsIncomplete?: boolean;
+  /** Set when the result's lists are already a report's lists; their fingerprint (see ScanState). */
   preparedListFingerprint?: string;
   /**
-   * The fixable CRITICAL finding of the result's list (how many, and its findingFingerprint), worked
-   * out when the list is stored: whether a Warning event is owed is then known without the list.
+   * The fixable CRITICAL finding of the kept fix entries (how many, and its findingFingerprint), worked
+   * out when they are stored: whether a Warning event is owed is then known without the lists.
    */
   finding?: { count: number; fingerprint: string };
   /** The latest failed scan, cleared by a later success. */
@@ -43,15 +49,25 @@ export interface DigestScanKnowledge {
 /** A scan result without its vulnerability list: what most decisions need. */
 export type ScanOutline = Omit<ScanResult, 'vulnerabilities'>;
 
+/** A result as a report holds it: the (possibly empty) vulnerability list and the fix entries. */
+export interface KeptResult {
+  result: ScanResult;
+  fixes: ReportFix[];
+}
+
+/** What a scan (or a report) gives the knowledge: a ScanState as preparedScanState makes it. */
 export interface SeedState {
   result?: ScanResult;
+  fixes?: ReportFix[];
+  fixesOmitted?: number;
   scannedAt?: Date;
   vulnerabilitiesOmitted?: number;
+  detailsIncomplete?: boolean;
   preparedListFingerprint?: string;
   failure?: { reason: ScanFailureReason; message: string };
 }
 
-/** The knowledge with its result's vulnerability list as compressed JSON (see ScanResults). */
+/** The knowledge with its result's lists as compressed JSON (see ScanResults). */
 type StoredKnowledge = DigestScanKnowledge & { packedVulnerabilities?: Buffer };
 
 /** Results kept unpacked, most recently used last: the digests whose reports are being written now. */
@@ -65,36 +81,38 @@ const UNPACKED_RESULTS = 32;
  */
 export class ScanResults {
   private readonly byDigest = new Map<string, StoredKnowledge>();
-  private readonly unpacked = new RecentMap<string, ScanResult>(UNPACKED_RESULTS);
+  private readonly unpacked = new RecentMap<string, KeptResult>(UNPACKED_RESULTS);
 
   get(digest: string): DigestScanKnowledge | undefined {
     return this.byDigest.get(digest);
   }
 
-  /** The latest successful result with its vulnerability list (the same object while in use). */
-  resultOf(digest: string): ScanResult | undefined {
+  /** The latest successful result with its lists (the same objects while in use). */
+  resultOf(digest: string): KeptResult | undefined {
     const stored = this.byDigest.get(digest);
     if (stored?.result === undefined || stored.packedVulnerabilities === undefined) return undefined;
-    let result = this.unpacked.get(digest);
-    if (result === undefined) {
-      const vulnerabilities = JSON.parse(brotliDecompressSync(stored.packedVulnerabilities).toString('utf8')) as Vulnerability[];
-      result = { ...stored.result, vulnerabilities };
+    let kept = this.unpacked.get(digest);
+    if (kept === undefined) {
+      const [vulnerabilities, fixes] = JSON.parse(brotliDecompressSync(stored.packedVulnerabilities).toString('utf8')) as [Vulnerability[], ReportFix[]];
+      kept = { result: { ...stored.result, vulnerabilities }, fixes };
     }
-    // Kept unpacked while in use, so the report builder's per-result memo holds.
-    this.unpacked.set(digest, result);
-    return result;
+    this.unpacked.set(digest, kept);
+    return kept;
   }
 
-  /** Records a successful scan; it replaces any older result and clears the failure. */
-  recordResult(digest: string, result: ScanResult, scannedAt: Date, vulnerabilitiesOmitted = 0, preparedListFingerprint?: string): void {
+  /**
+   * Records a successful scan, as preparedScanState makes it (its result and fixes are what the
+   * reports hold); it replaces any older result and clears the failure.
+   */
+  recordResult(digest: string, state: SeedState & { result: ScanResult }, scannedAt: Date): void {
     const known = this.byDigest.get(digest);
     if (known?.scannedAt !== undefined && known.scannedAt > scannedAt) return;
-    const stored: StoredKnowledge = { digest, ...pack(result), scannedAt, lastAttemptAt: scannedAt, vulnerabilitiesOmitted };
-    if (preparedListFingerprint !== undefined) stored.preparedListFingerprint = preparedListFingerprint;
-    this.store(digest, stored, result);
+    const kept = { result: state.result, fixes: state.fixes ?? [] };
+    const stored: StoredKnowledge = { digest, ...pack(kept), scannedAt, lastAttemptAt: scannedAt, ...detailsFacts(state) };
+    this.store(digest, stored, kept);
   }
 
-  private store(digest: string, knowledge: StoredKnowledge, result?: ScanResult): void {
+  private store(digest: string, knowledge: StoredKnowledge, result?: KeptResult): void {
     this.byDigest.set(digest, knowledge);
     if (result !== undefined) this.unpacked.set(digest, result);
     else this.unpacked.delete(digest);
@@ -144,17 +162,20 @@ export class ScanResults {
       if (known?.scannedAt === undefined || known.scannedAt < state.scannedAt) {
         // Prepared only now that it is kept: most reports the watch delivers are known already.
         const kept = prepare(state);
-        // What we knew stays (a failure, rescanNotBefore), except the fingerprint of the list replaced here.
-        const { preparedListFingerprint: _replaced, ...earlier } = known ?? {};
-        this.store(digest, {
+        // What we knew stays (a failure, rescanNotBefore), except the facts of the lists replaced here.
+        const { preparedListFingerprint: _replaced, detailsIncomplete: _incomplete, fixesOmitted: _omitted, ...earlier } = known ?? {};
+        const stored: StoredKnowledge = {
           ...earlier,
           digest,
-          ...pack(kept.result ?? state.result),
+          ...pack({ result: kept.result ?? state.result, fixes: kept.fixes ?? [] }),
           scannedAt: state.scannedAt,
-          vulnerabilitiesOmitted: kept.vulnerabilitiesOmitted ?? 0,
           lastAttemptAt: known !== undefined && known.lastAttemptAt > state.scannedAt ? known.lastAttemptAt : state.scannedAt,
-          ...(kept.preparedListFingerprint === undefined ? {} : { preparedListFingerprint: kept.preparedListFingerprint }),
-        });
+          ...detailsFacts(kept),
+        };
+        // A report that cannot give what this configuration writes (see ScanState.detailsIncomplete)
+        // asks for one scan; its reports are left as they are until it ends.
+        if (stored.detailsIncomplete === true) stored.rescanNotBefore ??= 0;
+        this.store(digest, stored);
       }
       return;
     }
@@ -186,12 +207,12 @@ export class ScanResults {
    * Accepted only for a known result without its list, and only for the very list it was recorded with
    * (same fingerprint). Returns whether it was taken.
    */
-  restoreList(digest: string, result: ScanResult, preparedListFingerprint: string): boolean {
+  restoreList(digest: string, kept: KeptResult, preparedListFingerprint: string): boolean {
     const stored = this.byDigest.get(digest);
     if (stored?.result === undefined || stored.packedVulnerabilities !== undefined) return false;
     if (stored.preparedListFingerprint !== preparedListFingerprint) return false;
-    const { packedVulnerabilities, finding } = pack(result);
-    this.store(digest, { ...stored, packedVulnerabilities, finding }, { ...stored.result, vulnerabilities: result.vulnerabilities });
+    const { packedVulnerabilities, finding } = pack(kept);
+    this.store(digest, { ...stored, packedVulnerabilities, finding }, { result: { ...stored.result, vulnerabilities: kept.result.vulnerabilities }, fixes: kept.fixes });
     return true;
   }
 
@@ -221,9 +242,9 @@ export class ScanResults {
  * can be a view of a larger buffer, which kept 41 MiB of mostly empty buffers alive for 1,000 digests
  * (heap snapshot, 10,000-pod bench).
  */
-function pack(result: ScanResult): { result: ScanOutline; packedVulnerabilities: Buffer; finding: { count: number; fingerprint: string } } {
-  const { vulnerabilities, ...outline } = result;
-  const text = JSON.stringify(vulnerabilities);
+function pack(kept: KeptResult): { result: ScanOutline; packedVulnerabilities: Buffer; finding: { count: number; fingerprint: string } } {
+  const { vulnerabilities, ...outline } = kept.result;
+  const text = JSON.stringify([vulnerabilities, kept.fixes]);
   const packed = brotliCompressSync(text, {
     params: {
       [zlibConstants.BROTLI_PARAM_QUALITY]: 5,
@@ -233,6 +254,14 @@ function pack(result: ScanResult): { result: ScanOutline; packedVulnerabilities:
   });
   const exact = Buffer.alloc(packed.length);
   packed.copy(exact);
-  const criticalIds = fixableCriticalIds(vulnerabilities);
+  const criticalIds = fixableCriticalIdsOfFixes(kept.fixes);
   return { result: outline, packedVulnerabilities: exact, finding: { count: criticalIds.length, fingerprint: findingFingerprint(criticalIds) } };
+}
+
+/** The facts of a prepared state that the knowledge keeps beside its packed lists. */
+function detailsFacts(state: SeedState): Pick<DigestScanKnowledge, 'vulnerabilitiesOmitted' | 'fixesOmitted' | 'detailsIncomplete' | 'preparedListFingerprint'> {
+  const facts: ReturnType<typeof detailsFacts> = { vulnerabilitiesOmitted: state.vulnerabilitiesOmitted ?? 0, fixesOmitted: state.fixesOmitted ?? 0 };
+  if (state.detailsIncomplete === true) facts.detailsIncomplete = true;
+  if (state.preparedListFingerprint !== undefined) facts.preparedListFingerprint = state.preparedListFingerprint;
+  return facts;
 }

@@ -31,7 +31,7 @@ export interface ReportLike {
     team?: string;
     workloads?: { kind: string; name: string }[];
     summary?: Record<string, number>;
-    fixes?: { package: string; installedVersion: string; fixedVersions: string[]; critical: number; high: number }[];
+    fixes?: { package: string; installedVersion: string; fixedVersions: string[]; critical: number; high: number; medium: number; low: number; unknown: number }[];
     fixesOmitted?: number;
     vulnerabilities?: unknown[];
     vulnerabilitiesOmitted?: number;

@@ -27,6 +27,8 @@ export interface BenchOptions {
   keep: boolean;
   /** Which Trivy stand-in: the CPU-cheap bench/fast-trivy.sh, or the project's Node stub. */
   stub: 'fast' | 'node';
+  /** The operator's --report-details. */
+  reportDetails: 'fixes' | 'full';
 }
 
 export class BenchOptionsError extends Error {
@@ -49,7 +51,8 @@ export const USAGE = `usage: npm run bench -- [flags]
   --operator-node-options=".."  NODE_OPTIONS for the operator (e.g. "--operator-node-options=--cpu-prof --cpu-prof-dir=/tmp/prof")
   --stub fast|node      Trivy stand-in: bench/fast-trivy.sh (default; sleeps and replays, ~no CPU) or
                         test/trivy-stub/trivy (Node; ~0.13 CPU-s per run, which bounds a 2-core machine)
-  --keep                keep the work folder with the operator log, stub log and request log`;
+  --keep                keep the work folder with the operator log, stub log and request log
+  --report-details fixes|full  the operator's --report-details (default fixes)`;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
   if (raw === undefined) return fallback;
@@ -80,6 +83,7 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
         'operator-node-options': { type: 'string' },
         keep: { type: 'boolean', default: false },
         stub: { type: 'string', default: 'fast' },
+        'report-details': { type: 'string', default: 'fixes' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -105,7 +109,11 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
     operatorNodeOptions: values['operator-node-options'] ?? '',
     keep: values.keep,
     stub: values.stub === 'node' ? 'node' : 'fast',
+    reportDetails: values['report-details'] === 'full' ? 'full' : 'fixes',
   };
+  if (values['report-details'] !== 'fixes' && values['report-details'] !== 'full') {
+    throw new BenchOptionsError(`--report-details must be fixes or full, got ${JSON.stringify(values['report-details'])}`);
+  }
   if (values.stub !== 'node' && values.stub !== 'fast') throw new BenchOptionsError(`--stub must be fast or node, got ${JSON.stringify(values.stub)}`);
   if (options.concurrency > 64) throw new BenchOptionsError(`--concurrency must be at most 64 (the operator's limit), got ${options.concurrency}`);
   if (options.namespaces > options.pods) throw new BenchOptionsError(`--namespaces (${options.namespaces}) must not exceed --pods (${options.pods})`);

@@ -14,6 +14,7 @@ import type { ApiWindowCounts } from './api-requests.js';
 import { churnImage, planCluster, reportPairs } from './cluster-model.js';
 import type { ClusterPlan } from './cluster-model.js';
 import { formatMarkdown, formatTable } from './figures.js';
+import { rewrittenReportBytes, storedReportBytes } from './report-bytes.js';
 import type { Figure } from './figures.js';
 import { applyMemoryLimit, deploymentMemoryLimit } from './memory-limit.js';
 import { freePort, imageEnvironment, imageNodeFlags, isReady, OperatorSampler, startOperator } from './operator-probe.js';
@@ -176,6 +177,7 @@ async function main(options: BenchOptions): Promise<number> {
     '--rescan-jitter', '0s',
     '--leader-elect=false',
     '--log-level', 'info',
+    '--report-details', options.reportDetails,
   ];
   const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
   const nodeFlags = imageNodeFlags(dockerfile);
@@ -232,6 +234,7 @@ async function main(options: BenchOptions): Promise<number> {
   await settle(3_000, operator, rescanAt.getTime() - 500);
   const cold = await endPhase('cold start', operatorStartMs, sampler);
   const reportsAfterCold = tallyReports(api);
+  const reportBytes = storedReportBytes(api.objects.list(REPORTS));
 
   // ---- phase 2: the scheduled rescan, results unchanged
   const rescanValid = coldDoneMs < rescanAt.getTime();
@@ -246,6 +249,7 @@ async function main(options: BenchOptions): Promise<number> {
   }, operator);
   const rescanSeconds = (rescanDoneMs - rescanStartedAt) / 1000;
   await settle(3_000, operator);
+  const rescanBytesWritten = rewrittenReportBytes(records(), steadyFrom, Date.now(), (ns, name) => api.objects.get(REPORTS, ns, name));
   // Still the rescan phase (already mostly waiting), so the churn phase's figures are the churn's alone.
   const rssBeforeChurn = await sampler.lowestRssOver(IDLE_RSS_WINDOW_MS);
   const inUseBeforeChurn = await memoryInUse(sampler);
@@ -370,6 +374,7 @@ async function main(options: BenchOptions): Promise<number> {
     { phase: 'all', name: 'operator peak RSS', value: peakRssMiB, ideal: undefined, unit: 'MiB', target: '< 200 MiB', met: peakRssMiB < 200 },
     { phase: 'all', name: 'event-loop delay p99 (worst phase)', value: eventLoopP99Ms, ideal: undefined, unit: 'ms', target: '< 100 ms', met: eventLoopP99Ms < 100 },
     { phase: 'all', name: 'API requests', value: totals.total, ideal: undefined, unit: '' },
+    ...reportBytesFigures(options, reportBytes, rescanBytesWritten),
   ];
   for (const p of phases) {
     figures.push(
@@ -408,6 +413,9 @@ async function main(options: BenchOptions): Promise<number> {
     externalBeforeChurnMiB: inUseBeforeChurn.externalMiB,
     externalAfterChurnMiB: inUseAfterChurn.externalMiB,
     timeToReadySeconds,
+    reportDetails: options.reportDetails,
+    reportBytes,
+    rescanBytesWritten,
     rescanSeconds,
     rescanValid,
     churn: { seconds: options.churnSeconds, created, deleted, newDigests, achievedRatePerSecond: achievedRate, drainSeconds, scans: churnScans, maxQueueDepth: churn.process.maxQueueDepth },
@@ -437,6 +445,30 @@ async function main(options: BenchOptions): Promise<number> {
   if (options.keep) log(`kept ${work}`);
   else rmSync(work, { recursive: true, force: true });
   return figures.every((f) => f.met !== false) ? 0 : 1;
+}
+
+/**
+ * What the reports cost etcd (issue 20): the stored reports after the cold start, and what one no-change
+ * rescan rewrote. The size targets hold for the default --report-details=fixes; the total's for the
+ * 50,000-pod cluster (5% of etcd's default 2 GiB quota).
+ */
+function reportBytesFigures(options: BenchOptions, stored: ReturnType<typeof storedReportBytes>, rewritten: ReturnType<typeof rewrittenReportBytes>): Figure[] {
+  const fixes = options.reportDetails === 'fixes';
+  const mb = (n: number) => n / 1e6;
+  return [
+    {
+      phase: 'cold start',
+      name: `stored reports (${options.reportDetails}), total`,
+      value: mb(stored.totalBytes),
+      ideal: undefined,
+      unit: 'MB',
+      ...(fixes && options.pods >= 50_000 ? { target: '<= 100 MB', met: stored.totalBytes <= 100e6 } : {}),
+    },
+    { phase: 'cold start', name: 'stored report, mean', value: stored.meanBytes / 1024, ideal: undefined, unit: 'KiB' },
+    { phase: 'cold start', name: 'stored report, p99', value: stored.p99Bytes / 1024, ideal: undefined, unit: 'KiB', ...(fixes ? { target: '<= 16 KiB', met: stored.p99Bytes <= 16 * 1024 } : {}) },
+    { phase: 'cold start', name: 'stored report, largest', value: stored.maxBytes / 1024, ideal: undefined, unit: 'KiB', ...(fixes ? { target: '<= 64 KiB', met: stored.maxBytes <= 64 * 1024 } : {}) },
+    { phase: 'rescan', name: 'bytes of objects rewritten', value: mb(rewritten.objectBytes), ideal: undefined, unit: `MB (${rewritten.writes} writes, ${mb(rewritten.requestBytes).toFixed(1)} MB sent)` },
+  ];
 }
 
 /** The operator process of the current phase, stopped when the benchmark is interrupted. */

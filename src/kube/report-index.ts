@@ -82,13 +82,6 @@ export class ReportIndex {
     this.byDigestKey.set(`${namespace}/${digest}`, key);
   }
 
-  /** The cached reports of a digest in every namespace (a scan of the cache: for rare lookups only). */
-  withDigest(digest: string): ImageScanReport[] {
-    const out: ImageScanReport[] = [];
-    for (const entry of this.informer.list()) if (entry.report.spec.digest === digest) out.push(entry.report);
-    return out;
-  }
-
   /** Every managed report (for metrics at scrape time). */
   list(): ImageScanReport[] {
     const out: ImageScanReport[] = [];

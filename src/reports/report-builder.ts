@@ -490,14 +490,9 @@ export function scanStateFromReport(report: ImageScanReport): ScanState {
 
 // ---- vulnerabilities
 
-// Every namespace that runs a digest builds its status from the same ScanResult object, and results
-// are never mutated once recorded. Sorting, converting and capping up to 1,000 entries on each
-// reconcile, and canonicalizing both lists for statusEquals, took 15% of the operator's CPU in the
-// 10,000-pod benchmark (report-builder was the top non-I/O item in the profile); both are memoized by
-// object identity, weakly, so the memo goes with the result or the cached list.
-const cappedByResult = new WeakMap<ScanResult, Map<string, { vulnerabilities: ReportVulnerability[]; omitted: number }>>();
-// Only the hash is memoized: the canonical JSON of every list (~100 KB each) kept alive beside it
-// was a large part of the heap.
+// A list's fingerprint is memoized by the list's identity, weakly: the reports of a digest delivered
+// together share one list (SharedVulnerabilityLists), each fingerprinted as it enters the cache. Only
+// the hash is kept: the canonical JSON of every list beside it was a large part of the heap.
 const fingerprints = new WeakMap<object, string>();
 
 /** The lists a status holds, with their omitted counts; `vulnerabilities` only with details `full`. */
@@ -536,21 +531,9 @@ function detailsOf(scan: ScanState & { result: ScanResult }, limits: ReportLimit
   return details;
 }
 
-const fixesByResult = new WeakMap<ScanResult, Map<string, { fixes: ReportFix[]; omitted: number }>>();
-
-/** The report's fix entries for a result: worked out from its whole list, sorted and capped; memoized like cappedVulnerabilitiesOf. */
+/** The report's fix entries for a result: worked out from its whole list, sorted and capped. */
 function cappedFixesOf(result: ScanResult, limits: { maxBytes: number; maxCount: number }): { fixes: ReportFix[]; omitted: number } {
-  const key = `${limits.maxBytes}/${limits.maxCount}`;
-  let byLimits = fixesByResult.get(result);
-  const known = byLimits?.get(key);
-  if (known !== undefined) return known;
-  const capped = capFixes(reportFixesFrom(fixesOf(result.vulnerabilities.map(toReportVulnerability))), limits);
-  if (byLimits === undefined) {
-    byLimits = new Map();
-    fixesByResult.set(result, byLimits);
-  }
-  byLimits.set(key, capped);
-  return capped;
+  return capFixes(reportFixesFrom(fixesOf(result.vulnerabilities.map(toReportVulnerability))), limits);
 }
 
 /** Fix entries as a report held them, bounded and sorted again (a report is read from the API server). */
@@ -576,19 +559,12 @@ function reportFixesFrom(fixes: readonly ReportFix[]): ReportFix[] {
   return out.sort(compareFixes);
 }
 
-/** The report's vulnerability list for a result: sorted worst first and capped. The same array for the same input; never mutate it. */
+/**
+ * The report's vulnerability list for a result: sorted worst first and capped. Worked out once per scan
+ * (preparedScanState); every reconcile after it takes the prepared list as it is.
+ */
 function cappedVulnerabilitiesOf(result: ScanResult, maxBytes: number, maxCount: number): { vulnerabilities: ReportVulnerability[]; omitted: number } {
-  const key = `${maxBytes}/${maxCount}`;
-  let byLimits = cappedByResult.get(result);
-  const known = byLimits?.get(key);
-  if (known !== undefined) return known;
-  const capped = capVulnerabilities(sortReportVulnerabilities(result.vulnerabilities.map(toReportVulnerability)), { maxBytes, maxCount });
-  if (byLimits === undefined) {
-    byLimits = new Map();
-    cappedByResult.set(result, byLimits);
-  }
-  byLimits.set(key, capped);
-  return capped;
+  return capVulnerabilities(sortReportVulnerabilities(result.vulnerabilities.map(toReportVulnerability)), { maxBytes, maxCount });
 }
 
 const SEVERITY_RANK: ReadonlyMap<Severity, number> = new Map(SEVERITIES.map((s, i) => [s, i]));

@@ -223,7 +223,6 @@ function harness(options: HarnessOptions = {}) {
     nodes,
     reports: {
       find: (namespace, digest) => server.cached(namespace, digest),
-      withDigest: (digest) => [...server.objects.values()].filter((r) => r.spec.digest === digest).map((r) => slimReport(structuredClone(r)).report),
     },
     scans,
     scanQueue: queue,
@@ -437,63 +436,6 @@ describe('ReportReconciler', () => {
     await h.reconciler.reconcile(KEY);
     expect(h.report()?.status?.workloads).toEqual([{ kind: 'Pod', name: 'solo' }]);
     expect(h.server.writes.filter((w) => w.startsWith('delete'))).toEqual([]);
-  });
-
-  it('drops the list of an image no pod runs, and reads it back from a report when a pod runs it again', async () => {
-    const h = harness();
-    const entry = await h.scannedPod();
-    const list = h.report()?.status?.fixes;
-    expect(list?.length).toBeGreaterThan(0);
-
-    // The last pod goes: the report waits out its grace period, and memory keeps no list for it.
-    h.index.remove(entry);
-    await h.reconciler.reconcile(KEY);
-    expect(h.report()?.status?.workloads).toEqual([]);
-    expect(h.scans.resultOf(DIGEST)).toBeUndefined();
-    expect(h.scans.get(DIGEST)?.result).toBeDefined();
-
-    // Back in the same namespace: the report already holds the list, so nothing is read or scanned.
-    h.index.upsert(entry);
-    await h.reconciler.reconcile(KEY);
-    expect(h.report()?.status?.workloads).toEqual([{ kind: 'Pod', name: 'solo' }]);
-    expect(h.scans.resultOf(DIGEST)).toBeUndefined();
-
-    // In another namespace: its new report gets the list, read back from the first report, not rescanned.
-    const other = pod('api', { namespace: 'billing' });
-    if (other === undefined) throw new Error('pod');
-    h.index.upsert(other);
-    const requests = h.queue.requests.length;
-    await h.reconciler.reconcile(reportKey('billing', DIGEST));
-    expect(h.server.find('billing', DIGEST)?.status?.fixes).toEqual(list);
-    expect(h.server.find('billing', DIGEST)?.status?.lastScanTime).toBe(h.report()?.status?.lastScanTime);
-    expect(h.queue.requests).toHaveLength(requests);
-    expect(h.scans.resultOf(DIGEST)?.fixes.length).toBe(list?.length);
-  });
-
-  it('rescans an image whose dropped list no report holds any more, and leaves its report as it is meanwhile', async () => {
-    const h = harness();
-    const entry = await h.scannedPod();
-    h.index.remove(entry);
-    await h.reconciler.reconcile(KEY);
-    const before = h.report();
-
-    // Someone replaced the list on the report: it is no longer the one the result was recorded with.
-    const stored = h.server.objects.get(`${NS}/nginx-abababababab`);
-    if (stored?.status === undefined) throw new Error('report');
-    stored.status.fixes = stored.status.fixes?.slice(1);
-    const other = pod('api', { namespace: 'billing' });
-    if (other === undefined) throw new Error('pod');
-    h.index.upsert(other);
-    await expect(h.reconciler.reconcile(reportKey('billing', DIGEST))).rejects.toThrow(/no longer held by any report; scanning the image again/);
-    expect(h.server.find('billing', DIGEST)?.status).toBeUndefined();
-    expect(h.report()?.status?.phase).toBe(before?.status?.phase);
-
-    // The retry asks for the scan; its result gives the new report its list.
-    await expect(h.reconciler.reconcile(reportKey('billing', DIGEST))).rejects.toThrow();
-    expect(h.queue.requests.at(-1)?.target.digest).toBe(DIGEST);
-    h.finishScan();
-    await h.reconciler.reconcile(reportKey('billing', DIGEST));
-    expect(h.server.find('billing', DIGEST)?.status?.fixes?.length).toBeGreaterThan(0);
   });
 
   it('after a restart, an orphan report (no pod) waits a full grace period from start before deletion', async () => {

@@ -26,14 +26,12 @@ import {
   buildReportStatus,
   findingOfStatus,
   fixableCriticalIdsOfStatus,
-  listFingerprintOf,
   preparedScanState,
-  scanStateFromReport,
   statusEquals,
   statusKeepingList,
 } from './report-builder.js';
 import type { ScanOutlineState, ScanState } from './report-builder.js';
-import type { DigestScanKnowledge, KeptResult, ScanResults } from './scan-results.js';
+import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
 
 /**
  * The log of one reconcile, with the key's fields on every line. A pino child per reconcile ran the
@@ -79,8 +77,6 @@ export interface ReportLookup {
   /** Told about each successful write, so the next reconcile sees it before the watch does. */
   remember?(report: ImageScanReport): void;
   forget?(namespace: string, name: string, digest: string): void;
-  /** Every cached report of the digest, in any namespace (to take back a dropped list from). */
-  withDigest?(digest: string): ImageScanReport[];
 }
 
 /** The part of ScanQueue reconcile uses. */
@@ -212,7 +208,7 @@ export class ReportReconciler {
     // change nothing, and then the digest's packed list is never unpacked.
     const listless = buildListlessStatus({ ...statusInput, scan });
     let full: ImageScanReportStatus | undefined;
-    const fullStatus = async (): Promise<ImageScanReportStatus> => (full ??= buildReportStatus({ ...statusInput, scan: await this.withList(digest, scan) }));
+    const fullStatus = async (): Promise<ImageScanReportStatus> => (full ??= buildReportStatus({ ...statusInput, scan: this.withList(digest, scan) }));
     const wanted = listless ?? (await fullStatus());
     if (!statusEquals(report.status, wanted)) {
       // A report that holds the list already gets the other fields only (a new workload, a rescan's time).
@@ -277,9 +273,6 @@ export class ReportReconciler {
           throw err;
         }
       }
-      // No pod runs the digest anywhere: its reports hold the list, and none needs it written until a
-      // pod comes back (then it is read back from a report: see withList).
-      if (!this.options.pods.isRunning(digest)) this.options.scans.dropList(digest);
       return { requeueAfterMs: remaining };
     }
     const name = current.metadata?.name ?? '';
@@ -358,33 +351,14 @@ export class ReportReconciler {
     return { phase: this.options.scanQueue.isPending(digest) ? 'Scanning' : 'Pending' };
   }
 
-  /**
-   * The scan state with its result's vulnerability list: unpacked from the scan knowledge, or read back
-   * from a report of the digest when the list was dropped (see collect). When no report holds it any
-   * more, the digest is scanned again and this throws (the reconcile is retried); the report stays as it is.
-   */
-  private async withList(digest: string, scan: ScanOutlineState): Promise<ScanState> {
+  /** The scan state with its result's lists, unpacked from the scan knowledge. */
+  private withList(digest: string, scan: ScanOutlineState): ScanState {
     const { result: outline, ...rest } = scan;
     if (outline === undefined) return rest;
-    const kept = this.options.scans.resultOf(digest) ?? (await this.restoreList(digest));
-    if (kept !== undefined) return { ...rest, result: kept.result, fixes: kept.fixes };
-    this.options.scans.markForRescan([digest], () => this.options.now().getTime());
-    throw new Error(`the vulnerability list of ${digest} is no longer held by any report; scanning the image again`);
-  }
-
-  /** A dropped list back from a cached report of the digest that holds it: one read, no scan. */
-  private async restoreList(digest: string): Promise<KeptResult | undefined> {
-    const fingerprint = this.options.scans.get(digest)?.preparedListFingerprint;
-    if (fingerprint === undefined) return undefined;
-    for (const cached of this.options.reports.withDigest?.(digest) ?? []) {
-      if (listFingerprintOf(cached.status) !== fingerprint) continue;
-      const report = await this.options.store.get(cached.metadata?.namespace ?? '', cached.metadata?.name ?? '');
-      if (report === undefined) continue;
-      const kept = this.prepared(scanStateFromReport(report));
-      if (kept.result === undefined) continue;
-      if (this.options.scans.restoreList(digest, { result: kept.result, fixes: kept.fixes ?? [] }, kept.preparedListFingerprint ?? '')) return this.options.scans.resultOf(digest);
-    }
-    return undefined;
+    const kept = this.options.scans.resultOf(digest);
+    // The knowledge keeps a result and its lists together (ScanResults); this cannot happen.
+    if (kept === undefined) throw new Error(`the scan knowledge of ${digest} has a result without its lists`);
+    return { ...rest, result: kept.result, fixes: kept.fixes };
   }
 
   /**

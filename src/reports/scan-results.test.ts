@@ -52,31 +52,15 @@ describe('ScanResults', () => {
     expect(scans.get(digestOf(1))?.failure).toBeUndefined();
   });
 
-  it('drops a list and takes back only the list the result was recorded with', () => {
+  it('knows the fixable CRITICAL finding of a result without unpacking its lists', () => {
     const scans = new ScanResults();
     const alpine = parseTrivyReport(readFileSync(path.join(fixtures, 'alpine-39.json'), 'utf8'));
-    const centos = parseTrivyReport(readFileSync(path.join(fixtures, 'centos-7.json'), 'utf8'));
-    const at = new Date('2026-11-26T10:00:00Z');
     const kept = prepared(alpine);
-    scans.recordResult(digestOf(1), { ...kept, preparedListFingerprint: 'fp-alpine' }, at);
-    expect(scans.restoreList(digestOf(1), prepared(centos), 'fp-alpine')).toBe(false); // it holds its list
-
+    scans.recordResult(digestOf(1), { ...kept, preparedListFingerprint: 'fp-alpine' }, new Date('2026-11-26T10:00:00Z'));
     const criticalIds = fixableCriticalIdsOfFixes(kept.fixes);
     expect(criticalIds.length).toBeGreaterThan(0);
-    const finding = { count: criticalIds.length, fingerprint: findingFingerprint(criticalIds) };
-    expect(scans.get(digestOf(1))?.finding).toEqual(finding);
-
-    expect(scans.dropList(digestOf(1))).toBe(true);
-    // What events need of the list stays known without it.
-    expect(scans.get(digestOf(1))?.finding).toEqual(finding);
-    expect(scans.dropList(digestOf(1))).toBe(false);
-    expect(scans.resultOf(digestOf(1))).toBeUndefined();
-    expect(scans.get(digestOf(1))).toMatchObject({ scannedAt: at, preparedListFingerprint: 'fp-alpine', result: { summary: alpine.summary } });
-
-    expect(scans.restoreList(digestOf(1), prepared(centos), 'fp-centos')).toBe(false);
-    expect(scans.restoreList(digestOf(2), kept, 'fp-alpine')).toBe(false); // nothing known
-    expect(scans.restoreList(digestOf(1), kept, 'fp-alpine')).toBe(true);
-    expect(scans.resultOf(digestOf(1))).toEqual({ result: kept.result, fixes: kept.fixes });
+    expect(scans.get(digestOf(1))?.finding).toEqual({ count: criticalIds.length, fingerprint: findingFingerprint(criticalIds) });
+    expect(scans.get(digestOf(1))?.preparedListFingerprint).toBe('fp-alpine');
   });
 
   it('prepares a result learnt from a report only when it is kept, and keeps what prepare returns', () => {

@@ -189,33 +189,6 @@ export class ScanResults {
     }
   }
 
-  /**
-   * Drops the digest's packed list and keeps everything else known (the result's outline, when, the
-   * list's fingerprint): while no pod runs the digest, its reports hold the list and none of them needs
-   * it written. Returns whether there was a list to drop; restoreList takes it back.
-   */
-  dropList(digest: string): boolean {
-    const stored = this.byDigest.get(digest);
-    if (stored?.packedVulnerabilities === undefined) return false;
-    const { packedVulnerabilities: _dropped, ...rest } = stored;
-    this.store(digest, rest);
-    return true;
-  }
-
-  /**
-   * Takes back a dropped list from a report that holds it (`result`, as `prepare` in seed makes it).
-   * Accepted only for a known result without its list, and only for the very list it was recorded with
-   * (same fingerprint). Returns whether it was taken.
-   */
-  restoreList(digest: string, kept: KeptResult, preparedListFingerprint: string): boolean {
-    const stored = this.byDigest.get(digest);
-    if (stored?.result === undefined || stored.packedVulnerabilities !== undefined) return false;
-    if (stored.preparedListFingerprint !== preparedListFingerprint) return false;
-    const { packedVulnerabilities, finding } = pack(kept);
-    this.store(digest, { ...stored, packedVulnerabilities, finding }, { result: { ...stored.result, vulnerabilities: kept.result.vulnerabilities }, fixes: kept.fixes });
-    return true;
-  }
-
   /** Forgets digests no longer in use, so memory follows what runs. */
   prune(inUse: (digest: string) => boolean): number {
     let removed = 0;

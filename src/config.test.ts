@@ -35,7 +35,10 @@ describe('defaults', () => {
       rescanJitterMs: 10 * 60 * 1000,
       scanConcurrency: 2,
       scanTimeoutMs: 10 * 60 * 1000,
+      scanRetryBackoffMs: 10 * 60 * 1000,
+      maxScanAttempts: 5,
       trivyPath: 'trivy',
+      trivyMemoryLimitBytes: undefined,
       trivyCacheDir: '/var/cache/trivy',
       trivyServer: undefined,
       trivyServerToken: undefined,
@@ -225,6 +228,26 @@ describe('environment', () => {
   it('hands the proxy and CA variables to Trivy and nothing else of the environment', () => {
     const config = loadConfig([], { HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem', AWS_SECRET_ACCESS_KEY: 'x', PATH: '/bin' });
     expect(config.trivyEnv).toEqual({ HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem' });
+  });
+});
+
+describe('memory of the Trivy children', () => {
+  const GiB = 2 ** 30;
+  const MiB = 2 ** 20;
+
+  it("shares the container's limit, less the operator's 512Mi, among the scans that run at once", () => {
+    expect(loadConfig([], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBe(768 * MiB);
+    expect(loadConfig(['--scan-concurrency=4'], {}, { memoryLimitBytes: 4 * GiB }).trivyMemoryLimitBytes).toBe(896 * MiB);
+    // No container limit, or one too small to share: no GOMEMLIMIT.
+    expect(loadConfig([], {}, {}).trivyMemoryLimitBytes).toBeUndefined();
+    expect(loadConfig(['--scan-concurrency=16'], {}, { memoryLimitBytes: GiB }).trivyMemoryLimitBytes).toBeUndefined();
+  });
+
+  it('takes an explicit quantity, and 0 for none', () => {
+    expect(loadConfig(['--trivy-memory-limit=1Gi'], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBe(GiB);
+    expect(loadConfig([], { IMAGESCAN_TRIVY_MEMORY_LIMIT: '500M' }).trivyMemoryLimitBytes).toBe(500e6);
+    expect(loadConfig(['--trivy-memory-limit=0'], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBeUndefined();
+    expect(configError(() => loadConfig(['--trivy-memory-limit=1.5Gi'], {})).message).toBe('invalid --trivy-memory-limit "1.5Gi": expected a memory quantity like 768Mi or 2Gi (0: no limit)');
   });
 });
 

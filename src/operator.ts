@@ -142,6 +142,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     severities: [...config.severities],
     ignoreUnfixed: config.ignoreUnfixed,
     timeoutMs: config.scanTimeoutMs,
+    ...(config.trivyMemoryLimitBytes === undefined ? {} : { memoryLimitBytes: config.trivyMemoryLimitBytes }),
     ...(config.trivyDbRepository === undefined ? {} : { dbRepository: config.trivyDbRepository }),
     ...(config.trivyJavaDbRepository === undefined ? {} : { javaDbRepository: config.trivyJavaDbRepository }),
     logger: log.child({ component: 'trivy' }),
@@ -185,6 +186,9 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     teamLabel: config.teamLabel,
     gracePeriodMs: config.reportGracePeriodMs,
     rescanIntervalMs: rescanIntervalMs(config.rescanSchedule),
+    retry: { baseMs: config.scanRetryBackoffMs, maxAttempts: config.maxScanAttempts },
+    // Called after a failed scan: the schedule's next pass (the task exists by then).
+    nextScheduledRescan: (after) => rescanTask.getNextRuns(1)[0] ?? new Date(after.getTime() + rescanIntervalMs(config.rescanSchedule)),
     maxReportVulnerabilities: config.maxReportVulnerabilities,
     now,
     logger: log.child({ component: 'reconciler' }),
@@ -209,6 +213,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     new ScanQueue({
       scan: (target, signal, onChildExit) => runner.scan(target, signal, onChildExit),
       concurrency: config.scanConcurrency,
+      // A timeout would only repeat for another full timeout; the reconciler's growing backoff retries it.
+      retriesAtOnce: (failure) => failure.reason !== 'timeout',
       gate: () => database.whenReady(),
       onOutcome: (outcome: ScanOutcome) => controller.handleScanOutcome(outcome),
       onEvent: (event: ScanQueueEvent) => {

@@ -50,6 +50,8 @@ export interface OperatorDeps {
    */
   trivyEnv?: Record<string, string>;
   trivyPathEnv?: string;
+  /** Interval of the memory housekeeping every replica runs (default 5 minutes). */
+  housekeepingMs?: number;
   /** Leader election timings (tests shorten them). */
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
@@ -128,7 +130,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       }
     },
   });
-  const reportIndex = new ReportIndex(reportInformer);
+  const reportIndex = new ReportIndex(reportInformer, () => now().getTime());
   const scans = new ScanResults();
   const metrics = new OperatorMetrics({ reportSource: reportIndex });
   metrics.setBuildInfo(OPERATOR_VERSION);
@@ -171,6 +173,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     isPending: (digest: string) => scanQueue?.isPending(digest) ?? false,
   };
 
+  const pullSecrets = new PullSecretReader({ core: clients.core });
   const events = new EventRecorder({ core: clients.core, logger: log.child({ component: 'events' }), instance: config.identity });
   const reconciler = new ReportReconciler({
     pods: index,
@@ -181,7 +184,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     scanQueue: scanRequester,
     store: new KubeReportStore(clients.custom),
     owners: new OwnerResolver({ getJson: clients.getJson }),
-    pullSecrets: new PullSecretReader({ core: clients.core }),
+    pullSecrets,
     events,
     teamLabel: config.teamLabel,
     gracePeriodMs: config.reportGracePeriodMs,
@@ -268,6 +271,21 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
 
   let leading = false;
   let stopping = false;
+  let housekeepingTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Bounds what the informers feed on every replica: only the leader's reconciles forget keys, reports
+   * and secrets one by one, so a standby (or a former leader) would otherwise keep all it ever saw.
+   */
+  function housekeep(): void {
+    const forgotten = {
+      digests: controller.pruneKnowledge(),
+      goneKeys: index.forgetGoneBefore(new Date(now().getTime() - config.reportGracePeriodMs)),
+      reportWrites: reportIndex.sweep(),
+      pullSecrets: pullSecrets.forgetExpired(),
+    };
+    log.debug({ ...forgotten, leading }, 'housekeeping done');
+  }
   let server: MetricsServer | undefined;
   let electorLoop: Promise<void> | undefined;
 
@@ -328,6 +346,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       });
       log.info({ port: server.address.port, address: server.address.address, url: server.url }, 'metrics server listening');
       for (const informer of informers) informer.start();
+      housekeepingTimer = setInterval(housekeep, deps.housekeepingMs ?? 5 * 60_000);
+      housekeepingTimer.unref();
       void database.start().catch((err: unknown) => log.error({ err }, 'vulnerability database start failed'));
       await Promise.all(informers.map((informer) => informer.whenSynced()));
       log.info({ pods: index.podCount(), reports: reportInformer.size() }, 'caches synced');
@@ -344,6 +364,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         await electorLoop;
       }
       await stopLeading();
+      clearInterval(housekeepingTimer);
       rescanTask.destroy();
       await database.stop();
       await Promise.all(informers.map((informer) => informer.stop()));

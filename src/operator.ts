@@ -11,6 +11,7 @@ import type { ResilientInformer } from './kube/informer.js';
 import { createKubeClients, loadKubeConfig } from './kube/kube-client.js';
 import type { KubeClients } from './kube/kube-client.js';
 import { LeaderElector } from './kube/leader-election.js';
+import { LeadershipFence } from './kube/write-fence.js';
 import { OwnerResolver } from './kube/owner-resolver.js';
 import { PodImageIndex } from './kube/pod-image-index.js';
 import { PullSecretReader } from './kube/pull-secrets.js';
@@ -99,9 +100,12 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const now = deps.now ?? (() => new Date());
   const random = deps.random ?? Math.random;
   const kubeConfig = deps.kubeConfig ?? loadKubeConfig(config.kubeconfig);
+  // With leader election, reports and events are written only while this replica leads (see write-fence.ts).
+  const fence = config.leaderElect ? new LeadershipFence() : undefined;
   const clients: KubeClients = createKubeClients(kubeConfig, {
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
     userAgent: `imagescan-operator/${OPERATOR_VERSION} (${config.identity})`,
+    ...(fence === undefined ? {} : { writeFence: fence }),
   });
   const watchSettings: WatchSettings = { kubeConfig, logger: log.child({ component: 'informer' }), ...deps.watch };
 
@@ -260,6 +264,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         namespace: config.leaderElectionNamespace,
         name: config.leaderElectionId,
         identity: config.identity,
+        ...(fence === undefined ? {} : { fence }),
         ...(deps.leaseDurationMs === undefined ? {} : { leaseDurationMs: deps.leaseDurationMs }),
         ...(deps.renewDeadlineMs === undefined ? {} : { renewDeadlineMs: deps.renewDeadlineMs }),
         ...(deps.retryPeriodMs === undefined ? {} : { retryPeriodMs: deps.retryPeriodMs }),

@@ -592,8 +592,18 @@ class FakeApiServerImpl implements FakeApiServer {
           throw new ApiError(403, 'Forbidden', forbiddenMessage(identity, attrs), details);
         }
       }
-      const delay = this.injector.delayFor();
-      if (delay > 0) await sleep(delay);
+      const delay = this.injector.delayFor(identity);
+      if (delay > 0) {
+        await sleep(delay);
+        // Like the real API server, whose request context is cancelled when the client goes away: a
+        // request its client gave up on while it waited is not served (and changes nothing).
+        if (req.socket.destroyed) {
+          status = 499;
+          reason = 'ClientClosedRequest';
+          finish();
+          return;
+        }
+      }
       const injected = this.injector.failureFor({ verb, group: rr.group, resource: rr.resource, subresource: rr.subresource, identity }, rr.name ?? '');
       if (injected) {
         record.injected = true;

@@ -7,11 +7,14 @@ import { ConfigError, helpText, loadConfig, parseDuration, wantsHelp, type Opera
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Flags and defaults from the design's Configuration table, read from the contract itself. */
-function designFlags(): { flag: string; defaultText: string }[] {
-  const design = readFileSync(path.resolve(repoRoot, '../shared/docs/design.md'), 'utf8');
-  const section = design.slice(design.indexOf('## Configuration'), design.indexOf('## Layout'));
-  return [...section.matchAll(/^\| (--[a-z][a-z-]+) \| (.+) \|$/gm)].map((m) => ({ flag: m[1] ?? '', defaultText: m[2] ?? '' }));
+/** Flags and defaults from the README's configuration table, the contract users read. */
+function readmeFlags(): { flag: string; defaultText: string }[] {
+  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('<!-- config-table:start'), readme.indexOf('<!-- config-table:end'));
+  return [...section.matchAll(/^\| `(--[a-z][a-z-]+)` \| `IMAGESCAN_[A-Z_]+` \| (.+?) \| .+ \|$/gm)].map((m) => ({
+    flag: m[1] ?? '',
+    defaultText: (m[2] ?? '').replace(/\\(.)/g, '$1'),
+  }));
 }
 
 function configError(fn: () => unknown): ConfigError {
@@ -244,13 +247,13 @@ describe('the result', () => {
 
 describe('--help', () => {
   const help = helpText();
-  const flags = designFlags();
+  const flags = readmeFlags();
 
-  it('reads the whole design table', () => {
-    expect(flags.length).toBeGreaterThanOrEqual(17);
+  it('reads the whole README table', () => {
+    expect(flags.length).toBeGreaterThanOrEqual(24);
   });
 
-  it.each(designFlags())('lists $flag of the design with its variable and default', ({ flag, defaultText }) => {
+  it.each(readmeFlags())('lists $flag of the README with its variable and default', ({ flag, defaultText }) => {
     const block = help.slice(help.indexOf(`  ${flag} `) === -1 ? help.indexOf(`  ${flag}\n`) : help.indexOf(`  ${flag} `));
     expect(block.length).toBeLessThan(help.length);
     const variable = `IMAGESCAN_${flag.slice(2).toUpperCase().replaceAll('-', '_')}`;
@@ -261,7 +264,7 @@ describe('--help', () => {
     expect(entry).toContain(`default: ${core}`);
   });
 
-  it.each(designFlags())('accepts $flag on the command line', ({ flag }) => {
+  it.each(readmeFlags())('accepts $flag on the command line', ({ flag }) => {
     try {
       loadConfig([`${flag}=@@`], {});
     } catch (err) {

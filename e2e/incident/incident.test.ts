@@ -28,7 +28,7 @@ import { rollOutImage } from './rollout.js';
 
 const run = promisify(execFile);
 const REPORTS = 'imagescanreports.imagescan.dev';
-const FIXTURES = path.resolve(repoRoot, '../shared/fixtures/trivy/real-world');
+const FIXTURES = path.resolve(repoRoot, 'test/fixtures/trivy/real-world');
 const VULNERABLE_FIXTURE = path.join(FIXTURES, 'trustdsai-nginx-1.19.json');
 const CLEAN_FIXTURE = path.join(FIXTURES, 'steadybit-checkout-go-main.json');
 

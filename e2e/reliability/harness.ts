@@ -18,7 +18,7 @@ export type { LogLine, OperatorProcess } from '../operator-process.js';
 
 export const REPORTS = 'imagescanreports.imagescan.dev';
 export const OPERATOR_SA = 'system:serviceaccount:imagescan-system:imagescan-operator';
-export const fixturesDir = path.resolve(repoRoot, '../shared/fixtures/trivy');
+export const fixturesDir = path.resolve(repoRoot, 'test/fixtures/trivy');
 const stubScript = path.join(repoRoot, 'test/trivy-stub/trivy-stub.mjs');
 
 export interface ReportLike {

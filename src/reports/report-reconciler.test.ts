@@ -21,7 +21,7 @@ import { DEFAULT_INTERIM_STATUS_DELAY_MS, ReportReconciler } from './report-reco
 import { ScanResults } from './scan-results.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const fixturePath = path.resolve(repoRoot, '../shared/fixtures/trivy/real-world/trustdsai-nginx-1.19.json');
+const fixturePath = path.resolve(repoRoot, 'test/fixtures/trivy/real-world/trustdsai-nginx-1.19.json');
 const fixtureText = readFileSync(fixturePath, 'utf8');
 
 /** Expected counts straight from the raw Trivy JSON, independent of the parser and builder. */

@@ -119,7 +119,7 @@ describe('TrivyRunner.scan', () => {
     });
 
     it('uses the index URL key for Docker Hub', async () => {
-      const { ws, runner } = setup({ 'docker.io/acme/private': { fixture: '../../../shared/fixtures/trivy/alpine-39.json', requireAuth: { username: 'u', password: 'p@ss:word' } } });
+      const { ws, runner } = setup({ 'docker.io/acme/private': { fixture: '../fixtures/trivy/alpine-39.json', requireAuth: { username: 'u', password: 'p@ss:word' } } });
       await runner.downloadDatabases();
       await runner.scan({ repository: 'docker.io/acme/private', digest: testDigest(4), credentials: { registry: 'docker.io', auth: { auth: Buffer.from('u:p@ss:word').toString('base64') }, source: 'ns/hub' } });
       expect(ws.invocations().at(-1)?.start.registries).toEqual(['https://index.docker.io/v1/']);

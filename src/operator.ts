@@ -185,6 +185,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     pullSecrets: new PullSecretReader({ core: clients.core }),
     events,
     teamLabel: config.teamLabel,
+    teamOverrides: config.teamOverrides,
     gracePeriodMs: config.reportGracePeriodMs,
     rescanIntervalMs: rescanIntervalMs(config.rescanSchedule),
     maxReportVulnerabilities: config.maxReportVulnerabilities,

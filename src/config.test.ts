@@ -49,6 +49,7 @@ describe('defaults', () => {
       severities: ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'],
       ignoreUnfixed: false,
       teamLabel: 'team',
+      teamOverrides: [],
       reportGracePeriodMs: 60 * 60 * 1000,
       maxReportVulnerabilities: 500,
       metrics: { host: undefined, port: 8080 },
@@ -337,5 +338,42 @@ describe('configFromProcess', () => {
     const { code, stdout } = await runOperatorConfig(['--scan-timeout=5m', '--no-leader-elect']);
     expect(code).toBe(0);
     expect(stdout).toBe('loaded\n');
+  });
+});
+
+describe('--team-overrides', () => {
+  it('reads container and repository rules, normalizing repositories as pods write them', () => {
+    const config = loadConfig(['--team-overrides=container:istio-proxy=platform, container:linkerd-proxy=platform,repository:istio/proxyv2=mesh-team'], {});
+    expect(config.teamOverrides).toStrictEqual([
+      { kind: 'container', match: 'istio-proxy', team: 'platform' },
+      { kind: 'container', match: 'linkerd-proxy', team: 'platform' },
+      { kind: 'repository', match: 'docker.io/istio/proxyv2', team: 'mesh-team' },
+    ]);
+    expect(loadConfig([], { IMAGESCAN_TEAM_OVERRIDES: 'repository:ghcr.io/linkerd/proxy=platform' }).teamOverrides).toStrictEqual([
+      { kind: 'repository', match: 'ghcr.io/linkerd/proxy', team: 'platform' },
+    ]);
+  });
+
+  it.each([
+    ['istio-proxy=platform', 'expected container:<name>=<team> or repository:<repository>=<team>'],
+    ['pod:istio-proxy=platform', 'expected container:<name>=<team>'],
+    ['container:istio-proxy=', 'team "" is not a label value'],
+    ['container:istio-proxy=Platform Team', 'team "Platform Team" is not a label value'],
+    ['container:Istio_Proxy=platform', '"Istio_Proxy" is not a container name'],
+    ['repository:docker.io/istio/proxyv2:1.22=platform', 'without a tag or digest'],
+    ['repository:Not A Repo=platform', 'repository:Not A Repo=platform'],
+    ['container:istio-proxy=platform,container:istio-proxy=payments', 'container:istio-proxy is already given to team platform'],
+  ])('refuses %j with one line naming the flag', (value, expected) => {
+    const err = configError(() => loadConfig([`--team-overrides=${value}`], {}));
+    expect(err.message).toContain(`invalid --team-overrides ${JSON.stringify(value)}: `);
+    expect(err.message).toContain(expected);
+    expect(err.message).not.toContain('\n');
+  });
+
+  it('stops the process with exit code 2 and that line', async () => {
+    const { code, stdout, stderr } = await runOperatorConfig(['--team-overrides=sidecar=platform']);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^imagescan-operator: invalid --team-overrides "sidecar=platform": "sidecar=platform": expected container:<name>=<team> or repository:<repository>=<team>, comma-separated\n$/);
   });
 });

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import cron from 'node-cron';
 import { SEVERITIES, type Severity } from './scanner/scan-result.js';
 import { CRD_MAX_ITEMS } from './reports/report-builder.js';
+import { parseTeamOverrides, type TeamOverride } from './images/team-overrides.js';
 
 /** pino's level names, least to most verbose, plus `silent`. */
 export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -56,6 +57,8 @@ export interface OperatorConfig {
   readonly ignoreUnfixed: boolean;
   /** Label key (pod, then namespace) that names the owning team. */
   readonly teamLabel: string;
+  /** Container names and repositories whose images belong to a given team (e.g. injected sidecars). */
+  readonly teamOverrides: readonly TeamOverride[];
   readonly reportGracePeriodMs: number;
   /** Vulnerabilities kept in one report's status (worst first); the rest are counted as omitted. */
   readonly maxReportVulnerabilities: number;
@@ -127,6 +130,12 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'severities', value: '<list>', defaultText: SEVERITIES.slice().reverse().join(','), help: 'Severities to report (comma-separated subset).' },
   { name: 'ignore-unfixed', boolean: true, defaultText: 'false', help: 'Report only vulnerabilities that have a fix.' },
   { name: 'team-label', value: '<label-key>', defaultText: 'team', help: 'Pod (then namespace) label that names the owning team.' },
+  {
+    name: 'team-overrides',
+    value: '<rules>',
+    defaultText: 'none',
+    help: 'Give images to a team whatever pod runs them, e.g. injected sidecars: container:istio-proxy=platform,repository:docker.io/istio/proxyv2=platform (a repository rule wins, then the first matching container rule).',
+  },
   { name: 'report-grace-period', value: '<duration>', defaultText: '1h', help: 'Delete a report when no pod of its namespace has run the image for this long.' },
   { name: 'max-report-vulnerabilities', value: '<0-1000>', defaultText: '500', help: 'Vulnerabilities listed in one report (worst first); the rest are counted as omitted.' },
   { name: 'metrics-address', value: '[host]:port', defaultText: ':8080', help: 'Listen address of /metrics, /healthz and /readyz.' },
@@ -395,6 +404,15 @@ function readLabelKey(raw: RawValue): string {
   return text;
 }
 
+function readTeamOverrides(raw: RawValue): TeamOverride[] {
+  try {
+    return parseTeamOverrides(raw.value);
+  } catch (err) {
+    if (err instanceof RangeError) throw invalid(raw, err.message);
+    throw err;
+  }
+}
+
 function readMetricsAddress(raw: RawValue): { host: string | undefined; port: number } {
   const text = raw.value.trim();
   const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
@@ -515,6 +533,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     severities: setting('severities', readSeverities, [...SEVERITIES]),
     ignoreUnfixed: setting('ignore-unfixed', readBoolean, false),
     teamLabel: setting('team-label', readLabelKey, 'team'),
+    teamOverrides: setting('team-overrides', readTeamOverrides, []),
     reportGracePeriodMs: setting('report-grace-period', (r) => readDuration(r), 3_600_000),
     maxReportVulnerabilities: setting('max-report-vulnerabilities', (r) => readInteger(r, 0, CRD_MAX_ITEMS.vulnerabilities), 500),
     metrics: setting('metrics-address', readMetricsAddress, { host: undefined, port: 8080 }),

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createStubWorkspace, stubRunnerOptions, FIXTURES_DIR, isAlive, testDigest } from '../../test/trivy-stub/stub-harness.js';
 import type { StubWorkspace } from '../../test/trivy-stub/stub-harness.js';
+import { residentBytesOf } from './child-memory.js';
 import { ScanFailure } from './scan-failure.js';
 import { TrivyRunner } from './trivy-runner.js';
 import type { ScanTarget, TrivyRunnerOptions } from './trivy-runner.js';
@@ -298,5 +299,20 @@ describe('TrivyRunner databases and version', () => {
   it('reports no DB time before the first download', async () => {
     const { runner } = setup();
     expect(await runner.version()).toEqual({ version: '0.74.0' });
+  });
+});
+
+describe('TrivyRunner.childPids', () => {
+  it('lists the running Trivy children, whose memory can be read, and forgets them when they exit', async () => {
+    const { runner } = setup({}, { TRIVY_STUB_SLEEP_MS: '1500' });
+    await runner.downloadDatabases();
+    expect(runner.childPids()).toEqual([]);
+    const scan = runner.scan(nginx);
+    await expect.poll(() => runner.childPids().length, { timeout: 5_000 }).toBe(1);
+    const pids = runner.childPids();
+    expect(isAlive(pids[0] ?? -1)).toBe(true);
+    expect(await residentBytesOf(pids)).toBeGreaterThan(1024 * 1024);
+    await scan;
+    expect(runner.childPids()).toEqual([]);
   });
 });

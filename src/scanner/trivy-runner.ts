@@ -103,6 +103,8 @@ export class TrivyRunner {
   private readonly tmpDir: string;
   private readonly killGraceMs: number;
   private staleSweep: Promise<void> | undefined;
+  /** Process ids of the Trivy children running now, for their memory gauge. */
+  private readonly running = new Set<number>();
 
   constructor(private readonly opts: TrivyRunnerOptions) {
     this.log = opts.logger;
@@ -280,6 +282,11 @@ export class TrivyRunner {
     return result;
   }
 
+  /** Process ids of the Trivy children running now (scans, DB downloads, version probes). */
+  childPids(): number[] {
+    return [...this.running];
+  }
+
   /** Runs Trivy in its own process group; kills the whole group on timeout or abort. Never rejects. */
   private async runTrivy(args: string[], env: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined, stdout: 'ignore' | 'pipe'): Promise<ChildRun> {
     const child = execa(this.opts.trivyPath, args, {
@@ -294,6 +301,7 @@ export class TrivyRunner {
       stripFinalNewline: false,
     });
     const pid = child.pid;
+    if (pid !== undefined) this.running.add(pid);
     let timedOut = false;
     let cancelled = false;
     let graceTimer: NodeJS.Timeout | undefined;
@@ -321,6 +329,7 @@ export class TrivyRunner {
       }
       return run;
     } finally {
+      if (pid !== undefined) this.running.delete(pid);
       clearTimeout(timer);
       clearTimeout(graceTimer);
       signal?.removeEventListener('abort', onAbort);

@@ -261,6 +261,18 @@ describe('TrivyRunner.scan', () => {
     expect(JSON.stringify(argv)).not.toContain('server-token-value');
     expect(invocations[1]?.start.env).toEqual(['TRIVY_TOKEN']);
   });
+
+  it('trusts the CA of an https server through Trivy\'s --cacert, in client mode only', async () => {
+    const { ws, runner } = setup({}, {}, { server: 'https://trivy.trivy-system:4954', serverCa: '/etc/imagescan/trivy-server-ca/ca.crt' });
+    await runner.downloadDatabases();
+    await runner.scan(nginx);
+    const [javaDb, scan] = ws.invocations().map((i) => i.start.argv ?? []);
+    expect(scan?.slice(scan.indexOf('--server'), scan.indexOf('--server') + 5)).toEqual([
+      '--server', 'https://trivy.trivy-system:4954', '--skip-java-db-update', '--cacert', '/etc/imagescan/trivy-server-ca/ca.crt',
+    ]);
+    // The Java DB comes from its registry, not from the server.
+    expect(javaDb).not.toContain('--cacert');
+  });
 });
 
 describe('TrivyRunner databases and version', () => {

@@ -57,6 +57,8 @@ export interface TrivyRunnerOptions {
   tmpDir?: string;
   server?: string;
   serverToken?: string;
+  /** PEM CA bundle for an https server, passed as Trivy's --cacert (added to the system CAs). */
+  serverCa?: string;
   severities: Severity[];
   ignoreUnfixed: boolean;
   timeoutMs: number;
@@ -198,6 +200,8 @@ export class TrivyRunner {
       // Client mode: the server owns the vulnerability DB and the scan cache; the client reads only
       // the Java DB, which TrivyDatabase keeps fresh, so no scan downloads it concurrently.
       args.push('--server', o.server, '--skip-java-db-update');
+      // A path, not a secret. Trivy reads it at each start, so a rotated CA is picked up.
+      if (o.serverCa) args.push('--cacert', o.serverCa);
     } else {
       // Memory scan cache avoids fanal.db's exclusive lock between concurrent scans (trivy-cli.md §5);
       // the DBs are refreshed by TrivyDatabase only, never by a scan.

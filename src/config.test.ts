@@ -37,6 +37,7 @@ describe('defaults', () => {
       scanTimeoutMs: 10 * 60 * 1000,
       trivyPath: 'trivy',
       trivyCacheDir: '/var/cache/trivy',
+      registryCredentialsDir: undefined,
       trivyServer: undefined,
       trivyServerCa: undefined,
       trivyServerToken: undefined,

@@ -36,6 +36,8 @@ export interface OperatorConfig {
   readonly scanTimeoutMs: number;
   readonly trivyPath: string;
   readonly trivyCacheDir: string;
+  /** Where each scan's DOCKER_CONFIG folder is made; undefined = inside the scan's temp folder. */
+  readonly registryCredentialsDir: string | undefined;
   /** Trivy server URL (client/server mode); undefined = standalone. */
   readonly trivyServer: string | undefined;
   /** PEM file of the CA(s) that signed an https Trivy server's certificate, trusted besides the system CAs. */
@@ -149,6 +151,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'scan-timeout', value: '<duration>', defaultText: '10m', help: 'Kill a scan that runs longer than this.' },
   { name: 'trivy-path', value: '<path>', defaultText: 'trivy', help: 'Trivy executable (looked up on PATH when not a path).' },
   { name: 'trivy-cache-dir', value: '<dir>', defaultText: '/var/cache/trivy', help: 'Trivy cache directory shared by all scans (holds the vulnerability DB).' },
+  { name: 'registry-credentials-dir', value: '<dir>', defaultText: "inside each scan's folder in TMPDIR", help: "Parent folder of each scan's private DOCKER_CONFIG (the Deployment mounts a memory-backed emptyDir there)." },
   { name: 'trivy-server', value: '<url>', defaultText: 'none (standalone)', help: `Send scans to this Trivy server (http or https); its token comes from ${TRIVY_SERVER_TOKEN_ENV} only.` },
   { name: 'trivy-server-ca', value: '<file>', defaultText: 'the system CAs', help: 'PEM CA bundle that signed the https Trivy server\'s certificate (added to the system CAs, for the operator and Trivy).' },
   { name: 'trivy-db-repository', value: '<repo,...>', defaultText: "Trivy's default", help: 'OCI repositories of the vulnerability DB.' },
@@ -545,6 +548,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     scanTimeoutMs: setting('scan-timeout', (r) => readDuration(r), 10 * 60_000),
     trivyPath: setting('trivy-path', (r) => readNonEmpty(r, 'a path or command name'), 'trivy'),
     trivyCacheDir: setting('trivy-cache-dir', (r) => readNonEmpty(r, 'a directory'), '/var/cache/trivy'),
+    registryCredentialsDir: setting('registry-credentials-dir', (r) => readNonEmpty(r, 'a directory'), undefined),
     trivyServer,
     trivyServerCa,
     trivyServerToken,

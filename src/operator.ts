@@ -138,6 +138,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const runner: TrivyRunner = new TrivyRunner({
     trivyPath: config.trivyPath,
     cacheDir: config.trivyCacheDir,
+    ...(config.registryCredentialsDir === undefined ? {} : { credentialsDir: config.registryCredentialsDir }),
     ...(config.trivyServer === undefined ? {} : { server: config.trivyServer }),
     ...(config.trivyServerToken === undefined ? {} : { serverToken: config.trivyServerToken }),
     ...(config.trivyServerCa === undefined ? {} : { serverCa: config.trivyServerCa }),

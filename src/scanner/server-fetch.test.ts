@@ -1,35 +1,23 @@
 // The Trivy server probe over https with a private CA, against a real TLS server whose certificate a
 // throwaway CA (made with openssl, as cert-manager's CA issuer would) signed for the Service name.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestCertificates } from '../../test/tls-certificates.js';
 import { fetchTrustingCa } from './server-fetch.js';
 
 let dir = '';
 let server: https.Server;
 let base = '';
 
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-}
-
-/** A CA and a server certificate for `localhost` signed by it, in `dir`. */
-function makeCertificates(prefix: string): void {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${prefix} test CA`, '-keyout', `${prefix}-ca.key`, '-out', `${prefix}-ca.crt`);
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-keyout', `${prefix}-server.key`, '-out', `${prefix}-server.csr`);
-  writeFileSync(path.join(dir, `${prefix}-ext.cnf`), 'subjectAltName=DNS:localhost\n');
-  openssl('x509', '-req', '-in', `${prefix}-server.csr`, '-CA', `${prefix}-ca.crt`, '-CAkey', `${prefix}-ca.key`, '-CAcreateserial', '-days', '1', '-extfile', `${prefix}-ext.cnf`, '-out', `${prefix}-server.crt`);
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'server-fetch-'));
-  makeCertificates('cluster');
-  makeCertificates('other');
-  server = https.createServer({ cert: readFileSync(path.join(dir, 'cluster-server.crt')), key: readFileSync(path.join(dir, 'cluster-server.key')) }, (req, res) => {
+  const cluster = makeTestCertificates(dir, 'cluster');
+  makeTestCertificates(dir, 'other');
+  server = https.createServer({ cert: readFileSync(cluster.certFile), key: readFileSync(cluster.keyFile) }, (req, res) => {
     if (req.url === '/healthz') return void res.end('ok');
     if (req.url === '/version') return void res.end(JSON.stringify({ Version: '0.74.0', VulnerabilityDB: { UpdatedAt: '2026-12-07T00:00:00Z' } }));
     res.statusCode = 404;

@@ -3,7 +3,8 @@
 // Security and robustness choices a reader might otherwise undo:
 // - argv arrays through execa, never a shell; the reference is validated so it cannot look like a flag.
 // - The child gets a small explicit environment (extendEnv: false), so the operator's own variables
-//   (service account paths, tokens) never reach Trivy. Registry credentials go ONLY into a per-scan
+//   (service account paths, tokens) never reach Trivy; the proxy, CA and cloud credential variables
+//   it does need come by name from config.ts (extraEnv). Registry credentials go ONLY into a per-scan
 //   DOCKER_CONFIG folder (0700) whose config.json (0600) holds just the target registry; unlike
 //   TRIVY_USERNAME/PASSWORD, which Trivy sends to every registry it talks to (trivy-cli.md §3). That
 //   folder can live apart from the scan's scratch folder (credentialsDir: memory, not disk).

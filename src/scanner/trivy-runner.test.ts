@@ -139,6 +139,16 @@ describe('TrivyRunner.scan', () => {
       expect(ws.leftovers()).toEqual([]);
     });
 
+    it('a credentials folder that cannot be made fails the scan as a retryable scanner_error, leaving nothing behind', async () => {
+      const { ws } = setup();
+      const missing = path.join(ws.dir, 'not-mounted');
+      const separate = new TrivyRunner(stubRunnerOptions(ws, pino({ level: 'silent' }), { credentialsDir: missing }));
+      await separate.downloadDatabases();
+      expect(await failureOf(separate.scan({ ...privateImage, credentials: creds }))).toMatchObject({ reason: 'scanner_error', transient: true, message: expect.stringContaining(`${missing}: ENOENT`) });
+      expect(ws.invocations().filter((i) => i.start.argv?.includes('--format'))).toEqual([]);
+      expect(ws.leftovers()).toEqual([]);
+    });
+
     it('uses the index URL key for Docker Hub', async () => {
       const { ws, runner } = setup({ 'docker.io/acme/private': { fixture: '../../../shared/fixtures/trivy/alpine-39.json', requireAuth: { username: 'u', password: 'p@ss:word' } } });
       await runner.downloadDatabases();

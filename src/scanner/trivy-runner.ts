@@ -136,7 +136,7 @@ export class TrivyRunner {
       const output = path.join(dir, 'report.json');
       const env = this.childEnv(dir);
       if (req.credentials) {
-        credentialsDir = this.opts.credentialsDir === undefined ? path.join(dir, 'docker') : await this.makeTempDir(this.opts.credentialsDir);
+        credentialsDir = this.opts.credentialsDir === undefined ? path.join(dir, 'docker') : await this.makeCredentialsDir(this.opts.credentialsDir);
         env.DOCKER_CONFIG = await writeDockerConfig(credentialsDir, req.credentials);
       }
       const args = this.scanArgs(`${req.repository}@${req.digest}`, output, req.platform);
@@ -258,6 +258,16 @@ export class TrivyRunner {
     // Synchronous: one mkdir on the local /tmp, and a scan slot then starts its child in the same turn
     // instead of waiting for a threadpool round trip behind the other I/O of a busy loop.
     return mkdtempSync(path.join(parent, started === undefined ? `imagescan-${process.pid}-` : `imagescan-${process.pid}-${started}-`));
+  }
+
+  /** The per-scan DOCKER_CONFIG folder in credentialsDir; a full or missing volume is a scanner_error, retried. */
+  private async makeCredentialsDir(parent: string): Promise<string> {
+    try {
+      return await this.makeTempDir(parent);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new ScanFailure('scanner_error', `Could not make a folder for registry credentials in ${parent}: ${code}`, true, { cause: err });
+    }
   }
 
   private async removeStaleTempDirs(): Promise<void> {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, helpText, loadConfig, parseDuration, wantsHelp, type OperatorConfig } from './config.js';
+import { CLOUD_CREDENTIAL_ENV, ConfigError, helpText, loadConfig, parseDuration, wantsHelp, type OperatorConfig } from './config.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -40,7 +40,9 @@ describe('defaults', () => {
       scanTimeoutMs: 10 * 60 * 1000,
       trivyPath: 'trivy',
       trivyCacheDir: '/var/cache/trivy',
+      registryCredentialsDir: undefined,
       trivyServer: undefined,
+      trivyServerCa: undefined,
       trivyServerToken: undefined,
       trivyEnv: {},
       trivyDbRepository: undefined,
@@ -226,9 +228,44 @@ describe('environment', () => {
     expect(helpText()).not.toContain('--trivy-server-token');
   });
 
-  it('hands the proxy and CA variables to Trivy and nothing else of the environment', () => {
-    const config = loadConfig([], { HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem', AWS_SECRET_ACCESS_KEY: 'x', PATH: '/bin' });
-    expect(config.trivyEnv).toEqual({ HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem' });
+  it('hands the proxy, CA and cloud credential variables to Trivy and nothing else of the environment', () => {
+    const cloud = {
+      // IRSA, as EKS's webhook injects it
+      AWS_ROLE_ARN: 'arn:aws:iam::111122223333:role/imagescan',
+      AWS_WEB_IDENTITY_TOKEN_FILE: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token',
+      AWS_STS_REGIONAL_ENDPOINTS: 'regional',
+      AWS_REGION: 'eu-west-1',
+      AWS_DEFAULT_REGION: 'eu-west-1',
+      // EKS Pod Identity
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: 'http://169.254.170.23/v1/credentials',
+      AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: '/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token',
+      // Azure Workload Identity
+      AZURE_CLIENT_ID: '00000000-0000-0000-0000-00000000000a',
+      AZURE_TENANT_ID: '00000000-0000-0000-0000-00000000000b',
+      AZURE_FEDERATED_TOKEN_FILE: '/var/run/secrets/azure/tokens/azure-identity-token',
+      AZURE_AUTHORITY_HOST: 'https://login.microsoftonline.com/',
+      // GKE (Workload Identity needs none; a key or federation config file)
+      GOOGLE_APPLICATION_CREDENTIALS: '/var/run/secrets/gcp/credentials.json',
+      AWS_SECRET_ACCESS_KEY: 'static-secret',
+    };
+    const config = loadConfig([], {
+      HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem', ...cloud,
+      PATH: '/bin', KUBERNETES_SERVICE_HOST: '10.0.0.1', IMAGESCAN_TRIVY_SERVER_TOKEN: 'tok', UNRELATED_SECRET: 'x', AWS_SOMETHING_ELSE: 'y', AZURE_USERNAME: 'u',
+    });
+    expect(config.trivyEnv).toEqual({ HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem', ...cloud });
+  });
+
+  it('documents every cloud variable it passes in --help', () => {
+    for (const name of Object.values(CLOUD_CREDENTIAL_ENV).flat()) expect(helpText()).toContain(name);
+  });
+
+  it('takes a CA for an https Trivy server, and refuses one without https', () => {
+    const config = loadConfig(['--trivy-server=https://trivy.imagescan-system.svc:4954', '--trivy-server-ca=/etc/ca/ca.crt'], {});
+    expect([config.trivyServer, config.trivyServerCa]).toEqual(['https://trivy.imagescan-system.svc:4954', '/etc/ca/ca.crt']);
+    expect(() => loadConfig(['--trivy-server=http://trivy:4954'], { IMAGESCAN_TRIVY_SERVER_CA: '/etc/ca/ca.crt' })).toThrow(
+      new ConfigError('invalid IMAGESCAN_TRIVY_SERVER_CA "/etc/ca/ca.crt": a CA needs an https --trivy-server'),
+    );
+    expect(() => loadConfig(['--trivy-server-ca=/etc/ca/ca.crt'], {})).toThrow(/a CA needs an https --trivy-server/);
   });
 });
 

@@ -25,6 +25,7 @@ import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
 import type { ScanRequester } from './reports/report-reconciler.js';
 import { ScanResults } from './reports/scan-results.js';
+import { fetchTrustingCa } from './scanner/server-fetch.js';
 import { ScanQueue } from './scanner/scan-queue.js';
 import type { ScanOutcome } from './scanner/scan-queue.js';
 import { residentBytesOf } from './scanner/child-memory.js';
@@ -139,8 +140,10 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const runner: TrivyRunner = new TrivyRunner({
     trivyPath: config.trivyPath,
     cacheDir: config.trivyCacheDir,
+    ...(config.registryCredentialsDir === undefined ? {} : { credentialsDir: config.registryCredentialsDir }),
     ...(config.trivyServer === undefined ? {} : { server: config.trivyServer }),
     ...(config.trivyServerToken === undefined ? {} : { serverToken: config.trivyServerToken }),
+    ...(config.trivyServerCa === undefined ? {} : { serverCa: config.trivyServerCa }),
     severities: [...config.severities],
     ignoreUnfixed: config.ignoreUnfixed,
     timeoutMs: config.scanTimeoutMs,
@@ -155,6 +158,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const database: TrivyDatabase = new TrivyDatabase({
     runner,
     ...(config.trivyServer === undefined ? {} : { server: config.trivyServer }),
+    ...(config.trivyServerCa === undefined ? {} : { fetch: fetchTrustingCa(config.trivyServerCa) }),
     refreshIntervalMs: config.trivyDbRefreshMs,
     activeScans: () => scanQueue?.inProgress() ?? 0,
     logger: log.child({ component: 'trivy-db' }),

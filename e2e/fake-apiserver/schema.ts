@@ -1,6 +1,6 @@
 // Structural-schema handling for custom resources: prune unknown fields, then validate,
 // the order the real API server uses (apiextensions-apiserver: pruning before validation).
-import { parse as parseCel } from '@marcbachmann/cel-js';
+import { celErrorMessage, compileCel, toCelValue } from './cel.js';
 import type { StatusCause } from './errors.js';
 import { isRecord } from './types.js';
 
@@ -273,38 +273,18 @@ export function applyDefaults(value: unknown, schema: SchemaNode): unknown {
   return out;
 }
 
-type CelProgram = ReturnType<typeof parseCel>;
-const celPrograms = new Map<string, CelProgram | Error>();
-
-/** JSON as CEL sees it: whole numbers are CEL ints (BigInt in cel-js), so `size(x) > 0` compares like with like. */
-function toCelValue(value: unknown): unknown {
-  if (typeof value === 'number' && Number.isInteger(value)) return BigInt(value);
-  if (Array.isArray(value)) return value.map(toCelValue);
-  if (isRecord(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toCelValue(v)]));
-  return value;
-}
-
 /**
  * Evaluates one x-kubernetes-validations rule with `self` bound to the value; returns the message to
  * report when the rule does not hold, else undefined. Transition rules (oldSelf) are not evaluated.
  */
 function celRuleFailure(rule: { rule: string; message?: string }, value: unknown): string | undefined {
   if (/\boldSelf\b/.test(rule.rule)) return undefined;
-  let program = celPrograms.get(rule.rule);
-  if (!program) {
-    try {
-      program = parseCel(rule.rule);
-    } catch (err) {
-      program = err instanceof Error ? err : new Error(String(err));
-    }
-    celPrograms.set(rule.rule, program);
-  }
-  if (program instanceof Error) return `compilation failed: ${program.message.split('\n')[0] ?? ''}`;
+  const program = compileCel(rule.rule);
+  if (program instanceof Error) return `compilation failed: ${celErrorMessage(program)}`;
   try {
-    const result: unknown = program({ self: toCelValue(value) });
-    if (result === true) return undefined;
+    if (program({ self: toCelValue(value) }) === true) return undefined;
   } catch (err) {
-    return `${rule.message ?? `failed rule: ${rule.rule}`} (evaluation error: ${(err instanceof Error ? err.message : String(err)).split('\n')[0] ?? ''})`;
+    return `${rule.message ?? `failed rule: ${rule.rule}`} (evaluation error: ${celErrorMessage(err)})`;
   }
   return rule.message ?? `failed rule: ${rule.rule}`;
 }

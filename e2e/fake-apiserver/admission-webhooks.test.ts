@@ -268,7 +268,8 @@ describe('validating admission webhooks', () => {
     expect((await kubectl.run(['apply', '-f', '-'], deployment('web'))).code).toBe(0);
     const elapsed = Date.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(1000);
-    expect(elapsed).toBeLessThan(5000);
+    // Well before the 10 s default: the configured second is what ended the wait.
+    expect(elapsed).toBeLessThan(9000);
   });
 
   it('namespaceSelector and objectSelector decide which requests the webhook sees', async () => {

@@ -182,6 +182,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     url: `https://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
     reloadCertificate,
     close: async () => {
+      if (!server.listening) return;
       clearInterval(interval);
       clearTimeout(pending);
       watcher?.close();

@@ -182,10 +182,10 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     url: `https://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
     reloadCertificate,
     close: async () => {
-      if (!server.listening) return;
       clearInterval(interval);
       clearTimeout(pending);
       watcher?.close();
+      if (!server.listening) return;
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -380,5 +380,6 @@ describe('validating admission webhooks', () => {
     await kubectl.ok(['apply', '-f', '-'], JSON.stringify(minimal));
     const stored = api.objects.get('validatingwebhookconfigurations.admissionregistration.k8s.io', undefined, 'minimal') as { webhooks: Record<string, unknown>[] } | undefined;
     expect(stored?.webhooks[0]).toMatchObject({ failurePolicy: 'Fail', matchPolicy: 'Equivalent', timeoutSeconds: 10, namespaceSelector: {}, objectSelector: {}, rules: [{ ...DEPLOYMENT_RULE, scope: '*' }] });
+    expect(await kubectl.ok(['get', 'validatingwebhookconfigurations', 'minimal'])).toMatch(/^NAME\s+WEBHOOKS\s+AGE\nminimal\s+1\s+\d+s\n?$/);
   });
 });

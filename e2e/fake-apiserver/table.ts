@@ -229,6 +229,8 @@ function builtinPrinter(def: ResourceDef): TablePrinter {
         { column: col('Active', 'integer'), value: (o) => arr(evalJsonPath(o, '.status.active')).length },
         { column: col('Images', 'string', 1), value: images },
       ]);
+    case 'admissionregistration.k8s.io/validatingwebhookconfigurations':
+      return simplePrinter([{ column: col('Webhooks', 'integer'), value: (o) => arr(o.webhooks).length }]);
     case 'coordination.k8s.io/leases':
       return simplePrinter([{ column: col('Holder'), value: (o) => String(evalJsonPath(o, '.spec.holderIdentity') ?? '') }]);
     default:

@@ -13,7 +13,7 @@ import { startWebhookServer, WEBHOOK_PATH } from '../../src/admission/webhook-se
 import type { WebhookServer } from '../../src/admission/webhook-server.js';
 import { compilePolicy } from '../../src/policy/image-scan-policy.js';
 import type { CompiledPolicy } from '../../src/policy/image-scan-policy.js';
-import { makeSelfSignedCert } from '../../test/tls/self-signed-cert.js';
+import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import { startFakeApiServer } from '../fake-apiserver/index.js';
 import type { FakeApiServer } from '../fake-apiserver/index.js';
 import { kubectlFor } from '../fake-apiserver/kubectl-runner.js';

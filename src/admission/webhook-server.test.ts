@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeSelfSignedCert } from '../../test/tls/self-signed-cert.js';
+import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import { admissionResponse } from './admission-review.js';
 import type { AdmissionRequest } from './admission-review.js';
 import { startWebhookServer } from './webhook-server.js';

@@ -10,6 +10,7 @@ import cron from 'node-cron';
 import { SEVERITIES, type Severity } from './scanner/scan-result.js';
 import { CRD_MAX_ITEMS } from './reports/report-builder.js';
 import { REPORT_DETAILS, type ReportDetails } from './reports/image-scan-report.js';
+import { parseTeamOverrides, type TeamOverride } from './images/team-overrides.js';
 
 /** pino's level names, least to most verbose, plus `silent`. */
 export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -35,15 +36,29 @@ export interface OperatorConfig {
   /** Trivy processes at once, 1..64. */
   readonly scanConcurrency: number;
   readonly scanTimeoutMs: number;
+  /** Wait before the first retry of a digest whose scan failed; doubled after each failure in a row. */
+  readonly scanRetryBackoffMs: number;
+  /** Failed scans in a row after which a digest is tried only by the scheduled rescan. */
+  readonly maxScanAttempts: number;
   readonly trivyPath: string;
+  /**
+   * GOMEMLIMIT of each Trivy child in bytes (undefined: none): Trivy runs inside the operator's
+   * container, and on cgroup v2 one child's OOM kill takes the whole container with it.
+   */
+  readonly trivyMemoryLimitBytes: number | undefined;
   readonly trivyCacheDir: string;
+  /** Where each scan's DOCKER_CONFIG folder is made; undefined = inside the scan's temp folder. */
+  readonly registryCredentialsDir: string | undefined;
   /** Trivy server URL (client/server mode); undefined = standalone. */
   readonly trivyServer: string | undefined;
+  /** PEM file of the CA(s) that signed an https Trivy server's certificate, trusted besides the system CAs. */
+  readonly trivyServerCa: string | undefined;
   /** From IMAGESCAN_TRIVY_SERVER_TOKEN only, never a flag, so it never appears in argv. Never log it. */
   readonly trivyServerToken: string | undefined;
   /**
-   * Proxy and CA variables of the operator's own environment, handed on to Trivy (which otherwise
-   * gets a minimal environment): clusters behind a proxy or a private CA need them to reach registries.
+   * Proxy, CA and cloud credential variables of the operator's own environment, handed on to Trivy
+   * (which otherwise gets a minimal environment): clusters behind a proxy or a private CA need them to
+   * reach registries, and ECR/GCR/ACR images are pulled with the pod's cloud identity. Never log it.
    */
   readonly trivyEnv: Readonly<Record<string, string>>;
   /** Trivy's --db-repository (comma list allowed); undefined = Trivy's default. */
@@ -57,6 +72,8 @@ export interface OperatorConfig {
   readonly ignoreUnfixed: boolean;
   /** Label key (pod, then namespace) that names the owning team. */
   readonly teamLabel: string;
+  /** Container names and repositories whose images belong to a given team (e.g. injected sidecars). */
+  readonly teamOverrides: readonly TeamOverride[];
   readonly reportGracePeriodMs: number;
   /** Vulnerabilities kept in one report's status (worst first); the rest are counted as omitted. */
   readonly maxReportVulnerabilities: number;
@@ -78,6 +95,32 @@ export interface OperatorConfig {
 /** Standard proxy and CA variables passed through to Trivy when the operator has them. */
 const TRIVY_PASSTHROUGH_ENV = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'SSL_CERT_FILE', 'SSL_CERT_DIR'] as const;
 
+/**
+ * The cloud SDKs' credential variables, passed through so Trivy's ECR, GCR/Artifact Registry and ACR
+ * support sees the workload identity the pod was given (IRSA, EKS Pod Identity, GKE and Azure Workload
+ * Identity) or keys an admin put on the Deployment. An explicit list: the Trivy child never sees the
+ * rest of the operator's environment. Names as the Go SDKs that Trivy builds with read them.
+ */
+export const CLOUD_CREDENTIAL_ENV: Readonly<Record<'AWS' | 'Azure' | 'Google Cloud', readonly string[]>> = {
+  AWS: [
+    'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_STS_REGIONAL_ENDPOINTS', 'AWS_USE_FIPS_ENDPOINT',
+    // IRSA (web identity), injected by EKS's pod identity webhook.
+    'AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_ROLE_SESSION_NAME',
+    // EKS Pod Identity (and ECS): the container credentials endpoint.
+    'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', 'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+    // The node's instance profile through IMDS.
+    'AWS_EC2_METADATA_DISABLED', 'AWS_EC2_METADATA_SERVICE_ENDPOINT', 'AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE', 'AWS_EC2_METADATA_V1_DISABLED',
+    // Static keys or a mounted shared config.
+    'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE',
+  ],
+  // Trivy's ACR support uses DefaultAzureCredential and needs AZURE_TENANT_ID even for a managed identity.
+  Azure: [
+    'AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_AUTHORITY_HOST',
+    'AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_CLIENT_CERTIFICATE_PASSWORD', 'AZURE_ADDITIONALLY_ALLOWED_TENANTS',
+  ],
+  'Google Cloud': ['GOOGLE_APPLICATION_CREDENTIALS', 'GCE_METADATA_HOST'],
+};
+
 /** Facts about the process that loadConfig needs but must not look up itself, so it stays pure. */
 export interface ConfigRuntime {
   /** Running in a pod with a service account. Default false. */
@@ -90,6 +133,8 @@ export interface ConfigRuntime {
   randomSuffix?: string;
   /** The user's home directory, for ~/.kube/config. */
   homeDir?: string;
+  /** The memory limit of the operator's container (its cgroup's), when it has one. */
+  memoryLimitBytes?: number;
 }
 
 /** A bad flag or environment value. The message is one line naming the flag (or variable) and the value. */
@@ -121,15 +166,31 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'rescan-jitter', value: '<duration>', defaultText: '10m', help: 'Spread the rescans of one scheduled pass randomly over this window (0s: no spread).' },
   { name: 'scan-concurrency', value: '<1-64>', defaultText: '2', help: 'Trivy scans running at once.' },
   { name: 'scan-timeout', value: '<duration>', defaultText: '10m', help: 'Kill a scan that runs longer than this.' },
+  { name: 'scan-retry-backoff', value: '<duration>', defaultText: '10m', help: 'Retry a failed scan after this long, doubling after each failure in a row.' },
+  { name: 'max-scan-attempts', value: '<1-100>', defaultText: '5', help: 'After this many failed scans in a row, only the scheduled rescan tries the image again.' },
   { name: 'trivy-path', value: '<path>', defaultText: 'trivy', help: 'Trivy executable (looked up on PATH when not a path).' },
+  {
+    name: 'trivy-memory-limit',
+    value: '<quantity>',
+    defaultText: "(the container's memory limit - 512Mi) / --scan-concurrency; none without a limit",
+    help: 'Soft memory limit (GOMEMLIMIT) of each Trivy process, e.g. 768Mi; 0 for none.',
+  },
   { name: 'trivy-cache-dir', value: '<dir>', defaultText: '/var/cache/trivy', help: 'Trivy cache directory shared by all scans (holds the vulnerability DB).' },
+  { name: 'registry-credentials-dir', value: '<dir>', defaultText: "inside each scan's folder in TMPDIR", help: "Parent folder of each scan's private DOCKER_CONFIG (the Deployment mounts a memory-backed emptyDir there)." },
   { name: 'trivy-server', value: '<url>', defaultText: 'none (standalone)', help: `Send scans to this Trivy server (http or https); its token comes from ${TRIVY_SERVER_TOKEN_ENV} only.` },
+  { name: 'trivy-server-ca', value: '<file>', defaultText: 'the system CAs', help: 'PEM CA bundle that signed the https Trivy server\'s certificate (added to the system CAs, for the operator and Trivy).' },
   { name: 'trivy-db-repository', value: '<repo,...>', defaultText: "Trivy's default", help: 'OCI repositories of the vulnerability DB.' },
   { name: 'trivy-java-db-repository', value: '<repo,...>', defaultText: "Trivy's default", help: 'OCI repositories of the Java index DB.' },
   { name: 'trivy-db-refresh', value: '<duration>', defaultText: '6h', help: 'Download the vulnerability DB again this often.' },
   { name: 'severities', value: '<list>', defaultText: SEVERITIES.slice().reverse().join(','), help: 'Severities to report (comma-separated subset).' },
   { name: 'ignore-unfixed', boolean: true, defaultText: 'false', help: 'Report only vulnerabilities that have a fix.' },
   { name: 'team-label', value: '<label-key>', defaultText: 'team', help: 'Pod (then namespace) label that names the owning team.' },
+  {
+    name: 'team-overrides',
+    value: '<rules>',
+    defaultText: 'none',
+    help: 'Give images to a team whatever pod runs them, e.g. injected sidecars: container:istio-proxy=platform,repository:docker.io/istio/proxyv2=platform (a repository rule wins, then the first matching container rule).',
+  },
   { name: 'report-grace-period', value: '<duration>', defaultText: '1h', help: 'Delete a report when no pod of its namespace has run the image for this long.' },
   { name: 'max-report-vulnerabilities', value: '<0-1000>', defaultText: '500', help: 'Vulnerabilities listed in one report (worst first); the rest are counted as omitted.' },
   { name: 'report-details', value: '<fixes|full>', defaultText: 'fixes', help: 'fixes: reports say what to upgrade (status.fixes); full: also list every vulnerability (status.vulnerabilities).' },
@@ -170,6 +231,10 @@ export function helpText(): string {
   lines.push('      Token for --trivy-server (kept out of argv on purpose); default: none');
   lines.push(`  ${TRIVY_PASSTHROUGH_ENV.filter((name) => name === name.toUpperCase()).join(', ')} (and lower case)`);
   lines.push('      Passed on to Trivy, which otherwise runs with a minimal environment; default: none');
+  for (const [cloud, names] of Object.entries(CLOUD_CREDENTIAL_ENV)) {
+    lines.push(`  ${names.join(', ')}`);
+    lines.push(`      ${cloud} credentials for private registries, passed on to Trivy (see the README's Private registries); default: none`);
+  }
   lines.push('');
   return lines.join('\n');
 }
@@ -312,6 +377,30 @@ function readInteger(raw: RawValue, min: number, max: number): number {
   return n;
 }
 
+const MEMORY_UNITS: Readonly<Record<string, number>> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/** A memory quantity as Kubernetes writes it (768Mi, 1Gi, 500M, bytes); 0 is allowed. */
+function readMemory(raw: RawValue): number {
+  const match = /^(\d+)(Ki|Mi|Gi|Ti|K|M|G|T)?$/.exec(raw.value.trim());
+  const bytes = match === null ? Number.NaN : Number(match[1]) * (MEMORY_UNITS[match[2] ?? ''] ?? Number.NaN);
+  if (!Number.isSafeInteger(bytes)) throw invalid(raw, 'expected a memory quantity like 768Mi or 2Gi (0: no limit)');
+  return bytes;
+}
+
+/** Memory the operator's own Node.js process keeps for itself when the Trivy limit is derived. */
+export const OPERATOR_MEMORY_RESERVE_BYTES = 512 * 2 ** 20;
+
+/**
+ * The default GOMEMLIMIT of a Trivy child: the container's limit less the operator's reserve, shared by
+ * the scans that run at once. Undefined without a container limit.
+ */
+export function derivedTrivyMemoryLimit(containerLimitBytes: number | undefined, concurrency: number): number | undefined {
+  if (containerLimitBytes === undefined) return undefined;
+  const share = Math.floor((containerLimitBytes - OPERATOR_MEMORY_RESERVE_BYTES) / concurrency);
+  // A limit this small would make Go collect constantly; below it, no limit serves better.
+  return share >= 64 * 2 ** 20 ? share : undefined;
+}
+
 function readBoolean(raw: RawValue): boolean {
   const text = raw.value.trim().toLowerCase();
   if (text === 'true') return true;
@@ -397,6 +486,15 @@ function readLabelKey(raw: RawValue): string {
     throw invalid(raw, 'expected a label key like team or example.com/team');
   }
   return text;
+}
+
+function readTeamOverrides(raw: RawValue): TeamOverride[] {
+  try {
+    return parseTeamOverrides(raw.value);
+  } catch (err) {
+    if (err instanceof RangeError) throw invalid(raw, err.message);
+    throw err;
+  }
 }
 
 function readMetricsAddress(raw: RawValue): { host: string | undefined; port: number } {
@@ -490,6 +588,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
   }
 
   const trivyServer = setting('trivy-server', readUrl, undefined);
+  const trivyServerCa = setting('trivy-server-ca', (r) => readNonEmpty(r, 'a PEM file'), undefined);
+  if (trivyServerCa !== undefined && !trivyServer?.startsWith('https:')) {
+    const r = raw('trivy-server-ca');
+    throw new ConfigError(`invalid ${r?.origin ?? '--trivy-server-ca'} ${quote(r?.value ?? '')}: a CA needs an https --trivy-server`);
+  }
   const tokenText = env[TRIVY_SERVER_TOKEN_ENV]?.trim();
   const trivyServerToken = tokenText === undefined || tokenText === '' ? undefined : tokenText;
   if (trivyServerToken !== undefined && /[\r\n]/.test(tokenText ?? '')) {
@@ -497,7 +600,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
   }
 
   const trivyEnv: Record<string, string> = {};
-  for (const name of TRIVY_PASSTHROUGH_ENV) {
+  for (const name of [...TRIVY_PASSTHROUGH_ENV, ...Object.values(CLOUD_CREDENTIAL_ENV).flat()]) {
     const value = env[name];
     if (value !== undefined && value !== '') trivyEnv[name] = value;
   }
@@ -507,17 +610,25 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
       ? env['HOSTNAME']
       : `${runtime.hostname ?? 'imagescan-operator'}-${runtime.randomSuffix ?? '0'}`;
 
+  const scanConcurrency = setting('scan-concurrency', (r) => readInteger(r, 1, 64), 2);
+  const trivyMemoryLimit = setting('trivy-memory-limit', readMemory, derivedTrivyMemoryLimit(runtime.memoryLimitBytes, scanConcurrency));
+
   const config: OperatorConfig = {
     kubeconfig: resolveKubeconfig(raw('kubeconfig'), env, inCluster, runtime.homeDir),
     namespaces,
     excludeNamespaces,
     rescanSchedule: setting('rescan-schedule', readCron, '0 */12 * * *'),
     rescanJitterMs: setting('rescan-jitter', (r) => readDuration(r, { allowZero: true }), 10 * 60_000),
-    scanConcurrency: setting('scan-concurrency', (r) => readInteger(r, 1, 64), 2),
+    scanConcurrency,
     scanTimeoutMs: setting('scan-timeout', (r) => readDuration(r), 10 * 60_000),
+    scanRetryBackoffMs: setting('scan-retry-backoff', (r) => readDuration(r), 10 * 60_000),
+    maxScanAttempts: setting('max-scan-attempts', (r) => readInteger(r, 1, 100), 5),
     trivyPath: setting('trivy-path', (r) => readNonEmpty(r, 'a path or command name'), 'trivy'),
+    trivyMemoryLimitBytes: trivyMemoryLimit === 0 ? undefined : trivyMemoryLimit,
     trivyCacheDir: setting('trivy-cache-dir', (r) => readNonEmpty(r, 'a directory'), '/var/cache/trivy'),
+    registryCredentialsDir: setting('registry-credentials-dir', (r) => readNonEmpty(r, 'a directory'), undefined),
     trivyServer,
+    trivyServerCa,
     trivyServerToken,
     trivyEnv,
     trivyDbRepository: setting('trivy-db-repository', readRepositories, undefined),
@@ -526,6 +637,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     severities: setting('severities', readSeverities, [...SEVERITIES]),
     ignoreUnfixed: setting('ignore-unfixed', readBoolean, false),
     teamLabel: setting('team-label', readLabelKey, 'team'),
+    teamOverrides: setting('team-overrides', readTeamOverrides, []),
     reportGracePeriodMs: setting('report-grace-period', (r) => readDuration(r), 3_600_000),
     maxReportVulnerabilities: setting('max-report-vulnerabilities', (r) => readInteger(r, 0, CRD_MAX_ITEMS.vulnerabilities), 500),
     reportDetails: setting('report-details', readReportDetails, 'fixes'),
@@ -559,6 +671,25 @@ function resolveKubeconfig(raw: RawValue | undefined, env: NodeJS.ProcessEnv, in
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /**
+ * The memory limit of this process's cgroup (in a pod: the container's limit), read from cgroup v2's
+ * memory.max or v1's memory.limit_in_bytes; nothing when unlimited or unreadable.
+ */
+function containerMemoryLimit(): { memoryLimitBytes?: number } {
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const bytes = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    // v1 writes "unlimited" as a page-rounded 2^63-1; v2 as "max".
+    return Number.isSafeInteger(bytes) && bytes > 0 ? { memoryLimitBytes: bytes } : {};
+  }
+  return {};
+}
+
+/**
  * For main.ts: load the config from this process's argv and environment. Prints help and exits 0 on
  * --help; prints `imagescan-operator: <message>` to stderr and exits 2 on a ConfigError.
  */
@@ -577,6 +708,7 @@ export function configFromProcess(argv: readonly string[] = process.argv.slice(2
   try {
     return loadConfig(argv, process.env, {
       inCluster,
+      ...containerMemoryLimit(),
       serviceAccountNamespace,
       hostname: hostname(),
       randomSuffix: randomBytes(3).toString('hex'),

@@ -11,6 +11,7 @@ import type { ResilientInformer } from './kube/informer.js';
 import { createKubeClients, loadKubeConfig } from './kube/kube-client.js';
 import type { KubeClients } from './kube/kube-client.js';
 import { LeaderElector } from './kube/leader-election.js';
+import { LeadershipFence } from './kube/write-fence.js';
 import { OwnerResolver } from './kube/owner-resolver.js';
 import { PodImageIndex } from './kube/pod-image-index.js';
 import { PullSecretReader } from './kube/pull-secrets.js';
@@ -25,8 +26,10 @@ import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
 import type { ScanRequester } from './reports/report-reconciler.js';
 import { ScanResults } from './reports/scan-results.js';
+import { fetchTrustingCa } from './scanner/server-fetch.js';
 import { ScanQueue } from './scanner/scan-queue.js';
-import type { ScanOutcome, ScanQueueEvent } from './scanner/scan-queue.js';
+import type { ScanOutcome } from './scanner/scan-queue.js';
+import { residentBytesOf } from './scanner/child-memory.js';
 import { TrivyDatabase } from './scanner/trivy-database.js';
 import { TrivyRunner } from './scanner/trivy-runner.js';
 import type { ScanTarget, TrivyVersionInfo } from './scanner/trivy-runner.js';
@@ -50,6 +53,8 @@ export interface OperatorDeps {
    */
   trivyEnv?: Record<string, string>;
   trivyPathEnv?: string;
+  /** Interval of the memory housekeeping every replica runs (default 5 minutes). */
+  housekeepingMs?: number;
   /** Leader election timings (tests shorten them). */
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
@@ -97,9 +102,12 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const now = deps.now ?? (() => new Date());
   const random = deps.random ?? Math.random;
   const kubeConfig = deps.kubeConfig ?? loadKubeConfig(config.kubeconfig);
+  // With leader election, reports and events are written only while this replica leads (see write-fence.ts).
+  const fence = config.leaderElect ? new LeadershipFence() : undefined;
   const clients: KubeClients = createKubeClients(kubeConfig, {
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
     userAgent: `imagescan-operator/${OPERATOR_VERSION} (${config.identity})`,
+    ...(fence === undefined ? {} : { writeFence: fence }),
   });
   const watchSettings: WatchSettings = { kubeConfig, logger: log.child({ component: 'informer' }), ...deps.watch };
 
@@ -128,20 +136,24 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       }
     },
   });
-  const reportIndex = new ReportIndex(reportInformer);
+  const reportIndex = new ReportIndex(reportInformer, () => now().getTime());
   const scans = new ScanResults();
-  const metrics = new OperatorMetrics({ reportSource: reportIndex });
+  // The runner is built below; the gauge reads it only at scrape time.
+  const metrics = new OperatorMetrics({ reportSource: reportIndex, trivyMemory: () => residentBytesOf(runner.childPids()) });
   metrics.setBuildInfo(OPERATOR_VERSION);
   metrics.setLeader(false);
 
   const runner: TrivyRunner = new TrivyRunner({
     trivyPath: config.trivyPath,
     cacheDir: config.trivyCacheDir,
+    ...(config.registryCredentialsDir === undefined ? {} : { credentialsDir: config.registryCredentialsDir }),
     ...(config.trivyServer === undefined ? {} : { server: config.trivyServer }),
     ...(config.trivyServerToken === undefined ? {} : { serverToken: config.trivyServerToken }),
+    ...(config.trivyServerCa === undefined ? {} : { serverCa: config.trivyServerCa }),
     severities: [...config.severities],
     ignoreUnfixed: config.ignoreUnfixed,
     timeoutMs: config.scanTimeoutMs,
+    ...(config.trivyMemoryLimitBytes === undefined ? {} : { memoryLimitBytes: config.trivyMemoryLimitBytes }),
     ...(config.trivyDbRepository === undefined ? {} : { dbRepository: config.trivyDbRepository }),
     ...(config.trivyJavaDbRepository === undefined ? {} : { javaDbRepository: config.trivyJavaDbRepository }),
     logger: log.child({ component: 'trivy' }),
@@ -153,6 +165,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const database: TrivyDatabase = new TrivyDatabase({
     runner,
     ...(config.trivyServer === undefined ? {} : { server: config.trivyServer }),
+    ...(config.trivyServerCa === undefined ? {} : { fetch: fetchTrustingCa(config.trivyServerCa) }),
     refreshIntervalMs: config.trivyDbRefreshMs,
     activeScans: () => scanQueue?.inProgress() ?? 0,
     logger: log.child({ component: 'trivy-db' }),
@@ -170,6 +183,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     isPending: (digest: string) => scanQueue?.isPending(digest) ?? false,
   };
 
+  const pullSecrets = new PullSecretReader({ core: clients.core });
   const events = new EventRecorder({ core: clients.core, logger: log.child({ component: 'events' }), instance: config.identity });
   const reconciler = new ReportReconciler({
     pods: index,
@@ -180,11 +194,15 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     scanQueue: scanRequester,
     store: new KubeReportStore(clients.custom),
     owners: new OwnerResolver({ getJson: clients.getJson }),
-    pullSecrets: new PullSecretReader({ core: clients.core }),
+    pullSecrets,
     events,
     teamLabel: config.teamLabel,
+    teamOverrides: config.teamOverrides,
     gracePeriodMs: config.reportGracePeriodMs,
     rescanIntervalMs: rescanIntervalMs(config.rescanSchedule),
+    retry: { baseMs: config.scanRetryBackoffMs, maxAttempts: config.maxScanAttempts },
+    // Called after a failed scan: the schedule's next pass (the task exists by then).
+    nextScheduledRescan: (after) => rescanTask.getNextRuns(1)[0] ?? new Date(after.getTime() + rescanIntervalMs(config.rescanSchedule)),
     maxReportVulnerabilities: config.maxReportVulnerabilities,
     reportDetails: config.reportDetails,
     now,
@@ -210,17 +228,16 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     new ScanQueue({
       scan: (target, signal, onChildExit) => runner.scan(target, signal, onChildExit),
       concurrency: config.scanConcurrency,
+      // A timeout would only repeat for another full timeout; the reconciler's growing backoff retries it.
+      retriesAtOnce: (failure) => failure.reason !== 'timeout',
       gate: () => database.whenReady(),
-      onOutcome: (outcome: ScanOutcome) => controller.handleScanOutcome(outcome),
-      onEvent: (event: ScanQueueEvent) => {
-        // Every Trivy run counts, retries included: the metric describes Trivy, not requests.
-        if (event.type === 'finished') {
-          metrics.observeScan(
-            event.result === 'success'
-              ? { result: 'success', durationSeconds: event.durationSeconds }
-              : { result: 'failure', reason: event.reason ?? 'scanner_error', durationSeconds: event.durationSeconds },
-          );
-        }
+      onOutcome: (outcome: ScanOutcome) => {
+        // One count per scan request, after its retries (monitoring/README.md): a timeout retried
+        // into a success is a success, so ImageScanFailing measures scans that end failed.
+        metrics.observeScanOutcome(outcome);
+        controller.handleScanOutcome(outcome);
+      },
+      onEvent: () => {
         if (scanQueue !== undefined) metrics.setQueue(scanQueue.depth(), scanQueue.inProgress());
       },
       logger: log.child({ component: 'scan-queue' }),
@@ -252,6 +269,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         namespace: config.leaderElectionNamespace,
         name: config.leaderElectionId,
         identity: config.identity,
+        ...(fence === undefined ? {} : { fence }),
         ...(deps.leaseDurationMs === undefined ? {} : { leaseDurationMs: deps.leaseDurationMs }),
         ...(deps.renewDeadlineMs === undefined ? {} : { renewDeadlineMs: deps.renewDeadlineMs }),
         ...(deps.retryPeriodMs === undefined ? {} : { retryPeriodMs: deps.retryPeriodMs }),
@@ -263,6 +281,21 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
 
   let leading = false;
   let stopping = false;
+  let housekeepingTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Bounds what the informers feed on every replica: only the leader's reconciles forget keys, reports
+   * and secrets one by one, so a standby (or a former leader) would otherwise keep all it ever saw.
+   */
+  function housekeep(): void {
+    const forgotten = {
+      digests: controller.pruneKnowledge(),
+      goneKeys: index.forgetGoneBefore(new Date(now().getTime() - config.reportGracePeriodMs)),
+      reportWrites: reportIndex.sweep(),
+      pullSecrets: pullSecrets.forgetExpired(),
+    };
+    log.debug({ ...forgotten, leading }, 'housekeeping done');
+  }
   let server: MetricsServer | undefined;
   let electorLoop: Promise<void> | undefined;
 
@@ -323,6 +356,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       });
       log.info({ port: server.address.port, address: server.address.address, url: server.url }, 'metrics server listening');
       for (const informer of informers) informer.start();
+      housekeepingTimer = setInterval(housekeep, deps.housekeepingMs ?? 5 * 60_000);
+      housekeepingTimer.unref();
       void database.start().catch((err: unknown) => log.error({ err }, 'vulnerability database start failed'));
       await Promise.all(informers.map((informer) => informer.whenSynced()));
       log.info({ pods: index.podCount(), reports: reportInformer.size() }, 'caches synced');
@@ -339,6 +374,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         await electorLoop;
       }
       await stopLeading();
+      clearInterval(housekeepingTimer);
       rescanTask.destroy();
       await database.stop();
       await Promise.all(informers.map((informer) => informer.stop()));

@@ -35,11 +35,6 @@ export function findingFingerprint(criticalIds: readonly string[]): string {
   return createHash('sha256').update([...criticalIds].sort().join('\n')).digest('hex').slice(0, 16);
 }
 
-/** The ids (`id|package|installedVersion`) of a vulnerability list's CRITICAL entries that have a fix. */
-export function fixableCriticalIds(list: readonly { id: string; severity: string; package: string; installedVersion: string; fixedVersion?: string }[]): string[] {
-  return list.filter((v) => v.severity === 'CRITICAL' && v.fixedVersion !== undefined && v.fixedVersion !== '').map((v) => `${v.id}|${v.package}|${v.installedVersion}`);
-}
-
 /** Records Warning events, de-duplicated by (workload, report, set of fixable CRITICAL ids). */
 export class EventRecorder {
   private readonly sent: RecentMap<string, string>;

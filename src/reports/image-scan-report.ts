@@ -51,6 +51,15 @@ export interface ReportFix {
   ids: string[];
 }
 
+/** Fixable vulnerabilities by severity, as a fix entry counts them. */
+export interface FixCounts {
+  critical: number;
+  high: number;
+  medium: number;
+  low: number;
+  unknown: number;
+}
+
 /** --report-details: `fixes` writes status.fixes only; `full` also the per-vulnerability list. */
 export const REPORT_DETAILS = ['fixes', 'full'] as const;
 export type ReportDetails = (typeof REPORT_DETAILS)[number];
@@ -67,6 +76,8 @@ export interface ImageScanReportStatus {
   summary?: VulnerabilitySummary;
   fixes?: ReportFix[];
   fixesOmitted?: number;
+  /** The fixable vulnerabilities of the entries the cap left out, by severity (only when fixesOmitted > 0). */
+  fixesOmittedCounts?: FixCounts;
   vulnerabilities?: ReportVulnerability[];
   vulnerabilitiesOmitted?: number;
   workloads?: ReportWorkload[];

@@ -20,13 +20,14 @@ import {
   UNASSIGNED_TEAM,
   type ImageScanReport,
   type ImageScanReportStatus,
+  type FixCounts,
   type ReportDetails,
   type ReportFix,
   type ReportPhase,
   type ReportVulnerability,
   type ReportWorkload,
 } from './image-scan-report.js';
-import { compareFixes, fixableCriticalIdsOfFixes, fixesOf, hasFix } from './report-fixes.js';
+import { compareFixes, fixableCriticalIdsOfFixes, fixesOf, hasFix, sumFixCounts } from './report-fixes.js';
 import { digestLabelValue, reportName } from './report-name.js';
 
 /** The type of the one condition the operator writes. */
@@ -120,6 +121,8 @@ export interface ScanState {
   fixes?: ReportFix[];
   /** Fix entries known to be missing from `fixes`. */
   fixesOmitted?: number;
+  /** The fixable vulnerabilities of those missing entries, by severity. */
+  fixesOmittedCounts?: FixCounts;
   /**
    * Set when the state cannot give the details this configuration writes: fixes worked out from an
    * old-format report whose list was capped, or a per-vulnerability list asked for from a report that
@@ -188,6 +191,7 @@ export function buildReportStatus(input: ReportStatusInput): ImageScanReportStat
     const details = scan.preparedListFingerprint === undefined ? detailsOf({ ...scan, result }, limits) : preparedDetails({ ...scan, result }, limits);
     status.fixes = details.fixes;
     status.fixesOmitted = details.fixesOmitted;
+    if (details.fixesOmitted > 0) status.fixesOmittedCounts = details.fixesOmittedCounts;
     if (details.vulnerabilities !== undefined) {
       status.vulnerabilities = details.vulnerabilities;
       status.vulnerabilitiesOmitted = details.vulnerabilitiesOmitted;
@@ -240,10 +244,13 @@ export function capVulnerabilities(
   return { vulnerabilities: vulns.slice(0, kept), omitted: vulns.length - kept };
 }
 
-/** As capVulnerabilities, for fix entries (sorted worst first): the worst packages always survive. */
-export function capFixes(fixes: readonly ReportFix[], limits: { maxBytes: number; maxCount: number }): { fixes: ReportFix[]; omitted: number } {
+/**
+ * As capVulnerabilities, for fix entries (sorted worst first): the worst packages always survive; the
+ * entries left out are counted, and their vulnerabilities by severity (so the metrics stay exact).
+ */
+export function capFixes(fixes: readonly ReportFix[], limits: { maxBytes: number; maxCount: number }): { fixes: ReportFix[]; omitted: number; omittedCounts: FixCounts } {
   const kept = fittingPrefix(fixes, limits);
-  return { fixes: fixes.slice(0, kept), omitted: fixes.length - kept };
+  return { fixes: fixes.slice(0, kept), omitted: fixes.length - kept, omittedCounts: sumFixCounts(fixes.slice(kept)) };
 }
 
 /** How many leading items fit `maxCount` and, as a JSON array, `maxBytes`. */
@@ -430,6 +437,7 @@ export function preparedScanState(state: ScanState, limits?: Partial<ReportLimit
     result: { ...result, vulnerabilities: (details.vulnerabilities ?? []).map(fromReportVulnerability) },
     fixes: details.fixes,
     fixesOmitted: details.fixesOmitted,
+    fixesOmittedCounts: details.fixesOmittedCounts,
     vulnerabilitiesOmitted: details.vulnerabilitiesOmitted ?? 0,
     preparedListFingerprint: detailsFingerprint(details.fixes, details.vulnerabilities),
   };
@@ -482,6 +490,7 @@ export function scanStateFromReport(report: ImageScanReport): ScanState {
     if (Array.isArray(status.fixes)) {
       state.fixes = status.fixes;
       state.fixesOmitted = nonNegativeInteger(status.fixesOmitted ?? 0);
+      if (state.fixesOmitted > 0) state.fixesOmittedCounts = sumFixCounts([], status.fixesOmittedCounts);
     }
     // A report written with --report-details=fixes has no list: every entry is omitted from it.
     state.vulnerabilitiesOmitted = nonNegativeInteger((listed ? status.vulnerabilitiesOmitted : state.fixes === undefined ? 0 : status.summary.total) ?? 0);
@@ -511,6 +520,7 @@ const fingerprints = new WeakMap<object, string>();
 interface StatusDetails {
   fixes: ReportFix[];
   fixesOmitted: number;
+  fixesOmittedCounts: FixCounts;
   vulnerabilities?: ReportVulnerability[];
   vulnerabilitiesOmitted?: number;
 }
@@ -522,7 +532,11 @@ interface StatusDetails {
  * only when the state was prepared for `full` (an empty list otherwise).
  */
 function preparedDetails(scan: ScanState & { result: ScanResult }, limits: ReportLimits): StatusDetails {
-  const details: StatusDetails = { fixes: scan.fixes ?? [], fixesOmitted: nonNegativeInteger(scan.fixesOmitted ?? 0) };
+  const details: StatusDetails = {
+    fixes: scan.fixes ?? [],
+    fixesOmitted: nonNegativeInteger(scan.fixesOmitted ?? 0),
+    fixesOmittedCounts: sumFixCounts([], scan.fixesOmittedCounts),
+  };
   if (limits.details === 'full') {
     details.vulnerabilities = scan.result.vulnerabilities as ReportVulnerability[];
     details.vulnerabilitiesOmitted = nonNegativeInteger(scan.vulnerabilitiesOmitted ?? 0);
@@ -534,7 +548,11 @@ function preparedDetails(scan: ScanState & { result: ScanResult }, limits: Repor
 function detailsOf(scan: ScanState & { result: ScanResult }, limits: ReportLimits): StatusDetails {
   const fixLimits = { maxBytes: limits.maxFixBytes, maxCount: Math.min(limits.maxFixes, CRD_MAX_ITEMS.fixes) };
   const fixes = scan.fixes === undefined ? cappedFixesOf(scan.result, fixLimits) : capFixes(reportFixesFrom(scan.fixes), fixLimits);
-  const details: StatusDetails = { fixes: fixes.fixes, fixesOmitted: fixes.omitted + nonNegativeInteger(scan.fixesOmitted ?? 0) };
+  const details: StatusDetails = {
+    fixes: fixes.fixes,
+    fixesOmitted: fixes.omitted + nonNegativeInteger(scan.fixesOmitted ?? 0),
+    fixesOmittedCounts: addCounts(fixes.omittedCounts, scan.fixesOmittedCounts),
+  };
   if (limits.details === 'full') {
     const capped = cappedVulnerabilitiesOf(scan.result, limits.maxVulnerabilityBytes, Math.min(limits.maxVulnerabilities, CRD_MAX_ITEMS.vulnerabilities));
     details.vulnerabilities = capped.vulnerabilities;
@@ -543,8 +561,13 @@ function detailsOf(scan: ScanState & { result: ScanResult }, limits: ReportLimit
   return details;
 }
 
+function addCounts(a: FixCounts, b: Partial<FixCounts> | undefined): FixCounts {
+  const c = sumFixCounts([], b);
+  return { critical: a.critical + c.critical, high: a.high + c.high, medium: a.medium + c.medium, low: a.low + c.low, unknown: a.unknown + c.unknown };
+}
+
 /** The report's fix entries for a result: worked out from its whole list, sorted and capped. */
-function cappedFixesOf(result: ScanResult, limits: { maxBytes: number; maxCount: number }): { fixes: ReportFix[]; omitted: number } {
+function cappedFixesOf(result: ScanResult, limits: { maxBytes: number; maxCount: number }): ReturnType<typeof capFixes> {
   return capFixes(reportFixesFrom(fixesOf(result.vulnerabilities.map(toReportVulnerability))), limits);
 }
 

@@ -1,6 +1,6 @@
 // status.fixes: what to upgrade, worked out from a report's vulnerability list. Pure.
 import { compareText, compareVulnerabilities, SEVERITIES, type Severity } from '../scanner/scan-result.js';
-import type { ReportFix, ReportVulnerability } from './image-scan-report.js';
+import type { FixCounts, ReportFix, ReportVulnerability } from './image-scan-report.js';
 
 const COUNT_FIELD: Readonly<Record<Severity, 'critical' | 'high' | 'medium' | 'low' | 'unknown'>> = {
   CRITICAL: 'critical',
@@ -97,6 +97,13 @@ export function fixableCriticalIdsOfFixes(fixes: readonly ReportFix[]): string[]
     const ids = Array.isArray(f.ids) ? f.ids : [];
     for (const id of ids.slice(0, countOf(f.critical))) out.push(`${id}|${f.package}|${f.installedVersion}`);
   }
+  return out;
+}
+
+/** The entries' counts added up by severity, plus `extra` (e.g. counts of entries a cap left out). */
+export function sumFixCounts(fixes: readonly ReportFix[], extra?: Partial<FixCounts>): FixCounts {
+  const out: FixCounts = { critical: countOf(extra?.critical), high: countOf(extra?.high), medium: countOf(extra?.medium), low: countOf(extra?.low), unknown: countOf(extra?.unknown) };
+  for (const f of fixes) for (const severity of SEVERITIES) out[COUNT_FIELD[severity]] += countOf(f[COUNT_FIELD[severity]]);
   return out;
 }
 

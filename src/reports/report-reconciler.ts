@@ -360,6 +360,7 @@ export class ReportReconciler {
       if (known.scannedAt !== undefined) state.scannedAt = known.scannedAt;
       if (known.vulnerabilitiesOmitted !== undefined && known.vulnerabilitiesOmitted > 0) state.vulnerabilitiesOmitted = known.vulnerabilitiesOmitted;
       if (known.fixesOmitted !== undefined && known.fixesOmitted > 0) state.fixesOmitted = known.fixesOmitted;
+      if (known.fixesOmittedCounts !== undefined) state.fixesOmittedCounts = known.fixesOmittedCounts;
       if (known.detailsIncomplete === true) state.detailsIncomplete = true;
       if (known.preparedListFingerprint !== undefined) state.preparedListFingerprint = known.preparedListFingerprint;
       return state;

@@ -6,7 +6,7 @@ import type { ScanFailureReason } from '../scanner/scan-failure.js';
 import type { ScanResult, Vulnerability } from '../scanner/scan-result.js';
 import { findingFingerprint } from '../kube/event-recorder.js';
 import { RecentMap } from '../recent-map.js';
-import type { ReportFix } from './image-scan-report.js';
+import type { FixCounts, ReportFix } from './image-scan-report.js';
 import { fixableCriticalIdsOfFixes } from './report-fixes.js';
 
 export interface KnownFailure {
@@ -36,6 +36,8 @@ export interface DigestScanKnowledge {
   vulnerabilitiesOmitted?: number;
   /** Fix entries known to be missing from the kept fixes. */
   fixesOmitted?: number;
+  /** Their fixable vulnerabilities by severity. */
+  fixesOmittedCounts?: FixCounts;
   /** The kept lists lack what the reports should show; only a scan completes them (see ScanState). */
   detailsIncomplete?: boolean;
   /** Set when the result's lists are already a report's lists; their fingerprint (see ScanState). */
@@ -67,6 +69,7 @@ export interface SeedState {
   result?: ScanResult;
   fixes?: ReportFix[];
   fixesOmitted?: number;
+  fixesOmittedCounts?: FixCounts;
   scannedAt?: Date;
   vulnerabilitiesOmitted?: number;
   detailsIncomplete?: boolean;
@@ -170,7 +173,7 @@ export class ScanResults {
         // Prepared only now that it is kept: most reports the watch delivers are known already.
         const kept = prepare(state);
         // What we knew stays (a failure, rescanNotBefore), except the facts of the lists replaced here.
-        const { preparedListFingerprint: _replaced, detailsIncomplete: _incomplete, fixesOmitted: _omitted, ...earlier } = known ?? {};
+        const { preparedListFingerprint: _replaced, detailsIncomplete: _incomplete, fixesOmitted: _omitted, fixesOmittedCounts: _counts, ...earlier } = known ?? {};
         const stored: StoredKnowledge = {
           ...earlier,
           digest,
@@ -239,8 +242,9 @@ function pack(kept: KeptResult): { result: ScanOutline; packedVulnerabilities: B
 }
 
 /** The facts of a prepared state that the knowledge keeps beside its packed lists. */
-function detailsFacts(state: SeedState): Pick<DigestScanKnowledge, 'vulnerabilitiesOmitted' | 'fixesOmitted' | 'detailsIncomplete' | 'preparedListFingerprint'> {
+function detailsFacts(state: SeedState): Pick<DigestScanKnowledge, 'vulnerabilitiesOmitted' | 'fixesOmitted' | 'fixesOmittedCounts' | 'detailsIncomplete' | 'preparedListFingerprint'> {
   const facts: ReturnType<typeof detailsFacts> = { vulnerabilitiesOmitted: state.vulnerabilitiesOmitted ?? 0, fixesOmitted: state.fixesOmitted ?? 0 };
+  if (state.fixesOmittedCounts !== undefined && (state.fixesOmitted ?? 0) > 0) facts.fixesOmittedCounts = state.fixesOmittedCounts;
   if (state.detailsIncomplete === true) facts.detailsIncomplete = true;
   if (state.preparedListFingerprint !== undefined) facts.preparedListFingerprint = state.preparedListFingerprint;
   return facts;

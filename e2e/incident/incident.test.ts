@@ -190,7 +190,8 @@ describe('incident: vulnerable image → owning team paged → rollout resolves 
     expect(command?.[1]).toBe(`-n ${PAYMENTS_NS} get imagescanreport ${reportName} -o yaml`);
     const { stdout } = await run('kubectl', ['--kubeconfig', api?.kubeconfigPath ?? '', ...(command?.[1] ?? '').split(' ')]);
     expect(stdout).toContain(`name: ${reportName}`);
-    expect(stdout).toMatch(/severity: CRITICAL/);
+    // What to upgrade: the fix entries, worst first, the first with its fixable CRITICALs.
+    expect(stdout).toMatch(/fixes:\n\s*- critical: [1-9]/);
 
     // Only payments was paged about it; the search image is clean and routed elsewhere anyway.
     expect(webhook?.received('search')).toEqual([]);

@@ -1,5 +1,6 @@
 // Builds every part of the operator from its config without starting anything, so tests can build
 // the whole operator without ports, signals or child processes; start() and stop() run it.
+import path from 'node:path';
 import cron from 'node-cron';
 import type { ScheduledTask } from 'node-cron';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -25,6 +26,8 @@ import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
 import type { ScanRequester } from './reports/report-reconciler.js';
 import { ScanResults } from './reports/scan-results.js';
+import { isDueForScheduledRescan } from './reports/scheduled-rescan.js';
+import { SbomCache } from './scanner/sbom-cache.js';
 import { ScanQueue } from './scanner/scan-queue.js';
 import type { ScanOutcome, ScanQueueEvent } from './scanner/scan-queue.js';
 import { TrivyDatabase } from './scanner/trivy-database.js';
@@ -72,6 +75,10 @@ export interface Operator {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** The folder of the digests' SBOMs inside --trivy-cache-dir (docs/trivy-sbom-rescans.md). */
+export const SBOM_FOLDER = 'imagescan-sbom';
+/** How often SBOMs of digests no longer running or reported are removed. */
+const SBOM_PRUNE_INTERVAL_MS = 10 * 60_000;
 
 /**
  * The interval between two fires of the rescan schedule; a digest scanned more recently than this is
@@ -134,6 +141,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   metrics.setBuildInfo(OPERATOR_VERSION);
   metrics.setLeader(false);
 
+  const sbomCache = new SbomCache({ dir: path.join(config.trivyCacheDir, SBOM_FOLDER), logger: log.child({ component: 'sbom' }) });
   const runner: TrivyRunner = new TrivyRunner({
     trivyPath: config.trivyPath,
     cacheDir: config.trivyCacheDir,
@@ -149,6 +157,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     ...(deps.trivyPathEnv === undefined ? {} : { pathEnv: deps.trivyPathEnv }),
     // Stamps the scanner version and DB time on each result (the database learns them at download).
     scannerInfo: (): TrivyVersionInfo => database.versionInfo(),
+    sbomCache,
   });
   const database: TrivyDatabase = new TrivyDatabase({
     runner,
@@ -170,6 +179,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     isPending: (digest: string) => scanQueue?.isPending(digest) ?? false,
   };
 
+  const schedulePeriodMs = rescanIntervalMs(config.rescanSchedule);
   const events = new EventRecorder({ core: clients.core, logger: log.child({ component: 'events' }), instance: config.identity });
   const reconciler = new ReportReconciler({
     pods: index,
@@ -184,7 +194,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     events,
     teamLabel: config.teamLabel,
     gracePeriodMs: config.reportGracePeriodMs,
-    rescanIntervalMs: rescanIntervalMs(config.rescanSchedule),
+    rescanIntervalMs: schedulePeriodMs,
     maxReportVulnerabilities: config.maxReportVulnerabilities,
     now,
     logger: log.child({ component: 'reconciler' }),
@@ -226,7 +236,10 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     });
 
   const cronLog = log.child({ component: 'cron' });
-  const rescanTask: ScheduledTask = cron.createTask(config.rescanSchedule, () => controller.rescanAll('schedule'), {
+  // Digests the last DB update already rescanned are skipped: one rescan per DB version, whichever comes first.
+  const scheduledRescan = () =>
+    controller.rescanAll('schedule', (known) => isDueForScheduledRescan(known, { dbUpdatedAt: database.updatedAt(), nowMs: now().getTime(), periodMs: schedulePeriodMs }));
+  const rescanTask: ScheduledTask = cron.createTask(config.rescanSchedule, scheduledRescan, {
     timezone: 'UTC',
     noOverlap: true,
     name: 'rescan',
@@ -264,6 +277,13 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   let stopping = false;
   let server: MetricsServer | undefined;
   let electorLoop: Promise<void> | undefined;
+  let sbomPruneTimer: NodeJS.Timeout | undefined;
+
+  /** SBOMs follow the digests that run or still have a report, on every replica (each has its own cache volume). */
+  function pruneSboms(): void {
+    const reported = new Set(reportIndex.list().map((report) => report.spec.digest));
+    void sbomCache.prune((digest) => index.isRunning(digest) || reported.has(digest));
+  }
 
   function startLeading(): void {
     if (leading || stopping) return;
@@ -326,6 +346,10 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       await Promise.all(informers.map((informer) => informer.whenSynced()));
       log.info({ pods: index.podCount(), reports: reportInformer.size() }, 'caches synced');
       if (stopping) return;
+      // Only once the caches are synced: before, nothing would look in use.
+      pruneSboms();
+      sbomPruneTimer = setInterval(pruneSboms, SBOM_PRUNE_INTERVAL_MS);
+      sbomPruneTimer.unref();
       if (elector === undefined) startLeading();
       else electorLoop = contend();
     },
@@ -338,6 +362,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         await electorLoop;
       }
       await stopLeading();
+      clearInterval(sbomPruneTimer);
       rescanTask.destroy();
       await database.stop();
       await Promise.all(informers.map((informer) => informer.stop()));

@@ -85,14 +85,18 @@ const SBOM_PRUNE_INTERVAL_MS = 10 * 60_000;
  * fresh (a restart does not rescan it).
  */
 export function rescanIntervalMs(expression: string): number {
+  return Math.max(60_000, schedulePeriodMs(expression));
+}
+
+/** The shorter of the schedule's next two gaps, so an irregular schedule (every 5 hours: a short last gap) errs short. */
+export function schedulePeriodMs(expression: string): number {
   const task = cron.createTask(expression, () => undefined, { timezone: 'UTC' });
   try {
     const runs = task.getNextRuns(3);
     const [a, b, c] = runs;
     if (a === undefined || b === undefined) return 12 * 3_600_000;
-    // Take the shorter gap of two, so an irregular schedule (0 */5 with a short last gap) errs fresh-side.
     const gaps = [b.getTime() - a.getTime(), c === undefined ? Infinity : c.getTime() - b.getTime()];
-    return Math.max(60_000, Math.min(...gaps));
+    return Math.min(...gaps);
   } finally {
     task.destroy();
   }
@@ -179,7 +183,6 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     isPending: (digest: string) => scanQueue?.isPending(digest) ?? false,
   };
 
-  const schedulePeriodMs = rescanIntervalMs(config.rescanSchedule);
   const events = new EventRecorder({ core: clients.core, logger: log.child({ component: 'events' }), instance: config.identity });
   const reconciler = new ReportReconciler({
     pods: index,
@@ -194,7 +197,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     events,
     teamLabel: config.teamLabel,
     gracePeriodMs: config.reportGracePeriodMs,
-    rescanIntervalMs: schedulePeriodMs,
+    rescanIntervalMs: rescanIntervalMs(config.rescanSchedule),
     maxReportVulnerabilities: config.maxReportVulnerabilities,
     now,
     logger: log.child({ component: 'reconciler' }),
@@ -237,8 +240,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
 
   const cronLog = log.child({ component: 'cron' });
   // Digests the last DB update already rescanned are skipped: one rescan per DB version, whichever comes first.
-  const scheduledRescan = () =>
-    controller.rescanAll('schedule', (known) => isDueForScheduledRescan(known, { dbUpdatedAt: database.updatedAt(), nowMs: now().getTime(), periodMs: schedulePeriodMs }));
+  const periodMs = schedulePeriodMs(config.rescanSchedule);
+  const scheduledRescan = () => controller.rescanAll('schedule', (known) => isDueForScheduledRescan(known, { dbUpdatedAt: database.updatedAt(), nowMs: now().getTime(), periodMs }));
   const rescanTask: ScheduledTask = cron.createTask(config.rescanSchedule, scheduledRescan, {
     timezone: 'UTC',
     noOverlap: true,

@@ -111,6 +111,14 @@ describe('SbomCache', () => {
     expect(readdirSync(dir)).toEqual(['README']);
   });
 
+  it('makes the folder again when it was removed', async () => {
+    const { dir, cache: c } = cache();
+    await put(c, meta(1));
+    rmSync(dir, { recursive: true });
+    await put(c, meta(2));
+    expect(await c.lookup({ digest: digest(2) }, undefined)).toBeDefined();
+  });
+
   it('prunes nothing, without failing, before the folder exists', async () => {
     const { cache: c } = cache();
     expect(await c.prune(() => false)).toBe(0);

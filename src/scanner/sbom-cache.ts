@@ -96,7 +96,6 @@ export interface SbomCacheOptions {
 /** The SBOM files of scanned digests. Safe for concurrent scans of different keys. */
 export class SbomCache {
   private readonly log: Logger;
-  private madeDir: Promise<void> | undefined;
 
   constructor(private readonly opts: SbomCacheOptions) {
     this.log = opts.logger;
@@ -119,13 +118,8 @@ export class SbomCache {
 
   /** A path in the folder for Trivy to write the SBOM of `key` to, before commit() renames it. */
   async stagingPath(key: SbomKey): Promise<string> {
-    this.madeDir ??= mkdir(this.opts.dir, { recursive: true, mode: 0o700 }).then(() => undefined);
-    try {
-      await this.madeDir;
-    } catch (err) {
-      this.madeDir = undefined;
-      throw err;
-    }
+    // Every time: the folder may have been removed since (a cleaned cache volume).
+    await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
     return `${this.paths(key).sbomPath}.${randomBytes(6).toString('hex')}.partial`;
   }
 

@@ -114,7 +114,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'kubeconfig', value: '<path>', defaultText: 'in cluster: the service account; outside: $KUBECONFIG, then ~/.kube/config', help: 'Kubeconfig file to use.' },
   { name: 'namespaces', value: '<ns,...>', defaultText: 'all', help: 'Watch only these namespaces (comma-separated).' },
   { name: 'exclude-namespaces', value: '<ns,...>', defaultText: 'none', help: 'Never watch these namespaces (comma-separated).' },
-  { name: 'rescan-schedule', value: '<cron>', defaultText: '0 */12 * * *', help: 'Cron expression (5 or 6 fields) for rescanning every running image.' },
+  { name: 'rescan-schedule', value: '<cron>', defaultText: '0 */12 * * *', help: 'Cron expression (5 or 6 fields) for rescanning running images whose result predates the current vulnerability DB or one period.' },
   { name: 'rescan-jitter', value: '<duration>', defaultText: '10m', help: 'Spread the rescans of one scheduled pass randomly over this window (0s: no spread).' },
   { name: 'scan-concurrency', value: '<1-64>', defaultText: '2', help: 'Trivy scans running at once.' },
   { name: 'scan-timeout', value: '<duration>', defaultText: '10m', help: 'Kill a scan that runs longer than this.' },

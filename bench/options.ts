@@ -1,5 +1,6 @@
 // Command-line flags of the benchmark, parsed and validated once into a frozen object.
 import { parseArgs } from 'node:util';
+import { everySeconds } from './compressed-day.js';
 
 export interface BenchOptions {
   pods: number;
@@ -27,6 +28,8 @@ export interface BenchOptions {
   keep: boolean;
   /** Which Trivy stand-in: the CPU-cheap bench/fast-trivy.sh, or the project's Node stub. */
   stub: 'fast' | 'node';
+  /** Length of the compressed day after the restart (0: none). */
+  daySeconds: number;
 }
 
 export class BenchOptionsError extends Error {
@@ -49,6 +52,8 @@ export const USAGE = `usage: npm run bench -- [flags]
   --operator-node-options=".."  NODE_OPTIONS for the operator (e.g. "--operator-node-options=--cpu-prof --cpu-prof-dir=/tmp/prof")
   --stub fast|node      Trivy stand-in: bench/fast-trivy.sh (default; sleeps and replays, ~no CPU) or
                         test/trivy-stub/trivy (Node; ~0.13 CPU-s per run, which bounds a 2-core machine)
+  --day-seconds N       a day of DB updates (every N/4 s) and schedule (every N/2 s) after the restart,
+                        counting registry pulls (default 120; 0: skip)
   --keep                keep the work folder with the operator log, stub log and request log`;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
@@ -80,6 +85,7 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
         'operator-node-options': { type: 'string' },
         keep: { type: 'boolean', default: false },
         stub: { type: 'string', default: 'fast' },
+        'day-seconds': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -105,10 +111,19 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
     operatorNodeOptions: values['operator-node-options'] ?? '',
     keep: values.keep,
     stub: values.stub === 'node' ? 'node' : 'fast',
+    daySeconds: positiveInt('day-seconds', values['day-seconds'], 120, 0),
   };
   if (values.stub !== 'node' && values.stub !== 'fast') throw new BenchOptionsError(`--stub must be fast or node, got ${JSON.stringify(values.stub)}`);
   if (options.concurrency > 64) throw new BenchOptionsError(`--concurrency must be at most 64 (the operator's limit), got ${options.concurrency}`);
   if (options.namespaces > options.pods) throw new BenchOptionsError(`--namespaces (${options.namespaces}) must not exceed --pods (${options.pods})`);
   if (options.digests > options.pods) throw new BenchOptionsError(`--digests (${options.digests}) must not exceed --pods (${options.pods}): every digest needs a pod`);
+  if (options.daySeconds > 0) {
+    try {
+      if (options.daySeconds % 4 !== 0) throw new Error(`--day-seconds must be a multiple of 4 (the DB refresh is a quarter day), got ${options.daySeconds}`);
+      everySeconds(options.daySeconds / 2);
+    } catch (err) {
+      throw new BenchOptionsError(err instanceof Error ? err.message : String(err));
+    }
+  }
   return Object.freeze(options);
 }

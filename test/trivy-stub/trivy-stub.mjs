@@ -16,6 +16,7 @@ const STUB_VERSION = env.TRIVY_STUB_VERSION || '0.74.0';
 // --- flag table ---------------------------------------------------------------------------------
 // kind: 'bool' | 'string' | 'list' (comma-separated, repeatable). Names as in Trivy's CLI reference.
 const GLOBAL_FLAGS = {
+  cacert: 'string',
   'cache-dir': 'string',
   config: 'string',
   debug: 'bool',

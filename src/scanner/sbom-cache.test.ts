@@ -53,10 +53,19 @@ describe('SbomCache', () => {
     expect(found?.meta).toEqual(meta(1, { trivyVersion: '0.74.0' }));
     expect(await c.lookup({ digest: digest(1) }, undefined)).toBeDefined();
     expect(await c.lookup({ digest: digest(1) }, '0.75.0')).toBeUndefined();
-    expect(await c.lookup({ digest: digest(1), platform: 'linux/arm64' }, '0.74.0')).toBeUndefined();
     expect(await c.lookup({ digest: digest(2), platform: 'linux/arm64' }, '0.74.0')).toBeDefined();
-    expect(await c.lookup({ digest: digest(2) }, '0.74.0')).toBeUndefined();
+    expect(await c.lookup({ digest: digest(3) }, undefined)).toBeUndefined();
     expect(readdirSync(dir).filter((n) => n.endsWith('.partial'))).toEqual([]);
+  });
+
+  it('falls back to an entry of the digest for another platform, of the same Trivy version', async () => {
+    const { cache: c } = cache();
+    await put(c, meta(2, { platform: 'linux/arm64', trivyVersion: '0.74.0' }));
+    expect((await c.lookup({ digest: digest(2), platform: 'linux/amd64' }, '0.74.0'))?.meta.platform).toBe('linux/arm64');
+    expect((await c.lookup({ digest: digest(2) }, undefined))?.meta.platform).toBe('linux/arm64');
+    expect(await c.lookup({ digest: digest(2), platform: 'linux/amd64' }, '0.75.0')).toBeUndefined();
+    await put(c, meta(2, { platform: 'linux/amd64', trivyVersion: '0.74.0' }));
+    expect((await c.lookup({ digest: digest(2), platform: 'linux/amd64' }, '0.74.0'))?.meta.platform).toBe('linux/amd64');
   });
 
   it('has no entry when the SBOM or its meta is missing or the meta is not what it should be', async () => {

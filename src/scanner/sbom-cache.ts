@@ -101,8 +101,36 @@ export class SbomCache {
     this.log = opts.logger;
   }
 
-  /** The usable entry of `key` written by Trivy `trivyVersion` (any, when unknown), or undefined. */
+  /**
+   * The usable entry of `key` written by Trivy `trivyVersion` (any, when unknown), or undefined. Without
+   * one for the key's platform, an entry of the digest for another platform: the operator scans a
+   * digest once, for the platform of whichever pod asked first, and which pod that is may change (a
+   * restart, a rollout). Its rescans keep to the first scan's platform instead of pulling again.
+   */
   async lookup(key: SbomKey, trivyVersion: string | undefined): Promise<SbomEntry | undefined> {
+    const exact = await this.read(key, trivyVersion);
+    if (exact !== undefined) return exact;
+    let names: string[];
+    try {
+      names = await readdir(this.opts.dir);
+    } catch {
+      return undefined;
+    }
+    const stem = sbomStem({ digest: key.digest });
+    for (const name of names) {
+      if (!name.startsWith(stem) || !name.endsWith('.meta.json')) continue;
+      try {
+        const meta = parseMeta(await readFile(path.join(this.opts.dir, name), 'utf8'));
+        const other = await this.read(meta.platform === undefined ? { digest: key.digest } : { digest: key.digest, platform: meta.platform }, trivyVersion);
+        if (other !== undefined) return other;
+      } catch {
+        // Not an entry after all; look further.
+      }
+    }
+    return undefined;
+  }
+
+  private async read(key: SbomKey, trivyVersion: string | undefined): Promise<SbomEntry | undefined> {
     const { sbomPath, metaPath } = this.paths(key);
     let meta: SbomMeta;
     try {

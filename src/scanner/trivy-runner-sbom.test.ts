@@ -1,6 +1,6 @@
 // TrivyRunner with an SbomCache, against the stub Trivy: the first scan of a digest pulls the image
 // and keeps its SBOM, every later scan reads the SBOM and asks no registry.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -128,13 +128,18 @@ describe('TrivyRunner with an SBOM cache', () => {
     expect(pulls()).toBe(4);
   });
 
-  it('keeps an SBOM per platform of a digest', async () => {
-    const { runner, pulls } = await setup();
-    await runner.scan(nginx);
-    await runner.scan({ ...nginx, platform: 'linux/amd64' });
+  it('rescans a digest from its first scan SBOM whichever platform asks next, and keeps the SBOM per platform', async () => {
+    const { runner, pulls, sbomDir } = await setup();
+    const first = await runner.scan(nginx);
+    expect(await runner.scan({ ...nginx, platform: 'linux/amd64' })).toEqual(first);
+    expect(await runner.scan({ repository: nginx.repository, digest: nginx.digest })).toEqual(first);
+    expect(pulls()).toBe(1);
+    // An SBOM only for the other platform is no entry for this one once this one has its own.
+    rmSync(sbomDir, { recursive: true });
     await runner.scan({ ...nginx, platform: 'linux/amd64' });
     await runner.scan(nginx);
     expect(pulls()).toBe(2);
+    expect(readdirSync(sbomDir).filter((n) => n.endsWith('.cdx.json'))).toEqual([`sha256-${'0'.repeat(63)}1.linux-amd64.cdx.json`]);
   });
 
   it('still returns the scan when the SBOM cannot be kept, and pulls again next time', async () => {

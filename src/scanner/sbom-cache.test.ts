@@ -68,6 +68,15 @@ describe('SbomCache', () => {
     expect((await c.lookup({ digest: digest(2), platform: 'linux/amd64' }, '0.74.0'))?.meta.platform).toBe('linux/amd64');
   });
 
+  it('after a restart finds the entries of other platforms that an earlier process wrote', async () => {
+    const { dir, cache: c } = cache();
+    await put(c, meta(2, { platform: 'linux/arm64' }));
+    const restarted = new SbomCache({ dir, logger: pino({ level: 'silent' }) });
+    expect((await restarted.lookup({ digest: digest(2), platform: 'linux/amd64' }, undefined))?.meta.platform).toBe('linux/arm64');
+    await restarted.discard({ digest: digest(2), platform: 'linux/arm64' });
+    expect(await restarted.lookup({ digest: digest(2), platform: 'linux/amd64' }, undefined)).toBeUndefined();
+  });
+
   it('has no entry when the SBOM or its meta is missing or the meta is not what it should be', async () => {
     const { dir, cache: c } = cache();
     await put(c, meta(1));

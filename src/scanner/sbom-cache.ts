@@ -96,6 +96,7 @@ export interface SbomCacheOptions {
 /** The SBOM files of scanned digests. Safe for concurrent scans of different keys. */
 export class SbomCache {
   private readonly log: Logger;
+  private byDigest: Promise<Map<string, Set<string | undefined>>> | undefined;
 
   constructor(private readonly opts: SbomCacheOptions) {
     this.log = opts.logger;
@@ -110,24 +111,34 @@ export class SbomCache {
   async lookup(key: SbomKey, trivyVersion: string | undefined): Promise<SbomEntry | undefined> {
     const exact = await this.read(key, trivyVersion);
     if (exact !== undefined) return exact;
-    let names: string[];
-    try {
-      names = await readdir(this.opts.dir);
-    } catch {
-      return undefined;
-    }
-    const stem = sbomStem({ digest: key.digest });
-    for (const name of names) {
-      if (!name.startsWith(stem) || !name.endsWith('.meta.json')) continue;
-      try {
-        const meta = parseMeta(await readFile(path.join(this.opts.dir, name), 'utf8'));
-        const other = await this.read(meta.platform === undefined ? { digest: key.digest } : { digest: key.digest, platform: meta.platform }, trivyVersion);
-        if (other !== undefined) return other;
-      } catch {
-        // Not an entry after all; look further.
-      }
+    // The other platforms come from memory: a folder listing per first scan costs O(n²) in a cold start.
+    for (const platform of (await this.platforms()).get(key.digest) ?? []) {
+      if (platform === key.platform) continue;
+      const other = await this.read(platform === undefined ? { digest: key.digest } : { digest: key.digest, platform }, trivyVersion);
+      if (other !== undefined) return other;
     }
     return undefined;
+  }
+
+  /** digest → the platforms it has entries for: listed once, then kept by commit, discard and prune. */
+  private platforms(): Promise<Map<string, Set<string | undefined>>> {
+    this.byDigest ??= readdir(this.opts.dir).then(
+      async (names) => {
+        const map = new Map<string, Set<string | undefined>>();
+        for (const name of names) {
+          if (!name.endsWith('.meta.json') || digestOfSbomFile(name) === undefined) continue;
+          try {
+            const meta = parseMeta(await readFile(path.join(this.opts.dir, name), 'utf8'));
+            addPlatform(map, meta.digest, meta.platform);
+          } catch {
+            // Not an entry; lookup() finds nothing there either.
+          }
+        }
+        return map;
+      },
+      () => new Map<string, Set<string | undefined>>(),
+    );
+    return this.byDigest;
   }
 
   private async read(key: SbomKey, trivyVersion: string | undefined): Promise<SbomEntry | undefined> {
@@ -162,6 +173,7 @@ export class SbomCache {
       await rm(metaPath, { force: true });
       await rename(staged, sbomPath);
       await rename(stagedMeta, metaPath);
+      addPlatform(await this.platforms(), meta.digest, meta.platform);
       return { sbomPath, meta };
     } catch (err) {
       await Promise.all([rm(staged, { force: true }), rm(stagedMeta, { force: true })]);
@@ -174,6 +186,7 @@ export class SbomCache {
     const { sbomPath, metaPath } = this.paths(key);
     await rm(metaPath, { force: true });
     await rm(sbomPath, { force: true });
+    (await this.platforms()).get(key.digest)?.delete(key.platform);
   }
 
   /**
@@ -206,6 +219,8 @@ export class SbomCache {
         this.log.warn({ file, err: err instanceof Error ? err.message : String(err) }, 'could not remove an SBOM file');
       }
     }
+    const platforms = await this.platforms();
+    for (const digest of [...platforms.keys()]) if (!inUse(digest)) platforms.delete(digest);
     if (removed > 0) this.log.info({ removed, dir: this.opts.dir }, 'removed SBOM files of digests no longer running');
     return removed;
   }
@@ -214,6 +229,12 @@ export class SbomCache {
     const stem = path.join(this.opts.dir, sbomStem(key));
     return { sbomPath: `${stem}.cdx.json`, metaPath: `${stem}.meta.json` };
   }
+}
+
+function addPlatform(map: Map<string, Set<string | undefined>>, digest: string, platform: string | undefined): void {
+  const known = map.get(digest);
+  if (known === undefined) map.set(digest, new Set([platform]));
+  else known.add(platform);
 }
 
 function parseMeta(text: string): SbomMeta {

@@ -88,7 +88,7 @@ describe('alert rules', () => {
     const rules = readRuleGroups().flatMap((g) => g.rules);
     for (const rule of rules) {
       const url = rule.annotations?.runbook_url ?? '';
-      const match = /^https:\/\/github\.com\/<org>\/imagescan-operator\/blob\/main\/monitoring\/README\.md#([a-z0-9_-]+)$/.exec(url);
+      const match = /^https:\/\/github\.com\/imagescan-operator\/imagescan-operator\/blob\/main\/monitoring\/README\.md#([a-z0-9_-]+)$/.exec(url);
       expect(match, `${rule.alert}: ${url}`).not.toBeNull();
       expect(anchors, `${rule.alert}: no heading for #${match?.[1] ?? ''} in monitoring/README.md`).toContain(match?.[1]);
       // The runbook is the alert's own section.

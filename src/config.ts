@@ -61,6 +61,10 @@ export interface OperatorConfig {
   readonly maxReportVulnerabilities: number;
   /** Listen address of /metrics, /healthz, /readyz; host undefined = every interface. */
   readonly metrics: { readonly host: string | undefined; readonly port: number };
+  /** HTTPS on the metrics address, and /metrics only for users RBAC allows (TokenReview + SubjectAccessReview). */
+  readonly metricsSecure: boolean;
+  /** Directory with tls.crt and tls.key for secure metrics; undefined = a self-signed certificate made at start. */
+  readonly metricsCertDir: string | undefined;
   readonly leaderElect: boolean;
   readonly leaderElectionNamespace: string;
   /** Name of the coordination.k8s.io Lease. */
@@ -130,6 +134,8 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'report-grace-period', value: '<duration>', defaultText: '1h', help: 'Delete a report when no pod of its namespace has run the image for this long.' },
   { name: 'max-report-vulnerabilities', value: '<0-1000>', defaultText: '500', help: 'Vulnerabilities listed in one report (worst first); the rest are counted as omitted.' },
   { name: 'metrics-address', value: '[host]:port', defaultText: ':8080', help: 'Listen address of /metrics, /healthz and /readyz.' },
+  { name: 'metrics-secure', boolean: true, defaultText: 'true', help: 'Serve the metrics address over HTTPS and /metrics only to users RBAC allows to get it (TokenReview + SubjectAccessReview); false: plain HTTP, open to anyone who reaches the port.' },
+  { name: 'metrics-cert-dir', value: '<dir>', defaultText: 'none (self-signed)', help: 'Directory with tls.crt and tls.key (a kubernetes.io/tls Secret) for secure metrics; re-read every minute.' },
   { name: 'leader-elect', boolean: true, defaultText: 'true in cluster, false outside', help: 'Elect a leader on a Lease; only the leader scans and writes.' },
   { name: 'leader-election-namespace', value: '<ns>', defaultText: "in cluster: the pod's namespace; outside: imagescan-system", help: 'Namespace of the leader election Lease.' },
   { name: 'leader-election-id', value: '<name>', defaultText: 'imagescan-operator', help: 'Name of the leader election Lease.' },
@@ -491,6 +497,13 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     if (value !== undefined && value !== '') trivyEnv[name] = value;
   }
 
+  const metricsSecure = setting('metrics-secure', readBoolean, true);
+  const metricsCertDir = setting('metrics-cert-dir', (r) => readNonEmpty(r, 'a directory'), undefined);
+  if (metricsCertDir !== undefined && !metricsSecure) {
+    const r = raw('metrics-cert-dir');
+    throw new ConfigError(`invalid ${r?.origin ?? '--metrics-cert-dir'} ${quote(metricsCertDir)}: a certificate is only used with --metrics-secure=true`);
+  }
+
   const fallbackIdentity =
     env['HOSTNAME'] !== undefined && env['HOSTNAME'] !== ''
       ? env['HOSTNAME']
@@ -518,6 +531,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     reportGracePeriodMs: setting('report-grace-period', (r) => readDuration(r), 3_600_000),
     maxReportVulnerabilities: setting('max-report-vulnerabilities', (r) => readInteger(r, 0, CRD_MAX_ITEMS.vulnerabilities), 500),
     metrics: setting('metrics-address', readMetricsAddress, { host: undefined, port: 8080 }),
+    metricsSecure,
+    metricsCertDir,
     leaderElect: setting('leader-elect', readBoolean, inCluster),
     leaderElectionNamespace: setting(
       'leader-election-namespace',

@@ -18,8 +18,12 @@ import { ReportIndex } from './kube/report-index.js';
 import { KubeReportStore } from './kube/report-store.js';
 import { createNamespaceInformer, createNodeInformer, createPodInformer, createReportInformer } from './kube/watches.js';
 import type { WatchSettings } from './kube/watches.js';
+import { KubeAccessReviewer } from './kube/access-reviews.js';
 import { startMetricsServer } from './metrics/http-server.js';
 import type { MetricsServer, Readiness } from './metrics/http-server.js';
+import { MetricsAccessControl } from './metrics/metrics-auth.js';
+import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './metrics/serving-certificate.js';
+import type { ServingCertificate } from './metrics/serving-certificate.js';
 import { OperatorMetrics } from './metrics/operator-metrics.js';
 import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
@@ -260,9 +264,12 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       })
     : undefined;
 
+  const metricsAccess = config.metricsSecure ? new MetricsAccessControl({ reviewer: new KubeAccessReviewer(clients) }) : undefined;
+
   let leading = false;
   let stopping = false;
   let server: MetricsServer | undefined;
+  let stopCertificateWatch: (() => void) | undefined;
   let electorLoop: Promise<void> | undefined;
 
   function startLeading(): void {
@@ -313,14 +320,34 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     rescanAll: (reason) => controller.rescanAll(reason),
     async start(): Promise<void> {
       log.info({ server: clients.server, namespaces: config.namespaces, leaderElect: config.leaderElect, identity: config.identity }, 'operator starting');
+      const httpLog = log.child({ component: 'http' });
+      let certificate: ServingCertificate | undefined;
+      if (config.metricsSecure) {
+        certificate = config.metricsCertDir === undefined ? await selfSignedCertificate(['localhost', '127.0.0.1'], now()) : await readCertificateDir(config.metricsCertDir);
+      }
       server = await startMetricsServer({
         host: config.metrics.host ?? '',
         port: config.metrics.port,
         metrics: metrics,
         readiness,
-        logger: log.child({ component: 'http' }),
+        logger: httpLog,
+        ...(certificate === undefined ? {} : { tls: certificate }),
+        ...(metricsAccess === undefined ? {} : { authorize: (request) => metricsAccess.decide(request) }),
       });
-      log.info({ port: server.address.port, address: server.address.address, url: server.url }, 'metrics server listening');
+      const running = server;
+      if (config.metricsCertDir !== undefined && certificate !== undefined) {
+        stopCertificateWatch = watchCertificateDir(config.metricsCertDir, certificate, (next) => running.setCertificate(next), httpLog);
+      }
+      log.info(
+        {
+          port: server.address.port,
+          address: server.address.address,
+          url: server.url,
+          secure: config.metricsSecure,
+          certificate: config.metricsSecure ? (config.metricsCertDir ?? 'self-signed') : undefined,
+        },
+        'metrics server listening',
+      );
       for (const informer of informers) informer.start();
       void database.start().catch((err: unknown) => log.error({ err }, 'vulnerability database start failed'));
       await Promise.all(informers.map((informer) => informer.whenSynced()));
@@ -341,6 +368,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       rescanTask.destroy();
       await database.stop();
       await Promise.all(informers.map((informer) => informer.stop()));
+      stopCertificateWatch?.();
       await server?.close();
       log.info('operator stopped');
     },

@@ -2,6 +2,8 @@
 import {
   ApiException,
   AppsV1Api,
+  AuthenticationV1Api,
+  AuthorizationV1Api,
   BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -25,6 +27,9 @@ export interface KubeClients {
   batch: BatchV1Api;
   custom: CustomObjectsApi;
   coordination: CoordinationV1Api;
+  /** TokenReviews and SubjectAccessReviews: who may read /metrics. */
+  authentication: AuthenticationV1Api;
+  authorization: AuthorizationV1Api;
   /** A GET whose JSON answer is returned as parsed, without client-node's model classes (see rawGetter). */
   getJson: RawGet;
 }
@@ -150,6 +155,8 @@ export function createKubeClients(kc: KubeConfig, options: KubeClientOptions): K
     batch: new BatchV1Api(configuration),
     custom: new CustomObjectsApi(configuration),
     coordination: new CoordinationV1Api(configuration),
+    authentication: new AuthenticationV1Api(configuration),
+    authorization: new AuthorizationV1Api(configuration),
     getJson: rawGetter(configuration),
   };
 }

@@ -323,7 +323,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       const httpLog = log.child({ component: 'http' });
       let certificate: ServingCertificate | undefined;
       if (config.metricsSecure) {
-        certificate = config.metricsCertDir === undefined ? await selfSignedCertificate(['localhost', '127.0.0.1'], now()) : await readCertificateDir(config.metricsCertDir);
+        certificate = config.metricsCertDir === undefined ? selfSignedCertificate(['localhost', '127.0.0.1'], now()) : await readCertificateDir(config.metricsCertDir);
       }
       server = await startMetricsServer({
         host: config.metrics.host ?? '',

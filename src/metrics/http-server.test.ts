@@ -284,7 +284,7 @@ describe('secure metrics server', () => {
   };
 
   it('serves HTTPS only, and /metrics only to an authorized request', async () => {
-    const certificate = await selfSignedCertificate(['localhost', '127.0.0.1'], new Date());
+    const certificate = selfSignedCertificate(['localhost', '127.0.0.1'], new Date());
     const { url, address } = await start({ tls: certificate, authorize });
     expect(url).toBe(`https://127.0.0.1:${address.port}`);
     await expect(request(`http://127.0.0.1:${address.port}/healthz`)).rejects.toThrow();
@@ -305,14 +305,14 @@ describe('secure metrics server', () => {
   });
 
   it('keeps /healthz and /readyz open to the kubelet, which sends no token', async () => {
-    const { url } = await start({ tls: await selfSignedCertificate(['localhost'], new Date()), authorize, readiness: () => ({ ready: false, reasons: ['pods not synced'] }) });
+    const { url } = await start({ tls: selfSignedCertificate(['localhost'], new Date()), authorize, readiness: () => ({ ready: false, reasons: ['pods not synced'] }) });
     expect(await secureRequest(`${url}/healthz`)).toMatchObject({ status: 200, body: 'ok\n' });
     expect(await secureRequest(`${url}/readyz`)).toMatchObject({ status: 503, body: 'not ready:\n- pods not synced\n' });
   });
 
   it('serves a new certificate to new connections after setCertificate', async () => {
-    const first = await selfSignedCertificate(['localhost'], new Date());
-    const second = await selfSignedCertificate(['localhost'], new Date());
+    const first = selfSignedCertificate(['localhost'], new Date());
+    const second = selfSignedCertificate(['localhost'], new Date());
     const started = await start({ tls: first, authorize });
     const port = started.address.port;
     expect((await secureRequest(`https://localhost:${port}/healthz`, { ca: first.cert })).status).toBe(200);

@@ -39,7 +39,7 @@ function peerCertificate(port: number): Promise<X509Certificate> {
 describe('selfSignedCertificate', () => {
   it('makes a certificate for the hosts, valid for a year, signed by its own key, that a TLS server serves', async () => {
     const now = new Date('2026-12-07T12:00:00Z');
-    const certificate = await selfSignedCertificate(['localhost', '127.0.0.1'], now);
+    const certificate = selfSignedCertificate(['localhost', '127.0.0.1'], now);
     const x509 = new X509Certificate(certificate.cert);
     expect(x509.subject).toBe('CN=imagescan-operator');
     expect(x509.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1');
@@ -59,8 +59,14 @@ describe('selfSignedCertificate', () => {
     }
   });
 
-  it('makes a new key each time (no two replicas share one)', async () => {
-    const [a, b] = await Promise.all([selfSignedCertificate(['localhost'], new Date()), selfSignedCertificate(['localhost'], new Date())]);
+  it('writes validity dates past 2049 as GeneralizedTime, which clients still read', () => {
+    const x509 = new X509Certificate(selfSignedCertificate(['localhost'], new Date('2049-12-31T00:00:00Z')).cert);
+    expect(new Date(x509.validTo).toISOString()).toBe('2050-12-31T00:00:00.000Z');
+    expect(x509.verify(x509.publicKey)).toBe(true);
+  });
+
+  it('makes a new key each time (no two replicas share one)', () => {
+    const [a, b] = [selfSignedCertificate(['localhost'], new Date()), selfSignedCertificate(['localhost'], new Date())];
     expect(a.key).not.toBe(b.key);
     expect(new X509Certificate(a.cert).serialNumber).not.toBe(new X509Certificate(b.cert).serialNumber);
   });
@@ -68,7 +74,7 @@ describe('selfSignedCertificate', () => {
 
 describe('readCertificateDir', () => {
   it('reads tls.crt and tls.key as a kubernetes.io/tls Secret mounts them', async () => {
-    const certificate = await selfSignedCertificate(['localhost'], new Date());
+    const certificate = selfSignedCertificate(['localhost'], new Date());
     expect(await readCertificateDir(certDir(certificate))).toEqual(certificate);
   });
 
@@ -79,7 +85,7 @@ describe('readCertificateDir', () => {
   });
 
   it('refuses a key that does not belong to the certificate, without printing the key', async () => {
-    const [a, b] = await Promise.all([selfSignedCertificate(['localhost'], new Date()), selfSignedCertificate(['localhost'], new Date())]);
+    const [a, b] = [selfSignedCertificate(['localhost'], new Date()), selfSignedCertificate(['localhost'], new Date())];
     const dir = certDir({ cert: a.cert, key: b.key });
     const err = await readCertificateDir(dir).catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(Error);
@@ -90,14 +96,14 @@ describe('readCertificateDir', () => {
 
 describe('watchCertificateDir', () => {
   it('hands on a rotated pair, and keeps the old one when the new files do not match', async () => {
-    const first = await selfSignedCertificate(['localhost'], new Date());
+    const first = selfSignedCertificate(['localhost'], new Date());
     const dir = certDir(first);
     const seen: ServingCertificate[] = [];
     const stop = watchCertificateDir(dir, first, (c) => seen.push(c), pino({ level: 'silent' }), 20);
     try {
       await new Promise((resolve) => setTimeout(resolve, 80));
       expect(seen).toEqual([]);
-      const second = await selfSignedCertificate(['localhost'], new Date());
+      const second = selfSignedCertificate(['localhost'], new Date());
       writeFileSync(path.join(dir, 'tls.crt'), second.cert);
       writeFileSync(path.join(dir, 'tls.key'), second.key);
       await expect.poll(() => seen.length, { timeout: 2000 }).toBe(1);

@@ -5,24 +5,17 @@
 # as the numeric non-root user 65532.
 #
 # Build:   docker buildx build -t imagescan-operator:dev .
-# Pin Trivy by digest (recommended for releases; the digest is not recorded in this repo):
-#   docker buildx imagetools inspect aquasec/trivy:0.74.0 --format '{{json .Manifest.Digest}}'
-#   (or: crane digest aquasec/trivy:0.74.0), then
-#   docker buildx build --build-arg TRIVY_DIGEST=@sha256:<digest> -t imagescan-operator:dev .
-# Never use Trivy 0.69.4, 0.69.5 or 0.69.6: those releases were malicious (CVE-2026-33634).
+# The base images are written out in their FROM lines, not behind ARGs, so that Renovate
+# (renovate.json) pins each one by digest and keeps it current; test/workflows checks that every FROM
+# is pinned or covered by that rule. Never use Trivy 0.69.4, 0.69.5 or 0.69.6: those releases were
+# malicious (CVE-2026-33634); renovate.json never proposes them and the test refuses them.
 
-ARG NODE_BUILD_IMAGE=node:24-slim
-ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot
-ARG TRIVY_VERSION=0.74.0
-# Empty, or "@sha256:<64 hex>" to pin the Trivy image by digest on top of the tag.
-ARG TRIVY_DIGEST=
-
-FROM aquasec/trivy:${TRIVY_VERSION}${TRIVY_DIGEST} AS trivy
+FROM aquasec/trivy:0.74.0 AS trivy
 
 # Build stage: dev dependencies + esbuild. Debian (glibc) rather than alpine because the `node` npm
 # dev dependency installs a glibc Node binary that npm scripts put first on PATH. The bundle holds the
 # production dependencies' code, pinned by the lockfile; their licences are in dist/.
-FROM ${NODE_BUILD_IMAGE} AS build
+FROM node:24-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -32,12 +25,10 @@ COPY src ./src
 RUN npm run build \
  && mkdir -p /out/var/cache/trivy
 
-FROM ${RUNTIME_IMAGE}
-ARG TRIVY_VERSION
+FROM gcr.io/distroless/nodejs24-debian13:nonroot
 LABEL org.opencontainers.image.title="imagescan-operator" \
       org.opencontainers.image.description="Keeps every running image scanned with Trivy; ImageScanReports and Prometheus metrics" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      dev.imagescan.trivy.version="${TRIVY_VERSION}"
+      org.opencontainers.image.licenses="Apache-2.0"
 WORKDIR /app
 COPY --chown=0:0 --from=build /src/dist ./dist
 COPY --chown=0:0 --from=trivy /usr/local/bin/trivy /usr/local/bin/trivy

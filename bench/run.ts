@@ -155,7 +155,7 @@ async function main(options: BenchOptions): Promise<number> {
   const cluster = seedCluster(api, plan);
   log(`seeded ${cluster.livePods.length} pods in ${plan.namespaces.length} namespaces, ${plan.workloads.length} workloads, ${plan.images.length} digests, ${expectedPairs.size} (namespace, digest) pairs in ${Date.now() - seedStart} ms`);
 
-  const fixtures = benchFixtures(path.resolve(repoRoot, '../shared/fixtures/trivy'));
+  const fixtures = benchFixtures(path.resolve(repoRoot, 'test/fixtures/trivy'));
   const churnCreates = options.churnSeconds * options.churnRate;
   const churnImages = Array.from({ length: Math.ceil(churnCreates / 5) }, (_, i) => churnImage(i));
   const stub = writeStubFiles({

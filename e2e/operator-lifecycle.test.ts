@@ -241,6 +241,11 @@ describe('operator with leader election', () => {
     const b = replica('replica-b');
     await b.waitForLine((l) => l.msg === 'caches synced', 20_000);
     await eventually(() => (api.objects.list(REPORTS, 'shop') as ReportLike[]).find((r) => r.status?.phase === 'Scanned'), 30_000, 'Scanned report');
+    // Only the leader exports per-image series; the standby reads the same reports and exports none.
+    const imagesExported = async (o: OperatorProcess): Promise<number> =>
+      (await (await fetch(`http://127.0.0.1:${await o.metricsPort()}/metrics`)).text()).match(/^imagescan_report_last_scan_timestamp_seconds\{/gm)?.length ?? 0;
+    await eventually(async () => ((await imagesExported(a)) === 1 ? true : undefined), 10_000, 'the leader exporting the image');
+    expect(await imagesExported(b)).toBe(0);
 
     const killedAt = Date.now();
     await a.kill9();
@@ -250,6 +255,7 @@ describe('operator with leader election', () => {
     expect(Date.now() - killedAt).toBeLessThan(15_000 + 4_400 + 3_000);
     api.seed.deployment({ namespace: 'shop', name: 'api', containers: ['alpine:3.19'] });
     await eventually(() => (api.objects.list(REPORTS, 'shop') as ReportLike[]).find((r) => r.spec?.image === 'alpine:3.19' && r.status?.phase === 'Scanned'), 30_000, 'new image scanned by the new leader');
+    await eventually(async () => ((await imagesExported(b)) === 2 ? true : undefined), 10_000, 'the new leader exporting both images');
 
     const writers = api
       .requests()

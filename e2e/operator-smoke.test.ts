@@ -12,7 +12,7 @@ import { eventually, getEndpoint, repoRoot, startOperatorProcess, stubScanInvoca
 import type { OperatorProcess } from './operator-process.js';
 
 const run = promisify(execFile);
-const fixture = path.resolve(repoRoot, '../shared/fixtures/trivy/real-world/trustdsai-nginx-1.19.json');
+const fixture = path.resolve(repoRoot, 'test/fixtures/trivy/real-world/trustdsai-nginx-1.19.json');
 
 /** Counts straight from the raw Trivy JSON, independent of the operator's parser. */
 function expectedCounts(): { critical: number; high: number; medium: number; low: number; total: number; fixable: number } {

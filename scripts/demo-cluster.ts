@@ -3,11 +3,11 @@
 // reports name (RepoDigests), so the stub can replay those reports and a real Trivy can pull them.
 import type { FakeApiServer } from '../e2e/fake-apiserver/index.js';
 
-/** A real public image, the digest it was scanned at, and its recorded report under shared/fixtures/trivy. */
+/** A real public image, the digest it was scanned at, and its recorded report under test/fixtures/trivy. */
 export interface DemoImage {
   image: string;
   digest: string;
-  /** Path relative to the fixtures root (`<repo>/../shared/fixtures/trivy`). */
+  /** Path relative to the fixtures root (`test/fixtures/trivy`). */
   fixture: string;
   /** Architecture the demo runs it on (the images below have a build for it). */
   arch: 'amd64' | 'arm64';

@@ -17,7 +17,7 @@ import { DEMO_NAMESPACES, EXPECTED_REPORTS, seedDemoCluster, stubMapping } from 
 import { writeTrivyWrapper } from '../test/trivy-stub/stub-harness.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const fixturesRoot = path.resolve(repoRoot, '../shared/fixtures/trivy');
+const fixturesRoot = path.resolve(repoRoot, 'test/fixtures/trivy');
 const trivyStub = path.join(repoRoot, 'test/trivy-stub/trivy');
 const run = promisify(execFile);
 /** The bearer token of your kubeconfig's admin in the fake cluster; it also reads the secure /metrics. */
@@ -26,7 +26,7 @@ const ADMIN_TOKEN = 'demo-admin-token';
 const USAGE = `usage: npm run demo [-- --scanner auto|stub|trivy] [--wait <seconds>]
 
   --scanner auto   real trivy when it is on PATH, else the stub (default; env IMAGESCAN_DEMO_SCANNER)
-  --scanner stub   the stub Trivy replaying recorded reports from ../shared/fixtures/trivy (offline)
+  --scanner stub   the stub Trivy replaying recorded reports from test/fixtures/trivy (offline)
   --scanner trivy  the real trivy on PATH (pulls the public images and the vulnerability DB)
   --wait <s>       how long to wait for the reports before showing them anyway
                    (default 60 with the stub, 600 with real Trivy: the first run downloads its DB)`;
@@ -116,7 +116,7 @@ async function chooseScanner(options: Options, work: string): Promise<Scanner | 
     };
   }
   if (!existsSync(fixturesRoot)) {
-    return `the stub Trivy replays recorded reports from ${fixturesRoot}, which is missing: put the shared/ folder beside the repository, or install trivy`;
+    return `the stub Trivy replays recorded reports from ${fixturesRoot}, which is missing from this clone: check it out again, or install trivy`;
   }
   const mapFile = path.join(work, 'trivy-stub-map.json');
   writeFileSync(mapFile, JSON.stringify(stubMapping(fixturesRoot), null, 2));

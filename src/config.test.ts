@@ -3,15 +3,18 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, helpText, loadConfig, parseDuration, wantsHelp, type OperatorConfig } from './config.js';
+import { CLOUD_CREDENTIAL_ENV, ConfigError, helpText, loadConfig, parseDuration, wantsHelp, type OperatorConfig } from './config.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Flags and defaults from the design's Configuration table, read from the contract itself. */
-function designFlags(): { flag: string; defaultText: string }[] {
-  const design = readFileSync(path.resolve(repoRoot, '../shared/docs/design.md'), 'utf8');
-  const section = design.slice(design.indexOf('## Configuration'), design.indexOf('## Layout'));
-  return [...section.matchAll(/^\| (--[a-z][a-z-]+) \| (.+) \|$/gm)].map((m) => ({ flag: m[1] ?? '', defaultText: m[2] ?? '' }));
+/** Flags and defaults from the README's configuration table, the contract users read. */
+function readmeFlags(): { flag: string; defaultText: string }[] {
+  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('<!-- config-table:start'), readme.indexOf('<!-- config-table:end'));
+  return [...section.matchAll(/^\| `(--[a-z][a-z-]+)` \| `IMAGESCAN_[A-Z_]+` \| (.+?) \| .+ \|$/gm)].map((m) => ({
+    flag: m[1] ?? '',
+    defaultText: (m[2] ?? '').replace(/\\(.)/g, '$1'),
+  }));
 }
 
 function configError(fn: () => unknown): ConfigError {
@@ -37,7 +40,9 @@ describe('defaults', () => {
       scanTimeoutMs: 10 * 60 * 1000,
       trivyPath: 'trivy',
       trivyCacheDir: '/var/cache/trivy',
+      registryCredentialsDir: undefined,
       trivyServer: undefined,
+      trivyServerCa: undefined,
       trivyServerToken: undefined,
       trivyEnv: {},
       trivyDbRepository: undefined,
@@ -46,6 +51,7 @@ describe('defaults', () => {
       severities: ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'],
       ignoreUnfixed: false,
       teamLabel: 'team',
+      teamOverrides: [],
       reportGracePeriodMs: 60 * 60 * 1000,
       maxReportVulnerabilities: 500,
       metrics: { host: undefined, port: 8080 },
@@ -229,9 +235,44 @@ describe('environment', () => {
     expect(helpText()).not.toContain('--trivy-server-token');
   });
 
-  it('hands the proxy and CA variables to Trivy and nothing else of the environment', () => {
-    const config = loadConfig([], { HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem', AWS_SECRET_ACCESS_KEY: 'x', PATH: '/bin' });
-    expect(config.trivyEnv).toEqual({ HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem' });
+  it('hands the proxy, CA and cloud credential variables to Trivy and nothing else of the environment', () => {
+    const cloud = {
+      // IRSA, as EKS's webhook injects it
+      AWS_ROLE_ARN: 'arn:aws:iam::111122223333:role/imagescan',
+      AWS_WEB_IDENTITY_TOKEN_FILE: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token',
+      AWS_STS_REGIONAL_ENDPOINTS: 'regional',
+      AWS_REGION: 'eu-west-1',
+      AWS_DEFAULT_REGION: 'eu-west-1',
+      // EKS Pod Identity
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: 'http://169.254.170.23/v1/credentials',
+      AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: '/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token',
+      // Azure Workload Identity
+      AZURE_CLIENT_ID: '00000000-0000-0000-0000-00000000000a',
+      AZURE_TENANT_ID: '00000000-0000-0000-0000-00000000000b',
+      AZURE_FEDERATED_TOKEN_FILE: '/var/run/secrets/azure/tokens/azure-identity-token',
+      AZURE_AUTHORITY_HOST: 'https://login.microsoftonline.com/',
+      // GKE (Workload Identity needs none; a key or federation config file)
+      GOOGLE_APPLICATION_CREDENTIALS: '/var/run/secrets/gcp/credentials.json',
+      AWS_SECRET_ACCESS_KEY: 'static-secret',
+    };
+    const config = loadConfig([], {
+      HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem', ...cloud,
+      PATH: '/bin', KUBERNETES_SERVICE_HOST: '10.0.0.1', IMAGESCAN_TRIVY_SERVER_TOKEN: 'tok', UNRELATED_SECRET: 'x', AWS_SOMETHING_ELSE: 'y', AZURE_USERNAME: 'u',
+    });
+    expect(config.trivyEnv).toEqual({ HTTPS_PROXY: 'http://proxy:3128', no_proxy: '.svc', SSL_CERT_FILE: '/etc/ca/ca.pem', ...cloud });
+  });
+
+  it('documents every cloud variable it passes in --help', () => {
+    for (const name of Object.values(CLOUD_CREDENTIAL_ENV).flat()) expect(helpText()).toContain(name);
+  });
+
+  it('takes a CA for an https Trivy server, and refuses one without https', () => {
+    const config = loadConfig(['--trivy-server=https://trivy.imagescan-system.svc:4954', '--trivy-server-ca=/etc/ca/ca.crt'], {});
+    expect([config.trivyServer, config.trivyServerCa]).toEqual(['https://trivy.imagescan-system.svc:4954', '/etc/ca/ca.crt']);
+    expect(() => loadConfig(['--trivy-server=http://trivy:4954'], { IMAGESCAN_TRIVY_SERVER_CA: '/etc/ca/ca.crt' })).toThrow(
+      new ConfigError('invalid IMAGESCAN_TRIVY_SERVER_CA "/etc/ca/ca.crt": a CA needs an https --trivy-server'),
+    );
+    expect(() => loadConfig(['--trivy-server-ca=/etc/ca/ca.crt'], {})).toThrow(/a CA needs an https --trivy-server/);
   });
 });
 
@@ -251,13 +292,13 @@ describe('the result', () => {
 
 describe('--help', () => {
   const help = helpText();
-  const flags = designFlags();
+  const flags = readmeFlags();
 
-  it('reads the whole design table', () => {
-    expect(flags.length).toBeGreaterThanOrEqual(17);
+  it('reads the whole README table', () => {
+    expect(flags.length).toBeGreaterThanOrEqual(24);
   });
 
-  it.each(designFlags())('lists $flag of the design with its variable and default', ({ flag, defaultText }) => {
+  it.each(readmeFlags())('lists $flag of the README with its variable and default', ({ flag, defaultText }) => {
     const block = help.slice(help.indexOf(`  ${flag} `) === -1 ? help.indexOf(`  ${flag}\n`) : help.indexOf(`  ${flag} `));
     expect(block.length).toBeLessThan(help.length);
     const variable = `IMAGESCAN_${flag.slice(2).toUpperCase().replaceAll('-', '_')}`;
@@ -268,7 +309,7 @@ describe('--help', () => {
     expect(entry).toContain(`default: ${core}`);
   });
 
-  it.each(designFlags())('accepts $flag on the command line', ({ flag }) => {
+  it.each(readmeFlags())('accepts $flag on the command line', ({ flag }) => {
     try {
       loadConfig([`${flag}=@@`], {});
     } catch (err) {
@@ -341,5 +382,42 @@ describe('configFromProcess', () => {
     const { code, stdout } = await runOperatorConfig(['--scan-timeout=5m', '--no-leader-elect']);
     expect(code).toBe(0);
     expect(stdout).toBe('loaded\n');
+  });
+});
+
+describe('--team-overrides', () => {
+  it('reads container and repository rules, normalizing repositories as pods write them', () => {
+    const config = loadConfig(['--team-overrides=container:istio-proxy=platform, container:linkerd-proxy=platform,repository:istio/proxyv2=mesh-team'], {});
+    expect(config.teamOverrides).toStrictEqual([
+      { kind: 'container', match: 'istio-proxy', team: 'platform' },
+      { kind: 'container', match: 'linkerd-proxy', team: 'platform' },
+      { kind: 'repository', match: 'docker.io/istio/proxyv2', team: 'mesh-team' },
+    ]);
+    expect(loadConfig([], { IMAGESCAN_TEAM_OVERRIDES: 'repository:ghcr.io/linkerd/proxy=platform' }).teamOverrides).toStrictEqual([
+      { kind: 'repository', match: 'ghcr.io/linkerd/proxy', team: 'platform' },
+    ]);
+  });
+
+  it.each([
+    ['istio-proxy=platform', 'expected container:<name>=<team> or repository:<repository>=<team>'],
+    ['pod:istio-proxy=platform', 'expected container:<name>=<team>'],
+    ['container:istio-proxy=', 'team "" is not a label value'],
+    ['container:istio-proxy=Platform Team', 'team "Platform Team" is not a label value'],
+    ['container:Istio_Proxy=platform', '"Istio_Proxy" is not a container name'],
+    ['repository:docker.io/istio/proxyv2:1.22=platform', 'without a tag or digest'],
+    ['repository:Not A Repo=platform', 'repository:Not A Repo=platform'],
+    ['container:istio-proxy=platform,container:istio-proxy=payments', 'container:istio-proxy is already given to team platform'],
+  ])('refuses %j with one line naming the flag', (value, expected) => {
+    const err = configError(() => loadConfig([`--team-overrides=${value}`], {}));
+    expect(err.message).toContain(`invalid --team-overrides ${JSON.stringify(value)}: `);
+    expect(err.message).toContain(expected);
+    expect(err.message).not.toContain('\n');
+  });
+
+  it('stops the process with exit code 2 and that line', async () => {
+    const { code, stdout, stderr } = await runOperatorConfig(['--team-overrides=sidecar=platform']);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^imagescan-operator: invalid --team-overrides "sidecar=platform": "sidecar=platform": expected container:<name>=<team> or repository:<repository>=<team>, comma-separated\n$/);
   });
 });

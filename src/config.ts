@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import cron from 'node-cron';
 import { SEVERITIES, type Severity } from './scanner/scan-result.js';
 import { CRD_MAX_ITEMS } from './reports/report-builder.js';
+import { parseTeamOverrides, type TeamOverride } from './images/team-overrides.js';
 
 /** pino's level names, least to most verbose, plus `silent`. */
 export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -36,13 +37,18 @@ export interface OperatorConfig {
   readonly scanTimeoutMs: number;
   readonly trivyPath: string;
   readonly trivyCacheDir: string;
+  /** Where each scan's DOCKER_CONFIG folder is made; undefined = inside the scan's temp folder. */
+  readonly registryCredentialsDir: string | undefined;
   /** Trivy server URL (client/server mode); undefined = standalone. */
   readonly trivyServer: string | undefined;
+  /** PEM file of the CA(s) that signed an https Trivy server's certificate, trusted besides the system CAs. */
+  readonly trivyServerCa: string | undefined;
   /** From IMAGESCAN_TRIVY_SERVER_TOKEN only, never a flag, so it never appears in argv. Never log it. */
   readonly trivyServerToken: string | undefined;
   /**
-   * Proxy and CA variables of the operator's own environment, handed on to Trivy (which otherwise
-   * gets a minimal environment): clusters behind a proxy or a private CA need them to reach registries.
+   * Proxy, CA and cloud credential variables of the operator's own environment, handed on to Trivy
+   * (which otherwise gets a minimal environment): clusters behind a proxy or a private CA need them to
+   * reach registries, and ECR/GCR/ACR images are pulled with the pod's cloud identity. Never log it.
    */
   readonly trivyEnv: Readonly<Record<string, string>>;
   /** Trivy's --db-repository (comma list allowed); undefined = Trivy's default. */
@@ -56,6 +62,8 @@ export interface OperatorConfig {
   readonly ignoreUnfixed: boolean;
   /** Label key (pod, then namespace) that names the owning team. */
   readonly teamLabel: string;
+  /** Container names and repositories whose images belong to a given team (e.g. injected sidecars). */
+  readonly teamOverrides: readonly TeamOverride[];
   readonly reportGracePeriodMs: number;
   /** Vulnerabilities kept in one report's status (worst first); the rest are counted as omitted. */
   readonly maxReportVulnerabilities: number;
@@ -78,6 +86,32 @@ export interface OperatorConfig {
 
 /** Standard proxy and CA variables passed through to Trivy when the operator has them. */
 const TRIVY_PASSTHROUGH_ENV = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'SSL_CERT_FILE', 'SSL_CERT_DIR'] as const;
+
+/**
+ * The cloud SDKs' credential variables, passed through so Trivy's ECR, GCR/Artifact Registry and ACR
+ * support sees the workload identity the pod was given (IRSA, EKS Pod Identity, GKE and Azure Workload
+ * Identity) or keys an admin put on the Deployment. An explicit list: the Trivy child never sees the
+ * rest of the operator's environment. Names as the Go SDKs that Trivy builds with read them.
+ */
+export const CLOUD_CREDENTIAL_ENV: Readonly<Record<'AWS' | 'Azure' | 'Google Cloud', readonly string[]>> = {
+  AWS: [
+    'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_STS_REGIONAL_ENDPOINTS', 'AWS_USE_FIPS_ENDPOINT',
+    // IRSA (web identity), injected by EKS's pod identity webhook.
+    'AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_ROLE_SESSION_NAME',
+    // EKS Pod Identity (and ECS): the container credentials endpoint.
+    'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', 'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+    // The node's instance profile through IMDS.
+    'AWS_EC2_METADATA_DISABLED', 'AWS_EC2_METADATA_SERVICE_ENDPOINT', 'AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE', 'AWS_EC2_METADATA_V1_DISABLED',
+    // Static keys or a mounted shared config.
+    'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE',
+  ],
+  // Trivy's ACR support uses DefaultAzureCredential and needs AZURE_TENANT_ID even for a managed identity.
+  Azure: [
+    'AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_AUTHORITY_HOST',
+    'AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_CLIENT_CERTIFICATE_PASSWORD', 'AZURE_ADDITIONALLY_ALLOWED_TENANTS',
+  ],
+  'Google Cloud': ['GOOGLE_APPLICATION_CREDENTIALS', 'GCE_METADATA_HOST'],
+};
 
 /** Facts about the process that loadConfig needs but must not look up itself, so it stays pure. */
 export interface ConfigRuntime {
@@ -124,13 +158,21 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'scan-timeout', value: '<duration>', defaultText: '10m', help: 'Kill a scan that runs longer than this.' },
   { name: 'trivy-path', value: '<path>', defaultText: 'trivy', help: 'Trivy executable (looked up on PATH when not a path).' },
   { name: 'trivy-cache-dir', value: '<dir>', defaultText: '/var/cache/trivy', help: 'Trivy cache directory shared by all scans (holds the vulnerability DB).' },
+  { name: 'registry-credentials-dir', value: '<dir>', defaultText: "inside each scan's folder in TMPDIR", help: "Parent folder of each scan's private DOCKER_CONFIG (the Deployment mounts a memory-backed emptyDir there)." },
   { name: 'trivy-server', value: '<url>', defaultText: 'none (standalone)', help: `Send scans to this Trivy server (http or https); its token comes from ${TRIVY_SERVER_TOKEN_ENV} only.` },
+  { name: 'trivy-server-ca', value: '<file>', defaultText: 'the system CAs', help: 'PEM CA bundle that signed the https Trivy server\'s certificate (added to the system CAs, for the operator and Trivy).' },
   { name: 'trivy-db-repository', value: '<repo,...>', defaultText: "Trivy's default", help: 'OCI repositories of the vulnerability DB.' },
   { name: 'trivy-java-db-repository', value: '<repo,...>', defaultText: "Trivy's default", help: 'OCI repositories of the Java index DB.' },
   { name: 'trivy-db-refresh', value: '<duration>', defaultText: '6h', help: 'Download the vulnerability DB again this often.' },
   { name: 'severities', value: '<list>', defaultText: SEVERITIES.slice().reverse().join(','), help: 'Severities to report (comma-separated subset).' },
   { name: 'ignore-unfixed', boolean: true, defaultText: 'false', help: 'Report only vulnerabilities that have a fix.' },
   { name: 'team-label', value: '<label-key>', defaultText: 'team', help: 'Pod (then namespace) label that names the owning team.' },
+  {
+    name: 'team-overrides',
+    value: '<rules>',
+    defaultText: 'none',
+    help: 'Give images to a team whatever pod runs them, e.g. injected sidecars: container:istio-proxy=platform,repository:docker.io/istio/proxyv2=platform (a repository rule wins, then the first matching container rule).',
+  },
   { name: 'report-grace-period', value: '<duration>', defaultText: '1h', help: 'Delete a report when no pod of its namespace has run the image for this long.' },
   { name: 'max-report-vulnerabilities', value: '<0-1000>', defaultText: '500', help: 'Vulnerabilities listed in one report (worst first); the rest are counted as omitted.' },
   { name: 'metrics-address', value: '[host]:port', defaultText: ':8080', help: 'Listen address of /metrics, /healthz and /readyz.' },
@@ -172,6 +214,10 @@ export function helpText(): string {
   lines.push('      Token for --trivy-server (kept out of argv on purpose); default: none');
   lines.push(`  ${TRIVY_PASSTHROUGH_ENV.filter((name) => name === name.toUpperCase()).join(', ')} (and lower case)`);
   lines.push('      Passed on to Trivy, which otherwise runs with a minimal environment; default: none');
+  for (const [cloud, names] of Object.entries(CLOUD_CREDENTIAL_ENV)) {
+    lines.push(`  ${names.join(', ')}`);
+    lines.push(`      ${cloud} credentials for private registries, passed on to Trivy (see the README's Private registries); default: none`);
+  }
   lines.push('');
   return lines.join('\n');
 }
@@ -401,6 +447,15 @@ function readLabelKey(raw: RawValue): string {
   return text;
 }
 
+function readTeamOverrides(raw: RawValue): TeamOverride[] {
+  try {
+    return parseTeamOverrides(raw.value);
+  } catch (err) {
+    if (err instanceof RangeError) throw invalid(raw, err.message);
+    throw err;
+  }
+}
+
 function readMetricsAddress(raw: RawValue): { host: string | undefined; port: number } {
   const text = raw.value.trim();
   const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
@@ -485,6 +540,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
   }
 
   const trivyServer = setting('trivy-server', readUrl, undefined);
+  const trivyServerCa = setting('trivy-server-ca', (r) => readNonEmpty(r, 'a PEM file'), undefined);
+  if (trivyServerCa !== undefined && !trivyServer?.startsWith('https:')) {
+    const r = raw('trivy-server-ca');
+    throw new ConfigError(`invalid ${r?.origin ?? '--trivy-server-ca'} ${quote(r?.value ?? '')}: a CA needs an https --trivy-server`);
+  }
   const tokenText = env[TRIVY_SERVER_TOKEN_ENV]?.trim();
   const trivyServerToken = tokenText === undefined || tokenText === '' ? undefined : tokenText;
   if (trivyServerToken !== undefined && /[\r\n]/.test(tokenText ?? '')) {
@@ -492,7 +552,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
   }
 
   const trivyEnv: Record<string, string> = {};
-  for (const name of TRIVY_PASSTHROUGH_ENV) {
+  for (const name of [...TRIVY_PASSTHROUGH_ENV, ...Object.values(CLOUD_CREDENTIAL_ENV).flat()]) {
     const value = env[name];
     if (value !== undefined && value !== '') trivyEnv[name] = value;
   }
@@ -519,7 +579,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     scanTimeoutMs: setting('scan-timeout', (r) => readDuration(r), 10 * 60_000),
     trivyPath: setting('trivy-path', (r) => readNonEmpty(r, 'a path or command name'), 'trivy'),
     trivyCacheDir: setting('trivy-cache-dir', (r) => readNonEmpty(r, 'a directory'), '/var/cache/trivy'),
+    registryCredentialsDir: setting('registry-credentials-dir', (r) => readNonEmpty(r, 'a directory'), undefined),
     trivyServer,
+    trivyServerCa,
     trivyServerToken,
     trivyEnv,
     trivyDbRepository: setting('trivy-db-repository', readRepositories, undefined),
@@ -528,6 +590,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     severities: setting('severities', readSeverities, [...SEVERITIES]),
     ignoreUnfixed: setting('ignore-unfixed', readBoolean, false),
     teamLabel: setting('team-label', readLabelKey, 'team'),
+    teamOverrides: setting('team-overrides', readTeamOverrides, []),
     reportGracePeriodMs: setting('report-grace-period', (r) => readDuration(r), 3_600_000),
     maxReportVulnerabilities: setting('max-report-vulnerabilities', (r) => readInteger(r, 0, CRD_MAX_ITEMS.vulnerabilities), 500),
     metrics: setting('metrics-address', readMetricsAddress, { host: undefined, port: 8080 }),

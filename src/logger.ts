@@ -20,6 +20,16 @@ export const REDACTED_PATHS: readonly string[] = [
   '*.DOCKER_CONFIG',
   '*.TRIVY_PASSWORD',
   '*.TRIVY_TOKEN',
+  // The settings handed to Trivy, and the secret-valued cloud credentials among them.
+  'trivyEnv',
+  '*.trivyEnv',
+  'extraEnv',
+  '*.extraEnv',
+  '*.AWS_SECRET_ACCESS_KEY',
+  '*.AWS_SESSION_TOKEN',
+  '*.AWS_CONTAINER_AUTHORIZATION_TOKEN',
+  '*.AZURE_CLIENT_SECRET',
+  '*.AZURE_CLIENT_CERTIFICATE_PASSWORD',
   'headers.authorization',
   '*.headers.authorization',
 ];

@@ -29,8 +29,10 @@ import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
 import type { ScanRequester } from './reports/report-reconciler.js';
 import { ScanResults } from './reports/scan-results.js';
+import { fetchTrustingCa } from './scanner/server-fetch.js';
 import { ScanQueue } from './scanner/scan-queue.js';
-import type { ScanOutcome, ScanQueueEvent } from './scanner/scan-queue.js';
+import type { ScanOutcome } from './scanner/scan-queue.js';
+import { residentBytesOf } from './scanner/child-memory.js';
 import { TrivyDatabase } from './scanner/trivy-database.js';
 import { TrivyRunner } from './scanner/trivy-runner.js';
 import type { ScanTarget, TrivyVersionInfo } from './scanner/trivy-runner.js';
@@ -134,15 +136,18 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   });
   const reportIndex = new ReportIndex(reportInformer);
   const scans = new ScanResults();
-  const metrics = new OperatorMetrics({ reportSource: reportIndex });
+  // The runner is built below; the gauge reads it only at scrape time.
+  const metrics = new OperatorMetrics({ reportSource: reportIndex, trivyMemory: () => residentBytesOf(runner.childPids()) });
   metrics.setBuildInfo(OPERATOR_VERSION);
   metrics.setLeader(false);
 
   const runner: TrivyRunner = new TrivyRunner({
     trivyPath: config.trivyPath,
     cacheDir: config.trivyCacheDir,
+    ...(config.registryCredentialsDir === undefined ? {} : { credentialsDir: config.registryCredentialsDir }),
     ...(config.trivyServer === undefined ? {} : { server: config.trivyServer }),
     ...(config.trivyServerToken === undefined ? {} : { serverToken: config.trivyServerToken }),
+    ...(config.trivyServerCa === undefined ? {} : { serverCa: config.trivyServerCa }),
     severities: [...config.severities],
     ignoreUnfixed: config.ignoreUnfixed,
     timeoutMs: config.scanTimeoutMs,
@@ -157,6 +162,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const database: TrivyDatabase = new TrivyDatabase({
     runner,
     ...(config.trivyServer === undefined ? {} : { server: config.trivyServer }),
+    ...(config.trivyServerCa === undefined ? {} : { fetch: fetchTrustingCa(config.trivyServerCa) }),
     refreshIntervalMs: config.trivyDbRefreshMs,
     activeScans: () => scanQueue?.inProgress() ?? 0,
     logger: log.child({ component: 'trivy-db' }),
@@ -187,6 +193,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     pullSecrets: new PullSecretReader({ core: clients.core }),
     events,
     teamLabel: config.teamLabel,
+    teamOverrides: config.teamOverrides,
     gracePeriodMs: config.reportGracePeriodMs,
     rescanIntervalMs: rescanIntervalMs(config.rescanSchedule),
     maxReportVulnerabilities: config.maxReportVulnerabilities,
@@ -214,16 +221,13 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       scan: (target, signal, onChildExit) => runner.scan(target, signal, onChildExit),
       concurrency: config.scanConcurrency,
       gate: () => database.whenReady(),
-      onOutcome: (outcome: ScanOutcome) => controller.handleScanOutcome(outcome),
-      onEvent: (event: ScanQueueEvent) => {
-        // Every Trivy run counts, retries included: the metric describes Trivy, not requests.
-        if (event.type === 'finished') {
-          metrics.observeScan(
-            event.result === 'success'
-              ? { result: 'success', durationSeconds: event.durationSeconds }
-              : { result: 'failure', reason: event.reason ?? 'scanner_error', durationSeconds: event.durationSeconds },
-          );
-        }
+      onOutcome: (outcome: ScanOutcome) => {
+        // One count per scan request, after its retries (monitoring/README.md): a timeout retried
+        // into a success is a success, so ImageScanFailing measures scans that end failed.
+        metrics.observeScanOutcome(outcome);
+        controller.handleScanOutcome(outcome);
+      },
+      onEvent: () => {
         if (scanQueue !== undefined) metrics.setQueue(scanQueue.depth(), scanQueue.inProgress());
       },
       logger: log.child({ component: 'scan-queue' }),

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { getEndpoint, repoRoot } from '../operator-process.js';
 
 const run = promisify(execFile);
-const fixtures = path.resolve(repoRoot, '../shared/fixtures/trivy');
+const fixtures = path.resolve(repoRoot, 'test/fixtures/trivy');
 
 // What the demo's cluster runs, written down here independently of scripts/demo-cluster.ts:
 // namespace, image as the pod spec writes it, and the recorded Trivy report of that image.

@@ -2,7 +2,7 @@
 // fail (never skip) and say how to install them, before it starts anything.
 import { execa } from 'execa';
 
-export const INCIDENT_INSTALL_HINT = 'run `apt-get install prometheus prometheus-alertmanager` (Debian/Ubuntu; .ci/run does it)';
+export const INCIDENT_INSTALL_HINT = 'run `apt-get install prometheus prometheus-alertmanager` (Debian/Ubuntu; npm test does it where it can)';
 
 /** A tool the test runs, under any of its names (Debian renames some binaries). */
 export interface RequiredTool {

@@ -18,7 +18,7 @@ export type { LogLine, OperatorProcess } from '../operator-process.js';
 
 export const REPORTS = 'imagescanreports.imagescan.dev';
 export const OPERATOR_SA = 'system:serviceaccount:imagescan-system:imagescan-operator';
-export const fixturesDir = path.resolve(repoRoot, '../shared/fixtures/trivy');
+export const fixturesDir = path.resolve(repoRoot, 'test/fixtures/trivy');
 const stubScript = path.join(repoRoot, 'test/trivy-stub/trivy-stub.mjs');
 
 export interface ReportLike {
@@ -51,6 +51,8 @@ export interface StubEvent {
   pid: number;
   t: number;
   argv?: string[];
+  /** Every variable name the stub received (never values). */
+  envNames?: string[];
   registries?: string[];
   exitCode?: number;
   mappingKey?: string;
@@ -69,7 +71,7 @@ export interface Rig {
   /** Replaces the stub's mapping (re-read by the stub on every run). */
   setStubMap(map: Record<string, string | StubEntry>): void;
   /** Starts the operator with the rig's Trivy, cache, TMPDIR and fast test settings plus `args`. */
-  start(options?: { args?: string[]; kubeconfig?: string }): OperatorProcess;
+  start(options?: { args?: string[]; kubeconfig?: string; env?: Record<string, string> }): OperatorProcess;
   reports(namespace?: string): ReportLike[];
   stubEvents(): StubEvent[];
   /** Pids of stub runs that are still running (alive and still the stub, not a reused pid). */
@@ -125,7 +127,7 @@ export async function startRig(apiOptions: FakeApiServerOptions = {}): Promise<R
         '--rescan-jitter', '0s',
         ...(options.args ?? []),
       ];
-      const operator = startCompiledOperator(mainJs, args, { TMPDIR: tmp });
+      const operator = startCompiledOperator(mainJs, args, { ...options.env, TMPDIR: tmp });
       operators.push(operator);
       return operator;
     },

@@ -81,6 +81,12 @@ describe('scans go to a Trivy server', () => {
     expect(operator.lines.some((l) => JSON.stringify(l).includes(TOKEN))).toBe(false);
   });
 
+  it("exports the server's DB time (its GET /version), which TrivyDatabaseStale watches", async () => {
+    // Secure metrics: the kubeconfig's admin token, which the fake API server authenticates.
+    const text = (await getEndpoint(`${await operator.metricsUrl()}/metrics`, { token: 'admin' })).body;
+    expect(text).toMatch(new RegExp(`^imagescan_trivy_db_updated_timestamp_seconds ${Date.parse('2026-11-26T06:00:00Z') / 1000}$`, 'm'));
+  });
+
   it('is ready while the server answers /healthz, and not ready when it stops answering', async () => {
     const url = await operator.metricsUrl();
     expect((await getEndpoint(`${url}/readyz`)).status).toBe(200);

@@ -58,6 +58,7 @@ describe('metrics server', () => {
       reportSource: { list: () => [fakeReport({ namespace: 'shop', name: 'alpine-1', image: 'alpine:3.9', status: scannedStatus(entries, { team: 'payments' }) })] },
       defaultMetrics: false,
     });
+    metrics.setLeader(true);
     const { url } = await start({ metrics });
     const reply = await request(`${url}/metrics`);
     expect(reply.status).toBe(200);
@@ -72,6 +73,7 @@ describe('metrics server', () => {
       fakeReport({ namespace: `ns-${i % 50}`, name: `app-${i}`, image: `registry.example.com/app-${i}:1.0`, status: scannedStatus(entries, { team: `team-${i % 7}` }) }),
     );
     const metrics = new OperatorMetrics({ reportSource: { list: () => reports }, defaultMetrics: false });
+    metrics.setLeader(true);
     const { url } = await start({ metrics });
     const reply = await request(`${url}/metrics`);
     expect(reply.status).toBe(200);

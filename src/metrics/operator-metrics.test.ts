@@ -10,9 +10,11 @@ import { OperatorMetrics } from './operator-metrics.js';
 
 const PER_IMAGE = ['imagescan_image_vulnerabilities', 'imagescan_report_last_scan_timestamp_seconds'];
 
-function setup(initial: ImageScanReport[] = []): { metrics: OperatorMetrics; reports: ImageScanReport[]; scrape: () => Promise<Sample[]> } {
+/** Metrics of a leader (the replica that exports per-image series) unless `leader` is false. */
+function setup(initial: ImageScanReport[] = [], opts: { leader?: boolean } = {}): { metrics: OperatorMetrics; reports: ImageScanReport[]; scrape: () => Promise<Sample[]> } {
   const reports = [...initial];
   const metrics = new OperatorMetrics({ reportSource: { list: () => reports }, defaultMetrics: false });
+  metrics.setLeader(opts.leader ?? true);
   return { metrics, reports, scrape: async () => parsePrometheusText(await scrapeText(metrics)) };
 }
 
@@ -20,18 +22,29 @@ function expectedCount(entries: ReportVulnerability[], severity: Severity, fixab
   return entries.filter((e) => e.severity === severity && (e.fixedVersion !== undefined) === fixable).length;
 }
 
+/** The severity × fixable buckets of a list that hold at least one entry: the series a report gets. */
+function nonEmptyBuckets(entries: ReportVulnerability[]): number {
+  return SEVERITIES.flatMap((severity) => [true, false].filter((fixable) => expectedCount(entries, severity, fixable) > 0)).length;
+}
+
 describe('OperatorMetrics per-image series', () => {
-  it('exports each severity, fixable and unfixable, of a scanned report as Trivy found them', async () => {
+  it('exports each non-empty severity bucket, fixable and unfixable, of a scanned report as Trivy found them, and no zeros', async () => {
     const entries = fixtureEntries('alpine-39.json');
     const { scrape } = setup([
       fakeReport({ namespace: 'shop', name: 'alpine-0123456789ab', image: 'alpine:3.9', status: scannedStatus(entries, { team: 'payments' }) }),
     ]);
     const samples = await scrape();
     const series = samplesOf(samples, 'imagescan_image_vulnerabilities');
-    expect(series).toHaveLength(SEVERITIES.length * 2);
+    // The fixture leaves some buckets empty, so leaving zeros out is visible here.
+    expect(nonEmptyBuckets(entries)).toBeLessThan(SEVERITIES.length * 2);
+    expect(series).toHaveLength(nonEmptyBuckets(entries));
     for (const severity of SEVERITIES) {
       for (const fixable of [true, false]) {
         const [sample] = samplesOf(series, 'imagescan_image_vulnerabilities', { severity, fixable: String(fixable) });
+        if (expectedCount(entries, severity, fixable) === 0) {
+          expect(sample, `${severity} fixable=${fixable}`).toBeUndefined();
+          continue;
+        }
         expect(sample?.labels).toEqual({
           namespace: 'shop',
           report: 'alpine-0123456789ab',
@@ -56,23 +69,24 @@ describe('OperatorMetrics per-image series', () => {
     const gone = fakeReport({ namespace: 'a', name: 'gone', image: 'redis:7', status: scannedStatus(fixtureEntries('centos-7.json')) });
     const { reports, scrape } = setup([keep, gone]);
     const before = await scrape();
-    expect(before.filter((s) => s.labels.report === 'gone').length).toBe(SEVERITIES.length * 2 + 1);
+    expect(before.filter((s) => s.labels.report === 'gone').length).toBe(nonEmptyBuckets(fixtureEntries('centos-7.json')) + 1);
 
     reports.splice(reports.indexOf(gone), 1);
     const after = await scrape();
     expect(after.filter((s) => s.labels.report === 'gone')).toEqual([]);
-    expect(after.filter((s) => s.labels.report === 'keep').length).toBe(SEVERITIES.length * 2 + 1);
+    expect(after.filter((s) => s.labels.report === 'keep').length).toBe(nonEmptyBuckets(fixtureEntries('debian-buster.json')) + 1);
     expect(samplesOf(after, 'imagescan_reports', { phase: 'Scanned' })[0]?.value).toBe(1);
   });
 
   it('puts a team label on every per-image series, "unassigned" when the report has no team', async () => {
+    const entries = fixtureEntries('alpine-39.json');
     const { scrape } = setup([
-      fakeReport({ namespace: 'a', name: 'with-team', image: 'x:1', status: scannedStatus([], { team: 'search' }) }),
-      fakeReport({ namespace: 'b', name: 'no-team', image: 'y:1', status: scannedStatus([]) }),
-      fakeReport({ namespace: 'c', name: 'empty-team', image: 'z:1', status: scannedStatus([], { team: '' }) }),
+      fakeReport({ namespace: 'a', name: 'with-team', image: 'x:1', status: scannedStatus(entries, { team: 'search' }) }),
+      fakeReport({ namespace: 'b', name: 'no-team', image: 'y:1', status: scannedStatus(entries) }),
+      fakeReport({ namespace: 'c', name: 'empty-team', image: 'z:1', status: scannedStatus(entries, { team: '' }) }),
     ]);
     const perImage = (await scrape()).filter((s) => PER_IMAGE.includes(s.name));
-    expect(perImage.length).toBe(3 * (SEVERITIES.length * 2 + 1));
+    expect(perImage.length).toBe(3 * (nonEmptyBuckets(entries) + 1));
     for (const sample of perImage) {
       expect(sample.labels.team).toBe(sample.labels.report === 'with-team' ? 'search' : 'unassigned');
     }
@@ -81,14 +95,15 @@ describe('OperatorMetrics per-image series', () => {
   it('keeps label values with quotes, backslashes, newlines and non-ASCII intact', async () => {
     const odd = 'reg.example.com:5000/we"ird\\path\nnext:tag-ü';
     const team = 'team "a"\\b';
+    const entries = fixtureEntries('spring4shell-jre11.json');
     const { metrics } = setup([
-      fakeReport({ namespace: 'odd', name: 'odd-report', image: odd, status: scannedStatus(fixtureEntries('spring4shell-jre11.json'), { team }) }),
+      fakeReport({ namespace: 'odd', name: 'odd-report', image: odd, status: scannedStatus(entries, { team }) }),
     ]);
     const text = await scrapeText(metrics);
     // One sample per line: a raw newline inside a label value would have split one.
     const samples = parsePrometheusText(text);
     const perImage = samples.filter((s) => PER_IMAGE.includes(s.name));
-    expect(perImage.length).toBe(SEVERITIES.length * 2 + 1);
+    expect(perImage.length).toBe(nonEmptyBuckets(entries) + 1);
     for (const sample of perImage) {
       expect(sample.labels.image).toBe(odd);
       expect(sample.labels.team).toBe(team);
@@ -122,6 +137,35 @@ describe('OperatorMetrics per-image series', () => {
     expect(samplesOf(samples, 'imagescan_images_tracked')[0]?.value).toBe(2);
   });
 
+  it('counts failed images by digest: one image gone from its registry in 40 namespaces is one', async () => {
+    const gone = `sha256:${'c'.repeat(64)}`;
+    const reports = Array.from({ length: 40 }, (_, i) =>
+      fakeReport({ namespace: `ns-${i}`, name: 'app-cccccccccccc', image: 'app:1', digest: gone, status: { phase: 'Failed', message: 'Scan failed (not_found)' } }),
+    );
+    reports.push(fakeReport({ namespace: 'ns-0', name: 'ok', image: 'ok:1', digest: `sha256:${'d'.repeat(64)}`, status: scannedStatus([]) }));
+    const samples = await setup(reports).scrape();
+    expect(samplesOf(samples, 'imagescan_reports', { phase: 'Failed' })[0]?.value).toBe(40);
+    expect(samplesOf(samples, 'imagescan_images_failed')[0]?.value).toBe(1);
+    expect(samplesOf(samples, 'imagescan_images_tracked')[0]?.value).toBe(2);
+  });
+
+  it('exports per-image series on the leader only: a standby has none, and starts when it leads', async () => {
+    const entries = fixtureEntries('alpine-39.json');
+    const { metrics, scrape } = setup([fakeReport({ namespace: 'a', name: 'alpine-0123456789ab', image: 'alpine:3.9', status: scannedStatus(entries) })], { leader: false });
+    const standby = await scrape();
+    expect(standby.filter((s) => PER_IMAGE.includes(s.name))).toEqual([]);
+    // The report-wide gauges stay on every replica (they are a handful of series).
+    expect(samplesOf(standby, 'imagescan_reports', { phase: 'Scanned' })[0]?.value).toBe(1);
+    expect(samplesOf(standby, 'imagescan_leader')[0]?.value).toBe(0);
+
+    metrics.setLeader(true);
+    const leading = await scrape();
+    expect(leading.filter((s) => PER_IMAGE.includes(s.name))).toHaveLength(nonEmptyBuckets(entries) + 1);
+
+    metrics.setLeader(false);
+    expect((await scrape()).filter((s) => PER_IMAGE.includes(s.name))).toEqual([]);
+  });
+
   it('answers the scrape with an error when the report source throws', async () => {
     const metrics = new OperatorMetrics({
       reportSource: {
@@ -131,6 +175,7 @@ describe('OperatorMetrics per-image series', () => {
       },
       defaultMetrics: false,
     });
+    metrics.setLeader(true);
     await expect(metrics.scrape()).rejects.toThrow('cache not synced');
   });
 });
@@ -194,6 +239,16 @@ describe('OperatorMetrics event-time series', () => {
 
     metrics.setLeader(false);
     expect(samplesOf(await scrape(), 'imagescan_leader')[0]?.value).toBe(0);
+  });
+
+  it('sums the resident memory of the Trivy children at each scrape, 0 without a source', async () => {
+    let children = 3 * 1024 * 1024;
+    const metrics = new OperatorMetrics({ reportSource: { list: () => [] }, defaultMetrics: false, trivyMemory: () => Promise.resolve(children) });
+    const memory = async (m: OperatorMetrics) => samplesOf(parsePrometheusText(await scrapeText(m)), 'imagescan_trivy_resident_memory_bytes')[0]?.value;
+    expect(await memory(metrics)).toBe(3 * 1024 * 1024);
+    children = 0;
+    expect(await memory(metrics)).toBe(0);
+    expect(await memory(setup().metrics)).toBe(0);
   });
 
   it('adds the process and Node.js default metrics on its own registry', async () => {

@@ -40,6 +40,11 @@ const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_
 
 export interface OperatorMetricsOptions {
   reportSource: ReportSource;
+  /**
+   * Bytes of resident memory of the running Trivy children, read at scrape time (they run in the
+   * operator's container, so they count against its memory limit). Without it the gauge stays 0.
+   */
+  trivyMemory?: () => Promise<number>;
   /** Adds prom-client's process and Node.js metrics (default true; tests may turn it off). */
   defaultMetrics?: boolean;
 }
@@ -53,12 +58,16 @@ export class OperatorMetrics {
   readonly scanQueueDepth: Gauge;
   readonly scansInProgress: Gauge;
   readonly imagesTracked: Gauge;
+  readonly imagesFailed: Gauge;
+  readonly trivyResidentMemoryBytes: Gauge;
   readonly reports: Gauge<'phase'>;
   readonly trivyDbUpdatedTimestampSeconds: Gauge;
   readonly leader: Gauge;
   readonly buildInfo: Gauge<'version' | 'trivy_version'>;
 
   private readonly reportSource: ReportSource;
+  /** Per-image series are the leader's to export: standbys read the same reports (see scrape). */
+  private leading = false;
 
   constructor(opts: OperatorMetricsOptions) {
     const source = opts.reportSource;
@@ -116,6 +125,19 @@ export class OperatorMetrics {
         this.set(digests.size);
       },
     });
+    this.imagesFailed = new Gauge({
+      name: 'imagescan_images_failed',
+      help: 'Distinct image digests whose ImageScanReport is in phase Failed (their vulnerabilities are unknown).',
+      registers,
+      collect() {
+        // Counted by digest, not by report: one image gone from its registry in 40 namespaces is one.
+        const digests = new Set<string>();
+        for (const report of source.list()) {
+          if (report.status?.phase === 'Failed' && typeof report.spec?.digest === 'string') digests.add(report.spec.digest);
+        }
+        this.set(digests.size);
+      },
+    });
 
     this.reports = new Gauge({
       name: 'imagescan_reports',
@@ -143,6 +165,15 @@ export class OperatorMetrics {
       help: '1 when this replica is the leader and scans, 0 when it stands by.',
       registers,
     });
+    const trivyMemory = opts.trivyMemory;
+    this.trivyResidentMemoryBytes = new Gauge({
+      name: 'imagescan_trivy_resident_memory_bytes',
+      help: 'Resident memory of the Trivy processes this replica runs now (scans and DB downloads), summed.',
+      registers,
+      async collect() {
+        if (trivyMemory !== undefined) this.set(await trivyMemory());
+      },
+    });
     this.buildInfo = new Gauge({
       name: 'imagescan_build_info',
       help: 'Always 1; the labels tell the operator version and the Trivy version it runs.',
@@ -169,10 +200,12 @@ export class OperatorMetrics {
    */
   async scrape(): Promise<IterableIterator<string | Buffer>> {
     const registryText = await this.registry.metrics();
-    const reports = this.reportSource.list();
+    // A standby exports no per-image series: two replicas would double the largest families for
+    // nothing, and the leader's are the ones its scans keep current.
+    const reports = this.leading ? this.reportSource.list() : undefined;
     return (function* () {
       yield registryText;
-      yield* reportSeriesChunks(reports);
+      if (reports !== undefined) yield* reportSeriesChunks(reports);
     })();
   }
 
@@ -197,8 +230,9 @@ export class OperatorMetrics {
     this.scansInProgress.set(inProgress);
   }
 
-  /** 1 while this replica holds the lease (or leader election is off), 0 on standby. */
+  /** 1 while this replica holds the lease (or leader election is off), 0 on standby; only a leader exports per-image series. */
   setLeader(isLeader: boolean): void {
+    this.leading = isLeader;
     this.leader.set(isLeader ? 1 : 0);
   }
 

@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { fakeReport, fixtureEntries, scannedStatus } from '../../test/alerts/fake-reports.js';
 import { parsePrometheusText, samplesOf } from '../../test/alerts/prometheus-text.js';
+import { SEVERITIES } from '../scanner/scan-result.js';
 import { IMAGE_VULNERABILITIES, REPORT_LAST_SCAN, reportSeriesChunks } from './report-series.js';
 
 const entries = fixtureEntries('alpine-39.json');
 const reports = Array.from({ length: 40 }, (_, i) =>
   fakeReport({ namespace: `team-${i % 7}`, name: `alpine-${String(i).padStart(12, '0')}`, image: `alpine:3.${i}`, status: scannedStatus(entries, { team: `t${i % 3}` }) }),
 );
+
+/** Severity × fixable buckets of the fixture with at least one entry: zeros are not written. */
+const BUCKETS = SEVERITIES.flatMap((severity) => [true, false].filter((fixable) => entries.some((e) => e.severity === severity && (e.fixedVersion !== undefined) === fixable))).length;
 
 function text(chunks: Iterable<Buffer>): string {
   return [...chunks].map((c) => c.toString('utf8')).join('');
@@ -21,16 +25,17 @@ describe('reportSeriesChunks', () => {
     for (const chunk of small) {
       const lines = chunk.toString('utf8').split('\n');
       expect(lines.pop()).toBe('');
-      // The ten lines of a report's vulnerability counts stay together.
+      // The lines of a report's vulnerability counts (its non-empty buckets) stay together.
       const perReport = new Map<string, number>();
       for (const line of lines.filter((l) => l.startsWith(`${IMAGE_VULNERABILITIES}{`))) {
         const report = /report="([^"]+)"/.exec(line)?.[1] ?? '';
         perReport.set(report, (perReport.get(report) ?? 0) + 1);
       }
-      for (const count of perReport.values()) expect(count).toBe(10);
+      for (const count of perReport.values()) expect(count).toBe(BUCKETS);
     }
     const samples = parsePrometheusText(whole);
-    expect(samplesOf(samples, IMAGE_VULNERABILITIES)).toHaveLength(reports.length * 10);
+    expect(samplesOf(samples, IMAGE_VULNERABILITIES)).toHaveLength(reports.length * BUCKETS);
+    expect(samplesOf(samples, IMAGE_VULNERABILITIES).filter((s) => s.value === 0)).toEqual([]);
     expect(samplesOf(samples, REPORT_LAST_SCAN)).toHaveLength(reports.length);
     expect(samplesOf(samples, REPORT_LAST_SCAN, { report: 'alpine-000000000003' })[0]).toMatchObject({
       labels: { namespace: 'team-3', report: 'alpine-000000000003', image: 'alpine:3.3', team: 't0' },
@@ -46,7 +51,7 @@ describe('reportSeriesChunks', () => {
     expect(own?.length).toBeGreaterThan(1024);
     const samples = parsePrometheusText(text(chunks));
     expect(samplesOf(samples, REPORT_LAST_SCAN, { report: 'long' })[0]?.labels.image).toBe(image);
-    expect(samplesOf(samples, IMAGE_VULNERABILITIES)).toHaveLength(30);
+    expect(samplesOf(samples, IMAGE_VULNERABILITIES)).toHaveLength(3 * BUCKETS);
   });
 
   it('writes only the headers when no image runs', () => {

@@ -163,10 +163,12 @@ export function* reportSeriesChunks(reports: readonly ImageScanReport[], chunkBy
     const lineBytes = IMAGE_VULNERABILITIES.length + maxLabelBytes(values) + LONGEST_SUFFIX + 17;
     if ((full = out.reserve(2 * counts.length * lineBytes)) !== undefined) yield full;
     let labels: Span | undefined;
+    // A zero is not written: most images have nothing in several of the ten buckets, and a sum or
+    // a `> 0` reads a missing series as none, so a report costs only its non-empty buckets.
     for (const count of counts) {
       const suffix = COUNT_SUFFIX[count.severity];
-      labels = writeCountLine(out, values, labels, suffix.fixable, count.fixable);
-      labels = writeCountLine(out, values, labels, suffix.unfixable, count.unfixable);
+      if (count.fixable > 0) labels = writeCountLine(out, values, labels, suffix.fixable, count.fixable);
+      if (count.unfixable > 0) labels = writeCountLine(out, values, labels, suffix.unfixable, count.unfixable);
     }
   }
   if ((full = out.reserve(maxBytes(REPORT_LAST_SCAN_HEADER))) !== undefined) yield full;

@@ -17,11 +17,13 @@ import { parseTrivyReport } from '../scanner/trivy-report-parser.js';
 import type { ScanTarget } from '../scanner/trivy-runner.js';
 import type { ImageScanReport, ImageScanReportStatus } from './image-scan-report.js';
 import { scanStateFromReport } from './report-builder.js';
+import { parseTeamOverrides } from '../images/team-overrides.js';
+import type { TeamOverride } from '../images/team-overrides.js';
 import { DEFAULT_INTERIM_STATUS_DELAY_MS, ReportReconciler } from './report-reconciler.js';
 import { ScanResults } from './scan-results.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const fixturePath = path.resolve(repoRoot, '../shared/fixtures/trivy/real-world/trustdsai-nginx-1.19.json');
+const fixturePath = path.resolve(repoRoot, 'test/fixtures/trivy/real-world/trustdsai-nginx-1.19.json');
 const fixtureText = readFileSync(fixturePath, 'utf8');
 
 /** Expected counts straight from the raw Trivy JSON, independent of the parser and builder. */
@@ -149,10 +151,11 @@ class FakeScanQueue {
 
 function pod(
   name: string,
-  options: { digest?: string; image?: string; owner?: { kind: string; name: string }; labels?: Record<string, string>; node?: string; pullSecret?: string; namespace?: string } = {},
+  options: { digest?: string; image?: string; owner?: { kind: string; name: string }; labels?: Record<string, string>; node?: string; pullSecret?: string; namespace?: string; container?: string } = {},
 ) {
   const digest = options.digest ?? DIGEST;
   const image = options.image ?? 'nginx:1.19';
+  const container = options.container ?? 'app';
   return toPodEntry({
     metadata: {
       name,
@@ -164,10 +167,10 @@ function pod(
     },
     spec: {
       nodeName: options.node ?? 'node-a',
-      containers: [{ name: 'app', image }],
+      containers: [{ name: container, image }],
       ...(options.pullSecret === undefined ? {} : { imagePullSecrets: [{ name: options.pullSecret }] }),
     },
-    status: { containerStatuses: [{ name: 'app', image, imageID: `docker.io/library/nginx@${digest}`, ready: true, restartCount: 0 }] },
+    status: { containerStatuses: [{ name: container, image, imageID: `docker.io/library/nginx@${digest}`, ready: true, restartCount: 0 }] },
   });
 }
 
@@ -184,6 +187,7 @@ function countUnpacks(scans: ScanResults): { count: number } {
 
 interface HarnessOptions {
   secrets?: Record<string, { type: string; data: Record<string, string>; namespace?: string }>;
+  teamOverrides?: TeamOverride[];
 }
 
 function harness(options: HarnessOptions = {}) {
@@ -230,6 +234,7 @@ function harness(options: HarnessOptions = {}) {
     owners: new OwnerResolver({ getJson }),
     pullSecrets: new PullSecretReader({ core, now: () => nowMs }),
     teamLabel: 'team',
+    ...(options.teamOverrides === undefined ? {} : { teamOverrides: options.teamOverrides }),
     gracePeriodMs: HOUR,
     rescanIntervalMs: 12 * HOUR,
     maxReportVulnerabilities: 100,
@@ -904,5 +909,45 @@ describe('ReportReconciler', () => {
     expect(h.queue.requests).toHaveLength(1);
     expect(h.server.objects.size).toBe(1);
     expect(h.report()?.status?.workloads).toEqual([{ kind: 'Deployment', name: 'web' }]);
+  });
+});
+
+describe('ReportReconciler team overrides (--team-overrides)', () => {
+  const sidecars = parseTeamOverrides('container:istio-proxy=platform,repository:docker.io/library/nginx=web-platform');
+
+  async function teamOfReport(h: ReturnType<typeof harness>, entry: ReturnType<typeof pod>): Promise<{ team?: string; label?: string }> {
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    h.finishScan();
+    await h.reconciler.reconcile(KEY);
+    const report = h.report();
+    return { ...(report?.status?.team === undefined ? {} : { team: report.status.team }), ...(report?.metadata?.labels?.['imagescan.dev/team'] === undefined ? {} : { label: report.metadata.labels['imagescan.dev/team'] }) };
+  }
+
+  it("gives an injected sidecar's image the platform's team, not the team of the pod it sits in", async () => {
+    const h = harness({ teamOverrides: parseTeamOverrides('container:istio-proxy=platform') });
+    const sidecar = pod('checkout-1', { container: 'istio-proxy', labels: { team: 'payments' } });
+    expect(await teamOfReport(h, sidecar)).toEqual({ team: 'platform', label: 'platform' });
+  });
+
+  it('leaves other containers to the pod and namespace labels', async () => {
+    const h = harness({ teamOverrides: parseTeamOverrides('container:istio-proxy=platform') });
+    expect(await teamOfReport(h, pod('checkout-1', { labels: { team: 'search' } }))).toEqual({ team: 'search', label: 'search' });
+  });
+
+  it('lets a repository rule win over a container rule', async () => {
+    const h = harness({ teamOverrides: sidecars });
+    expect(await teamOfReport(h, pod('checkout-1', { container: 'istio-proxy', labels: { team: 'payments' } }))).toEqual({ team: 'web-platform', label: 'web-platform' });
+  });
+
+  it('moves an existing report to the new team once the flag is set (a restart with the flag)', async () => {
+    const before = harness();
+    const sidecar = pod('checkout-1', { container: 'istio-proxy', labels: { team: 'payments' } });
+    expect(await teamOfReport(before, sidecar)).toEqual({ team: 'payments', label: 'payments' });
+    const after = harness({ teamOverrides: parseTeamOverrides('container:istio-proxy=platform') });
+    // The same cluster state seen by an operator started with the flag.
+    for (const [key, report] of before.server.objects) after.server.objects.set(key, structuredClone(report));
+    expect(await teamOfReport(after, sidecar)).toEqual({ team: 'platform', label: 'platform' });
   });
 });

@@ -4,6 +4,8 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { teamOf } from '../images/team.js';
+import { overriddenTeam } from '../images/team-overrides.js';
+import type { TeamOverride } from '../images/team-overrides.js';
 import type { PodImage } from '../images/pod-images.js';
 import { KubeApiError } from '../kube/api-error.js';
 import type { NamespaceEntry, NodeEntry } from '../kube/cluster-objects.js';
@@ -110,6 +112,8 @@ export interface ReportReconcilerOptions {
     isAnnounced?(namespace: string, reportName: string, workloads: readonly Workload[], fingerprint: string): boolean;
   };
   teamLabel: string;
+  /** Images given to a team whatever pod runs them (--team-overrides); default none. */
+  teamOverrides?: readonly TeamOverride[];
   gracePeriodMs: number;
   /** A digest last attempted longer ago than this is rescanned (the schedule's interval). */
   rescanIntervalMs: number;
@@ -163,7 +167,9 @@ export class ReportReconciler {
     const requeue = await this.ensureScan(first, image, log);
     const workloads = await this.workloadsOf(pods);
     const namespaceLabels = this.options.namespaces.get(namespace)?.labels;
-    const team = teamOf(first.entry.pod.metadata?.labels, namespaceLabels, this.options.teamLabel);
+    const team =
+      overriddenTeam(this.options.teamOverrides ?? [], { repository: image.image.repository, containers: containersRunning(pods, digest) }) ??
+      teamOf(first.entry.pod.metadata?.labels, namespaceLabels, this.options.teamLabel);
     const desired = buildReportObject({
       namespace,
       image: image.image.image,
@@ -495,6 +501,11 @@ export class ReportReconciler {
 
 function imageOf(pod: IndexedPod, digest: string): PodImage | undefined {
   return pod.images.find((image) => image.image.digest === digest);
+}
+
+/** Names of the containers that run the digest in any of the pods (lazily: the rules may not ask). */
+function* containersRunning(pods: readonly IndexedPod[], digest: string): Generator<string> {
+  for (const pod of pods) yield* imageOf(pod, digest)?.containers ?? [];
 }
 
 /** Whether (and with which priority) to request a scan, from what is known about the digest. */

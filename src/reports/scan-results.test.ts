@@ -6,7 +6,7 @@ import { findingFingerprint, fixableCriticalIds } from '../kube/event-recorder.j
 import { parseTrivyReport } from '../scanner/trivy-report-parser.js';
 import { ScanResults } from './scan-results.js';
 
-const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/trivy');
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test/fixtures/trivy');
 const digestOf = (i: number) => `sha256:${i.toString(16).padStart(64, '0')}`;
 
 describe('ScanResults', () => {

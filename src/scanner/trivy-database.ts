@@ -8,6 +8,7 @@
 // DB and readiness is its /healthz; the Java DB is still used by the client (Trivy matches JARs on the
 // client side), so it alone is downloaded and refreshed here, under the same gate.
 import type { Logger } from 'pino';
+import type { ServerFetch } from './server-fetch.js';
 import type { TrivyRunner, TrivyVersionInfo } from './trivy-runner.js';
 
 export interface TrivyDatabaseOptions {
@@ -31,7 +32,8 @@ export interface TrivyDatabaseOptions {
   now?: () => number;
   /** Injectable wait, resolved early (not rejected) when the signal aborts. */
   delay?: (ms: number, signal: AbortSignal) => Promise<void>;
-  fetch?: typeof fetch;
+  /** Server mode: how /healthz and /version are fetched (default: the global fetch). */
+  fetch?: ServerFetch;
 }
 
 /** Keeps the Trivy DB present and fresh, and gates scans while it is being replaced. */
@@ -226,7 +228,7 @@ export class TrivyDatabase {
 
   private async watchServer(firstDone: () => void): Promise<void> {
     const signal = this.stopController.signal;
-    const doFetch = this.opts.fetch ?? fetch;
+    const doFetch: ServerFetch = this.opts.fetch ?? fetch;
     const base = (this.opts.server ?? '').replace(/\/+$/, '');
     while (!signal.aborted) {
       const wasHealthy = this.serverHealthy;
@@ -243,7 +245,7 @@ export class TrivyDatabase {
     }
   }
 
-  private async readServerVersion(doFetch: typeof fetch, base: string, signal: AbortSignal): Promise<void> {
+  private async readServerVersion(doFetch: ServerFetch, base: string, signal: AbortSignal): Promise<void> {
     try {
       const res = await doFetch(`${base}/version`, { signal: AbortSignal.any([signal, AbortSignal.timeout(5_000)]) });
       if (!res.ok) return;

@@ -8,7 +8,7 @@ import type { ScanResult, Severity } from './scan-result.js';
 import { parseTrivyReport, sortVulnerabilities, summarize, TrivyReportError } from './trivy-report-parser.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const fixturesDir = path.resolve(repoRoot, '../shared/fixtures/trivy');
+const fixturesDir = path.resolve(repoRoot, 'test/fixtures/trivy');
 const fixtureFiles = [fixturesDir, path.join(fixturesDir, 'real-world')].flatMap((dir) =>
   readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
@@ -54,7 +54,7 @@ const minimalVuln = { VulnerabilityID: 'CVE-1', PkgName: 'openssl', InstalledVer
 const report = (extra: Record<string, unknown>) => JSON.stringify({ SchemaVersion: 2, ...extra });
 
 describe('parseTrivyReport on real Trivy reports', () => {
-  it('finds the shared fixtures', () => {
+  it('finds the recorded fixtures', () => {
     expect(fixtureFiles.length).toBeGreaterThanOrEqual(16);
   });
 

@@ -1,9 +1,10 @@
-import { readFileSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createStubWorkspace, stubRunnerOptions, FIXTURES_DIR, isAlive, testDigest } from '../../test/trivy-stub/stub-harness.js';
 import type { StubWorkspace } from '../../test/trivy-stub/stub-harness.js';
+import { residentBytesOf } from './child-memory.js';
 import { ScanFailure } from './scan-failure.js';
 import { TrivyRunner } from './trivy-runner.js';
 import type { ScanTarget, TrivyRunnerOptions } from './trivy-runner.js';
@@ -118,8 +119,39 @@ describe('TrivyRunner.scan', () => {
       expect(ws.leftovers()).toEqual([]);
     });
 
+    it('can keep the DOCKER_CONFIG apart from the scan\'s scratch folder (a memory-backed volume in the Deployment)', async () => {
+      const { ws } = setup({ 'registry.example.com/private/app': { fixture: '../../../shared/fixtures/trivy/real-world/trustdsai-alpine-3.19.json', requireAuth: { username: 'robot', password: 'stub-password' }, sleepMs: 1500 } });
+      const credentialsDir = mkdtempSync(path.join(ws.dir, 'credentials-'));
+      const separate = new TrivyRunner(stubRunnerOptions(ws, pino({ level: 'silent' }), { credentialsDir }));
+      // A folder a killed operator left behind (its pid is gone): swept before the first scan.
+      mkdirSync(path.join(credentialsDir, 'imagescan-2147483646-1-dead'));
+      await separate.downloadDatabases();
+      const scanning = separate.scan({ ...privateImage, credentials: creds });
+      await vi.waitFor(() => expect(ws.invocations().filter((i) => i.start.argv?.includes('--format'))).toHaveLength(1), { timeout: 5_000 });
+      // While Trivy runs: the credentials are in credentialsDir, the scratch folder holds none.
+      const held = readdirSync(credentialsDir);
+      expect(held).toHaveLength(1);
+      expect(held[0]).toMatch(new RegExp(`^imagescan-${process.pid}-`));
+      expect(statSync(path.join(credentialsDir, held[0] ?? '', 'config.json')).mode & 0o777).toBe(0o600);
+      for (const scratch of ws.leftovers()) expect(readdirSync(path.join(ws.tmpDir, scratch))).not.toContain('docker');
+      expect((await scanning).summary.total).toBe(rawCounts('real-world/trustdsai-alpine-3.19.json').total);
+      expect(ws.invocations().at(-1)?.start.registries).toEqual(['registry.example.com']);
+      expect(readdirSync(credentialsDir)).toEqual([]);
+      expect(ws.leftovers()).toEqual([]);
+    });
+
+    it('a credentials folder that cannot be made fails the scan as a retryable scanner_error, leaving nothing behind', async () => {
+      const { ws } = setup();
+      const missing = path.join(ws.dir, 'not-mounted');
+      const separate = new TrivyRunner(stubRunnerOptions(ws, pino({ level: 'silent' }), { credentialsDir: missing }));
+      await separate.downloadDatabases();
+      expect(await failureOf(separate.scan({ ...privateImage, credentials: creds }))).toMatchObject({ reason: 'scanner_error', transient: true, message: expect.stringContaining(`${missing}: ENOENT`) });
+      expect(ws.invocations().filter((i) => i.start.argv?.includes('--format'))).toEqual([]);
+      expect(ws.leftovers()).toEqual([]);
+    });
+
     it('uses the index URL key for Docker Hub', async () => {
-      const { ws, runner } = setup({ 'docker.io/acme/private': { fixture: '../../../shared/fixtures/trivy/alpine-39.json', requireAuth: { username: 'u', password: 'p@ss:word' } } });
+      const { ws, runner } = setup({ 'docker.io/acme/private': { fixture: '../fixtures/trivy/alpine-39.json', requireAuth: { username: 'u', password: 'p@ss:word' } } });
       await runner.downloadDatabases();
       await runner.scan({ repository: 'docker.io/acme/private', digest: testDigest(4), credentials: { registry: 'docker.io', auth: { auth: Buffer.from('u:p@ss:word').toString('base64') }, source: 'ns/hub' } });
       expect(ws.invocations().at(-1)?.start.registries).toEqual(['https://index.docker.io/v1/']);
@@ -261,6 +293,18 @@ describe('TrivyRunner.scan', () => {
     expect(JSON.stringify(argv)).not.toContain('server-token-value');
     expect(invocations[1]?.start.env).toEqual(['TRIVY_TOKEN']);
   });
+
+  it('trusts the CA of an https server through Trivy\'s --cacert, in client mode only', async () => {
+    const { ws, runner } = setup({}, {}, { server: 'https://trivy.trivy-system:4954', serverCa: '/etc/imagescan/trivy-server-ca/ca.crt' });
+    await runner.downloadDatabases();
+    await runner.scan(nginx);
+    const [javaDb, scan] = ws.invocations().map((i) => i.start.argv ?? []);
+    expect(scan?.slice(scan.indexOf('--server'), scan.indexOf('--server') + 5)).toEqual([
+      '--server', 'https://trivy.trivy-system:4954', '--skip-java-db-update', '--cacert', '/etc/imagescan/trivy-server-ca/ca.crt',
+    ]);
+    // The Java DB comes from its registry, not from the server.
+    expect(javaDb).not.toContain('--cacert');
+  });
 });
 
 describe('TrivyRunner databases and version', () => {
@@ -298,5 +342,20 @@ describe('TrivyRunner databases and version', () => {
   it('reports no DB time before the first download', async () => {
     const { runner } = setup();
     expect(await runner.version()).toEqual({ version: '0.74.0' });
+  });
+});
+
+describe('TrivyRunner.childPids', () => {
+  it('lists the running Trivy children, whose memory can be read, and forgets them when they exit', async () => {
+    const { runner } = setup({}, { TRIVY_STUB_SLEEP_MS: '1500' });
+    await runner.downloadDatabases();
+    expect(runner.childPids()).toEqual([]);
+    const scan = runner.scan(nginx);
+    await expect.poll(() => runner.childPids().length, { timeout: 5_000 }).toBe(1);
+    const pids = runner.childPids();
+    expect(isAlive(pids[0] ?? -1)).toBe(true);
+    expect(await residentBytesOf(pids)).toBeGreaterThan(1024 * 1024);
+    await scan;
+    expect(runner.childPids()).toEqual([]);
   });
 });

@@ -3,9 +3,11 @@
 // Security and robustness choices a reader might otherwise undo:
 // - argv arrays through execa, never a shell; the reference is validated so it cannot look like a flag.
 // - The child gets a small explicit environment (extendEnv: false), so the operator's own variables
-//   (service account paths, tokens) never reach Trivy. Registry credentials go ONLY into a per-scan
+//   (service account paths, tokens) never reach Trivy; the proxy, CA and cloud credential variables
+//   it does need come by name from config.ts (extraEnv). Registry credentials go ONLY into a per-scan
 //   DOCKER_CONFIG folder (0700) whose config.json (0600) holds just the target registry; unlike
-//   TRIVY_USERNAME/PASSWORD, which Trivy sends to every registry it talks to (trivy-cli.md §3).
+//   TRIVY_USERNAME/PASSWORD, which Trivy sends to every registry it talks to (trivy-cli.md §3). That
+//   folder can live apart from the scan's scratch folder (credentialsDir: memory, not disk).
 // - The child is spawned detached, i.e. as the leader of its own process group, so a timeout or
 //   shutdown signals the whole group (SIGTERM, then SIGKILL after a grace period) and no helper
 //   process Trivy started survives it.
@@ -55,8 +57,16 @@ export interface TrivyRunnerOptions {
   cacheDir: string;
   /** Parent of the per-scan private temp folders (default: the OS temp dir). */
   tmpDir?: string;
+  /**
+   * Parent of the per-scan DOCKER_CONFIG folders (default: inside the scan's temp folder). In the
+   * Deployment a memory-backed emptyDir, so registry credentials never touch the node's disk while
+   * Trivy's large scratch files stay on disk, outside the container's memory limit.
+   */
+  credentialsDir?: string;
   server?: string;
   serverToken?: string;
+  /** PEM CA bundle for an https server, passed as Trivy's --cacert (added to the system CAs). */
+  serverCa?: string;
   severities: Severity[];
   ignoreUnfixed: boolean;
   timeoutMs: number;
@@ -103,6 +113,8 @@ export class TrivyRunner {
   private readonly tmpDir: string;
   private readonly killGraceMs: number;
   private staleSweep: Promise<void> | undefined;
+  /** Process ids of the Trivy children running now, for their memory gauge. */
+  private readonly running = new Set<number>();
 
   constructor(private readonly opts: TrivyRunnerOptions) {
     this.log = opts.logger;
@@ -121,10 +133,14 @@ export class TrivyRunner {
     if (signal?.aborted) throw cancelledFailure();
     const dir = await this.makeTempDir();
     const started = Date.now();
+    let credentialsDir: string | undefined;
     try {
       const output = path.join(dir, 'report.json');
       const env = this.childEnv(dir);
-      if (req.credentials) env.DOCKER_CONFIG = await writeDockerConfig(dir, req.credentials);
+      if (req.credentials) {
+        credentialsDir = this.opts.credentialsDir === undefined ? path.join(dir, 'docker') : await this.makeCredentialsDir(this.opts.credentialsDir);
+        env.DOCKER_CONFIG = await writeDockerConfig(credentialsDir, req.credentials);
+      }
       const args = this.scanArgs(`${req.repository}@${req.digest}`, output, req.platform);
       this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, credentials: req.credentials?.source, args }, 'trivy scan starting');
       const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore');
@@ -135,6 +151,7 @@ export class TrivyRunner {
       if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
       return this.stamp(parseReport(await this.readReport(output)));
     } finally {
+      if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
       await rm(dir, { recursive: true, force: true });
     }
   }
@@ -198,6 +215,8 @@ export class TrivyRunner {
       // Client mode: the server owns the vulnerability DB and the scan cache; the client reads only
       // the Java DB, which TrivyDatabase keeps fresh, so no scan downloads it concurrently.
       args.push('--server', o.server, '--skip-java-db-update');
+      // A path, not a secret. Trivy reads it at each start, so a rotated CA is picked up.
+      if (o.serverCa) args.push('--cacert', o.serverCa);
     } else {
       // Memory scan cache avoids fanal.db's exclusive lock between concurrent scans (trivy-cli.md §5);
       // the DBs are refreshed by TrivyDatabase only, never by a scan.
@@ -233,20 +252,35 @@ export class TrivyRunner {
    * removed, since they may hold a DOCKER_CONFIG with registry credentials; an emptyDir /tmp outlives
    * container restarts.
    */
-  private async makeTempDir(): Promise<string> {
+  private async makeTempDir(parent: string = this.tmpDir): Promise<string> {
     this.staleSweep ??= this.removeStaleTempDirs();
     await this.staleSweep;
     ownStartTick ??= processStartTick('self');
     const started = await ownStartTick;
     // Synchronous: one mkdir on the local /tmp, and a scan slot then starts its child in the same turn
     // instead of waiting for a threadpool round trip behind the other I/O of a busy loop.
-    return mkdtempSync(path.join(this.tmpDir, started === undefined ? `imagescan-${process.pid}-` : `imagescan-${process.pid}-${started}-`));
+    return mkdtempSync(path.join(parent, started === undefined ? `imagescan-${process.pid}-` : `imagescan-${process.pid}-${started}-`));
+  }
+
+  /** The per-scan DOCKER_CONFIG folder in credentialsDir; a full or missing volume is a scanner_error, retried. */
+  private async makeCredentialsDir(parent: string): Promise<string> {
+    try {
+      return await this.makeTempDir(parent);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new ScanFailure('scanner_error', `Could not make a folder for registry credentials in ${parent}: ${code}`, true, { cause: err });
+    }
   }
 
   private async removeStaleTempDirs(): Promise<void> {
+    const parents = this.opts.credentialsDir === undefined ? [this.tmpDir] : [this.tmpDir, this.opts.credentialsDir];
+    await Promise.all(parents.map((parent) => this.removeStaleIn(parent)));
+  }
+
+  private async removeStaleIn(tmpDir: string): Promise<void> {
     let names: string[];
     try {
-      names = await readdir(this.tmpDir);
+      names = await readdir(tmpDir);
     } catch {
       return;
     }
@@ -255,10 +289,10 @@ export class TrivyRunner {
     // A Trivy child of the dead process may still be writing there (its parent's death does not stop
     // it outside a container): a file created while the folder is emptied fails the last rmdir with
     // ENOTEMPTY, which rm retries.
-    const results = await Promise.allSettled(stale.map((name) => rm(path.join(this.tmpDir, name), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })));
+    const results = await Promise.allSettled(stale.map((name) => rm(path.join(tmpDir, name), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ folder: stale[i], error: String(r.reason) }] : []));
-    if (stale.length > failed.length) this.log.info({ removed: stale.length - failed.length, tmpDir: this.tmpDir }, 'removed temporary scan folders left by a previous operator process');
-    if (failed.length > 0) this.log.warn({ failed, tmpDir: this.tmpDir }, 'could not remove temporary scan folders left by a previous operator process');
+    if (stale.length > failed.length) this.log.info({ removed: stale.length - failed.length, tmpDir }, 'removed temporary scan folders left by a previous operator process');
+    if (failed.length > 0) this.log.warn({ failed, tmpDir }, 'could not remove temporary scan folders left by a previous operator process');
   }
 
   private async readReport(output: string): Promise<Buffer> {
@@ -280,6 +314,11 @@ export class TrivyRunner {
     return result;
   }
 
+  /** Process ids of the Trivy children running now (scans, DB downloads, version probes). */
+  childPids(): number[] {
+    return [...this.running];
+  }
+
   /** Runs Trivy in its own process group; kills the whole group on timeout or abort. Never rejects. */
   private async runTrivy(args: string[], env: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined, stdout: 'ignore' | 'pipe'): Promise<ChildRun> {
     const child = execa(this.opts.trivyPath, args, {
@@ -294,6 +333,7 @@ export class TrivyRunner {
       stripFinalNewline: false,
     });
     const pid = child.pid;
+    if (pid !== undefined) this.running.add(pid);
     let timedOut = false;
     let cancelled = false;
     let graceTimer: NodeJS.Timeout | undefined;
@@ -321,6 +361,7 @@ export class TrivyRunner {
       }
       return run;
     } finally {
+      if (pid !== undefined) this.running.delete(pid);
       clearTimeout(timer);
       clearTimeout(graceTimer);
       signal?.removeEventListener('abort', onAbort);
@@ -404,10 +445,9 @@ function sameRegistry(a: string, b: string): boolean {
   return a === b || (DOCKER_HUB.has(a) && DOCKER_HUB.has(b));
 }
 
-/** Writes DOCKER_CONFIG/config.json with only the target registry's entry; returns the folder. */
-async function writeDockerConfig(dir: string, creds: RegistryCredentials): Promise<string> {
-  const configDir = path.join(dir, 'docker');
-  await mkdir(configDir, { mode: 0o700 });
+/** Writes config.json with only the target registry's entry into `configDir` (made 0700 if missing); returns the folder. */
+async function writeDockerConfig(configDir: string, creds: RegistryCredentials): Promise<string> {
+  await mkdir(configDir, { mode: 0o700, recursive: true });
   const { username, password, auth, identitytoken, registrytoken } = creds.auth;
   const entry: Record<string, string> = {};
   if (auth) entry.auth = auth;

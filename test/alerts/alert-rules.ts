@@ -13,6 +13,7 @@ export interface AlertRule {
   alert: string;
   expr: string;
   for?: string;
+  keep_firing_for?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
 }
@@ -62,14 +63,19 @@ export function prometheusRuleManifest(groups: RuleGroup[]): string {
 }
 
 /**
- * The rules file's text with every alert's `for:` set to `forDuration` (e.g. '1s'), for the
- * incident test that runs real Prometheus with a 1 s evaluation interval. Expressions are unchanged.
+ * The rules file's text with every alert's `for:` (and `keep_firing_for:`) set to `forDuration`
+ * (e.g. '1s'), for the incident test that runs real Prometheus with a 1 s evaluation interval.
+ * Expressions are unchanged.
  */
 export function rulesWithShortFor(forDuration: string, file = RULES_FILE): string {
   if (!/^\d+(ms|s|m|h)$/.test(forDuration)) throw new Error(`not a Prometheus duration: ${forDuration}`);
   const groups = readRuleGroups(file).map((group) => ({
     ...group,
-    rules: group.rules.map((rule) => (rule.for === undefined ? rule : { ...rule, for: forDuration })),
+    rules: group.rules.map((rule) => ({
+      ...rule,
+      ...(rule.for === undefined ? {} : { for: forDuration }),
+      ...(rule.keep_firing_for === undefined ? {} : { keep_firing_for: forDuration }),
+    })),
   }));
   return stringify({ groups }, { lineWidth: 0 });
 }

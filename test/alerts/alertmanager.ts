@@ -10,7 +10,7 @@ import { repoRoot } from './fake-reports.js';
 import { PROMETHEUS_INSTALL_HINT, freePort, startReadyServer } from './prometheus.js';
 
 export const AMTOOL_INSTALL_HINT =
-  'amtool is not installed: run `apt-get install prometheus-alertmanager` (Debian/Ubuntu; .ci/run does it)';
+  'amtool is not installed: run `apt-get install prometheus-alertmanager` (Debian/Ubuntu; npm test does it where it can)';
 
 export const ALERTMANAGER_EXAMPLE_FILE = path.join(repoRoot, 'monitoring/alertmanager.example.yml');
 

@@ -31,9 +31,27 @@ interface Panel {
 export interface QueryOptions {
   /** Replaces $__rate_interval (default '1m'; with a 1 s scrape, '10s' is plenty). */
   rateInterval?: string;
-  /** Regex for the $team and $namespace variables (default '.*', i.e. "All"). */
+  /** Regex for the $cluster, $team and $namespace variables (default '.*', i.e. "All"). */
+  cluster?: string;
   team?: string;
   namespace?: string;
+}
+
+/** Every target's PromQL as the dashboard file has it, Grafana variables still in, in dashboard order. */
+export function rawDashboardQueries(file = DASHBOARD_FILE): DashboardQuery[] {
+  const dashboard = JSON.parse(readFileSync(file, 'utf8')) as { panels?: Panel[] };
+  const queries: DashboardQuery[] = [];
+  const visit = (panels: Panel[]): void => {
+    for (const panel of panels) {
+      for (const target of panel.targets ?? []) {
+        if (target.expr === undefined) continue;
+        queries.push({ panel: panel.title ?? '', refId: target.refId ?? '', expr: target.expr, instant: target.instant === true });
+      }
+      visit(panel.panels ?? []);
+    }
+  };
+  visit(dashboard.panels ?? []);
+  return queries;
 }
 
 /**
@@ -41,27 +59,18 @@ export interface QueryOptions {
  * contains a Grafana variable this function does not know, so a new variable cannot slip through.
  */
 export function dashboardQueries(opts: QueryOptions = {}, file = DASHBOARD_FILE): DashboardQuery[] {
-  const dashboard = JSON.parse(readFileSync(file, 'utf8')) as { panels?: Panel[] };
   const values: Record<string, string> = {
     $__rate_interval: opts.rateInterval ?? '1m',
+    $cluster: opts.cluster ?? '.*',
     $team: opts.team ?? '.*',
     $namespace: opts.namespace ?? '.*',
   };
-  const queries: DashboardQuery[] = [];
-  const visit = (panels: Panel[]): void => {
-    for (const panel of panels) {
-      for (const target of panel.targets ?? []) {
-        if (target.expr === undefined) continue;
-        const expr = target.expr.replace(/\$[_a-zA-Z]+/g, (name) => {
-          const value = values[name];
-          if (value === undefined) throw new Error(`panel "${panel.title ?? '?'}" uses unknown variable ${name}`);
-          return value;
-        });
-        queries.push({ panel: panel.title ?? '', refId: target.refId ?? '', expr, instant: target.instant === true });
-      }
-      visit(panel.panels ?? []);
-    }
-  };
-  visit(dashboard.panels ?? []);
-  return queries;
+  return rawDashboardQueries(file).map((query) => ({
+    ...query,
+    expr: query.expr.replace(/\$[_a-zA-Z]+/g, (name) => {
+      const value = values[name];
+      if (value === undefined) throw new Error(`panel "${query.panel}" uses unknown variable ${name}`);
+      return value;
+    }),
+  }));
 }

@@ -8,7 +8,7 @@ import { SEVERITIES } from '../../src/scanner/scan-result.js';
 import type { Severity } from '../../src/scanner/scan-result.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const trivyFixtures = path.resolve(repoRoot, '../shared/fixtures/trivy');
+export const trivyFixtures = path.resolve(repoRoot, 'test/fixtures/trivy');
 
 interface RawTrivy {
   Results?: {

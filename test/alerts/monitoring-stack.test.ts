@@ -26,6 +26,13 @@ const vulnerable = fakeReport({
   image: 'nginx:1.19',
   status: scannedStatus(fixtureEntries('real-world/trustdsai-nginx-1.19.json'), { team: 'payments', lastScanTime: now() }),
 });
+// The same digest runs in a second payments namespace: still one alert (team and image).
+const vulnerableElsewhere = fakeReport({
+  namespace: 'checkout',
+  name: 'nginx-0123456789ab',
+  image: 'docker.io/library/nginx:1.19',
+  status: scannedStatus(fixtureEntries('real-world/trustdsai-nginx-1.19.json'), { team: 'payments', lastScanTime: now() }),
+});
 const clean = fakeReport({
   namespace: 'shop',
   name: 'nginx-fedcba987654',
@@ -42,7 +49,7 @@ const searchImage = fakeReport({
   status: scannedStatus(fixtureEntries('real-world/trustdsai-alpine-3.19.json'), { team: 'search', lastScanTime: now() }),
 });
 
-let reports: ImageScanReport[] = [vulnerable, searchImage];
+let reports: ImageScanReport[] = [vulnerable, vulnerableElsewhere, searchImage];
 let metricsServer: MetricsServer | undefined;
 let prometheus: RunningPrometheus | undefined;
 let alertmanager: RunningAlertmanager | undefined;
@@ -87,13 +94,17 @@ afterAll(async () => {
 });
 
 describe('monitoring stack on real Prometheus and Alertmanager', () => {
-  it('sends fixable CRITICAL of a payments image to the payments receiver only, with namespace, report and image', async () => {
+  it('sends fixable CRITICAL of a payments image to the payments receiver only: one alert for its two namespaces, naming both', async () => {
     const notification = await webhook.waitFor('payments', isFixableCritical('firing'));
-    const alert = notification.alerts.find((a) => a.labels.alertname === 'ImageFixableCriticalVulnerabilities');
-    expect(alert?.labels).toMatchObject({ team: 'payments', namespace: 'shop', report: 'nginx-0123456789ab', image: 'nginx:1.19', severity: 'warning' });
-    expect(alert?.annotations.description).toContain('kubectl -n shop get imagescanreport nginx-0123456789ab -o yaml');
+    const alerts = notification.alerts.filter((a) => a.labels.alertname === 'ImageFixableCriticalVulnerabilities');
+    expect(alerts).toHaveLength(1);
+    const alert = alerts[0];
+    expect(alert?.labels).toEqual({ alertname: 'ImageFixableCriticalVulnerabilities', team: 'payments', report: 'nginx-0123456789ab', severity: 'warning' });
+    expect(alert?.annotations.description).toContain('  checkout (docker.io/library/nginx:1.19)\n  shop (nginx:1.19)\n');
+    expect(alert?.annotations.description).toContain('kubectl -n checkout get imagescanreport nginx-0123456789ab -o yaml');
+    expect(alert?.annotations.runbook_url).toMatch(/monitoring\/README\.md#imagefixablecriticalvulnerabilities$/);
     const critical = fixtureEntries('real-world/trustdsai-nginx-1.19.json').filter((e) => e.severity === 'CRITICAL' && e.fixedVersion !== undefined).length;
-    expect(alert?.annotations.summary).toBe(`nginx:1.19 in namespace shop has ${critical} fixable CRITICAL vulnerabilities`);
+    expect(alert?.annotations.summary).toBe(`docker.io/library/nginx:1.19 of team payments has ${critical} fixable CRITICAL vulnerabilities (in 2 namespaces)`);
 
     expect(webhook.received('search')).toEqual([]);
     expect(webhook.received('platform-sre').flatMap((n) => n.alerts.map((a) => a.labels.alertname))).not.toContain('ImageFixableCriticalVulnerabilities');

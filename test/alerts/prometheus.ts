@@ -10,7 +10,7 @@ import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
 
 export const PROMETHEUS_INSTALL_HINT =
-  'prometheus is not installed: run `apt-get install prometheus prometheus-alertmanager` (Debian/Ubuntu; .ci/run does it)';
+  'prometheus is not installed: run `apt-get install prometheus prometheus-alertmanager` (Debian/Ubuntu; npm test does it where it can)';
 
 /** A free loopback TCP port (bound and released; fine for tests on one machine). */
 export async function freePort(): Promise<number> {

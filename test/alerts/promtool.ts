@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import type { Result } from 'execa';
 
 export const PROMTOOL_INSTALL_HINT =
-  'promtool is not installed: run `apt-get install prometheus` (Debian/Ubuntu; .ci/run does it) or put promtool from a Prometheus release on PATH';
+  'promtool is not installed: run `apt-get install prometheus` (Debian/Ubuntu; npm test does it where it can) or put promtool from a Prometheus release on PATH';
 
 /** Runs `promtool <args>` with optional stdin; throws with the install hint when promtool is missing. */
 export async function promtool(args: string[], input?: string): Promise<Result> {

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { helpText } from '../../src/config.js';
 import { configTable } from '../../scripts/readme-config-table.js';
 
@@ -28,6 +29,12 @@ function helpSettings(): { flag?: string; env: string; defaultText: string }[] {
   return out;
 }
 
+/** The commands of the README's opening code block, comments removed. */
+function openingCommands(): string[] {
+  const block = /^```sh\n([\s\S]*?)\n```/m.exec(readme.slice(0, 600))?.[1] ?? '';
+  return block.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim());
+}
+
 function configSection(): string {
   const match = /<!-- config-table:start[^>]*-->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme);
   expect(match, 'README has the config-table markers').not.toBeNull();
@@ -44,9 +51,27 @@ function cells(row: string): string[] {
 
 describe('README', () => {
   it('keeps its first two commands', () => {
-    const start = readme.split('\n').slice(0, 8).join('\n');
-    expect(start).toContain('npm ci && npm run demo');
-    expect(start).toContain('npm ci && npm test');
+    expect(openingCommands()).toEqual(['npm ci && npm run demo', 'npm ci && npm test']);
+  });
+
+  it('opens with the test command .ci/run and the GitHub workflow run, and the demo command the demo test runs', () => {
+    const [demoCommand, testCommand] = openingCommands();
+    // .ci/run: the exact line, and no other way of running the suites.
+    const ciLines = readFileSync(path.join(repoRoot, '.ci/run'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
+    expect(ciLines).toContain(testCommand);
+    expect(ciLines.filter((l) => /\bnpm (ci|test|run)\b|vitest/.test(l))).toEqual([testCommand]);
+    // The workflow's test job.
+    const workflow = parse(readFileSync(path.join(repoRoot, '.github/workflows/ci.yml'), 'utf8')) as { jobs: Record<string, { steps: { run?: string }[] }> };
+    const runs = (workflow.jobs['test']?.steps ?? []).flatMap((s) => (s.run === undefined ? [] : [s.run.trim()]));
+    expect(runs).toContain(testCommand);
+    // The demo test starts what follows `npm ci && ` (its node_modules are there already).
+    const demoTest = readFileSync(path.join(repoRoot, 'e2e/demo/demo.test.ts'), 'utf8');
+    const [program, ...args] = (demoCommand ?? '').replace(/^npm ci && /, '').split(' ');
+    expect(program).toBe('npm');
+    expect(demoTest).toContain(`startDemo('${program ?? ''}', [${args.map((a) => `'${a}'`).join(', ')}`);
   });
 
   it('lists every flag and variable of --help, with its default, and no other', () => {

@@ -11,7 +11,7 @@ import type { TrivyRunnerOptions } from '../../src/scanner/trivy-runner.js';
 export const STUB_TRIVY = fileURLToPath(new URL('./trivy', import.meta.url));
 export const STUB_DEFAULT_MAP = fileURLToPath(new URL('./images.json', import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const FIXTURES_DIR = path.resolve(REPO_ROOT, '../shared/fixtures/trivy');
+export const FIXTURES_DIR = path.resolve(REPO_ROOT, 'test/fixtures/trivy');
 
 export interface StubLogLine {
   event: 'start' | 'end' | 'grandchild' | 'sigterm-ignored';

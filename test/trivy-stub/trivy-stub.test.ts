@@ -87,7 +87,7 @@ describe('stub trivy image', () => {
   });
 
   it('chooses the fixture by digest first, then repository, then default; unmapped images are MANIFEST_UNKNOWN', async () => {
-    const ws = workspace({ [testDigest(7)]: '../../../shared/fixtures/trivy/centos-7.json' });
+    const ws = workspace({ [testDigest(7)]: '../fixtures/trivy/centos-7.json' });
     await withDb(ws);
     const scan = async (ref: string) => {
       const r = await trivy(ws, ['image', '--cache-dir', ws.cacheDir, '--skip-db-update', '--format', 'json', ref]);

@@ -1,11 +1,11 @@
-// Test support: the shared real Trivy reports, read straight from their JSON (not through the scanner's
+// Test support: the recorded real Trivy reports (test/fixtures/trivy), read straight from their JSON (not through the scanner's
 // parser), so report tests compute their expectations independently of the code under test.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { SEVERITIES, type ScanResult, type Severity, type Vulnerability } from '../../scanner/scan-result.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
-export const FIXTURES_DIR = path.resolve(REPO_ROOT, '../shared/fixtures/trivy');
+export const FIXTURES_DIR = path.resolve(REPO_ROOT, 'test/fixtures/trivy');
 
 interface RawVulnerability {
   VulnerabilityID: string;

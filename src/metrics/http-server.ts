@@ -125,7 +125,7 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
     if (opts.authorize !== undefined) {
       const decision = await opts.authorize({ authorization: req.headers.authorization, method: req.method, path });
       if (!decision.allowed) {
-        if (decision.status === 503) log.warn({ err: decision.cause, username: decision.username }, 'metrics request not reviewed: API server unavailable');
+        if (decision.status === 503) log.warn({ err: decision.cause, username: decision.username }, 'metrics request could not be reviewed');
         else log.debug({ status: decision.status, username: decision.username }, 'metrics request refused');
         if (decision.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="imagescan-operator metrics"');
         if (decision.status === 429 || decision.status === 503) res.setHeader('Retry-After', '5');

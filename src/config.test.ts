@@ -38,7 +38,10 @@ describe('defaults', () => {
       rescanJitterMs: 10 * 60 * 1000,
       scanConcurrency: 2,
       scanTimeoutMs: 10 * 60 * 1000,
+      scanRetryBackoffMs: 10 * 60 * 1000,
+      maxScanAttempts: 5,
       trivyPath: 'trivy',
+      trivyMemoryLimitBytes: undefined,
       trivyCacheDir: '/var/cache/trivy',
       registryCredentialsDir: undefined,
       trivyServer: undefined,
@@ -273,6 +276,26 @@ describe('environment', () => {
       new ConfigError('invalid IMAGESCAN_TRIVY_SERVER_CA "/etc/ca/ca.crt": a CA needs an https --trivy-server'),
     );
     expect(() => loadConfig(['--trivy-server-ca=/etc/ca/ca.crt'], {})).toThrow(/a CA needs an https --trivy-server/);
+  });
+});
+
+describe('memory of the Trivy children', () => {
+  const GiB = 2 ** 30;
+  const MiB = 2 ** 20;
+
+  it("shares the container's limit, less the operator's 512Mi, among the scans that run at once", () => {
+    expect(loadConfig([], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBe(768 * MiB);
+    expect(loadConfig(['--scan-concurrency=4'], {}, { memoryLimitBytes: 4 * GiB }).trivyMemoryLimitBytes).toBe(896 * MiB);
+    // No container limit, or one too small to share: no GOMEMLIMIT.
+    expect(loadConfig([], {}, {}).trivyMemoryLimitBytes).toBeUndefined();
+    expect(loadConfig(['--scan-concurrency=16'], {}, { memoryLimitBytes: GiB }).trivyMemoryLimitBytes).toBeUndefined();
+  });
+
+  it('takes an explicit quantity, and 0 for none', () => {
+    expect(loadConfig(['--trivy-memory-limit=1Gi'], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBe(GiB);
+    expect(loadConfig([], { IMAGESCAN_TRIVY_MEMORY_LIMIT: '500M' }).trivyMemoryLimitBytes).toBe(500e6);
+    expect(loadConfig(['--trivy-memory-limit=0'], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBeUndefined();
+    expect(configError(() => loadConfig(['--trivy-memory-limit=1.5Gi'], {})).message).toBe('invalid --trivy-memory-limit "1.5Gi": expected a memory quantity like 768Mi or 2Gi (0: no limit)');
   });
 });
 

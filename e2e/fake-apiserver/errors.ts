@@ -48,6 +48,8 @@ export class ApiError extends Error {
   readonly reason: StatusReason;
   readonly details: StatusDetails | undefined;
   readonly headers: Record<string, string>;
+  /** Warnings to send with the error (an admission webhook may warn and deny at once). */
+  readonly warnings: string[] = [];
 
   constructor(code: number, reason: StatusReason, message: string, details?: StatusDetails, headers: Record<string, string> = {}) {
     super(message);

@@ -1,6 +1,7 @@
 // The semantics of each write: create, update, patch, delete, with the real server's defaulting,
 // validation, optimistic concurrency and status-subresource rules. Used by HTTP and by seeding.
 import { randomUUID } from 'node:crypto';
+import { WEBHOOK_GROUP, defaultWebhookConfiguration, validateWebhookConfiguration } from './admission-webhooks.js';
 import { alreadyExists, badRequest, conflict, internalError, invalid, notFound, unsupportedMediaType } from './errors.js';
 import type { StatusCause } from './errors.js';
 import { APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, applyPatch, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
@@ -25,6 +26,8 @@ export interface WriteOptions {
   /** Seeding only: keep status on create (pods "already running"), skip the namespace check. */
   keepStatus?: boolean;
   force?: boolean;
+  /** The uid to give a created object (the one admission webhooks were shown in the preview). */
+  uid?: string;
 }
 
 export interface WriteResult {
@@ -120,7 +123,7 @@ export class ObjectApi {
       meta.name = `${meta.generateName}${suffix}`;
     }
     const now = this.opts.now();
-    meta.uid = opts.keepStatus && typeof meta.uid === 'string' && meta.uid !== '' ? meta.uid : randomUUID();
+    meta.uid = opts.uid ?? (opts.keepStatus && typeof meta.uid === 'string' && meta.uid !== '' ? meta.uid : randomUUID());
     if (!(opts.keepStatus && typeof meta.creationTimestamp === 'string')) meta.creationTimestamp = timestamp(now);
     delete meta.deletionTimestamp;
     delete meta.managedFields;
@@ -460,6 +463,10 @@ export class ObjectApi {
       if (duration !== undefined && (typeof duration !== 'number' || duration <= 0)) {
         causes.push({ reason: 'FieldValueInvalid', field: 'spec.leaseDurationSeconds', message: `Invalid value: ${JSON.stringify(duration)}: must be greater than 0` });
       }
+    }
+    if (def.group === WEBHOOK_GROUP && def.resource === 'validatingwebhookconfigurations') {
+      defaultWebhookConfiguration(obj);
+      causes.push(...validateWebhookConfiguration(obj));
     }
     if (def.group === 'apiextensions.k8s.io') {
       try {

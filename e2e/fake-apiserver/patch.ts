@@ -145,6 +145,8 @@ const MERGE_KEYS: Record<string, string> = {
   ephemeralContainerStatuses: 'name',
   addresses: 'type',
   taints: 'key',
+  webhooks: 'name',
+  matchConditions: 'name',
 };
 /** Primitive lists with patchStrategy "merge" (union instead of replace). */
 const MERGE_PRIMITIVE_LISTS = new Set(['finalizers']);

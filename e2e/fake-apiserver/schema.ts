@@ -1,5 +1,6 @@
 // Structural-schema handling for custom resources: prune unknown fields, then validate,
 // the order the real API server uses (apiextensions-apiserver: pruning before validation).
+import { celErrorMessage, compileCel, toCelValue } from './cel.js';
 import type { StatusCause } from './errors.js';
 import { isRecord } from './types.js';
 
@@ -31,6 +32,7 @@ export interface SchemaNode {
   'x-kubernetes-preserve-unknown-fields'?: boolean;
   'x-kubernetes-int-or-string'?: boolean;
   'x-kubernetes-embedded-resource'?: boolean;
+  'x-kubernetes-validations'?: { rule: string; message?: string }[];
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -243,6 +245,10 @@ function validate(value: unknown, schema: SchemaNode, path: string, causes: Stat
       if (childSchema) validate(child, childSchema, `${path}.${key}`, causes);
     }
   }
+  for (const rule of schema['x-kubernetes-validations'] ?? []) {
+    const failure = celRuleFailure(rule, value);
+    if (failure !== undefined) causes.push({ reason: 'FieldValueInvalid', field, message: `Invalid value: "${typeName(value) === 'integer' ? 'number' : typeName(value)}": ${failure}` });
+  }
   for (const sub of schema.allOf ?? []) validate(value, sub, path, causes);
   if (schema.anyOf && !schema.anyOf.some((s) => validateValue(value, s, path).length === 0)) {
     causes.push({ reason: 'FieldValueInvalid', field, message: `Invalid value: ${fmt(value)}: ${bodyPath} must validate at least one schema (anyOf)` });
@@ -265,4 +271,20 @@ export function applyDefaults(value: unknown, schema: SchemaNode): unknown {
     if (out[key] !== undefined) out[key] = applyDefaults(out[key], child);
   }
   return out;
+}
+
+/**
+ * Evaluates one x-kubernetes-validations rule with `self` bound to the value; returns the message to
+ * report when the rule does not hold, else undefined. Transition rules (oldSelf) are not evaluated.
+ */
+function celRuleFailure(rule: { rule: string; message?: string }, value: unknown): string | undefined {
+  if (/\boldSelf\b/.test(rule.rule)) return undefined;
+  const program = compileCel(rule.rule);
+  if (program instanceof Error) return `compilation failed: ${celErrorMessage(program)}`;
+  try {
+    if (program({ self: toCelValue(value) }) === true) return undefined;
+  } catch (err) {
+    return `${rule.message ?? `failed rule: ${rule.rule}`} (evaluation error: ${celErrorMessage(err)})`;
+  }
+  return rule.message ?? `failed rule: ${rule.rule}`;
 }

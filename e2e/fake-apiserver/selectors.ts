@@ -98,3 +98,25 @@ export function parseFieldSelector(selector: string | null | undefined): Matcher
   const reqs = splitTerms(selector).map((t) => parseRequirement(t, 'field'));
   return compile(reqs, (obj, key) => fieldValue(obj, key) ?? '');
 }
+
+/**
+ * A metav1.LabelSelector object (matchLabels AND matchExpressions with In, NotIn, Exists,
+ * DoesNotExist) against a label set; empty or absent matches everything. Assumes a validated
+ * selector: an unknown operator matches nothing.
+ */
+export function labelSelectorMatches(selector: unknown, labels: Record<string, string>): boolean {
+  if (!isRecord(selector)) return true;
+  const has = (key: string): boolean => Object.hasOwn(labels, key);
+  for (const [key, value] of Object.entries(isRecord(selector.matchLabels) ? selector.matchLabels : {})) {
+    if (!has(key) || labels[key] !== value) return false;
+  }
+  for (const expr of Array.isArray(selector.matchExpressions) ? selector.matchExpressions : []) {
+    if (!isRecord(expr) || typeof expr.key !== 'string') return false;
+    const values = Array.isArray(expr.values) ? expr.values : [];
+    const present = has(expr.key);
+    const listed = present && values.includes(labels[expr.key]);
+    const ok = expr.operator === 'In' ? listed : expr.operator === 'NotIn' ? !listed : expr.operator === 'Exists' ? present : expr.operator === 'DoesNotExist' ? !present : false;
+    if (!ok) return false;
+  }
+  return true;
+}

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { AdmissionWebhooks } from './admission-webhooks.js';
+import type { AdmissionAttributes, AdmissionOperation } from './admission-webhooks.js';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, openApiV3, SERVER_VERSION } from './discovery.js';
 import { ApiError, badRequest, entityTooLarge, expired, internalError, notFound, pathNotFound, unsupportedMediaType } from './errors.js';
 import { FaultInjector } from './faults.js';
@@ -34,6 +36,7 @@ import { answerSubjectAccessReview, answerTokenReview } from './reviews.js';
 import { runningPodStatus } from './seed.js';
 import type { KubeObject, Verb } from './types.js';
 import { isRecord } from './types.js';
+import { warningHeaders } from './warnings.js';
 
 const MiB = 1024 * 1024;
 
@@ -91,6 +94,12 @@ export interface FakeApiServerOptions {
    * (e.g. `system:serviceaccount:imagescan-system:imagescan-operator`); everyone else may do anything.
    */
   rbac?: { objects: KubeObject[]; enforceFor: string[] };
+  /**
+   * Where the `clientConfig.service` of a webhook is served, by `namespace/name` (the fake has no
+   * Services): `{ 'imagescan-system/imagescan-operator': { host: '127.0.0.1', port: 9443 } }`.
+   * The server certificate must still be valid for `<name>.<namespace>.svc`.
+   */
+  webhookServices?: Record<string, { host: string; port: number }>;
 }
 
 export interface RestartOptions {
@@ -139,6 +148,8 @@ export interface FakeApiServer {
   resourceVersion(): string;
   requests(filter?: RequestFilter): RequestRecord[];
   clearRequests(): void;
+  /** Points a webhook `clientConfig.service` at a local address (undefined removes it). */
+  setWebhookService(namespace: string, name: string, address: { host: string; port: number } | undefined): void;
   /** With `rbac`: every granted permission and how many requests used it (empty without `rbac`). */
   rbacUsage(): PermissionUsage[];
   /** Stops listening (connections dropped), keeps all data. */
@@ -249,6 +260,8 @@ class FakeApiServerImpl implements FakeApiServer {
   private readonly tmpDir: string;
   private server: Server | undefined;
   private readonly authorizer: RbacAuthorizer | undefined;
+  private readonly webhooks: AdmissionWebhooks;
+  private readonly webhookServices: Map<string, { host: string; port: number }>;
   private listenPort: number;
   readonly seed: Seeder;
   readonly objects: ObjectAccess;
@@ -269,6 +282,12 @@ class FakeApiServerImpl implements FakeApiServer {
     this.injector = new FaultInjector(opts.random ?? Math.random, (mode) => this.dropWatches(mode, false));
     this.tokens = new Map(Object.entries(opts.tokens ?? {}));
     this.authorizer = opts.rbac ? new RbacAuthorizer(opts.rbac.objects) : undefined;
+    this.webhookServices = new Map(Object.entries(opts.webhookServices ?? {}));
+    this.webhooks = new AdmissionWebhooks({
+      configurations: () => this.store.list('admissionregistration.k8s.io/validatingwebhookconfigurations').map((s) => s.obj),
+      namespaceLabels: (name) => this.store.get('/namespaces', '', name)?.obj.metadata?.labels,
+      serviceAddress: (namespace, name) => this.webhookServices.get(`${namespace}/${name}`),
+    });
     this.tmpDir = mkdtempSync(path.join(tmpdir(), 'fake-apiserver-'));
     liveTempDirs.add(this.tmpDir);
     this.objects = this.makeObjectAccess();
@@ -308,6 +327,11 @@ class FakeApiServerImpl implements FakeApiServer {
     for (const obj of this.opts.seed ?? []) this.objects.create(obj);
     await this.startServing();
     this.kubeconfigPath = this.kubeconfigFor(this.opts.defaultIdentity ?? 'admin');
+  }
+
+  setWebhookService(namespace: string, name: string, address: { host: string; port: number } | undefined): void {
+    if (address) this.webhookServices.set(`${namespace}/${name}`, address);
+    else this.webhookServices.delete(`${namespace}/${name}`);
   }
 
   private defOf(resource: string): ResourceDef {
@@ -515,7 +539,7 @@ class FakeApiServerImpl implements FakeApiServer {
   }
 
   private sendError(res: ServerResponse, err: ApiError): void {
-    this.sendJson(res, err.code, JSON.stringify(err.toStatus()), err.headers);
+    this.sendJson(res, err.code, JSON.stringify(err.toStatus()), { ...err.headers, ...warningHeaders(err.warnings) });
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -594,8 +618,18 @@ class FakeApiServerImpl implements FakeApiServer {
           throw new ApiError(403, 'Forbidden', forbiddenMessage(identity, attrs), details);
         }
       }
-      const delay = this.injector.delayFor();
-      if (delay > 0) await sleep(delay);
+      const delay = this.injector.delayFor(identity);
+      if (delay > 0) {
+        await sleep(delay);
+        // Like the real API server, whose request context is cancelled when the client goes away: a
+        // request its client gave up on while it waited is not served (and changes nothing).
+        if (req.socket.destroyed) {
+          status = 499;
+          reason = 'ClientClosedRequest';
+          finish();
+          return;
+        }
+      }
       const injected = this.injector.failureFor({ verb, group: rr.group, resource: rr.resource, subresource: rr.subresource, identity }, rr.name ?? '');
       if (injected) {
         record.injected = true;
@@ -606,7 +640,7 @@ class FakeApiServerImpl implements FakeApiServer {
         status = this.watch(req, res, def, rr, url, () => finish());
         return;
       }
-      const result = await this.serveResource(req, res, def, rr, url, verb);
+      const result = await this.serveResource(req, res, def, rr, url, verb, identity);
       status = result;
       finish();
     } catch (err) {
@@ -720,8 +754,7 @@ class FakeApiServerImpl implements FakeApiServer {
   /** The answer to a write: the object, or only its metadata when the Accept header asks for that (as client-go's metadata client does). */
   private writeResponse(req: IncomingMessage, res: ServerResponse, def: ResourceDef, version: string, result: WriteResult, created: boolean): number {
     const code = created ? 201 : 200;
-    const headers: Record<string, string> = {};
-    if (result.warnings.length > 0) headers.Warning = result.warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', ');
+    const headers = warningHeaders(result.warnings);
     const body = acceptsAs(req.headers.accept, 'PartialObjectMetadata')
       ? partialObjectMetadataJson(result.stored)
       : this.objectJson(def, version, result.stored);
@@ -729,7 +762,7 @@ class FakeApiServerImpl implements FakeApiServer {
     return code;
   }
 
-  private async serveResource(req: IncomingMessage, res: ServerResponse, def: ResourceDef, rr: ResourceRequest, url: URL, verb: Verb): Promise<number> {
+  private async serveResource(req: IncomingMessage, res: ServerResponse, def: ResourceDef, rr: ResourceRequest, url: URL, verb: Verb, identity: string): Promise<number> {
     const ns = rr.namespace ?? '';
     const name = rr.name ?? '';
     const now = this.now();
@@ -759,13 +792,17 @@ class FakeApiServerImpl implements FakeApiServer {
           this.sendJson(res, 201, JSON.stringify(review));
           return 201;
         }
-        const result = this.api.create(def, rr.namespace, body, this.writeOptions(url, rr.version));
-        return this.writeResponse(req, res, def, rr.version, result, true);
+        const opts = this.writeOptions(url, rr.version);
+        const admitted = await this.admitWrite(def, rr, identity, opts, 'CreateOptions', () => this.api.create(def, rr.namespace, body, { ...opts, dryRun: true }));
+        const result = this.api.create(def, rr.namespace, admitted.body(body), { ...opts, ...admitted.uid });
+        return this.writeResponse(req, res, def, rr.version, { ...result, warnings: [...result.warnings, ...admitted.warnings] }, true);
       }
       case 'update': {
         const body = await this.readObjectBody(req);
-        const result = this.api.update(def, ns, name, rr.subresource, body, this.writeOptions(url, rr.version));
-        return this.writeResponse(req, res, def, rr.version, result, false);
+        const opts = this.writeOptions(url, rr.version);
+        const admitted = await this.admitWrite(def, rr, identity, opts, 'UpdateOptions', () => this.api.update(def, ns, name, rr.subresource, body, { ...opts, dryRun: true }));
+        const result = this.api.update(def, ns, name, rr.subresource, body, opts);
+        return this.writeResponse(req, res, def, rr.version, { ...result, warnings: [...result.warnings, ...admitted.warnings] }, false);
       }
       case 'patch': {
         const type = mediaType(req.headers['content-type']);
@@ -780,8 +817,10 @@ class FakeApiServerImpl implements FakeApiServer {
         } catch (err) {
           throw badRequest(`error decoding patch: ${(err as Error).message}`);
         }
-        const result = this.api.patch(def, ns, name, rr.subresource, type, body, this.writeOptions(url, rr.version));
-        return this.writeResponse(req, res, def, rr.version, result, result.created);
+        const opts = this.writeOptions(url, rr.version);
+        const admitted = await this.admitWrite(def, rr, identity, opts, 'PatchOptions', () => this.api.patch(def, ns, name, rr.subresource, type, body, { ...opts, dryRun: true }));
+        const result = this.api.patch(def, ns, name, rr.subresource, type, body, { ...opts, ...admitted.uid });
+        return this.writeResponse(req, res, def, rr.version, { ...result, warnings: [...result.warnings, ...admitted.warnings] }, result.created);
       }
       case 'delete': {
         const raw = await this.readBody(req);
@@ -793,8 +832,10 @@ class FakeApiServerImpl implements FakeApiServer {
             throw badRequest('DeleteOptions must be JSON');
           }
         }
-        const deleted = this.api.remove(def, ns, name, options, url.searchParams.getAll('dryRun').includes('All'));
-        this.sendJson(res, 200, this.objectJson(def, rr.version, deleted));
+        const dryRun = url.searchParams.getAll('dryRun').includes('All');
+        const warnings = await this.admitDelete(def, rr, identity, this.api.get(def, ns, name), options, dryRun);
+        const deleted = this.api.remove(def, ns, name, options, dryRun);
+        this.sendJson(res, 200, this.objectJson(def, rr.version, deleted), warningHeaders(warnings));
         return 200;
       }
       case 'deletecollection': {
@@ -802,13 +843,88 @@ class FakeApiServerImpl implements FakeApiServer {
         const label = parseLabelSelector(url.searchParams.get('labelSelector'));
         const field = parseFieldSelector(url.searchParams.get('fieldSelector'));
         const victims = this.store.list(resourceKey(def.group, def.resource), rr.namespace).filter((s) => label(s.obj) && field(s.obj));
-        const deleted = victims.map((v) => this.api.remove(def, v.namespace, v.name));
+        const deleted: StoredObject[] = [];
+        for (const v of victims) {
+          await this.admitDelete(def, rr, identity, v, undefined, false);
+          deleted.push(this.api.remove(def, v.namespace, v.name));
+        }
         this.sendListJson(res, def, rr.version, deleted, String(this.store.currentRv()), undefined, undefined);
         return 200;
       }
       default:
         throw new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
     }
+  }
+
+  /**
+   * Validating webhooks for a create, update or patch: the write is first run as a dry run to get the
+   * object as it would be stored (defaulted and validated, as the real server shows webhooks), then
+   * the webhooks judge it. Returns their warnings, and for a create the uid (and generated name) the
+   * webhooks saw, so the real write stores the same object. Throws the webhooks' refusal.
+   */
+  private async admitWrite(
+    def: ResourceDef,
+    rr: ResourceRequest,
+    identity: string,
+    opts: WriteOptions,
+    optionsKind: 'CreateOptions' | 'UpdateOptions' | 'PatchOptions',
+    preview: () => WriteResult,
+  ): Promise<{ warnings: string[]; uid: { uid?: string }; body: (body: unknown) => unknown }> {
+    const unchanged = { warnings: [], uid: {}, body: (b: unknown) => b };
+    if (this.webhooks.isEmpty()) return unchanged;
+    const old = rr.name === undefined ? undefined : this.store.get(resourceKey(def.group, def.resource), def.namespaced ? (rr.namespace ?? '') : '', rr.name);
+    const planned = preview();
+    const operation: AdmissionOperation = planned.created ? 'CREATE' : 'UPDATE';
+    const options: Record<string, unknown> = { kind: planned.created ? 'CreateOptions' : optionsKind, apiVersion: 'meta.k8s.io/v1' };
+    if (opts.dryRun) options.dryRun = ['All'];
+    if (opts.fieldManager !== undefined) options.fieldManager = opts.fieldManager;
+    const warnings = await this.webhooks.admit(this.admissionAttributes(def, rr, identity, operation, planned.stored.obj, operation === 'UPDATE' ? old?.obj : undefined, planned.stored.name, opts.dryRun ?? false, options));
+    const uid = planned.created ? planned.stored.obj.metadata?.uid : undefined;
+    const name = planned.stored.name;
+    return {
+      warnings,
+      uid: uid === undefined ? {} : { uid },
+      // A generated name must stay the one the webhooks judged.
+      body: (body) => (isRecord(body) && isRecord(body.metadata) && !body.metadata.name ? { ...body, metadata: { ...body.metadata, name } } : body),
+    };
+  }
+
+  private async admitDelete(def: ResourceDef, rr: ResourceRequest, identity: string, old: StoredObject, options: unknown, dryRun: boolean): Promise<string[]> {
+    if (this.webhooks.isEmpty()) return [];
+    const opts: Record<string, unknown> = { kind: 'DeleteOptions', apiVersion: 'meta.k8s.io/v1', ...(isRecord(options) ? options : {}) };
+    if (dryRun) opts.dryRun = ['All'];
+    return this.webhooks.admit(this.admissionAttributes(def, rr, identity, 'DELETE', undefined, old.obj, old.name, dryRun, opts));
+  }
+
+  private admissionAttributes(
+    def: ResourceDef,
+    rr: ResourceRequest,
+    identity: string,
+    operation: AdmissionOperation,
+    object: KubeObject | undefined,
+    oldObject: KubeObject | undefined,
+    name: string,
+    dryRun: boolean,
+    options: Record<string, unknown>,
+  ): AdmissionAttributes {
+    const isNamespace = def.group === '' && def.resource === 'namespaces';
+    const sa = /^system:serviceaccount:([^:]+):[^:]+$/.exec(identity);
+    const groups = identity === 'system:anonymous' ? ['system:unauthenticated'] : sa ? ['system:serviceaccounts', `system:serviceaccounts:${sa[1] ?? ''}`, 'system:authenticated'] : ['system:authenticated'];
+    return {
+      operation,
+      group: def.group,
+      version: rr.version,
+      resource: def.resource,
+      subresource: rr.subresource,
+      kind: def.kind,
+      namespace: def.namespaced ? (object ?? oldObject)?.metadata?.namespace ?? rr.namespace : isNamespace ? name : undefined,
+      name,
+      object: object === undefined ? undefined : { ...object, apiVersion: apiVersionOf(def.group, rr.version) },
+      oldObject: oldObject === undefined ? undefined : { ...oldObject, apiVersion: apiVersionOf(def.group, rr.version) },
+      userInfo: { username: identity, groups },
+      dryRun,
+      options,
+    };
   }
 
   private sendListJson(res: ServerResponse, def: ResourceDef, version: string, items: StoredObject[], rv: string, cont: string | undefined, remaining: number | undefined): void {

@@ -63,7 +63,7 @@ export function evalJsonPath(obj: unknown, jsonPath: string): unknown {
   return current;
 }
 
-/** cellForJSONValue of the CRD table convertor: a value of the wrong type prints as <none>. */
+/** A cell as the CRD table convertor makes it: string columns via JSONPath printing, the others by cellForJSONValue (a wrong type prints as <none>). */
 function crdCell(type: string, value: unknown, now: Date): Cell {
   if (value === undefined || value === null) return null;
   switch (type) {
@@ -74,12 +74,21 @@ function crdCell(type: string, value: unknown, now: Date): Cell {
     case 'boolean':
       return typeof value === 'boolean' ? value : null;
     case 'string':
-      return typeof value === 'string' ? value : null;
+      // String columns go through JSONPath printing: maps and lists as compact JSON (keys sorted,
+      // as Go's encoding/json writes them), other scalars as text.
+      if (typeof value === 'string') return value;
+      return typeof value === 'object' ? sortedJson(value) : String(value);
     case 'date':
       return typeof value === 'string' ? age(value, now) : null;
     default:
       return typeof value === 'object' ? JSON.stringify(value) : String(value);
   }
+}
+
+function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }
 
 const NAME_COLUMN: ColumnDefinition = {
@@ -220,6 +229,8 @@ function builtinPrinter(def: ResourceDef): TablePrinter {
         { column: col('Active', 'integer'), value: (o) => arr(evalJsonPath(o, '.status.active')).length },
         { column: col('Images', 'string', 1), value: images },
       ]);
+    case 'admissionregistration.k8s.io/validatingwebhookconfigurations':
+      return simplePrinter([{ column: col('Webhooks', 'integer'), value: (o) => arr(o.webhooks).length }]);
     case 'coordination.k8s.io/leases':
       return simplePrinter([{ column: col('Holder'), value: (o) => String(evalJsonPath(o, '.spec.holderIdentity') ?? '') }]);
     default:

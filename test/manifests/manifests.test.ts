@@ -350,10 +350,12 @@ describe.each(variants.map((v) => v.name))('kustomize build %s', (name) => {
 });
 
 describe('base', () => {
-  test('installs the CRD, and never the monitoring component (users add it)', () => {
+  test('installs the CRDs, and never the monitoring component (users add it)', () => {
     const objs = build('base');
     const crd = one<KubeObject & { spec: { group: string } }>(objs, 'CustomResourceDefinition', 'imagescanreports.imagescan.dev');
     expect(crd.spec.group).toBe('imagescan.dev');
+    const policies = one<KubeObject & { spec: { group: string; scope: string } }>(objs, 'CustomResourceDefinition', 'imagescanpolicies.imagescan.dev');
+    expect(policies.spec).toMatchObject({ group: 'imagescan.dev', scope: 'Cluster' });
     expect(objs.filter((o) => o.apiVersion.startsWith('monitoring.coreos.com/'))).toEqual([]);
   });
 

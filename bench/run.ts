@@ -148,6 +148,10 @@ async function main(options: BenchOptions): Promise<number> {
   const plan = planCluster(options, seededRandom(options.seed));
   const expectedPairs = reportPairs(plan);
   const api = await startFakeApiServer({ historySize: 200_000, requestLogLimit: 10_000_000, defaultIdentity: OPERATOR_IDENTITY });
+  // The scrapes' identity: the operator reviews this token (TokenReview, SubjectAccessReview) as it
+  // would Prometheus' in a cluster.
+  const metricsToken = 'bench-prometheus-token';
+  api.kubeconfigFor('prometheus', { token: metricsToken });
   const seedStart = Date.now();
   const cluster = seedCluster(api, plan);
   log(`seeded ${cluster.livePods.length} pods in ${plan.namespaces.length} namespaces, ${plan.workloads.length} workloads, ${plan.images.length} digests, ${expectedPairs.size} (namespace, digest) pairs in ${Date.now() - seedStart} ms`);
@@ -202,7 +206,7 @@ async function main(options: BenchOptions): Promise<number> {
     log(`no memory cgroup could be made (${limit.why}); ${limit.flag} gives V8 the heap Node sizes from the Deployment's ${memoryLimit.quantity} limit`);
   }
   const start = async (label: string, extraArgs: string[] = []): Promise<{ operator: OperatorHandle; sampler: OperatorSampler }> => {
-    const operator = startOperator({ mainJs, args: [...operatorArgs, ...extraArgs], port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, imageEnv, cwd: work, ...(cgroupProcs === undefined ? {} : { cgroupProcs }) });
+    const operator = startOperator({ mainJs, args: [...operatorArgs, ...extraArgs], port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, imageEnv, cwd: work, metricsToken, ...(cgroupProcs === undefined ? {} : { cgroupProcs }) });
     running = operator;
     log(`operator pid ${operator.pid}, log ${path.join(work, `operator-${label}.log`)}`);
     const sampler = new OperatorSampler(operator);

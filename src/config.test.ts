@@ -38,7 +38,10 @@ describe('defaults', () => {
       rescanJitterMs: 10 * 60 * 1000,
       scanConcurrency: 2,
       scanTimeoutMs: 10 * 60 * 1000,
+      scanRetryBackoffMs: 10 * 60 * 1000,
+      maxScanAttempts: 5,
       trivyPath: 'trivy',
+      trivyMemoryLimitBytes: undefined,
       trivyCacheDir: '/var/cache/trivy',
       registryCredentialsDir: undefined,
       trivyServer: undefined,
@@ -55,6 +58,8 @@ describe('defaults', () => {
       reportGracePeriodMs: 60 * 60 * 1000,
       maxReportVulnerabilities: 500,
       metrics: { host: undefined, port: 8080 },
+      metricsSecure: true,
+      metricsCertDir: undefined,
       leaderElect: false,
       leaderElectionNamespace: 'imagescan-system',
       leaderElectionId: 'imagescan-operator',
@@ -116,6 +121,9 @@ describe('good values', () => {
     { args: ['--metrics-address=127.0.0.1:9090'], pick: (c) => c.metrics, expected: { host: '127.0.0.1', port: 9090 } },
     { args: ['--metrics-address=[::1]:0'], pick: (c) => c.metrics, expected: { host: '::1', port: 0 } },
     { args: ['--metrics-address=localhost:8081'], pick: (c) => c.metrics, expected: { host: 'localhost', port: 8081 } },
+    { args: ['--metrics-secure=false'], pick: (c) => c.metricsSecure, expected: false },
+    { args: ['--no-metrics-secure'], pick: (c) => c.metricsSecure, expected: false },
+    { args: ['--metrics-cert-dir', '/etc/metrics-tls'], pick: (c) => c.metricsCertDir, expected: '/etc/metrics-tls' },
     { args: ['--leader-election-namespace=ops', '--leader-election-id=scanner.lock'], pick: (c) => [c.leaderElectionNamespace, c.leaderElectionId], expected: ['ops', 'scanner.lock'] },
     { args: ['--identity=replica-1'], pick: (c) => c.identity, expected: 'replica-1' },
     { args: ['--log-level=DEBUG'], pick: (c) => c.logLevel, expected: 'debug' },
@@ -159,6 +167,8 @@ describe('bad values', () => {
     { args: ['--metrics-address=8080'], message: 'invalid --metrics-address "8080": expected [host]:port like :8080, 127.0.0.1:8080 or [::1]:8080' },
     { args: ['--metrics-address=:70000'], message: 'invalid --metrics-address ":70000": port must be from 0 to 65535' },
     { args: ['--metrics-address=[nope]:80'], message: 'invalid --metrics-address "[nope]:80": expected [host]:port like :8080, 127.0.0.1:8080 or [::1]:8080' },
+    { args: ['--metrics-secure=maybe'], message: 'invalid --metrics-secure "maybe": expected true or false' },
+    { args: ['--metrics-secure=false', '--metrics-cert-dir=/tls'], message: 'invalid --metrics-cert-dir "/tls": a certificate is only used with --metrics-secure=true' },
     { args: ['--log-level=verbose'], message: 'invalid --log-level "verbose": expected one of silent, fatal, error, warn, info, debug, trace' },
     { args: ['--leader-election-namespace=a,b'], message: 'invalid --leader-election-namespace "a,b": expected a namespace name (lowercase letters, digits and \'-\', at most 63)' },
     { args: ['--leader-election-id=Lock'], message: 'invalid --leader-election-id "Lock": expected a Lease name (lowercase DNS subdomain)' },
@@ -266,6 +276,26 @@ describe('environment', () => {
       new ConfigError('invalid IMAGESCAN_TRIVY_SERVER_CA "/etc/ca/ca.crt": a CA needs an https --trivy-server'),
     );
     expect(() => loadConfig(['--trivy-server-ca=/etc/ca/ca.crt'], {})).toThrow(/a CA needs an https --trivy-server/);
+  });
+});
+
+describe('memory of the Trivy children', () => {
+  const GiB = 2 ** 30;
+  const MiB = 2 ** 20;
+
+  it("shares the container's limit, less the operator's 512Mi, among the scans that run at once", () => {
+    expect(loadConfig([], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBe(768 * MiB);
+    expect(loadConfig(['--scan-concurrency=4'], {}, { memoryLimitBytes: 4 * GiB }).trivyMemoryLimitBytes).toBe(896 * MiB);
+    // No container limit, or one too small to share: no GOMEMLIMIT.
+    expect(loadConfig([], {}, {}).trivyMemoryLimitBytes).toBeUndefined();
+    expect(loadConfig(['--scan-concurrency=16'], {}, { memoryLimitBytes: GiB }).trivyMemoryLimitBytes).toBeUndefined();
+  });
+
+  it('takes an explicit quantity, and 0 for none', () => {
+    expect(loadConfig(['--trivy-memory-limit=1Gi'], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBe(GiB);
+    expect(loadConfig([], { IMAGESCAN_TRIVY_MEMORY_LIMIT: '500M' }).trivyMemoryLimitBytes).toBe(500e6);
+    expect(loadConfig(['--trivy-memory-limit=0'], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBeUndefined();
+    expect(configError(() => loadConfig(['--trivy-memory-limit=1.5Gi'], {})).message).toBe('invalid --trivy-memory-limit "1.5Gi": expected a memory quantity like 768Mi or 2Gi (0: no limit)');
   });
 });
 

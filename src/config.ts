@@ -35,7 +35,16 @@ export interface OperatorConfig {
   /** Trivy processes at once, 1..64. */
   readonly scanConcurrency: number;
   readonly scanTimeoutMs: number;
+  /** Wait before the first retry of a digest whose scan failed; doubled after each failure in a row. */
+  readonly scanRetryBackoffMs: number;
+  /** Failed scans in a row after which a digest is tried only by the scheduled rescan. */
+  readonly maxScanAttempts: number;
   readonly trivyPath: string;
+  /**
+   * GOMEMLIMIT of each Trivy child in bytes (undefined: none): Trivy runs inside the operator's
+   * container, and on cgroup v2 one child's OOM kill takes the whole container with it.
+   */
+  readonly trivyMemoryLimitBytes: number | undefined;
   readonly trivyCacheDir: string;
   /** Where each scan's DOCKER_CONFIG folder is made; undefined = inside the scan's temp folder. */
   readonly registryCredentialsDir: string | undefined;
@@ -69,6 +78,10 @@ export interface OperatorConfig {
   readonly maxReportVulnerabilities: number;
   /** Listen address of /metrics, /healthz, /readyz; host undefined = every interface. */
   readonly metrics: { readonly host: string | undefined; readonly port: number };
+  /** HTTPS on the metrics address, and /metrics only for users RBAC allows (TokenReview + SubjectAccessReview). */
+  readonly metricsSecure: boolean;
+  /** Directory with tls.crt and tls.key for secure metrics; undefined = a self-signed certificate made at start. */
+  readonly metricsCertDir: string | undefined;
   readonly leaderElect: boolean;
   readonly leaderElectionNamespace: string;
   /** Name of the coordination.k8s.io Lease. */
@@ -121,6 +134,8 @@ export interface ConfigRuntime {
   randomSuffix?: string;
   /** The user's home directory, for ~/.kube/config. */
   homeDir?: string;
+  /** The memory limit of the operator's container (its cgroup's), when it has one. */
+  memoryLimitBytes?: number;
 }
 
 /** A bad flag or environment value. The message is one line naming the flag (or variable) and the value. */
@@ -152,7 +167,15 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'rescan-jitter', value: '<duration>', defaultText: '10m', help: 'Spread the rescans of one scheduled pass randomly over this window (0s: no spread).' },
   { name: 'scan-concurrency', value: '<1-64>', defaultText: '2', help: 'Trivy scans running at once.' },
   { name: 'scan-timeout', value: '<duration>', defaultText: '10m', help: 'Kill a scan that runs longer than this.' },
+  { name: 'scan-retry-backoff', value: '<duration>', defaultText: '10m', help: 'Retry a failed scan after this long, doubling after each failure in a row.' },
+  { name: 'max-scan-attempts', value: '<1-100>', defaultText: '5', help: 'After this many failed scans in a row, only the scheduled rescan tries the image again.' },
   { name: 'trivy-path', value: '<path>', defaultText: 'trivy', help: 'Trivy executable (looked up on PATH when not a path).' },
+  {
+    name: 'trivy-memory-limit',
+    value: '<quantity>',
+    defaultText: "(the container's memory limit - 512Mi) / --scan-concurrency; none without a limit",
+    help: 'Soft memory limit (GOMEMLIMIT) of each Trivy process, e.g. 768Mi; 0 for none.',
+  },
   { name: 'trivy-cache-dir', value: '<dir>', defaultText: '/var/cache/trivy', help: 'Trivy cache directory shared by all scans (holds the vulnerability DB).' },
   { name: 'registry-credentials-dir', value: '<dir>', defaultText: "inside each scan's folder in TMPDIR", help: "Parent folder of each scan's private DOCKER_CONFIG (the Deployment mounts a memory-backed emptyDir there)." },
   { name: 'trivy-server', value: '<url>', defaultText: 'none (standalone)', help: `Send scans to this Trivy server (http or https); its token comes from ${TRIVY_SERVER_TOKEN_ENV} only.` },
@@ -172,6 +195,8 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'report-grace-period', value: '<duration>', defaultText: '1h', help: 'Delete a report when no pod of its namespace has run the image for this long.' },
   { name: 'max-report-vulnerabilities', value: '<0-1000>', defaultText: '500', help: 'Vulnerabilities listed in one report (worst first); the rest are counted as omitted.' },
   { name: 'metrics-address', value: '[host]:port', defaultText: ':8080', help: 'Listen address of /metrics, /healthz and /readyz.' },
+  { name: 'metrics-secure', boolean: true, defaultText: 'true', help: 'Serve the metrics address over HTTPS and /metrics only to users RBAC allows to get it (TokenReview + SubjectAccessReview); false: plain HTTP, open to anyone who reaches the port.' },
+  { name: 'metrics-cert-dir', value: '<dir>', defaultText: 'none (self-signed)', help: 'Directory with tls.crt and tls.key (a kubernetes.io/tls Secret) for secure metrics; re-read every minute.' },
   { name: 'leader-elect', boolean: true, defaultText: 'true in cluster, false outside', help: 'Elect a leader on a Lease; only the leader scans and writes.' },
   { name: 'leader-election-namespace', value: '<ns>', defaultText: "in cluster: the pod's namespace; outside: imagescan-system", help: 'Namespace of the leader election Lease.' },
   { name: 'leader-election-id', value: '<name>', defaultText: 'imagescan-operator', help: 'Name of the leader election Lease.' },
@@ -352,6 +377,30 @@ function readInteger(raw: RawValue, min: number, max: number): number {
   const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) throw invalid(raw, `expected a whole number from ${min} to ${max}`);
   return n;
+}
+
+const MEMORY_UNITS: Readonly<Record<string, number>> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/** A memory quantity as Kubernetes writes it (768Mi, 1Gi, 500M, bytes); 0 is allowed. */
+function readMemory(raw: RawValue): number {
+  const match = /^(\d+)(Ki|Mi|Gi|Ti|K|M|G|T)?$/.exec(raw.value.trim());
+  const bytes = match === null ? Number.NaN : Number(match[1]) * (MEMORY_UNITS[match[2] ?? ''] ?? Number.NaN);
+  if (!Number.isSafeInteger(bytes)) throw invalid(raw, 'expected a memory quantity like 768Mi or 2Gi (0: no limit)');
+  return bytes;
+}
+
+/** Memory the operator's own Node.js process keeps for itself when the Trivy limit is derived. */
+export const OPERATOR_MEMORY_RESERVE_BYTES = 512 * 2 ** 20;
+
+/**
+ * The default GOMEMLIMIT of a Trivy child: the container's limit less the operator's reserve, shared by
+ * the scans that run at once. Undefined without a container limit.
+ */
+export function derivedTrivyMemoryLimit(containerLimitBytes: number | undefined, concurrency: number): number | undefined {
+  if (containerLimitBytes === undefined) return undefined;
+  const share = Math.floor((containerLimitBytes - OPERATOR_MEMORY_RESERVE_BYTES) / concurrency);
+  // A limit this small would make Go collect constantly; below it, no limit serves better.
+  return share >= 64 * 2 ** 20 ? share : undefined;
 }
 
 function readBoolean(raw: RawValue): boolean {
@@ -551,10 +600,20 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     if (value !== undefined && value !== '') trivyEnv[name] = value;
   }
 
+  const metricsSecure = setting('metrics-secure', readBoolean, true);
+  const metricsCertDir = setting('metrics-cert-dir', (r) => readNonEmpty(r, 'a directory'), undefined);
+  if (metricsCertDir !== undefined && !metricsSecure) {
+    const r = raw('metrics-cert-dir');
+    throw new ConfigError(`invalid ${r?.origin ?? '--metrics-cert-dir'} ${quote(metricsCertDir)}: a certificate is only used with --metrics-secure=true`);
+  }
+
   const fallbackIdentity =
     env['HOSTNAME'] !== undefined && env['HOSTNAME'] !== ''
       ? env['HOSTNAME']
       : `${runtime.hostname ?? 'imagescan-operator'}-${runtime.randomSuffix ?? '0'}`;
+
+  const scanConcurrency = setting('scan-concurrency', (r) => readInteger(r, 1, 64), 2);
+  const trivyMemoryLimit = setting('trivy-memory-limit', readMemory, derivedTrivyMemoryLimit(runtime.memoryLimitBytes, scanConcurrency));
 
   const config: OperatorConfig = {
     kubeconfig: resolveKubeconfig(raw('kubeconfig'), env, inCluster, runtime.homeDir),
@@ -562,9 +621,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     excludeNamespaces,
     rescanSchedule: setting('rescan-schedule', readCron, '0 */12 * * *'),
     rescanJitterMs: setting('rescan-jitter', (r) => readDuration(r, { allowZero: true }), 10 * 60_000),
-    scanConcurrency: setting('scan-concurrency', (r) => readInteger(r, 1, 64), 2),
+    scanConcurrency,
     scanTimeoutMs: setting('scan-timeout', (r) => readDuration(r), 10 * 60_000),
+    scanRetryBackoffMs: setting('scan-retry-backoff', (r) => readDuration(r), 10 * 60_000),
+    maxScanAttempts: setting('max-scan-attempts', (r) => readInteger(r, 1, 100), 5),
     trivyPath: setting('trivy-path', (r) => readNonEmpty(r, 'a path or command name'), 'trivy'),
+    trivyMemoryLimitBytes: trivyMemoryLimit === 0 ? undefined : trivyMemoryLimit,
     trivyCacheDir: setting('trivy-cache-dir', (r) => readNonEmpty(r, 'a directory'), '/var/cache/trivy'),
     registryCredentialsDir: setting('registry-credentials-dir', (r) => readNonEmpty(r, 'a directory'), undefined),
     trivyServer,
@@ -581,6 +643,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     reportGracePeriodMs: setting('report-grace-period', (r) => readDuration(r), 3_600_000),
     maxReportVulnerabilities: setting('max-report-vulnerabilities', (r) => readInteger(r, 0, CRD_MAX_ITEMS.vulnerabilities), 500),
     metrics: setting('metrics-address', readMetricsAddress, { host: undefined, port: 8080 }),
+    metricsSecure,
+    metricsCertDir,
     leaderElect: setting('leader-elect', readBoolean, inCluster),
     leaderElectionNamespace: setting(
       'leader-election-namespace',
@@ -610,6 +674,25 @@ function resolveKubeconfig(raw: RawValue | undefined, env: NodeJS.ProcessEnv, in
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /**
+ * The memory limit of this process's cgroup (in a pod: the container's limit), read from cgroup v2's
+ * memory.max or v1's memory.limit_in_bytes; nothing when unlimited or unreadable.
+ */
+function containerMemoryLimit(): { memoryLimitBytes?: number } {
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const bytes = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    // v1 writes "unlimited" as a page-rounded 2^63-1; v2 as "max".
+    return Number.isSafeInteger(bytes) && bytes > 0 ? { memoryLimitBytes: bytes } : {};
+  }
+  return {};
+}
+
+/**
  * For main.ts: load the config from this process's argv and environment. Prints help and exits 0 on
  * --help; prints `imagescan-operator: <message>` to stderr and exits 2 on a ConfigError.
  */
@@ -628,6 +711,7 @@ export function configFromProcess(argv: readonly string[] = process.argv.slice(2
   try {
     return loadConfig(argv, process.env, {
       inCluster,
+      ...containerMemoryLimit(),
       serviceAccountNamespace,
       hostname: hostname(),
       randomSuffix: randomBytes(3).toString('hex'),

@@ -12,6 +12,7 @@ import type { ResilientInformer } from './kube/informer.js';
 import { createKubeClients, loadKubeConfig } from './kube/kube-client.js';
 import type { KubeClients } from './kube/kube-client.js';
 import { LeaderElector } from './kube/leader-election.js';
+import { LeadershipFence } from './kube/write-fence.js';
 import { OwnerResolver } from './kube/owner-resolver.js';
 import { PodImageIndex } from './kube/pod-image-index.js';
 import { PullSecretReader } from './kube/pull-secrets.js';
@@ -19,8 +20,12 @@ import { ReportIndex } from './kube/report-index.js';
 import { KubeReportStore } from './kube/report-store.js';
 import { createNamespaceInformer, createNodeInformer, createPodInformer, createReportInformer } from './kube/watches.js';
 import type { WatchSettings } from './kube/watches.js';
+import { KubeAccessReviewer } from './kube/access-reviews.js';
 import { startMetricsServer } from './metrics/http-server.js';
 import type { MetricsServer, Readiness } from './metrics/http-server.js';
+import { MetricsAccessControl } from './metrics/metrics-auth.js';
+import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './metrics/serving-certificate.js';
+import type { ServingCertificate } from './metrics/serving-certificate.js';
 import { OperatorMetrics } from './metrics/operator-metrics.js';
 import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
@@ -55,6 +60,8 @@ export interface OperatorDeps {
    */
   trivyEnv?: Record<string, string>;
   trivyPathEnv?: string;
+  /** Interval of the memory housekeeping every replica runs (default 5 minutes). */
+  housekeepingMs?: number;
   /** Leader election timings (tests shorten them). */
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
@@ -110,9 +117,12 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const now = deps.now ?? (() => new Date());
   const random = deps.random ?? Math.random;
   const kubeConfig = deps.kubeConfig ?? loadKubeConfig(config.kubeconfig);
+  // With leader election, reports and events are written only while this replica leads (see write-fence.ts).
+  const fence = config.leaderElect ? new LeadershipFence() : undefined;
   const clients: KubeClients = createKubeClients(kubeConfig, {
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
     userAgent: `imagescan-operator/${OPERATOR_VERSION} (${config.identity})`,
+    ...(fence === undefined ? {} : { writeFence: fence }),
   });
   const watchSettings: WatchSettings = { kubeConfig, logger: log.child({ component: 'informer' }), ...deps.watch };
 
@@ -141,7 +151,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       }
     },
   });
-  const reportIndex = new ReportIndex(reportInformer);
+  const reportIndex = new ReportIndex(reportInformer, () => now().getTime());
   const scans = new ScanResults();
   // The runner is built below; the gauge reads it only at scrape time.
   const metrics = new OperatorMetrics({ reportSource: reportIndex, trivyMemory: () => residentBytesOf(runner.childPids()) });
@@ -159,6 +169,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     severities: [...config.severities],
     ignoreUnfixed: config.ignoreUnfixed,
     timeoutMs: config.scanTimeoutMs,
+    ...(config.trivyMemoryLimitBytes === undefined ? {} : { memoryLimitBytes: config.trivyMemoryLimitBytes }),
     ...(config.trivyDbRepository === undefined ? {} : { dbRepository: config.trivyDbRepository }),
     ...(config.trivyJavaDbRepository === undefined ? {} : { javaDbRepository: config.trivyJavaDbRepository }),
     logger: log.child({ component: 'trivy' }),
@@ -189,6 +200,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     isPending: (digest: string) => scanQueue?.isPending(digest) ?? false,
   };
 
+  const pullSecrets = new PullSecretReader({ core: clients.core });
   const events = new EventRecorder({ core: clients.core, logger: log.child({ component: 'events' }), instance: config.identity });
   const reconciler = new ReportReconciler({
     pods: index,
@@ -199,12 +211,15 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     scanQueue: scanRequester,
     store: new KubeReportStore(clients.custom),
     owners: new OwnerResolver({ getJson: clients.getJson }),
-    pullSecrets: new PullSecretReader({ core: clients.core }),
+    pullSecrets,
     events,
     teamLabel: config.teamLabel,
     teamOverrides: config.teamOverrides,
     gracePeriodMs: config.reportGracePeriodMs,
     rescanIntervalMs: rescanIntervalMs(config.rescanSchedule),
+    retry: { baseMs: config.scanRetryBackoffMs, maxAttempts: config.maxScanAttempts },
+    // Called after a failed scan: the schedule's next pass (the task exists by then).
+    nextScheduledRescan: (after) => rescanTask.getNextRuns(1)[0] ?? new Date(after.getTime() + rescanIntervalMs(config.rescanSchedule)),
     maxReportVulnerabilities: config.maxReportVulnerabilities,
     now,
     logger: log.child({ component: 'reconciler' }),
@@ -229,6 +244,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     new ScanQueue({
       scan: (target, signal, onChildExit) => runner.scan(target, signal, onChildExit),
       concurrency: config.scanConcurrency,
+      // A timeout would only repeat for another full timeout; the reconciler's growing backoff retries it.
+      retriesAtOnce: (failure) => failure.reason !== 'timeout',
       gate: () => database.whenReady(),
       onOutcome: (outcome: ScanOutcome) => {
         // One count per scan request, after its retries (monitoring/README.md): a timeout retried
@@ -271,6 +288,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         namespace: config.leaderElectionNamespace,
         name: config.leaderElectionId,
         identity: config.identity,
+        ...(fence === undefined ? {} : { fence }),
         ...(deps.leaseDurationMs === undefined ? {} : { leaseDurationMs: deps.leaseDurationMs }),
         ...(deps.renewDeadlineMs === undefined ? {} : { renewDeadlineMs: deps.renewDeadlineMs }),
         ...(deps.retryPeriodMs === undefined ? {} : { retryPeriodMs: deps.retryPeriodMs }),
@@ -280,9 +298,27 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       })
     : undefined;
 
+  const metricsAccess = config.metricsSecure ? new MetricsAccessControl({ reviewer: new KubeAccessReviewer(clients) }) : undefined;
+
   let leading = false;
   let stopping = false;
+  let housekeepingTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Bounds what the informers feed on every replica: only the leader's reconciles forget keys, reports
+   * and secrets one by one, so a standby (or a former leader) would otherwise keep all it ever saw.
+   */
+  function housekeep(): void {
+    const forgotten = {
+      digests: controller.pruneKnowledge(),
+      goneKeys: index.forgetGoneBefore(new Date(now().getTime() - config.reportGracePeriodMs)),
+      reportWrites: reportIndex.sweep(),
+      pullSecrets: pullSecrets.forgetExpired(),
+    };
+    log.debug({ ...forgotten, leading }, 'housekeeping done');
+  }
   let server: MetricsServer | undefined;
+  let stopCertificateWatch: (() => void) | undefined;
   let electorLoop: Promise<void> | undefined;
   let sbomPruneTimer: NodeJS.Timeout | undefined;
 
@@ -340,15 +376,37 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     rescanAll: (reason) => controller.rescanAll(reason),
     async start(): Promise<void> {
       log.info({ server: clients.server, namespaces: config.namespaces, leaderElect: config.leaderElect, identity: config.identity }, 'operator starting');
+      const httpLog = log.child({ component: 'http' });
+      let certificate: ServingCertificate | undefined;
+      if (config.metricsSecure) {
+        certificate = config.metricsCertDir === undefined ? selfSignedCertificate(['localhost', '127.0.0.1'], now()) : await readCertificateDir(config.metricsCertDir);
+      }
       server = await startMetricsServer({
         host: config.metrics.host ?? '',
         port: config.metrics.port,
         metrics: metrics,
         readiness,
-        logger: log.child({ component: 'http' }),
+        logger: httpLog,
+        ...(certificate === undefined ? {} : { tls: certificate }),
+        ...(metricsAccess === undefined ? {} : { authorize: (request) => metricsAccess.decide(request) }),
       });
-      log.info({ port: server.address.port, address: server.address.address, url: server.url }, 'metrics server listening');
+      const running = server;
+      if (config.metricsCertDir !== undefined && certificate !== undefined) {
+        stopCertificateWatch = watchCertificateDir(config.metricsCertDir, certificate, (next) => running.setCertificate(next), httpLog);
+      }
+      log.info(
+        {
+          port: server.address.port,
+          address: server.address.address,
+          url: server.url,
+          secure: config.metricsSecure,
+          certificate: config.metricsSecure ? (config.metricsCertDir ?? 'self-signed') : undefined,
+        },
+        'metrics server listening',
+      );
       for (const informer of informers) informer.start();
+      housekeepingTimer = setInterval(housekeep, deps.housekeepingMs ?? 5 * 60_000);
+      housekeepingTimer.unref();
       void database.start().catch((err: unknown) => log.error({ err }, 'vulnerability database start failed'));
       await Promise.all(informers.map((informer) => informer.whenSynced()));
       log.info({ pods: index.podCount(), reports: reportInformer.size() }, 'caches synced');
@@ -370,9 +428,11 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       }
       await stopLeading();
       clearInterval(sbomPruneTimer);
+      clearInterval(housekeepingTimer);
       rescanTask.destroy();
       await database.stop();
       await Promise.all(informers.map((informer) => informer.stop()));
+      stopCertificateWatch?.();
       await server?.close();
       log.info('operator stopped');
     },

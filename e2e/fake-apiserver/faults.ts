@@ -18,6 +18,8 @@ export interface FaultConfig {
   retryAfterSeconds?: number;
   /** Added before every resource request is served. */
   latencyMs?: number;
+  /** Only requests of these identities are delayed (default: everyone). */
+  latencyIdentities?: string[];
   /** Extra random latency, uniformly 0..latencyJitterMs. */
   latencyJitterMs?: number;
   /** Fraction of update/patch requests on `conflictResources` answered 409 Conflict (a "409 storm"). */
@@ -93,8 +95,10 @@ export class FaultInjector {
     this.counters.droppedWatches += n;
   }
 
-  /** Milliseconds to wait before serving this request. */
-  delayFor(): number {
+  /** Milliseconds to wait before serving a request of `identity`. */
+  delayFor(identity?: string): number {
+    const only = this.config.latencyIdentities;
+    if (only !== undefined && only.length > 0 && (identity === undefined || !only.includes(identity))) return 0;
     const base = this.config.latencyMs ?? 0;
     const jitter = this.config.latencyJitterMs ?? 0;
     const ms = base + (jitter > 0 ? this.random() * jitter : 0);

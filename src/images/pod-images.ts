@@ -41,6 +41,19 @@ export function podImages(pod: V1Pod): PodImage[] {
   return inspectPodImages(pod).images;
 }
 
+/**
+ * Whether a pod's images count as running. A pod in phase Succeeded or Failed runs nothing (an evicted
+ * pod of a Deployment can linger for weeks), so it neither keeps a report alive nor is rescanned. A
+ * Job's pods are the exception while they exist: a finished Job keeps them until its TTL or its
+ * CronJob's history limit removes the Job (and with it the pods), and a CronJob runs the same image
+ * again at its next schedule. Dropping them would delete a nightly job's report an hour after each
+ * run and scan the image from scratch the next night.
+ */
+export function runsImages(phase: string | undefined, owners: readonly { kind?: string; controller?: boolean }[] | undefined): boolean {
+  if (phase !== 'Succeeded' && phase !== 'Failed') return true;
+  return (owners ?? []).some((owner) => owner.kind === 'Job' && owner.controller === true);
+}
+
 /** How a container's image is resolved; a cache may stand in for resolveContainerImage. */
 export type ImageResolver = (specImage: string, imageID: string | undefined) => ResolvedImage | undefined;
 

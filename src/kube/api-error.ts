@@ -11,6 +11,8 @@ export type ApiErrorKind =
   | 'TooManyRequests'
   | 'ServerError'
   | 'Network'
+  /** Not sent: this replica does not lead (see write-fence.ts). */
+  | 'Fenced'
   | 'Other';
 
 /** A failed Kubernetes API call, classified. `transient` errors are worth retrying with backoff. */

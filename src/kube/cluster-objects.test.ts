@@ -112,3 +112,31 @@ describe('clearSharedValues', () => {
     expect(after[0]?.images).not.toBe(before[0]?.images);
   });
 });
+
+describe('toPodEntry of a finished pod', () => {
+  const rawPod = (phase: string, owner: { kind: string; name: string } | undefined) => ({
+    metadata: {
+      name: `p-${phase}-${owner?.kind ?? 'bare'}`,
+      namespace: 'shop',
+      uid: 'uid-p',
+      resourceVersion: '1',
+      ownerReferences: owner === undefined ? [] : [{ apiVersion: 'v1', kind: owner.kind, name: owner.name, uid: `uid-${owner.name}`, controller: true }],
+    },
+    spec: { containers: [{ name: 'app', image: 'nginx:1.19' }] },
+    status: { phase, containerStatuses: [{ name: 'app', image: 'nginx:1.19', imageID: `docker.io/library/nginx@${digest}` }] },
+  });
+
+  it.each([
+    ['Running', undefined, 1],
+    ['Pending', { kind: 'ReplicaSet', name: 'web-5d9c' }, 1],
+    // Evicted or completed pods of other owners run nothing.
+    ['Failed', { kind: 'ReplicaSet', name: 'web-5d9c' }, 0],
+    ['Succeeded', undefined, 0],
+    ['Failed', { kind: 'StatefulSet', name: 'db' }, 0],
+    // A Job's (and so a CronJob's) finished pods count while they exist.
+    ['Succeeded', { kind: 'Job', name: 'nightly-2911' }, 1],
+    ['Failed', { kind: 'Job', name: 'nightly-2911' }, 1],
+  ])('a %s pod owned by %o runs %i digest', (phase, owner, count) => {
+    expect(toPodEntry(rawPod(phase, owner))?.images).toHaveLength(count);
+  });
+});

@@ -3,7 +3,7 @@
 import type { V1LocalObjectReference, V1OwnerReference, V1Pod } from '@kubernetes/client-node';
 import { resolveContainerImage } from '../images/image-reference.js';
 import type { ResolvedImage } from '../images/image-reference.js';
-import { inspectPodImages } from '../images/pod-images.js';
+import { inspectPodImages, runsImages } from '../images/pod-images.js';
 import type { InvalidContainerImage, PodImage } from '../images/pod-images.js';
 import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import type { ImageScanReport, ReportVulnerability } from '../reports/image-scan-report.js';
@@ -201,6 +201,10 @@ export function toPodEntry(raw: unknown): PodEntry | undefined {
   if (pod.spec !== undefined) {
     if (nodeName !== undefined) pod.spec.nodeName = strings.intern(nodeName);
     if (serviceAccountName !== undefined) pod.spec.serviceAccountName = strings.intern(serviceAccountName);
+  }
+  // A finished pod (other than a Job's) runs nothing: no digest, so its reports are collected.
+  if (!runsImages(asString(status?.phase), pod.metadata?.ownerReferences)) {
+    return { key: `${namespace}/${name}`, resourceVersion, namespace, name, pod, images: NONE, invalidImages: NONE };
   }
   // inspectPodImages reads the raw containers and statuses defensively, whatever is missing.
   const inventory = inspectPodImages({ spec: spec as V1Pod['spec'], status: status as V1Pod['status'] }, sharedResolution);

@@ -4,6 +4,7 @@ import { startFakeApiServer } from '../../e2e/fake-apiserver/index.js';
 import type { FakeApiServer } from '../../e2e/fake-apiserver/index.js';
 import { toKubeApiError } from './api-error.js';
 import { createKubeClients } from './kube-client.js';
+import { LeadershipFence } from './write-fence.js';
 
 interface RawList {
   items: { metadata: { name: string; creationTimestamp: unknown } }[];
@@ -58,5 +59,49 @@ describe('getJson (the informers’ list pages)', () => {
     const err = await getJson('/api/v1/pods', { limit: 3 }).catch((e: unknown) => toKubeApiError(e, 'listing pods'));
     expect(err).toMatchObject({ kind: 'Network', transient: true });
     expect(Date.now() - started).toBeLessThan(1_500);
+  });
+});
+
+describe('writes behind a write fence (leadership)', () => {
+  let api: FakeApiServer;
+  const fenced = (fence: LeadershipFence) => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(api.kubeconfigFor('fenced-replica'));
+    return createKubeClients(kc, { requestTimeoutMs: 5000, userAgent: 'fence-test', writeFence: fence });
+  };
+  const event = (name: string) => ({ metadata: { name, namespace: 'shop' }, involvedObject: { kind: 'Pod', name: 'p', namespace: 'shop' }, reason: 'Test', message: 'm' });
+
+  beforeEach(async () => {
+    api = await startFakeApiServer({});
+    api.seed.namespace('shop');
+  });
+  afterEach(async () => {
+    await api.stop();
+  });
+
+  it('are not sent while the fence is closed, while reads and the Lease are', async () => {
+    const fence = new LeadershipFence();
+    const clients = fenced(fence);
+    await expect(clients.core.createNamespacedEvent({ namespace: 'shop', body: event('e1') })).rejects.toMatchObject({ kind: 'Fenced' });
+    await clients.core.readNamespace({ name: 'shop' });
+    await clients.coordination.createNamespacedLease({ namespace: 'shop', body: { metadata: { name: 'l' }, spec: { holderIdentity: 'fenced-replica' } } });
+    fence.open();
+    await clients.core.createNamespacedEvent({ namespace: 'shop', body: event('e2') });
+    const byReplica = api.requests({ identity: 'fenced-replica' }).map((r) => `${r.verb} ${r.resource}`);
+    expect(byReplica).toEqual(['get namespaces', 'create leases', 'create events']);
+  });
+
+  it('in flight are aborted when the fence closes, and a slow API server then does not apply them', async () => {
+    const fence = new LeadershipFence();
+    fence.open();
+    const clients = fenced(fence);
+    api.faults.set({ latencyMs: 1500, latencyIdentities: ['fenced-replica'] });
+    const write = clients.core.createNamespacedEvent({ namespace: 'shop', body: event('late') });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    fence.close('leadership lost');
+    await expect(write).rejects.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 1800));
+    expect(api.objects.list('events', 'shop')).toEqual([]);
+    expect(api.requests({ identity: 'fenced-replica', verb: 'create' }).map((r) => r.code)).toEqual([499]);
   });
 });

@@ -2,6 +2,8 @@
 import {
   ApiException,
   AppsV1Api,
+  AuthenticationV1Api,
+  AuthorizationV1Api,
   BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -12,6 +14,8 @@ import {
   createConfiguration,
 } from '@kubernetes/client-node';
 import type { Configuration, Middleware, RequestContext, ResponseContext } from '@kubernetes/client-node';
+import { fencedWriteError } from './write-fence.js';
+import type { WriteFence } from './write-fence.js';
 
 /** The clients every part of the operator shares, built from one kubeconfig. */
 export interface KubeClients {
@@ -25,6 +29,9 @@ export interface KubeClients {
   batch: BatchV1Api;
   custom: CustomObjectsApi;
   coordination: CoordinationV1Api;
+  /** TokenReviews and SubjectAccessReviews: who may read /metrics. */
+  authentication: AuthenticationV1Api;
+  authorization: AuthorizationV1Api;
   /** A GET whose JSON answer is returned as parsed, without client-node's model classes (see rawGetter). */
   getJson: RawGet;
 }
@@ -40,6 +47,11 @@ export interface KubeClientOptions {
   requestTimeoutMs: number;
   /** Sent as User-Agent so API server audit logs name the operator (and its replica). */
   userAgent: string;
+  /**
+   * Checked before every write of the typed clients (not the Lease client's, which must renew), whose
+   * signal aborts writes in flight when it closes. Default: every write goes.
+   */
+  writeFence?: WriteFence;
 }
 
 /** Where the configuration comes from (config.ts resolves flags and $KUBECONFIG into this). */
@@ -70,12 +82,20 @@ export function loadKubeConfig(source: KubeconfigSource): KubeConfig {
   return kc;
 }
 
-function requestMiddleware(options: KubeClientOptions): Middleware {
+function requestMiddleware(options: KubeClientOptions, fence: WriteFence | undefined): Middleware {
   return {
     pre: (ctx: RequestContext): Promise<RequestContext> => {
       ctx.setHeaderParam('User-Agent', options.userAgent);
       // A hung connection must not stall a worker forever; the timeout surfaces as a transient error.
-      ctx.setSignal(AbortSignal.timeout(options.requestTimeoutMs));
+      const timeout = AbortSignal.timeout(options.requestTimeoutMs);
+      const method = ctx.getHttpMethod();
+      if (fence === undefined || method === HttpMethod.GET) {
+        ctx.setSignal(timeout);
+        return Promise.resolve(ctx);
+      }
+      if (!fence.mayWrite()) return Promise.reject(fencedWriteError(method, ctx.getUrl()));
+      const term = fence.signal();
+      ctx.setSignal(term === undefined ? timeout : AbortSignal.any([timeout, term]));
       return Promise.resolve(ctx);
     },
     post: (ctx: ResponseContext): Promise<ResponseContext> => Promise.resolve(ctx),
@@ -136,11 +156,15 @@ export function createKubeClients(kc: KubeConfig, options: KubeClientOptions): K
   if (cluster === null) {
     throw new Error('kubeconfig has no current cluster');
   }
-  const configuration = createConfiguration({
-    baseServer: new ServerConfiguration(cluster.server, {}),
-    authMethods: { default: reusingDispatcher(kc) },
-    promiseMiddleware: [requestMiddleware(options)],
-  });
+  const auth = reusingDispatcher(kc);
+  const configure = (fence: WriteFence | undefined): Configuration =>
+    createConfiguration({
+      baseServer: new ServerConfiguration(cluster.server, {}),
+      authMethods: { default: auth },
+      promiseMiddleware: [requestMiddleware(options, fence)],
+    });
+  const configuration = configure(options.writeFence);
+  const unfenced = configure(undefined);
   return {
     kubeConfig: kc,
     server: cluster.server,
@@ -149,7 +173,11 @@ export function createKubeClients(kc: KubeConfig, options: KubeClientOptions): K
     apps: new AppsV1Api(configuration),
     batch: new BatchV1Api(configuration),
     custom: new CustomObjectsApi(configuration),
-    coordination: new CoordinationV1Api(configuration),
+    // Leader election writes the Lease to keep (or take) the right to write: never fenced.
+    coordination: new CoordinationV1Api(unfenced),
+    // Reviews are POSTs that store nothing, and every replica serves /metrics: never fenced.
+    authentication: new AuthenticationV1Api(unfenced),
+    authorization: new AuthorizationV1Api(unfenced),
     getJson: rawGetter(configuration),
   };
 }

@@ -98,6 +98,23 @@ describe('PullSecretReader', () => {
     expect(JSON.stringify(found)).not.toContain('secret-value-xyz');
   });
 
+  it('forgets secrets and service accounts once their TTL has passed, so no replica holds credentials for long', async () => {
+    api.seed.objects([buildDockerConfigJsonSecret('shop', 'hub', { 'docker.io': { username: 'robot', password: 'pw-1' } })]);
+    const pod = slim(api.seed.pod({ namespace: 'shop', name: 'p', containers: ['nginx:1.25'], imagePullSecrets: ['hub'] }));
+    let now = 0;
+    const reader = new PullSecretReader({ core: clients.core, ttlMs: 60_000, now: () => now });
+    await reader.lookup(pod, 'docker.io');
+    now = 30_000;
+    expect(reader.forgetExpired()).toBe(0);
+    now = 61_000;
+    // The secret and the service account.
+    expect(reader.forgetExpired()).toBe(2);
+    expect(reader.forgetExpired()).toBe(0);
+    const before = api.requests().filter((r) => r.resource === 'secrets').length;
+    expect((await reader.lookup(pod, 'docker.io')).credentials?.source).toBe('shop/hub');
+    expect(api.requests().filter((r) => r.resource === 'secrets')).toHaveLength(before + 1);
+  });
+
   it('normalises registry keys', () => {
     expect(registryHostOf('https://index.docker.io/v1/')).toBe('docker.io');
     expect(registryHostOf('registry-1.docker.io')).toBe('docker.io');

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeApiServer, type FakeApiServer } from '../../e2e/fake-apiserver/index.js';
 import { LeaderElector, type LeaderElectorOptions } from './leader-election.js';
+import { LeadershipFence } from './write-fence.js';
 
 // Short timings keep the suite fast; the Lease records whole seconds, so 1 s is the shortest lease.
 const LEASE_MS = 1000;
@@ -303,19 +304,39 @@ describe('LeaderElector', () => {
     expect(server.lease('imagescan-system', 'imagescan-operator')?.spec?.['holderIdentity']).toBe('pod-b');
   });
 
-  it('waits for onStoppedLeading to finish before releasing the Lease', async () => {
+  it('on stop closes the write fence at once, releases the Lease, and only then waits for onStoppedLeading to drain', async () => {
     const server = await startServer();
     let finishWork: () => void = () => undefined;
+    const fence = new LeadershipFence();
     const a = startReplica(server, 'pod-a', {
+      fence,
       onStoppedLeading: () => new Promise<void>((resolve) => (finishWork = resolve)),
     });
     await waitFor(() => a.elector.isLeader(), 2000);
+    expect(fence.mayWrite()).toBe(true);
+    const inFlight = fence.signal();
     const stopping = a.elector.stop();
-    await new Promise((resolve) => setTimeout(resolve, 3 * RETRY_MS));
-    expect(server.lease('imagescan-system', 'imagescan-operator')?.spec?.['holderIdentity']).toBe('pod-a');
+    expect(fence.mayWrite()).toBe(false);
+    expect(inFlight?.aborted).toBe(true);
+    // The successor need not wait for the drain: the Lease is released while onStoppedLeading runs.
+    await waitFor(() => server.lease('imagescan-system', 'imagescan-operator')?.spec?.['holderIdentity'] === '', 2000);
+    let stopped = false;
+    void stopping.then(() => (stopped = true));
+    await new Promise((resolve) => setTimeout(resolve, 2 * RETRY_MS));
+    expect(stopped).toBe(false);
     finishWork();
     await stopping;
-    expect(server.lease('imagescan-system', 'imagescan-operator')?.spec?.['holderIdentity']).toBe('');
+  });
+
+  it('closes the write fence when the renew deadline passes, before the lease can expire for a standby', async () => {
+    const server = await startServer();
+    const fence = new LeadershipFence();
+    const a = startReplica(server, 'pod-a', { fence });
+    await waitFor(() => a.elector.isLeader(), 2000);
+    const lastRenew = () => Math.max(...server.writes.filter((w) => w.user === 'pod-a').map((w) => w.at));
+    server.partitioned.add('pod-a');
+    const closedAt = await waitFor(() => !fence.mayWrite(), 2 * LEASE_MS);
+    expect(closedAt - lastRenew()).toBeLessThan(LEASE_MS);
   });
 
   it('starts a new term only after the previous onStoppedLeading has finished', async () => {

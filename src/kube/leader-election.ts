@@ -25,11 +25,18 @@ export interface LeaderElectorOptions {
   requestTimeoutMs?: number;
   /** On stop(), clear the holder so a standby takes over at once. Default true. */
   releaseOnStop?: boolean;
+  /**
+   * Opened when a term starts and closed, synchronously, the moment it ends (renew deadline, another
+   * holder, stop()), before onStoppedLeading runs: the writes of the leader's clients go through it, so
+   * none is sent, and none in flight survives, once the term is over.
+   */
+  fence?: { open(): void; close(reason: string): void };
   /** Called when this replica becomes leader. */
   onStartedLeading?: () => void;
   /**
    * Called when this replica stops leading: renew deadline passed, another holder seen, or stop().
-   * On stop() the Lease is released only after a returned promise settles, so stop scans and writes here.
+   * On stop() the Lease is released first (the fence is closed already), then a returned promise is
+   * awaited: the successor need not wait for this replica to drain its work.
    */
   onStoppedLeading?: () => void | Promise<void>;
   /** Called when the observed holder changes (also for this replica), with the new holder's identity. */
@@ -98,7 +105,7 @@ export class LeaderElector {
   private readonly retryPeriodMs: number;
   private readonly requestOptions: ConfigurationOptions;
   private readonly releaseOnStop: boolean;
-  private readonly callbacks: Pick<LeaderElectorOptions, 'onStartedLeading' | 'onStoppedLeading' | 'onNewLeader'>;
+  private readonly callbacks: Pick<LeaderElectorOptions, 'onStartedLeading' | 'onStoppedLeading' | 'onNewLeader' | 'fence'>;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly wallClock: () => number;
@@ -163,6 +170,8 @@ export class LeaderElector {
   /** Stop contending; if leading, call onStoppedLeading, then release the Lease (unless disabled). */
   async stop(): Promise<void> {
     this.stopRequested = true;
+    // At once, not when the loop wakes: the fence closes before anything else runs.
+    this.stopLeading('stopped');
     this.wake?.();
     await this.running;
     await this.stoppedLeading;
@@ -197,15 +206,18 @@ export class LeaderElector {
       }
     }
 
-    if (this.stopRequested && this.leading) {
-      this.stopLeading('stopped');
-      await this.stoppedLeading;
+    if (this.stopRequested) {
+      // The fence closed in stopLeading, so nothing this replica still drains can write: the Lease can
+      // go to a standby before the drain (killing scans, finishing reconciles) ends. release() writes
+      // only a Lease this replica still holds.
       if (this.releaseOnStop) await this.release();
+      await this.stoppedLeading;
     }
   }
 
   private startLeading(): void {
     this.leading = true;
+    this.callbacks.fence?.open();
     this.armRenewDeadline(this.now());
     this.log.info({ lease: `${this.namespace}/${this.name}`, identity: this.identity }, 'became leader');
     this.invoke('onStartedLeading', () => this.callbacks.onStartedLeading?.());
@@ -214,6 +226,7 @@ export class LeaderElector {
   private stopLeading(reason: string): void {
     if (!this.leading) return;
     this.leading = false;
+    this.callbacks.fence?.close(reason);
     clearTimeout(this.renewDeadlineTimer);
     this.renewDeadlineTimer = undefined;
     this.log.info({ lease: `${this.namespace}/${this.name}`, identity: this.identity, reason }, 'stopped leading');

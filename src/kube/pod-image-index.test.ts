@@ -75,6 +75,32 @@ describe('PodImageIndex', () => {
     expect(index.goneSince(reportKey('z', B))).toEqual(new Date('2026-11-26T10:00:00Z'));
   });
 
+  it('forgets keys gone longer than the grace period without any reconcile, and no grace decision changes', () => {
+    let now = new Date('2026-11-26T10:00:00Z');
+    const index = new PodImageIndex({ isWatchedNamespace: () => true, now: () => now });
+    const digest = (i: number) => `sha256:${i.toString(16).padStart(64, '0')}`;
+    // A standby sees a churn of 1,000 digests; only the leader's reconciles would call forgetKey.
+    for (let i = 0; i < 1000; i += 1) {
+      const entry = pod('a', `p${i}`, [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${digest(i)}` }]);
+      index.upsert(entry);
+      now = new Date(now.getTime() + 1000);
+      index.remove(entry);
+    }
+    const recent = pod('a', 'recent', [{ name: 'web', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }]);
+    index.upsert(recent);
+    now = new Date('2026-11-26T12:00:00Z');
+    index.remove(recent);
+    const grace = 3_600_000;
+    const before = index.goneSince(reportKey('a', digest(5)));
+
+    expect(index.forgetGoneBefore(new Date(now.getTime() - grace))).toBe(1000);
+    expect(index.forgetGoneBefore(new Date(now.getTime() - grace))).toBe(0);
+    // Forgotten keys count from the start, earlier still: past the grace period either way.
+    const after = index.goneSince(reportKey('a', digest(5)));
+    expect(after?.getTime()).toBeLessThanOrEqual(before?.getTime() ?? 0);
+    expect(index.goneSince(reportKey('a', A))).toEqual(new Date('2026-11-26T12:00:00Z'));
+  });
+
   it('ignores pods of namespaces the operator does not watch', () => {
     const index = new PodImageIndex({ isWatchedNamespace: (ns) => ns !== 'kube-system' });
     expect(index.upsert(pod('kube-system', 'p', [{ name: 'c', image: 'nginx:1.25', imageID: `docker.io/library/nginx@${A}` }]))).toEqual([]);

@@ -143,6 +143,23 @@ export class PodImageIndex {
     if (!this.podsByKey.has(key)) this.emptySince.delete(key);
   }
 
+  /**
+   * Forgets when keys lost their last pod, for keys that lost it before `cutoff` (now less the grace
+   * period): goneSince then answers the start time, which is earlier still, so no decision changes.
+   * Only the leader's reconciles call forgetKey; this bounds the map on every replica. Returns how
+   * many were forgotten.
+   */
+  forgetGoneBefore(cutoff: Date): number {
+    let removed = 0;
+    for (const [key, since] of this.emptySince) {
+      if (since < cutoff) {
+        this.emptySince.delete(key);
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+
   /** False for namespaces this operator ignores (excluded, or outside --namespaces). */
   isWatchedNamespace(namespace: string): boolean {
     return this.options.isWatchedNamespace(namespace);

@@ -4,6 +4,7 @@
 import { Buffer } from 'node:buffer';
 import type { CoreV1Api, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { RegistryCredentials } from '../scanner/trivy-runner.js';
+import { RecentMap } from '../recent-map.js';
 import { toKubeApiError } from './api-error.js';
 
 const DOCKER_CONFIG_JSON = 'kubernetes.io/dockerconfigjson';
@@ -108,10 +109,13 @@ interface Cached<T> {
   value: T;
 }
 
+/** Secrets and service accounts cached at most; a miss costs one read again. */
+const MAX_CACHED = 5000;
+
 /** Reads pull secrets by name and picks the entry for an image's registry. */
 export class PullSecretReader {
-  private readonly secrets = new Map<string, Cached<ParsedEntry[] | Error>>();
-  private readonly serviceAccounts = new Map<string, Cached<string[]>>();
+  private readonly secrets = new RecentMap<string, Cached<ParsedEntry[] | Error>>(MAX_CACHED);
+  private readonly serviceAccounts = new RecentMap<string, Cached<string[]>>(MAX_CACHED);
   private readonly ttlMs: number;
   private readonly now: () => number;
 
@@ -153,6 +157,24 @@ export class PullSecretReader {
     return result;
   }
 
+  /**
+   * Drops entries older than the TTL, which would be read again anyway: a replica that stopped leading
+   * keeps no registry credentials, and the caches follow the namespaces still scanned. Returns how
+   * many were dropped.
+   */
+  forgetExpired(): number {
+    const oldest = this.now() - this.ttlMs;
+    let dropped = 0;
+    for (const cache of [this.secrets, this.serviceAccounts] as Map<string, Cached<unknown>>[]) {
+      for (const [key, cached] of cache) {
+        if (cached.at > oldest) continue;
+        cache.delete(key);
+        dropped += 1;
+      }
+    }
+    return dropped;
+  }
+
   private async serviceAccountSecrets(namespace: string, name: string): Promise<string[]> {
     const key = `${namespace}/${name}`;
     const cached = this.serviceAccounts.get(key);
@@ -188,7 +210,6 @@ export class PullSecretReader {
       else if (apiError.kind === 'Forbidden') value = new Error(`secret ${key} cannot be read (forbidden)`);
       else throw apiError;
     }
-    if (this.secrets.size > 5000) this.secrets.clear();
     this.secrets.set(key, { at: this.now(), value });
     return value;
   }

@@ -66,4 +66,33 @@ describe('ReportIndex', () => {
     informer.deleteReport('shop/nginx-abababababab');
     expect(index.find('shop', DIGEST)).toBeUndefined();
   });
+
+  it('keeps no tombstone when the watch delivered the delete before our response, and sweeps what the watch settled', () => {
+    let now = 0;
+    const informer = new FakeReportInformer();
+    const index = new ReportIndex(informer, () => now);
+    informer.deliver(written('5', 'Scanned'));
+    // The delete event arrives first, then our delete's response.
+    informer.deleteReport('shop/nginx-abababababab');
+    index.forget('shop', 'nginx-abababababab', DIGEST);
+    expect(index.find('shop', DIGEST)).toBeUndefined();
+    expect(index.sweep()).toBe(0);
+
+    // A tombstone the delete event never clears (the watch is down) goes after a few minutes.
+    informer.deliver(written('7', 'Scanned'));
+    index.forget('shop', 'nginx-abababababab', DIGEST);
+    expect(index.find('shop', DIGEST)).toBeUndefined();
+    now += 60_000;
+    expect(index.sweep()).toBe(0);
+    now += 5 * 60_000;
+    expect(index.sweep()).toBe(1);
+
+    // A write the watch confirmed is swept without any reconcile reading it.
+    index.remember(written('8', 'Scanned'));
+    informer.deliver(written('9', 'Scanned'));
+    expect(index.sweep()).toBe(0);
+    index.remember(written('10', 'Scanned'));
+    informer.objects.set('shop/nginx-abababababab', entryOf(written('10', 'Scanned')));
+    expect(index.sweep()).toBe(1);
+  });
 });

@@ -10,7 +10,12 @@ interface RecentWrite {
   /** undefined: we deleted it. */
   report: ImageScanReport | undefined;
   resourceVersion: string;
+  /** When it was remembered (ms). */
+  at: number;
 }
+
+/** A write the watch has not confirmed within this long is settled by the watch's relist, not by us. */
+const RECENT_WRITE_MAX_AGE_MS = 5 * 60_000;
 
 /** True when resourceVersion `a` is at least `b`. Opaque strings compare by equality only. */
 function isAtLeast(a: string, b: string): boolean {
@@ -22,8 +27,13 @@ function isAtLeast(a: string, b: string): boolean {
 export class ReportIndex {
   private readonly byDigestKey = new Map<string, string>();
   private readonly recent = new Map<string, RecentWrite>();
+  private readonly now: () => number;
 
-  constructor(private readonly informer: Pick<ResilientInformer<ReportEntry>, 'on' | 'get' | 'list'>) {
+  constructor(
+    private readonly informer: Pick<ResilientInformer<ReportEntry>, 'on' | 'get' | 'list'>,
+    now: () => number = Date.now,
+  ) {
+    this.now = now;
     informer.on({
       add: (entry) => this.index(entry),
       update: (oldEntry, entry) => {
@@ -72,14 +82,42 @@ export class ReportIndex {
     // remembered response would hold its own parsed vulnerability list; keep it slim like the cache.
     const { managedFields: _managedFields, ...metadata } = report.metadata ?? {};
     const kept = slimReport({ ...report, metadata }).report;
-    this.recent.set(key, { report: kept, resourceVersion });
+    this.recent.set(key, { report: kept, resourceVersion, at: this.now() });
   }
 
   /** Remembers that we deleted a report. */
   forget(namespace: string, name: string, digest: string): void {
     const key = `${namespace}/${name}`;
-    this.recent.set(key, { report: undefined, resourceVersion: '' });
-    this.byDigestKey.set(`${namespace}/${digest}`, key);
+    const indexKey = `${namespace}/${digest}`;
+    if (this.informer.get(key) === undefined) {
+      // The watch delivered the delete before our response: nothing to hide, and a tombstone set now
+      // would never be cleared (no delete event follows).
+      this.recent.delete(key);
+      if (this.byDigestKey.get(indexKey) === key) this.byDigestKey.delete(indexKey);
+      return;
+    }
+    this.recent.set(key, { report: undefined, resourceVersion: '', at: this.now() });
+    this.byDigestKey.set(indexKey, key);
+  }
+
+  /**
+   * Drops remembered writes and deletes the watch has confirmed, and any older than a few minutes, so
+   * the map stays small on every replica (a former leader's included). Returns how many were dropped.
+   */
+  sweep(): number {
+    const oldest = this.now() - RECENT_WRITE_MAX_AGE_MS;
+    let dropped = 0;
+    for (const [key, recent] of this.recent) {
+      const cached = this.informer.get(key);
+      const settled = recent.report === undefined ? cached === undefined : cached !== undefined && isAtLeast(cached.resourceVersion, recent.resourceVersion);
+      if (!settled && recent.at >= oldest) continue;
+      this.recent.delete(key);
+      dropped += 1;
+      if (cached !== undefined) continue;
+      const indexKey = `${key.slice(0, key.indexOf('/'))}/${recent.report?.spec.digest ?? ''}`;
+      if (recent.report !== undefined && this.byDigestKey.get(indexKey) === key) this.byDigestKey.delete(indexKey);
+    }
+    return dropped;
   }
 
   /** The cached reports of a digest in every namespace (a scan of the cache: for rare lookups only). */

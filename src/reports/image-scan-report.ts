@@ -46,6 +46,10 @@ export interface ImageScanReportStatus {
   workloads?: ReportWorkload[];
   team?: string;
   message?: string;
+  /** Failed scan attempts in a row since the last success (Failed reports only). */
+  failedScanAttempts?: number;
+  /** When a Failed report's digest is tried next (RFC 3339). */
+  nextRetryTime?: string;
   conditions?: V1Condition[];
 }
 

@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import type { SeverityCount } from '../metrics/vulnerability-counts.js';
 import { isLabelValue } from '../images/team.js';
 import { SCAN_FAILURE_REASONS, type ScanFailureReason } from '../scanner/scan-failure.js';
+import { DEFAULT_SCAN_RETRY_POLICY, retrySentence } from './scan-retry.js';
+import type { ScanRetryState } from './scan-retry.js';
 import { compareText, compareVulnerabilities, SEVERITIES, type ScanResult, type ScannerInfo, type Severity, type Vulnerability, type VulnerabilitySummary } from '../scanner/scan-result.js';
 import {
   LABEL_DIGEST,
@@ -88,7 +90,8 @@ export interface ScanState {
   result?: ScanResult;
   /** When `result` was produced, or, without a result, when the failed attempt ended. */
   scannedAt?: Date;
-  failure?: { reason: ScanFailureReason; message: string };
+  /** `retry`: how often it failed in a row and when it is tried next (see scan-retry.ts). */
+  failure?: { reason: ScanFailureReason; message: string; retry?: ScanRetryState & { maxAttempts?: number } };
   /** Entries known to be missing from result.vulnerabilities (a result rebuilt from a capped report). */
   vulnerabilitiesOmitted?: number;
   /**
@@ -161,6 +164,11 @@ export function buildReportStatus(input: ReportStatusInput): ImageScanReportStat
   status.team = isLabelValue(input.team) ? input.team : UNASSIGNED_TEAM;
   const message = statusMessage(phase, scan, input.localOnly === true);
   if (message !== undefined) status.message = message;
+  const retry = phase === 'Failed' ? scan.failure?.retry : undefined;
+  if (retry !== undefined && !Number.isNaN(retry.nextRetryAt.getTime())) {
+    status.failedScanAttempts = nonNegativeInteger(retry.attempts);
+    status.nextRetryTime = rfc3339(retry.nextRetryAt);
+  }
   status.conditions = [scannedCondition(phase, scan, input)];
   return status;
 }
@@ -383,6 +391,10 @@ export function scanStateFromReport(report: ImageScanReport): ScanState {
       reason: failureReasonOf(condition?.reason),
       message: condition?.message ?? status.message ?? '',
     };
+    const nextRetryAt = status.nextRetryTime === undefined ? Number.NaN : Date.parse(status.nextRetryTime);
+    if (status.failedScanAttempts !== undefined && !Number.isNaN(nextRetryAt)) {
+      state.failure.retry = { attempts: nonNegativeInteger(status.failedScanAttempts), nextRetryAt: new Date(nextRetryAt) };
+    }
   }
   return state;
 }
@@ -514,7 +526,12 @@ function statusMessage(phase: ReportPhase, scan: ScanState, localOnly: boolean):
     parts.push(`Scan failed (${failure.reason}): ${failure.message}`);
   }
   if (localOnly) parts.push(LOCAL_ONLY_NOTE);
-  return parts.length === 0 ? undefined : boundedText(parts.join(' '), FIELD_MAX_LENGTH.message);
+  if (parts.length === 0) return undefined;
+  const retry = phase === 'Failed' ? scan.failure?.retry : undefined;
+  if (retry === undefined || Number.isNaN(retry.nextRetryAt.getTime())) return boundedText(parts.join(' '), FIELD_MAX_LENGTH.message);
+  // The retry sentence goes last and is never cut: a long error is shortened instead.
+  const sentence = retrySentence({ attempts: nonNegativeInteger(retry.attempts), nextRetryAt: wholeSeconds(retry.nextRetryAt) }, retry.maxAttempts ?? DEFAULT_SCAN_RETRY_POLICY.maxAttempts);
+  return `${boundedText(parts.join(' '), FIELD_MAX_LENGTH.message - codePointLength(sentence) - 1)} ${sentence}`;
 }
 
 function scannedCondition(phase: ReportPhase, scan: ScanState, input: ReportStatusInput): V1Condition {

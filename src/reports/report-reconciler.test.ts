@@ -20,6 +20,7 @@ import { scanStateFromReport } from './report-builder.js';
 import { parseTeamOverrides } from '../images/team-overrides.js';
 import type { TeamOverride } from '../images/team-overrides.js';
 import { DEFAULT_INTERIM_STATUS_DELAY_MS, ReportReconciler } from './report-reconciler.js';
+import type { ScanRetryPolicy } from './scan-retry.js';
 import { ScanResults } from './scan-results.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -187,6 +188,9 @@ function countUnpacks(scans: ScanResults): { count: number } {
 
 interface HarnessOptions {
   secrets?: Record<string, { type: string; data: Record<string, string>; namespace?: string }>;
+  retry?: ScanRetryPolicy;
+  /** Scan knowledge shared with another harness (a restarted operator seeds its own). */
+  scans?: ScanResults;
   teamOverrides?: TeamOverride[];
 }
 
@@ -195,7 +199,7 @@ function harness(options: HarnessOptions = {}) {
   const now = () => new Date(nowMs);
   const server = new FakeReportServer(now);
   const queue = new FakeScanQueue();
-  const scans = new ScanResults();
+  const scans = options.scans ?? new ScanResults();
   const index = new PodImageIndex({ isWatchedNamespace: () => true, now });
   const namespaces = new Map<string, NamespaceEntry>();
   const ns = toNamespaceEntry({ metadata: { name: NS, resourceVersion: '1', labels: { team: 'payments' } } });
@@ -237,6 +241,7 @@ function harness(options: HarnessOptions = {}) {
     ...(options.teamOverrides === undefined ? {} : { teamOverrides: options.teamOverrides }),
     gracePeriodMs: HOUR,
     rescanIntervalMs: 12 * HOUR,
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
     maxReportVulnerabilities: 100,
     now,
     logger: pino({ level: 'silent' }),
@@ -909,6 +914,107 @@ describe('ReportReconciler', () => {
     expect(h.queue.requests).toHaveLength(1);
     expect(h.server.objects.size).toBe(1);
     expect(h.report()?.status?.workloads).toEqual([{ kind: 'Deployment', name: 'web' }]);
+  });
+
+  it('an image that always times out is retried with a growing backoff, then only by the schedule, and its report says so', async () => {
+    const h = harness({ retry: { baseMs: 10 * 60_000, maxAttempts: 3 } });
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    await h.reconciler.reconcile(KEY);
+    const waits: (number | undefined)[] = [];
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      h.queue.pending.delete(DIGEST);
+      h.reconciler.recordFailure(DIGEST, 'timeout', 'The scan did not finish within the scan timeout; Trivy was killed', true, h.now());
+      const result = await h.reconciler.reconcile(KEY);
+      waits.push(result.requeueAfterMs);
+      if (result.requeueAfterMs !== undefined) h.advance(result.requeueAfterMs);
+      await h.reconciler.reconcile(KEY);
+    }
+    expect(waits).toEqual([10 * 60_000, 20 * 60_000, undefined]);
+    expect(h.queue.requests).toHaveLength(3);
+    const status = h.report()?.status;
+    expect(status?.phase).toBe('Failed');
+    expect(status?.failedScanAttempts).toBe(3);
+    // 10:00 + 10 m + 20 m: the third failure; the next try is the schedule's (rescan interval 12 h).
+    expect(status?.nextRetryTime).toBe('2026-11-26T22:30:00Z');
+    expect(status?.message).toMatch(/^Scan failed \(timeout\): The scan did not finish.* Gave up after 3 failed attempts in a row; next try with the scheduled rescan at 2026-11-26T22:30:00Z\.$/);
+    // Hours later, nothing more: no requeue, no request, no write.
+    const writes = h.server.writes.length;
+    h.advance(11 * HOUR);
+    expect(await h.reconciler.reconcile(KEY)).toEqual({});
+    expect(h.queue.requests).toHaveLength(3);
+    expect(h.server.writes).toHaveLength(writes);
+    // The scheduled time comes: one more attempt, and a success clears the count.
+    h.advance(HOUR);
+    await h.reconciler.reconcile(KEY);
+    expect(h.queue.requests).toHaveLength(4);
+    h.finishScan();
+    await h.reconciler.reconcile(KEY);
+    expect(h.report()?.status?.phase).toBe('Scanned');
+    expect(h.report()?.status?.failedScanAttempts).toBeUndefined();
+    expect(h.report()?.status?.nextRetryTime).toBeUndefined();
+  });
+
+  it('after a restart the failure count and retry time come back from the report: no scan before it, no write', async () => {
+    const before = harness({ retry: { baseMs: 10 * 60_000, maxAttempts: 5 } });
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    before.index.upsert(entry);
+    await before.reconciler.reconcile(KEY);
+    before.queue.pending.delete(DIGEST);
+    before.reconciler.recordFailure(DIGEST, 'timeout', 'killed', true, before.now());
+    before.queue.pending.delete(DIGEST);
+    await before.reconciler.reconcile(KEY);
+    before.advance(10 * 60_000);
+    await before.reconciler.reconcile(KEY);
+    before.queue.pending.delete(DIGEST);
+    before.reconciler.recordFailure(DIGEST, 'timeout', 'killed', true, before.now());
+    await before.reconciler.reconcile(KEY);
+    const stored = before.report();
+    expect(stored?.status?.failedScanAttempts).toBe(2);
+
+    // A new process: its scan knowledge is seeded from the report, as the report informer does.
+    const scans = new ScanResults();
+    if (stored !== undefined) scans.seed(DIGEST, scanStateFromReport(stored));
+    const after = harness({ retry: { baseMs: 10 * 60_000, maxAttempts: 5 }, scans });
+    for (const [key, report] of before.server.objects) after.server.objects.set(key, report);
+    after.advance(10 * 60_000 + 5 * 60_000);
+    after.index.upsert(entry);
+    await after.reconciler.reconcile(KEY);
+    expect(after.queue.requests).toHaveLength(0);
+    expect(after.server.writes).toEqual([]);
+    after.advance(15 * 60_000);
+    await after.reconciler.reconcile(KEY);
+    expect(after.queue.requests).toHaveLength(1);
+    after.queue.pending.delete(DIGEST);
+    after.reconciler.recordFailure(DIGEST, 'timeout', 'killed', true, after.now());
+    await after.reconciler.reconcile(KEY);
+    expect(after.report()?.status?.failedScanAttempts).toBe(3);
+  });
+
+  it("two namespaces whose secrets both fail: each secret is tried once, then the digest waits, never alternating", async () => {
+    const config = (user: string) => Buffer.from(JSON.stringify({ auths: { 'docker.io': { username: user, password: 'pw' } } })).toString('base64');
+    const h = harness({
+      secrets: {
+        'cred-a': { type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': config('a') } },
+        'cred-b': { type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': config('b') }, namespace: 'billing' },
+      },
+    });
+    const shop = pod('shop-pod', { pullSecret: 'cred-a' });
+    const billing = pod('billing-pod', { namespace: 'billing', pullSecret: 'cred-b' });
+    if (shop === undefined || billing === undefined) throw new Error('pod');
+    h.index.upsert(shop);
+    h.index.upsert(billing);
+    const billingKey = reportKey('billing', DIGEST);
+    await h.reconciler.reconcile(KEY);
+    for (let round = 0; round < 4; round += 1) {
+      h.queue.pending.delete(DIGEST);
+      h.reconciler.recordFailure(DIGEST, 'auth', 'UNAUTHORIZED', false, h.now());
+      await h.reconciler.reconcile(billingKey);
+      await h.reconciler.reconcile(KEY);
+    }
+    expect(h.queue.requests.map((r) => r.target.credentials?.source)).toEqual([`${NS}/cred-a`, 'billing/cred-b']);
   });
 });
 

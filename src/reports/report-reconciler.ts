@@ -34,7 +34,9 @@ import {
   statusKeepingList,
 } from './report-builder.js';
 import type { ScanOutlineState, ScanState } from './report-builder.js';
-import type { DigestScanKnowledge, ScanResults } from './scan-results.js';
+import type { DigestScanKnowledge, KnownFailure, ScanResults } from './scan-results.js';
+import { DEFAULT_SCAN_RETRY_POLICY, nextScanRetry } from './scan-retry.js';
+import type { ScanRetryPolicy } from './scan-retry.js';
 
 /**
  * The log of one reconcile, with the key's fields on every line. A pino child per reconcile ran the
@@ -117,14 +119,19 @@ export interface ReportReconcilerOptions {
   gracePeriodMs: number;
   /** A digest last attempted longer ago than this is rescanned (the schedule's interval). */
   rescanIntervalMs: number;
-  /** A transient failure is retried after this long (default 10 minutes). */
-  transientRetryMs?: number;
+  /** When a digest whose scans failed is tried again (default: DEFAULT_SCAN_RETRY_POLICY). */
+  retry?: ScanRetryPolicy;
+  /** The next pass of the rescan schedule after `after` (default: `after` + rescanIntervalMs). */
+  nextScheduledRescan?: (after: Date) => Date;
   maxReportVulnerabilities: number;
   /** A new report whose first scan has not ended gets a Pending/Scanning status after this long. */
   interimStatusDelayMs?: number;
   now: () => Date;
   logger: Logger;
 }
+
+/** The pull secrets remembered per failing digest: enough for every namespace of a shared image. */
+const MAX_TRIED_CREDENTIALS = 64;
 
 /** Why a scan failed, with the registry and secret named for auth failures (set at request time). */
 interface RequestContext {
@@ -139,8 +146,11 @@ function workloadKey(w: { kind: string; name: string }): string {
 /** Reconciles ImageScanReports; see reconcile(). */
 export class ReportReconciler {
   private readonly requestContexts = new Map<string, RequestContext>();
+  private readonly retry: ScanRetryPolicy;
 
-  constructor(private readonly options: ReportReconcilerOptions) {}
+  constructor(private readonly options: ReportReconcilerOptions) {
+    this.retry = options.retry ?? DEFAULT_SCAN_RETRY_POLICY;
+  }
 
   /**
    * Makes the report of `key` match the pods: creates, patches or deletes it, and asks for a scan when
@@ -232,9 +242,15 @@ export class ReportReconciler {
     const context = this.requestContexts.get(digest);
     if (reason === 'auth' && context !== undefined) text = `${authSentence(context)} ${message}`.trim();
     this.requestContexts.delete(digest);
-    const failure: Parameters<ScanResults['recordFailure']>[1] = { reason, message: text, at, transient };
+    // A failure is recorded only after the last success cleared the previous one: any failure known is one in a row.
+    const previous = this.options.scans.get(digest)?.failure;
+    const attempts = (previous?.attempts ?? 0) + 1;
+    const scheduled = this.options.nextScheduledRescan?.(at) ?? new Date(at.getTime() + this.options.rescanIntervalMs);
+    const failure: KnownFailure = { reason, message: text, at, transient, attempts, nextRetryAt: nextScanRetry(attempts, at, transient, this.retry, scheduled) };
+    const tried = new Set(previous?.triedCredentials ?? []);
     const source = context?.lookup.credentials?.source;
-    if (source !== undefined) failure.credentialsSource = source;
+    if (source !== undefined) tried.add(source);
+    if (tried.size > 0) failure.triedCredentials = [...tried].slice(-MAX_TRIED_CREDENTIALS);
     this.options.scans.recordFailure(digest, failure);
   }
 
@@ -303,14 +319,14 @@ export class ReportReconciler {
     if (image.image.localOnly) return {};
     const known = this.options.scans.get(digest);
     const now = this.options.now().getTime();
-    let decision = scanDecision(known, now, this.options.rescanIntervalMs, this.options.transientRetryMs ?? 10 * 60_000);
+    let decision = scanDecision(known, now, this.options.rescanIntervalMs, this.retry);
     let lookup: PullSecretLookup | undefined;
     if (decision.priority === undefined && known?.failure?.reason === 'auth' && known.result === undefined && !this.options.scanQueue.isPending(digest)) {
       // The digest is shared across namespaces: a scan that failed for lack of (or with other)
-      // credentials is tried once more with this namespace's pull secret, if it has a different one.
+      // credentials is tried once more with this namespace's pull secret, unless that secret was tried.
       lookup = await this.options.pullSecrets.lookup(pod.entry.pod, image.image.registry);
       const source = lookup.credentials?.source;
-      if (source !== undefined && source !== known.failure.credentialsSource) decision = { priority: 'new' };
+      if (source !== undefined && !(known.failure.triedCredentials ?? []).includes(source)) decision = { priority: 'new' };
     }
     if (decision.priority === undefined) return decision.retryInMs === undefined ? {} : { requeueAfterMs: decision.retryInMs };
     if (this.options.scanQueue.isPending(digest)) {
@@ -347,7 +363,10 @@ export class ReportReconciler {
       return { phase: 'Failed', failure: { reason: 'not_found', message: 'the image exists only on the node; no registry serves this digest' } };
     }
     if (known?.failure !== undefined && !this.options.scanQueue.isPending(digest)) {
-      return { phase: 'Failed', failure: { reason: known.failure.reason, message: known.failure.message }, scannedAt: known.failure.at };
+      const { reason, message, attempts, nextRetryAt } = known.failure;
+      const failure: NonNullable<ScanOutlineState['failure']> = { reason, message };
+      if (nextRetryAt !== undefined) failure.retry = { attempts, nextRetryAt, maxAttempts: this.retry.maxAttempts };
+      return { phase: 'Failed', failure, scannedAt: known.failure.at };
     }
     return { phase: this.options.scanQueue.isPending(digest) ? 'Scanning' : 'Pending' };
   }
@@ -508,22 +527,27 @@ function* containersRunning(pods: readonly IndexedPod[], digest: string): Genera
   for (const pod of pods) yield* imageOf(pod, digest)?.containers ?? [];
 }
 
-/** Whether (and with which priority) to request a scan, from what is known about the digest. */
+/**
+ * Whether (and with which priority) to request a scan, from what is known about the digest. A digest
+ * without a result whose scans failed waits for its planned retry (see scan-retry.ts); the reconcile
+ * is requeued for a quick retry, while a longer wait is left to the schedule and the resync.
+ */
 function scanDecision(
   known: DigestScanKnowledge | undefined,
   now: number,
   rescanIntervalMs: number,
-  transientRetryMs: number,
+  retry: ScanRetryPolicy,
 ): { priority?: 'new' | 'rescan'; notBefore?: number; retryInMs?: number } {
   if (known === undefined) return { priority: 'new' };
   const priority = known.result === undefined ? 'new' : 'rescan';
   if (known.rescanNotBefore !== undefined) return { priority, notBefore: known.rescanNotBefore };
-  const age = now - known.lastAttemptAt.getTime();
-  if (known.failure !== undefined && known.failure.transient && known.result === undefined) {
-    if (age >= transientRetryMs) return { priority };
-    return { retryInMs: transientRetryMs - age };
+  const failure = known.failure;
+  if (failure !== undefined && known.result === undefined) {
+    const waitMs = (failure.nextRetryAt?.getTime() ?? 0) - now;
+    if (waitMs <= 0) return { priority };
+    return failure.transient && failure.attempts < retry.maxAttempts ? { retryInMs: waitMs } : {};
   }
-  if (age >= rescanIntervalMs) return { priority };
+  if (now - known.lastAttemptAt.getTime() >= rescanIntervalMs) return { priority };
   return {};
 }
 

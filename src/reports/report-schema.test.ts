@@ -182,6 +182,11 @@ describe('reports the builder writes, validated against the CRD', () => {
     expectValid(reportFor(undefined));
     expectValid(reportFor({ phase: 'Scanning' }));
     expectValid(reportFor({ phase: 'Failed', failure: { reason: 'auth', message: 'x'.repeat(5000) } }, { localOnly: true, team: 'unassigned' }));
+    // A long error with the retry sentence: the message stays within maxLength, the sentence whole.
+    const retried = reportFor({ phase: 'Failed', failure: { reason: 'timeout', message: 'y'.repeat(5000), retry: { attempts: 5, nextRetryAt: new Date('2026-12-08T00:00:00Z'), maxAttempts: 5 } } });
+    expectValid(retried);
+    expect(retried.status).toMatchObject({ failedScanAttempts: 5, nextRetryTime: '2026-12-08T00:00:00Z' });
+    expect(retried.status?.message).toMatch(/…  ?Gave up after 5 failed attempts in a row; next try with the scheduled rescan at 2026-12-08T00:00:00Z\.$/);
     expectValid(reportFor(undefined, { repository: 'registry.example.com:5000/team/app', image: 'registry.example.com:5000/team/app:v1' }));
     expectValid(reportFor(undefined, { repository: '[fd00::1]:5000/app', image: '[fd00::1]:5000/app' }));
   });

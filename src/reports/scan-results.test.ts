@@ -32,7 +32,7 @@ describe('ScanResults', () => {
     const alpine = parseTrivyReport(readFileSync(path.join(fixtures, 'alpine-39.json'), 'utf8'));
     const centos = parseTrivyReport(readFileSync(path.join(fixtures, 'centos-7.json'), 'utf8'));
     scans.recordResult(digestOf(1), alpine, new Date('2026-11-26T10:00:00Z'));
-    scans.recordFailure(digestOf(1), { reason: 'timeout', message: 'scan timed out after 10m', at: new Date('2026-11-26T11:00:00Z'), transient: true });
+    scans.recordFailure(digestOf(1), { reason: 'timeout', message: 'scan timed out after 10m', at: new Date('2026-11-26T11:00:00Z'), transient: true, attempts: 1 });
 
     expect(scans.resultOf(digestOf(1))).toEqual(alpine);
     expect(scans.get(digestOf(1))?.failure?.reason).toBe('timeout');

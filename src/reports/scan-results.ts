@@ -13,8 +13,15 @@ export interface KnownFailure {
   at: Date;
   /** Transient failures (timeouts, registry hiccups) are retried sooner than the rescan schedule. */
   transient: boolean;
-  /** The pull secret (namespace/name) the failed scan used; undefined when it had no credentials. */
-  credentialsSource?: string;
+  /** Failed attempts in a row since the last successful scan, this one included. */
+  attempts: number;
+  /** When the digest is tried again (see scan-retry.ts); undefined: at once (a report from an older version). */
+  nextRetryAt?: Date;
+  /**
+   * The pull secrets (namespace/name) that failed scans used since the last success, so another
+   * namespace's secret is tried once each, never the same ones in turn.
+   */
+  triedCredentials?: readonly string[];
 }
 
 /** Everything known about one digest. */
@@ -48,7 +55,7 @@ export interface SeedState {
   scannedAt?: Date;
   vulnerabilitiesOmitted?: number;
   preparedListFingerprint?: string;
-  failure?: { reason: ScanFailureReason; message: string };
+  failure?: { reason: ScanFailureReason; message: string; retry?: { attempts: number; nextRetryAt: Date } };
 }
 
 /** The knowledge with its result's vulnerability list as compressed JSON (see ScanResults). */
@@ -158,13 +165,13 @@ export class ScanResults {
       }
       return;
     }
-    if (state.failure !== undefined && known === undefined) {
-      // A report's failure has no timestamp of its own; treat it as needing the next scheduled pass.
-      this.byDigest.set(digest, {
-        digest,
-        failure: { reason: state.failure.reason, message: state.failure.message, at: new Date(0), transient: false },
-        lastAttemptAt: new Date(0),
-      });
+    const failedAt = state.scannedAt ?? new Date(0);
+    // A failure newer than what is known (a restart, or another leader's attempt) brings its count and
+    // retry time along, so a restart neither rescans at once nor forgets how often the digest failed.
+    if (state.failure !== undefined && (known === undefined || (known.result === undefined && known.lastAttemptAt < failedAt))) {
+      const failure: KnownFailure = { reason: state.failure.reason, message: state.failure.message, at: failedAt, transient: false, attempts: state.failure.retry?.attempts ?? 1 };
+      if (state.failure.retry !== undefined) failure.nextRetryAt = state.failure.retry.nextRetryAt;
+      this.byDigest.set(digest, { ...(known ?? {}), digest, failure, lastAttemptAt: failedAt });
     }
   }
 

@@ -169,6 +169,16 @@ describe('ScanQueue with the stub Trivy', () => {
     expect(h.ws.leftovers()).toEqual([]);
   });
 
+  it('with retriesAtOnce refusing timeouts, a hung scan is killed once and reported, holding its slot one timeout only', async () => {
+    const h = harness({ env: { TRIVY_STUB_MODE: 'hang' }, runner: { timeoutMs: 500 }, queue: { maxAttempts: 3, random: () => 0, retriesAtOnce: (f) => f.reason !== 'timeout' } });
+    await h.db.start();
+    h.queue.request(target(1), 'new');
+    const [outcome] = await h.outcomesReached(1);
+
+    expect(outcome).toMatchObject({ ok: false, attempts: 1, failure: { reason: 'timeout', transient: true } });
+    expect(h.scans()).toHaveLength(1);
+  });
+
   it('reports garbage output as invalid_output without retrying', async () => {
     const h = harness({ env: { TRIVY_STUB_MODE: 'garbage' } });
     await h.db.start();

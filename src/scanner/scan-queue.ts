@@ -48,6 +48,8 @@ export interface ScanQueueOptions {
   gate?: () => Promise<void>;
   /** Attempts per request for transient failures (default 3). */
   maxAttempts?: number;
+  /** Which transient failures are tried again within the request (default: all of them). */
+  retriesAtOnce?: (failure: ScanFailure) => boolean;
   /** Retry delay before jitter: baseMs * 2^(attempt-1), at most maxMs (default 30 s .. 10 min). */
   backoff?: { baseMs: number; maxMs: number };
   onOutcome: (outcome: ScanOutcome) => void;
@@ -246,7 +248,7 @@ export class ScanQueue {
       if (this.stopped) return; // cancelled by stop(): not an outcome
       const failure = toScanFailure(err);
       const durationMs = this.now() - startedAt;
-      const willRetry = failure.transient && entry.attempts < this.maxAttempts;
+      const willRetry = failure.transient && entry.attempts < this.maxAttempts && (this.opts.retriesAtOnce?.(failure) ?? true);
       record.stage = 'finishing';
       this.emitEvent({ type: 'finished', digest, attempt: entry.attempts, result: 'failure', reason: failure.reason, durationSeconds: durationMs / 1000, willRetry });
       if (willRetry) {

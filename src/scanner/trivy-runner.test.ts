@@ -80,6 +80,18 @@ describe('TrivyRunner.scan', () => {
     }
   });
 
+  it('bounds every Trivy child with GOMEMLIMIT, in whole MiB, and adds nothing else', async () => {
+    const { ws, runner } = setup({}, {}, { memoryLimitBytes: 768 * 2 ** 20 + 12_345 });
+    await runner.downloadDatabases();
+    await runner.scan(nginx);
+    const invocations = ws.invocations();
+    expect(invocations.length).toBeGreaterThanOrEqual(3);
+    for (const inv of invocations) {
+      expect(inv.start.gomemlimit).toBe('768MiB');
+      expect(inv.start.envNames).toEqual(['GOMEMLIMIT', 'HOME', 'PATH', 'TMPDIR']);
+    }
+  });
+
   it('applies the severity filter and ignore-unfixed', async () => {
     const { ws, runner } = setup({}, {}, { severities: ['CRITICAL', 'HIGH'], ignoreUnfixed: true });
     await runner.downloadDatabases();

@@ -86,6 +86,11 @@ export interface TrivyRunnerOptions {
   pathEnv?: string;
   /** Further variables for the child, e.g. HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE (or the stub's TRIVY_STUB_*). */
   extraEnv?: Record<string, string>;
+  /**
+   * GOMEMLIMIT of every child, in bytes: Go's garbage collector then works harder near it instead of
+   * growing the heap until the container's OOM kill (which takes the operator with it).
+   */
+  memoryLimitBytes?: number;
   /** Sets TRIVY_INSECURE for registries without TLS. */
   insecure?: boolean;
   /** Reports larger than this are refused as invalid output (default 1 GiB). */
@@ -339,6 +344,8 @@ export class TrivyRunner {
     const env: Record<string, string> = { ...this.opts.extraEnv, PATH: this.opts.pathEnv ?? DEFAULT_PATH, HOME: home, TMPDIR: home };
     if (this.opts.server && this.opts.serverToken) env.TRIVY_TOKEN = this.opts.serverToken;
     if (this.opts.insecure) env.TRIVY_INSECURE = 'true';
+    // Whole MiB, a suffix Go's runtime reads (B, KiB, MiB, GiB, TiB).
+    if (this.opts.memoryLimitBytes !== undefined) env.GOMEMLIMIT = `${Math.max(1, Math.floor(this.opts.memoryLimitBytes / 2 ** 20))}MiB`;
     return env;
   }
 

@@ -20,6 +20,8 @@ export interface StubLogLine {
   argv?: string[];
   env?: string[];
   envNames?: string[];
+  /** The GOMEMLIMIT the run was given, if any. */
+  gomemlimit?: string;
   registries?: string[];
   dockerConfigKeys?: string[];
   dockerConfigMode?: string;

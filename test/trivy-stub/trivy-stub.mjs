@@ -722,6 +722,8 @@ async function main() {
     argv: args,
     env: trivyEnv.sort(),
     envNames: Object.keys(env).filter((k) => !k.startsWith('TRIVY_STUB_')).sort(),
+    // Not a secret, and its value is what matters: the Go runtime's soft memory limit.
+    ...(env.GOMEMLIMIT === undefined ? {} : { gomemlimit: env.GOMEMLIMIT }),
     registries: config?.registries,
     dockerConfigKeys: config?.otherKeys,
     dockerConfigMode: config?.mode,

@@ -303,7 +303,22 @@ export class TrivyRunner {
     const o = this.opts;
     const args = ['image', '--format', 'json', '--output', output, '--scanners', 'vuln', '--image-src', 'remote'];
     if (platform) args.push('--platform', platform);
-    args.push('--cache-dir', o.cacheDir);
+    args.push('--cache-dir', o.cacheDir, ...this.dbAndFilterArgs());
+    // The packages are what the SBOM is made of; without an SBOM cache they are most of a report, unused.
+    args.push(o.sbomCache === undefined ? '--list-all-pkgs=false' : '--list-all-pkgs', ref);
+    return args;
+  }
+
+  /** `trivy sbom` with the image scan's settings, minus what only an image has (source, platform). */
+  private sbomArgs(sbomPath: string, output: string): string[] {
+    const o = this.opts;
+    return ['sbom', '--format', 'json', '--output', output, '--scanners', 'vuln', '--cache-dir', o.cacheDir, ...this.dbAndFilterArgs(), '--list-all-pkgs=false', sbomPath];
+  }
+
+  /** Where the DBs come from, and the result filters: the same for an image scan and an SBOM rescan. */
+  private dbAndFilterArgs(): string[] {
+    const o = this.opts;
+    const args: string[] = [];
     if (o.server) {
       // Client mode: the server owns the vulnerability DB and the scan cache; the client reads only
       // the Java DB, which TrivyDatabase keeps fresh, so no scan downloads it concurrently.
@@ -318,25 +333,6 @@ export class TrivyRunner {
     args.push('--skip-version-check', '--disable-telemetry', '--quiet', '--timeout', goDuration(o.timeoutMs));
     if (o.severities.length > 0 && o.severities.length < SEVERITIES.length) args.push('--severity', o.severities.join(','));
     if (o.ignoreUnfixed) args.push('--ignore-unfixed');
-    // The packages are what the SBOM is made of; without an SBOM cache they are most of a report, unused.
-    args.push(o.sbomCache === undefined ? '--list-all-pkgs=false' : '--list-all-pkgs', ref);
-    return args;
-  }
-
-  /** `trivy sbom` with the image scan's settings, minus what only an image has (source, platform). */
-  private sbomArgs(sbomPath: string, output: string): string[] {
-    const o = this.opts;
-    const args = ['sbom', '--format', 'json', '--output', output, '--scanners', 'vuln', '--cache-dir', o.cacheDir];
-    if (o.server) {
-      args.push('--server', o.server, '--skip-java-db-update');
-      if (o.serverCa) args.push('--cacert', o.serverCa);
-    } else {
-      args.push('--cache-backend', 'memory', '--skip-db-update', '--skip-java-db-update');
-    }
-    args.push('--skip-version-check', '--disable-telemetry', '--quiet', '--timeout', goDuration(o.timeoutMs));
-    if (o.severities.length > 0 && o.severities.length < SEVERITIES.length) args.push('--severity', o.severities.join(','));
-    if (o.ignoreUnfixed) args.push('--ignore-unfixed');
-    args.push('--list-all-pkgs=false', sbomPath);
     return args;
   }
 

@@ -2,6 +2,8 @@
 import type { RequestRecord } from '../e2e/fake-apiserver/index.js';
 
 const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
+/** Created only to be answered (the secure /metrics asks them); nothing is stored, so not writes. */
+const REVIEWS = new Set(['tokenreviews', 'subjectaccessreviews']);
 
 export interface ApiWindowCounts {
   total: number;
@@ -23,7 +25,7 @@ export function countRequests(records: RequestRecord[], fromMs: number, toMs: nu
     if (r.startMs < fromMs || r.startMs >= toMs) continue;
     counts.total += 1;
     if ((r.code ?? 200) >= 400) counts.errors += 1;
-    const isWrite = r.verb !== undefined && WRITE_VERBS.has(r.verb);
+    const isWrite = r.verb !== undefined && WRITE_VERBS.has(r.verb) && !REVIEWS.has(r.resource ?? '');
     if (!isWrite) {
       counts.reads += 1;
       continue;

@@ -1,15 +1,19 @@
 // The operator under test: its own Node process (the bundle dist/main.mjs, as the image runs it),
 // measured from outside. RSS and CPU come from /proc/<pid> (free for the operator); heap and event-loop
-// delay from its /metrics, scraped at a Prometheus-like interval so scraping itself stays cheap.
+// delay from its /metrics, scraped at a Prometheus-like interval so scraping itself stays cheap. The
+// metrics are secure as in a cluster (the default): HTTPS, and a token the API server reviews.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import https from 'node:https';
 import { createServer } from 'node:net';
 
 export interface OperatorHandle {
   readonly pid: number;
   readonly child: ChildProcess;
   readonly metricsUrl: string;
+  /** Bearer token the scrapes send (a user the fake API server authenticates and lets get /metrics). */
+  readonly metricsToken: string;
   readonly startedAtMs: number;
   exited: Promise<number | string>;
   /** SIGTERM, SIGKILL after graceMs. */
@@ -78,6 +82,7 @@ export function startOperator(opts: {
   cwd: string;
   /** cgroup.procs of the memory cgroup the operator runs in (see memory-limit.ts). */
   cgroupProcs?: string;
+  metricsToken: string;
 }): OperatorHandle {
   // The log file is the child's stdout itself: through a pipe to this process, busy serving the fake
   // API server, the operator's synchronous log writes could wait for this process to drain the pipe,
@@ -99,7 +104,8 @@ export function startOperator(opts: {
   return {
     pid,
     child,
-    metricsUrl: `http://127.0.0.1:${opts.port}`,
+    metricsUrl: `https://127.0.0.1:${opts.port}`,
+    metricsToken: opts.metricsToken,
     startedAtMs: Date.now(),
     exited,
     async stop(graceMs = 20_000): Promise<number | string> {
@@ -126,21 +132,34 @@ export function parsePrometheusText(text: string): Map<string, number> {
   return out;
 }
 
-export async function scrapeMetrics(metricsUrl: string): Promise<Map<string, number> | undefined> {
+/** GET over HTTPS without verifying the operator's self-signed certificate (as Prometheus' insecureSkipVerify). */
+function httpsGet(url: string, timeoutMs: number, token?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const headers = token === undefined ? {} : { Authorization: `Bearer ${token}` };
+    const req = https.get(url, { headers, rejectUnauthorized: false, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+  });
+}
+
+export async function scrapeMetrics(metricsUrl: string, token: string): Promise<Map<string, number> | undefined> {
   try {
-    const res = await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
-    if (!res.ok) return undefined;
-    return parsePrometheusText(await res.text());
+    const res = await httpsGet(`${metricsUrl}/metrics`, 10_000, token);
+    return res.status === 200 ? parsePrometheusText(res.body) : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** /readyz as the kubelet asks it: no token. */
 export async function isReady(metricsUrl: string): Promise<boolean> {
   try {
-    const res = await fetch(`${metricsUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
-    await res.arrayBuffer();
-    return res.status === 200;
+    return (await httpsGet(`${metricsUrl}/readyz`, 2_000)).status === 200;
   } catch {
     return false;
   }
@@ -230,7 +249,7 @@ export class OperatorSampler {
   }
 
   private async scrape(): Promise<void> {
-    const m = await scrapeMetrics(this.operator.metricsUrl);
+    const m = await scrapeMetrics(this.operator.metricsUrl, this.operator.metricsToken);
     if (m === undefined) return;
     this.lastMetrics = m;
     const heap = m.get('nodejs_heap_size_used_bytes');

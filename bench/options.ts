@@ -1,5 +1,6 @@
 // Command-line flags of the benchmark, parsed and validated once into a frozen object.
 import { parseArgs } from 'node:util';
+import { everySeconds } from './compressed-day.js';
 
 export interface BenchOptions {
   pods: number;
@@ -29,6 +30,8 @@ export interface BenchOptions {
   stub: 'fast' | 'node';
   /** The operator's --report-details. */
   reportDetails: 'fixes' | 'full';
+  /** Length of the compressed day after the restart (0: none). */
+  daySeconds: number;
 }
 
 export class BenchOptionsError extends Error {
@@ -51,6 +54,8 @@ export const USAGE = `usage: npm run bench -- [flags]
   --operator-node-options=".."  NODE_OPTIONS for the operator (e.g. "--operator-node-options=--cpu-prof --cpu-prof-dir=/tmp/prof")
   --stub fast|node      Trivy stand-in: bench/fast-trivy.sh (default; sleeps and replays, ~no CPU) or
                         test/trivy-stub/trivy (Node; ~0.13 CPU-s per run, which bounds a 2-core machine)
+  --day-seconds N       a day of DB updates (every N/4 s) and schedule (every N/2 s) after the restart,
+                        counting registry pulls (default 120; 0: skip)
   --keep                keep the work folder with the operator log, stub log and request log
   --report-details fixes|full  the operator's --report-details (default fixes)`;
 
@@ -84,6 +89,7 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
         keep: { type: 'boolean', default: false },
         stub: { type: 'string', default: 'fast' },
         'report-details': { type: 'string', default: 'fixes' },
+        'day-seconds': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -110,6 +116,7 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
     keep: values.keep,
     stub: values.stub === 'node' ? 'node' : 'fast',
     reportDetails: values['report-details'] === 'full' ? 'full' : 'fixes',
+    daySeconds: positiveInt('day-seconds', values['day-seconds'], 120, 0),
   };
   if (values['report-details'] !== 'fixes' && values['report-details'] !== 'full') {
     throw new BenchOptionsError(`--report-details must be fixes or full, got ${JSON.stringify(values['report-details'])}`);
@@ -118,5 +125,13 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
   if (options.concurrency > 64) throw new BenchOptionsError(`--concurrency must be at most 64 (the operator's limit), got ${options.concurrency}`);
   if (options.namespaces > options.pods) throw new BenchOptionsError(`--namespaces (${options.namespaces}) must not exceed --pods (${options.pods})`);
   if (options.digests > options.pods) throw new BenchOptionsError(`--digests (${options.digests}) must not exceed --pods (${options.pods}): every digest needs a pod`);
+  if (options.daySeconds > 0) {
+    try {
+      if (options.daySeconds % 4 !== 0) throw new Error(`--day-seconds must be a multiple of 4 (the DB refresh is a quarter day), got ${options.daySeconds}`);
+      everySeconds(options.daySeconds / 2);
+    } catch (err) {
+      throw new BenchOptionsError(err instanceof Error ? err.message : String(err));
+    }
+  }
   return Object.freeze(options);
 }

@@ -9,6 +9,8 @@ export interface StubFiles {
   /** Pass as the operator's --trivy-path. */
   trivyPath: string;
   logPath: string;
+  /** The UpdatedAt of the DB the next download gets (an RFC 3339 time, or `now`: each download a new DB). */
+  setDbUpdatedAt(value: string): void;
 }
 
 /** Real Trivy reports to replay, skipping ones with jar results (they need the Java DB). */
@@ -41,10 +43,12 @@ export function writeStubFiles(opts: { kind: 'node' | 'fast'; workDir: string; s
   });
   mapping.default = opts.fixtures[0] ?? '';
   const mapPath = path.join(opts.workDir, 'stub-map.json');
-  writeFileSync(mapPath, JSON.stringify(mapping));
+  // The stub reads its mapping on every run, the DB's UpdatedAt included.
+  const writeMapping = (updatedAt?: string) => writeFileSync(mapPath, JSON.stringify(updatedAt === undefined ? mapping : { ...mapping, db: { updatedAt } }));
+  writeMapping();
   const logPath = path.join(opts.workDir, 'trivy-stub.log');
   const env = { TRIVY_STUB_MAP: mapPath, TRIVY_STUB_LOG: logPath, TRIVY_STUB_SLEEP_MS: String(opts.scanMs) };
-  return { trivyPath: writeTrivyWrapper(opts.workDir, env, [process.execPath, opts.stubPath]), logPath };
+  return { trivyPath: writeTrivyWrapper(opts.workDir, env, [process.execPath, opts.stubPath]), logPath, setDbUpdatedAt: writeMapping };
 }
 
 function writeFastStubFiles(opts: { workDir: string; fastStubPath: string; fixtures: string[]; images: string[]; scanMs: number }): StubFiles {
@@ -55,8 +59,13 @@ function writeFastStubFiles(opts: { workDir: string; fastStubPath: string; fixtu
     symlinkSync(opts.fixtures[i % opts.fixtures.length] ?? '', path.join(mapDir, repositoryOf(image).replaceAll('/', '_')));
   });
   const logPath = path.join(opts.workDir, 'trivy-stub.log');
-  const env = { BENCH_TRIVY_MAP_DIR: mapDir, BENCH_TRIVY_LOG: logPath, BENCH_TRIVY_SLEEP_MS: String(opts.scanMs) };
-  return { trivyPath: writeTrivyWrapper(opts.workDir, env, ['/bin/bash', opts.fastStubPath]), logPath };
+  const dbFile = path.join(opts.workDir, 'db-updated-at');
+  const env = { BENCH_TRIVY_MAP_DIR: mapDir, BENCH_TRIVY_LOG: logPath, BENCH_TRIVY_SLEEP_MS: String(opts.scanMs), BENCH_TRIVY_DB_UPDATED_AT_FILE: dbFile };
+  return {
+    trivyPath: writeTrivyWrapper(opts.workDir, env, ['/bin/bash', opts.fastStubPath]),
+    logPath,
+    setDbUpdatedAt: (value) => writeFileSync(dbFile, `${value}\n`),
+  };
 }
 
 export interface StubEvent {
@@ -87,9 +96,19 @@ function isDbDownload(e: StubEvent): boolean {
   return e.argv?.includes('--download-db-only') === true || e.argv?.includes('--download-java-db-only') === true;
 }
 
-/** Scans started in [fromMs, toMs): `trivy image` runs that are not DB downloads. */
+/** Scans started in [fromMs, toMs): `trivy image` runs that are not DB downloads, and `trivy sbom` rescans. */
 export function scansBetween(events: StubEvent[], fromMs: number, toMs = Infinity): StubEvent[] {
+  return events.filter((e) => e.event === 'start' && (e.argv?.[0] === 'sbom' || (e.argv?.[0] === 'image' && !isDbDownload(e))) && e.t >= fromMs && e.t < toMs);
+}
+
+/** Registry pulls started in [fromMs, toMs): image scans (a `trivy sbom` rescan asks no registry). */
+export function registryPullsBetween(events: StubEvent[], fromMs: number, toMs = Infinity): StubEvent[] {
   return events.filter((e) => e.event === 'start' && e.argv?.[0] === 'image' && !isDbDownload(e) && e.t >= fromMs && e.t < toMs);
+}
+
+/** Start times of the vulnerability DB downloads, in order. */
+export function dbDownloadTimes(events: StubEvent[]): number[] {
+  return events.filter((e) => e.event === 'start' && e.argv?.includes('--download-db-only') === true).map((e) => e.t);
 }
 
 /** DB downloads: explicit --download-db-only runs plus scans that fetched the DB themselves. */

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildDockerConfigJsonSecret, startFakeApiServer } from './fake-apiserver/index.js';
 import type { FakeApiServer } from './fake-apiserver/index.js';
-import { eventually, startOperatorProcess, stubScanInvocations, trivyStubPath, writeTrivyStubWrapper } from './operator-process.js';
+import { eventually, getEndpoint, startOperatorProcess, stubScanInvocations, trivyStubPath, writeTrivyStubWrapper } from './operator-process.js';
 import type { OperatorProcess } from './operator-process.js';
 
 interface ReportLike {
@@ -242,8 +242,12 @@ describe('operator with leader election', () => {
     await b.waitForLine((l) => l.msg === 'caches synced', 20_000);
     await eventually(() => (api.objects.list(REPORTS, 'shop') as ReportLike[]).find((r) => r.status?.phase === 'Scanned'), 30_000, 'Scanned report');
     // Only the leader exports per-image series; the standby reads the same reports and exports none.
-    const imagesExported = async (o: OperatorProcess): Promise<number> =>
-      (await (await fetch(`http://127.0.0.1:${await o.metricsPort()}/metrics`)).text()).match(/^imagescan_report_last_scan_timestamp_seconds\{/gm)?.length ?? 0;
+    // Both replicas serve the secure /metrics (the standby's access reviews are not fenced like its writes).
+    const imagesExported = async (o: OperatorProcess): Promise<number> => {
+      const scrape = await getEndpoint(`${await o.metricsUrl()}/metrics`, { token: 'admin' });
+      if (scrape.status !== 200) throw new Error(`/metrics answered ${scrape.status}: ${scrape.body}`);
+      return scrape.body.match(/^imagescan_report_last_scan_timestamp_seconds\{/gm)?.length ?? 0;
+    };
     await eventually(async () => ((await imagesExported(a)) === 1 ? true : undefined), 10_000, 'the leader exporting the image');
     expect(await imagesExported(b)).toBe(0);
 

@@ -3,6 +3,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import https from 'node:https';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +28,8 @@ export interface OperatorProcess {
   waitForLine(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** The port the metrics server bound (from the "metrics server listening" line). */
   metricsPort(): Promise<number>;
+  /** The metrics server's base URL, `https://127.0.0.1:PORT` (or http with --metrics-secure=false). */
+  metricsUrl(): Promise<string>;
   /** Resolves with the exit code (or signal name). */
   exited: Promise<number | string>;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves on exit. */
@@ -116,6 +120,10 @@ export function startOperatorProcess(options: StartOperatorOptions): OperatorPro
       const line = await waitForLine((l) => l.msg === 'metrics server listening');
       return Number(line.port);
     },
+    async metricsUrl(): Promise<string> {
+      const line = await waitForLine((l) => l.msg === 'metrics server listening');
+      return String(line.url);
+    },
     async stop(graceMs = 10_000): Promise<number | string> {
       if (child.exitCode !== null || child.signalCode !== null) return exited;
       child.kill('SIGTERM');
@@ -129,6 +137,33 @@ export function startOperatorProcess(options: StartOperatorOptions): OperatorPro
       return exited;
     },
   };
+}
+
+export interface EndpointReply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * GETs `url` from the operator's metrics address with an optional bearer token. Over HTTPS the
+ * self-signed certificate is not verified, as the kubelet's probes and Prometheus'
+ * `insecureSkipVerify` do not verify it.
+ */
+export function getEndpoint(url: string, opts: { token?: string; timeoutMs?: number } = {}): Promise<EndpointReply> {
+  return new Promise((resolve, reject) => {
+    const headers = opts.token === undefined ? {} : { Authorization: `Bearer ${opts.token}` };
+    const options = { headers, agent: false as const, timeout: opts.timeoutMs ?? 10_000, rejectUnauthorized: false };
+    const onResponse = (res: http.IncomingMessage): void => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    };
+    const req = url.startsWith('https:') ? https.get(url, options, onResponse) : http.get(url, options, onResponse);
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+  });
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */

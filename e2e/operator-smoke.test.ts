@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeApiServer } from './fake-apiserver/index.js';
 import type { FakeApiServer } from './fake-apiserver/index.js';
-import { eventually, repoRoot, startOperatorProcess, stubScanInvocations, writeTrivyStubWrapper } from './operator-process.js';
+import { eventually, getEndpoint, repoRoot, startOperatorProcess, stubScanInvocations, writeTrivyStubWrapper } from './operator-process.js';
 import type { OperatorProcess } from './operator-process.js';
 
 const run = promisify(execFile);
@@ -112,7 +112,8 @@ describe('operator smoke (fake API server + stub Trivy)', () => {
       .map((r) => `${r.verb}${r.subresource === undefined ? '' : `/${r.subresource}`}`);
     expect(writes).toEqual(['create', 'patch/status']);
 
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    // The probe needs no token, also with secure metrics (the default).
+    const ready = await getEndpoint(`${await operator.metricsUrl()}/readyz`);
     expect(ready.status).toBe(200);
   });
 

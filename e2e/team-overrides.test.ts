@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeApiServer } from './fake-apiserver/index.js';
 import type { FakeApiServer } from './fake-apiserver/index.js';
-import { eventually, startOperatorProcess, writeTrivyStubWrapper } from './operator-process.js';
+import { eventually, getEndpoint, startOperatorProcess, writeTrivyStubWrapper } from './operator-process.js';
 import type { OperatorProcess } from './operator-process.js';
 
 interface ReportLike {
@@ -64,8 +64,8 @@ describe('--team-overrides gives injected sidecars their own team', () => {
     ]);
 
     // The per-image series follow the report: the sidecar is the platform's in both namespaces.
-    const port = await operator.metricsPort();
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    // Secure metrics: the kubeconfig's admin token, which the fake API server authenticates.
+    const metrics = (await getEndpoint(`${await operator.metricsUrl()}/metrics`, { token: 'admin' })).body;
     const sidecarTeams = [...metrics.matchAll(/^imagescan_report_last_scan_timestamp_seconds\{namespace="([^"]+)",report="proxyv2-[0-9a-f]{12}",image="[^"]+",team="([^"]+)"\}/gm)].map((m) => `${m[1]}=${m[2]}`).sort();
     expect(sidecarTeams).toEqual(['catalog=platform', 'shop=platform']);
   });

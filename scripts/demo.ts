@@ -20,6 +20,8 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const fixturesRoot = path.resolve(repoRoot, 'test/fixtures/trivy');
 const trivyStub = path.join(repoRoot, 'test/trivy-stub/trivy');
 const run = promisify(execFile);
+/** The bearer token of your kubeconfig's admin in the fake cluster; it also reads the secure /metrics. */
+const ADMIN_TOKEN = 'demo-admin-token';
 
 const USAGE = `usage: npm run demo [-- --scanner auto|stub|trivy] [--wait <seconds>]
 
@@ -329,7 +331,7 @@ async function main(): Promise<number> {
     api = server;
     seedDemoCluster(api);
     // Yours, to look around with kubectl; the operator gets its own identity in the request log.
-    const kubeconfig = api.kubeconfigFor('admin', { path: path.join(work, 'kubeconfig'), namespace: DEMO_NAMESPACES.payments });
+    const kubeconfig = api.kubeconfigFor('admin', { token: ADMIN_TOKEN, path: path.join(work, 'kubeconfig'), namespace: DEMO_NAMESPACES.payments });
     const operatorKubeconfig = api.kubeconfigFor('imagescan-operator', { path: path.join(work, 'operator-kubeconfig') });
 
     say('imagescan-operator demo');
@@ -386,8 +388,10 @@ async function main(): Promise<number> {
     say(`  kubectl -n payments get events --field-selector type=Warning`);
     say('  kubectl -n payments describe deployment storefront');
     if (metricsUrl !== undefined) {
-      say(`Metrics:  ${metricsUrl}/metrics   (also /healthz, /readyz)`);
-      say(`  curl -s ${metricsUrl}/metrics | grep 'severity="CRITICAL",fixable="true"'`);
+      // Secure metrics, as in a cluster: a token the API server accepts and RBAC lets get /metrics
+      // (here the fake cluster's admin, from your kubeconfig), over HTTPS with a self-signed certificate.
+      say(`Metrics:  ${metricsUrl}/metrics   (also /healthz, /readyz, which need no token)`);
+      say(`  curl -sk -H 'Authorization: Bearer ${ADMIN_TOKEN}' ${metricsUrl}/metrics | grep 'severity="CRITICAL",fixable="true"'`);
     }
     say(`Operator log: ${logFile}`);
     say('Press Ctrl-C to stop.');

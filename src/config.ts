@@ -81,6 +81,10 @@ export interface OperatorConfig {
   readonly reportDetails: ReportDetails;
   /** Listen address of /metrics, /healthz, /readyz; host undefined = every interface. */
   readonly metrics: { readonly host: string | undefined; readonly port: number };
+  /** HTTPS on the metrics address, and /metrics only for users RBAC allows (TokenReview + SubjectAccessReview). */
+  readonly metricsSecure: boolean;
+  /** Directory with tls.crt and tls.key for secure metrics; undefined = a self-signed certificate made at start. */
+  readonly metricsCertDir: string | undefined;
   readonly leaderElect: boolean;
   readonly leaderElectionNamespace: string;
   /** Name of the coordination.k8s.io Lease. */
@@ -162,7 +166,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'kubeconfig', value: '<path>', defaultText: 'in cluster: the service account; outside: $KUBECONFIG, then ~/.kube/config', help: 'Kubeconfig file to use.' },
   { name: 'namespaces', value: '<ns,...>', defaultText: 'all', help: 'Watch only these namespaces (comma-separated).' },
   { name: 'exclude-namespaces', value: '<ns,...>', defaultText: 'none', help: 'Never watch these namespaces (comma-separated).' },
-  { name: 'rescan-schedule', value: '<cron>', defaultText: '0 */12 * * *', help: 'Cron expression (5 or 6 fields) for rescanning every running image.' },
+  { name: 'rescan-schedule', value: '<cron>', defaultText: '0 */12 * * *', help: 'Cron expression (5 or 6 fields) for rescanning running images whose result predates the current vulnerability DB or one period.' },
   { name: 'rescan-jitter', value: '<duration>', defaultText: '10m', help: 'Spread the rescans of one scheduled pass randomly over this window (0s: no spread).' },
   { name: 'scan-concurrency', value: '<1-64>', defaultText: '2', help: 'Trivy scans running at once.' },
   { name: 'scan-timeout', value: '<duration>', defaultText: '10m', help: 'Kill a scan that runs longer than this.' },
@@ -195,6 +199,8 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'max-report-vulnerabilities', value: '<0-1000>', defaultText: '500', help: 'Vulnerabilities listed in one report (worst first); the rest are counted as omitted.' },
   { name: 'report-details', value: '<fixes|full>', defaultText: 'fixes', help: 'fixes: reports say what to upgrade (status.fixes); full: also list every vulnerability (status.vulnerabilities).' },
   { name: 'metrics-address', value: '[host]:port', defaultText: ':8080', help: 'Listen address of /metrics, /healthz and /readyz.' },
+  { name: 'metrics-secure', boolean: true, defaultText: 'true', help: 'Serve the metrics address over HTTPS and /metrics only to users RBAC allows to get it (TokenReview + SubjectAccessReview); false: plain HTTP, open to anyone who reaches the port.' },
+  { name: 'metrics-cert-dir', value: '<dir>', defaultText: 'none (self-signed)', help: 'Directory with tls.crt and tls.key (a kubernetes.io/tls Secret) for secure metrics; re-read every minute.' },
   { name: 'leader-elect', boolean: true, defaultText: 'true in cluster, false outside', help: 'Elect a leader on a Lease; only the leader scans and writes.' },
   { name: 'leader-election-namespace', value: '<ns>', defaultText: "in cluster: the pod's namespace; outside: imagescan-system", help: 'Namespace of the leader election Lease.' },
   { name: 'leader-election-id', value: '<name>', defaultText: 'imagescan-operator', help: 'Name of the leader election Lease.' },
@@ -605,6 +611,13 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     if (value !== undefined && value !== '') trivyEnv[name] = value;
   }
 
+  const metricsSecure = setting('metrics-secure', readBoolean, true);
+  const metricsCertDir = setting('metrics-cert-dir', (r) => readNonEmpty(r, 'a directory'), undefined);
+  if (metricsCertDir !== undefined && !metricsSecure) {
+    const r = raw('metrics-cert-dir');
+    throw new ConfigError(`invalid ${r?.origin ?? '--metrics-cert-dir'} ${quote(metricsCertDir)}: a certificate is only used with --metrics-secure=true`);
+  }
+
   const fallbackIdentity =
     env['HOSTNAME'] !== undefined && env['HOSTNAME'] !== ''
       ? env['HOSTNAME']
@@ -642,6 +655,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     maxReportVulnerabilities: setting('max-report-vulnerabilities', (r) => readInteger(r, 0, CRD_MAX_ITEMS.vulnerabilities), 500),
     reportDetails: setting('report-details', readReportDetails, 'fixes'),
     metrics: setting('metrics-address', readMetricsAddress, { host: undefined, port: 8080 }),
+    metricsSecure,
+    metricsCertDir,
     leaderElect: setting('leader-elect', readBoolean, inCluster),
     leaderElectionNamespace: setting(
       'leader-election-namespace',

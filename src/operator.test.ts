@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeApiServer } from '../e2e/fake-apiserver/index.js';
 import type { FakeApiServer } from '../e2e/fake-apiserver/index.js';
+import { getEndpoint } from '../e2e/operator-process.js';
 import { loadConfig } from './config.js';
 import { buildOperator, rescanIntervalMs } from './operator.js';
 
@@ -50,17 +51,20 @@ describe('buildOperator', () => {
     expect(operator.readiness().ready).toBe(false);
 
     await operator.start();
-    const port = operator.metricsServer()?.address.port ?? 0;
-    expect(port).toBeGreaterThan(0);
+    const url = operator.metricsServer()?.url ?? '';
+    expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const report = await until(() => api?.objects.list('imagescanreports.imagescan.dev', 'shop').find((r) => (r as { status?: { phase?: string } }).status?.phase === 'Scanned'));
     expect(report).toBeDefined();
     await until(() => (operator.readiness().ready ? true : undefined));
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toMatch(/^imagescan_leader 1$/m);
-    expect(metrics).toMatch(/^imagescan_scans_total\{result="success"\} 1$/m);
+    // Secure by default: the kubeconfig's admin token, reviewed by the API server, reads the metrics.
+    expect((await getEndpoint(`${url}/metrics`)).status).toBe(401);
+    const metrics = await getEndpoint(`${url}/metrics`, { token: 'admin' });
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(/^imagescan_leader 1$/m);
+    expect(metrics.body).toMatch(/^imagescan_scans_total\{result="success"\} 1$/m);
 
     await operator.stop();
-    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+    await expect(getEndpoint(`${url}/healthz`)).rejects.toThrow();
   });
 
   it('derives the freshness window from the rescan schedule', () => {

@@ -1,5 +1,6 @@
 // Builds every part of the operator from its config without starting anything, so tests can build
 // the whole operator without ports, signals or child processes; start() and stop() run it.
+import path from 'node:path';
 import cron from 'node-cron';
 import type { ScheduledTask } from 'node-cron';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -19,13 +20,19 @@ import { ReportIndex } from './kube/report-index.js';
 import { KubeReportStore } from './kube/report-store.js';
 import { createNamespaceInformer, createNodeInformer, createPodInformer, createReportInformer } from './kube/watches.js';
 import type { WatchSettings } from './kube/watches.js';
+import { KubeAccessReviewer } from './kube/access-reviews.js';
 import { startMetricsServer } from './metrics/http-server.js';
 import type { MetricsServer, Readiness } from './metrics/http-server.js';
+import { MetricsAccessControl } from './metrics/metrics-auth.js';
+import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './metrics/serving-certificate.js';
+import type { ServingCertificate } from './metrics/serving-certificate.js';
 import { OperatorMetrics } from './metrics/operator-metrics.js';
 import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
 import type { ScanRequester } from './reports/report-reconciler.js';
 import { ScanResults } from './reports/scan-results.js';
+import { isDueForScheduledRescan } from './reports/scheduled-rescan.js';
+import { SbomCache } from './scanner/sbom-cache.js';
 import { fetchTrustingCa } from './scanner/server-fetch.js';
 import { ScanQueue } from './scanner/scan-queue.js';
 import type { ScanOutcome } from './scanner/scan-queue.js';
@@ -77,20 +84,28 @@ export interface Operator {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** The folder of the digests' SBOMs inside --trivy-cache-dir (docs/trivy-sbom-rescans.md). */
+export const SBOM_FOLDER = 'imagescan-sbom';
+/** How often SBOMs of digests no longer running or reported are removed. */
+const SBOM_PRUNE_INTERVAL_MS = 10 * 60_000;
 
 /**
  * The interval between two fires of the rescan schedule; a digest scanned more recently than this is
  * fresh (a restart does not rescan it).
  */
 export function rescanIntervalMs(expression: string): number {
+  return Math.max(60_000, schedulePeriodMs(expression));
+}
+
+/** The shorter of the schedule's next two gaps, so an irregular schedule (every 5 hours: a short last gap) errs short. */
+export function schedulePeriodMs(expression: string): number {
   const task = cron.createTask(expression, () => undefined, { timezone: 'UTC' });
   try {
     const runs = task.getNextRuns(3);
     const [a, b, c] = runs;
     if (a === undefined || b === undefined) return 12 * 3_600_000;
-    // Take the shorter gap of two, so an irregular schedule (0 */5 with a short last gap) errs fresh-side.
     const gaps = [b.getTime() - a.getTime(), c === undefined ? Infinity : c.getTime() - b.getTime()];
-    return Math.max(60_000, Math.min(...gaps));
+    return Math.min(...gaps);
   } finally {
     task.destroy();
   }
@@ -143,6 +158,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   metrics.setBuildInfo(OPERATOR_VERSION);
   metrics.setLeader(false);
 
+  const sbomCache = new SbomCache({ dir: path.join(config.trivyCacheDir, SBOM_FOLDER), logger: log.child({ component: 'sbom' }) });
   const runner: TrivyRunner = new TrivyRunner({
     trivyPath: config.trivyPath,
     cacheDir: config.trivyCacheDir,
@@ -161,6 +177,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     ...(deps.trivyPathEnv === undefined ? {} : { pathEnv: deps.trivyPathEnv }),
     // Stamps the scanner version and DB time on each result (the database learns them at download).
     scannerInfo: (): TrivyVersionInfo => database.versionInfo(),
+    sbomCache,
   });
   const database: TrivyDatabase = new TrivyDatabase({
     runner,
@@ -244,7 +261,10 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     });
 
   const cronLog = log.child({ component: 'cron' });
-  const rescanTask: ScheduledTask = cron.createTask(config.rescanSchedule, () => controller.rescanAll('schedule'), {
+  // Digests the last DB update already rescanned are skipped: one rescan per DB version, whichever comes first.
+  const periodMs = schedulePeriodMs(config.rescanSchedule);
+  const scheduledRescan = () => controller.rescanAll('schedule', (known) => isDueForScheduledRescan(known, { dbUpdatedAt: database.updatedAt(), nowMs: now().getTime(), periodMs }));
+  const rescanTask: ScheduledTask = cron.createTask(config.rescanSchedule, scheduledRescan, {
     timezone: 'UTC',
     noOverlap: true,
     name: 'rescan',
@@ -279,6 +299,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       })
     : undefined;
 
+  const metricsAccess = config.metricsSecure ? new MetricsAccessControl({ reviewer: new KubeAccessReviewer(clients) }) : undefined;
+
   let leading = false;
   let stopping = false;
   let housekeepingTimer: NodeJS.Timeout | undefined;
@@ -297,7 +319,15 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     log.debug({ ...forgotten, leading }, 'housekeeping done');
   }
   let server: MetricsServer | undefined;
+  let stopCertificateWatch: (() => void) | undefined;
   let electorLoop: Promise<void> | undefined;
+  let sbomPruneTimer: NodeJS.Timeout | undefined;
+
+  /** SBOMs follow the digests that run or still have a report, on every replica (each has its own cache volume). */
+  function pruneSboms(): void {
+    const reported = new Set(reportIndex.list().map((report) => report.spec.digest));
+    void sbomCache.prune((digest) => index.isRunning(digest) || reported.has(digest));
+  }
 
   function startLeading(): void {
     if (leading || stopping) return;
@@ -347,14 +377,34 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     rescanAll: (reason) => controller.rescanAll(reason),
     async start(): Promise<void> {
       log.info({ server: clients.server, namespaces: config.namespaces, leaderElect: config.leaderElect, identity: config.identity }, 'operator starting');
+      const httpLog = log.child({ component: 'http' });
+      let certificate: ServingCertificate | undefined;
+      if (config.metricsSecure) {
+        certificate = config.metricsCertDir === undefined ? selfSignedCertificate(['localhost', '127.0.0.1'], now()) : await readCertificateDir(config.metricsCertDir);
+      }
       server = await startMetricsServer({
         host: config.metrics.host ?? '',
         port: config.metrics.port,
         metrics: metrics,
         readiness,
-        logger: log.child({ component: 'http' }),
+        logger: httpLog,
+        ...(certificate === undefined ? {} : { tls: certificate }),
+        ...(metricsAccess === undefined ? {} : { authorize: (request) => metricsAccess.decide(request) }),
       });
-      log.info({ port: server.address.port, address: server.address.address, url: server.url }, 'metrics server listening');
+      const running = server;
+      if (config.metricsCertDir !== undefined && certificate !== undefined) {
+        stopCertificateWatch = watchCertificateDir(config.metricsCertDir, certificate, (next) => running.setCertificate(next), httpLog);
+      }
+      log.info(
+        {
+          port: server.address.port,
+          address: server.address.address,
+          url: server.url,
+          secure: config.metricsSecure,
+          certificate: config.metricsSecure ? (config.metricsCertDir ?? 'self-signed') : undefined,
+        },
+        'metrics server listening',
+      );
       for (const informer of informers) informer.start();
       housekeepingTimer = setInterval(housekeep, deps.housekeepingMs ?? 5 * 60_000);
       housekeepingTimer.unref();
@@ -362,6 +412,10 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       await Promise.all(informers.map((informer) => informer.whenSynced()));
       log.info({ pods: index.podCount(), reports: reportInformer.size() }, 'caches synced');
       if (stopping) return;
+      // Only once the caches are synced: before, nothing would look in use.
+      pruneSboms();
+      sbomPruneTimer = setInterval(pruneSboms, SBOM_PRUNE_INTERVAL_MS);
+      sbomPruneTimer.unref();
       if (elector === undefined) startLeading();
       else electorLoop = contend();
     },
@@ -374,10 +428,12 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         await electorLoop;
       }
       await stopLeading();
+      clearInterval(sbomPruneTimer);
       clearInterval(housekeepingTimer);
       rescanTask.destroy();
       await database.stop();
       await Promise.all(informers.map((informer) => informer.stop()));
+      stopCertificateWatch?.();
       await server?.close();
       log.info('operator stopped');
     },

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { repoRoot } from '../operator-process.js';
+import { getEndpoint, repoRoot } from '../operator-process.js';
 
 const run = promisify(execFile);
 const fixtures = path.resolve(repoRoot, 'test/fixtures/trivy');
@@ -120,6 +120,8 @@ interface Printed {
   kubeconfig: string;
   workDir: string;
   metricsUrl: string;
+  /** The token the printed curl sends. */
+  metricsToken: string;
   rows: Map<string, string[]>;
 }
 
@@ -127,7 +129,8 @@ interface Printed {
 function parsePrinted(output: string): Printed {
   const operatorPid = Number(/Operator: pid (\d+)/.exec(output)?.[1]);
   const kubeconfig = /export KUBECONFIG=(\S+)/.exec(output)?.[1] ?? '';
-  const metricsUrl = /Metrics:\s+(http:\/\/\S+)\/metrics/.exec(output)?.[1] ?? '';
+  const metricsUrl = /Metrics:\s+(https:\/\/\S+)\/metrics/.exec(output)?.[1] ?? '';
+  const metricsToken = /curl -sk -H 'Authorization: Bearer (\S+)'/.exec(output)?.[1] ?? '';
   const lines = output.split('\n');
   const start = lines.findIndex((l) => /^NAMESPACE\s+NAME\s+IMAGE\s+CRITICAL\s+HIGH\s+MEDIUM\s+LOW\s+FIXABLE\s+PHASE/.test(l));
   expect(start, `no report table in:\n${output}`).toBeGreaterThanOrEqual(0);
@@ -137,7 +140,7 @@ function parsePrinted(output: string): Printed {
     const cells = line.trim().split(/\s+/);
     rows.set(`${cells[0] ?? ''} ${cells[2] ?? ''}`, cells);
   }
-  return { operatorPid, kubeconfig, workDir: path.dirname(kubeconfig), metricsUrl, rows };
+  return { operatorPid, kubeconfig, workDir: path.dirname(kubeconfig), metricsUrl, metricsToken, rows };
 }
 
 describe('npm run demo', () => {
@@ -185,9 +188,11 @@ describe('npm run demo', () => {
     const { stdout } = await run('kubectl', ['get', 'isr', '-A', '-o', 'wide'], { env: { ...process.env, KUBECONFIG: printed.kubeconfig } });
     expect(stdout).toMatch(/DIGEST\s+TEAM/);
     expect(stdout).toMatch(/hot-deals:main.*\sgrowth\s*$/m);
-    const metrics = await fetch(`${printed.metricsUrl}/metrics`);
+    // Secure metrics, as in a cluster: refused without the token, served with the printed one.
+    expect((await getEndpoint(`${printed.metricsUrl}/metrics`)).status).toBe(401);
+    const metrics = await getEndpoint(`${printed.metricsUrl}/metrics`, { token: printed.metricsToken });
     expect(metrics.status).toBe(200);
-    expect(await metrics.text()).toMatch(/^imagescan_image_vulnerabilities\{namespace="payments",.*image="nginx:1.19".*severity="CRITICAL"/m);
+    expect(metrics.body).toMatch(/^imagescan_image_vulnerabilities\{namespace="payments",.*image="nginx:1.19".*severity="CRITICAL"/m);
     expect(alive(printed.operatorPid)).toBe(true);
 
     // Ctrl-C: SIGINT to the whole foreground process group.

@@ -2,7 +2,7 @@
 // kubectl the server validates fields itself (so kubectl does not need schemas to apply/create).
 import { createHash } from 'node:crypto';
 import type { ResourceRegistry } from './registry.js';
-import { ALL_VERBS, apiVersionOf } from './resources.js';
+import { apiVersionOf } from './resources.js';
 import type { ResourceDef } from './resources.js';
 
 export const SERVER_VERSION = {
@@ -49,7 +49,7 @@ export function apiResourceList(registry: ResourceRegistry, group: string, versi
   if (defs.length === 0) return undefined;
   const resources: Record<string, unknown>[] = [];
   for (const d of defs) {
-    const entry: Record<string, unknown> = { name: d.resource, singularName: d.singular, namespaced: d.namespaced, kind: d.kind, verbs: ALL_VERBS };
+    const entry: Record<string, unknown> = { name: d.resource, singularName: d.singular, namespaced: d.namespaced, kind: d.kind, verbs: d.verbs };
     if (d.shortNames.length > 0) entry.shortNames = d.shortNames;
     if (d.categories.length > 0) entry.categories = d.categories;
     entry.storageVersionHash = createHash('sha256').update(`${d.group}/${d.resource}`).digest('base64').slice(0, 11);

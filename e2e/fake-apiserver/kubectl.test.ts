@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeApiServer } from './index.js';
 import type { FakeApiServer } from './index.js';
+import { parseTable } from './kubectl-runner.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CRD_FILE = path.resolve(here, '../../crds/imagescan.dev_imagescanreports.yaml');
@@ -29,22 +30,6 @@ async function ok(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-/** Splits kubectl's table output at the header's column starts (cells may be empty). */
-function parseTable(out: string): Record<string, string>[] {
-  const lines = out.split('\n').filter((l) => l.trim() !== '');
-  const header = lines[0] ?? '';
-  const starts: { name: string; at: number }[] = [];
-  const re = /\S+(?: \S+)*/g;
-  for (let m = re.exec(header); m; m = re.exec(header)) starts.push({ name: m[0], at: m.index });
-  return lines.slice(1).map((line) => {
-    const row: Record<string, string> = {};
-    starts.forEach((s, i) => {
-      const end = starts[i + 1]?.at ?? line.length;
-      row[s.name] = line.slice(s.at, end).trim();
-    });
-    return row;
-  });
-}
 
 interface PrinterColumnSpec {
   name: string;

@@ -18,6 +18,8 @@ interface PolicyRule {
   resources: string[];
   verbs: string[];
   resourceNames: string[];
+  /** Paths like `/metrics`; a trailing `*` matches any rest, as the real RBAC does. */
+  nonResourceURLs: string[];
 }
 
 interface Grant {
@@ -53,6 +55,7 @@ function rulesOf(obj: KubeObject): PolicyRule[] {
     resources: strings(r.resources),
     verbs: strings(r.verbs),
     resourceNames: strings(r.resourceNames),
+    nonResourceURLs: strings(r.nonResourceURLs),
   }));
 }
 
@@ -70,8 +73,13 @@ function ruleAllows(rule: PolicyRule, a: RbacAttributes): boolean {
   return true;
 }
 
+function nonResourceRuleAllows(rule: PolicyRule, path: string, verb: string): boolean {
+  if (!rule.verbs.some((v) => v === '*' || v === verb)) return false;
+  return rule.nonResourceURLs.some((u) => u === path || (u.endsWith('*') && path.startsWith(u.slice(0, -1))));
+}
+
 /** The user name and groups an identity has, as the real authenticator reports service accounts. */
-function groupsOf(user: string): string[] {
+export function groupsOf(user: string): string[] {
   const m = /^system:serviceaccount:([^:]+):[^:]+$/.exec(user);
   const groups = ['system:authenticated'];
   if (m) groups.push('system:serviceaccounts', `system:serviceaccounts:${m[1] ?? ''}`);
@@ -85,7 +93,7 @@ function subjectMatches(subject: { kind: string; name: string; namespace?: strin
   return false;
 }
 
-/** Evaluates RBAC objects like the real authorizer (no aggregation rules, no non-resource URLs). */
+/** Evaluates RBAC objects like the real authorizer (no aggregation rules). */
 export class RbacAuthorizer {
   private readonly grants: Grant[] = [];
   private readonly usage = new Map<string, PermissionUsage>();
@@ -123,9 +131,11 @@ export class RbacAuthorizer {
     }
   }
 
-  /** Whether `user` may do this; every matching permission's use count goes up when allowed. */
-  allows(user: string, a: RbacAttributes): boolean {
-    const groups = groupsOf(user);
+  /**
+   * Whether `user` may do this; every matching permission's use count goes up when allowed. `groups`
+   * default to what the fake's authenticator gives the user (a SubjectAccessReview names its own).
+   */
+  allows(user: string, a: RbacAttributes, groups: string[] = groupsOf(user)): boolean {
     let allowed = false;
     for (const g of this.grants) {
       if (!g.subjects.some((s) => subjectMatches(s, user, groups))) continue;
@@ -145,6 +155,13 @@ export class RbacAuthorizer {
       });
     }
     return allowed;
+  }
+
+  /** Whether `user` (in `groups`) may `verb` the non-resource URL `path`: only ClusterRoleBindings grant these. */
+  allowsNonResource(user: string, groups: string[], path: string, verb: string): boolean {
+    return this.grants.some(
+      (g) => g.namespace === undefined && g.subjects.some((s) => subjectMatches(s, user, groups)) && g.rules.some((rule) => nonResourceRuleAllows(rule, path, verb)),
+    );
   }
 
   /** Every granted permission with how often it was used since start. */

@@ -36,6 +36,8 @@ export interface ResourceDef {
   printerColumns: Map<string, PrinterColumn[]>;
   /** MicroTime fields (dotted paths) that must carry exactly six fractional digits. */
   microTimeFields: string[];
+  /** Verbs served (discovery lists them; others get 405). Reviews are create-only and never stored. */
+  verbs: Verb[];
 }
 
 export const ALL_VERBS: Verb[] = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
@@ -60,6 +62,7 @@ interface BuiltinSpec {
   generation?: boolean;
   microTimeFields?: string[];
   categories?: string[];
+  verbs?: Verb[];
 }
 
 const BUILTINS: BuiltinSpec[] = [
@@ -79,6 +82,9 @@ const BUILTINS: BuiltinSpec[] = [
   { group: 'coordination.k8s.io', version: 'v1', resource: 'leases', kind: 'Lease', namespaced: true, microTimeFields: ['spec.acquireTime', 'spec.renewTime'] },
   { group: 'events.k8s.io', version: 'v1', resource: 'events', kind: 'Event', namespaced: true, shortNames: ['ev'], microTimeFields: ['eventTime'] },
   { group: 'admissionregistration.k8s.io', version: 'v1', resource: 'validatingwebhookconfigurations', kind: 'ValidatingWebhookConfiguration', namespaced: false, generation: true },
+  // Answered, not stored: the API server evaluates the review and returns it with its status.
+  { group: 'authentication.k8s.io', version: 'v1', resource: 'tokenreviews', kind: 'TokenReview', namespaced: false, verbs: ['create'] },
+  { group: 'authorization.k8s.io', version: 'v1', resource: 'subjectaccessreviews', kind: 'SubjectAccessReview', namespaced: false, verbs: ['create'] },
   { group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false, shortNames: ['crd', 'crds'], status: true, generation: true },
 ];
 
@@ -99,6 +105,7 @@ export function builtinResources(): ResourceDef[] {
     schemas: new Map(),
     printerColumns: new Map(),
     microTimeFields: b.microTimeFields ?? [],
+    verbs: b.verbs ?? ALL_VERBS,
   }));
 }
 
@@ -157,6 +164,7 @@ export function resourceFromCrd(crd: KubeObject): ResourceDef {
     schemas,
     printerColumns,
     microTimeFields: [],
+    verbs: ALL_VERBS,
   };
 }
 

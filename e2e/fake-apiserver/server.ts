@@ -32,6 +32,7 @@ import type { IncludeObject } from './table.js';
 import { decodeKubeProtobuf } from './protobuf.js';
 import { RbacAuthorizer, forbiddenMessage } from './rbac.js';
 import type { PermissionUsage } from './rbac.js';
+import { answerSubjectAccessReview, answerTokenReview } from './reviews.js';
 import { runningPodStatus } from './seed.js';
 import type { KubeObject, Verb } from './types.js';
 import { isRecord } from './types.js';
@@ -606,6 +607,7 @@ class FakeApiServerImpl implements FakeApiServer {
       if (!def.namespaced && rr.namespace !== undefined) throw pathNotFound();
       if (def.namespaced && rr.namespace === undefined && rr.name !== undefined) throw pathNotFound();
       if (rr.subresource !== undefined && !(rr.subresource === 'status' && def.statusSubresource)) throw pathNotFound();
+      if (!def.verbs.includes(verb)) throw new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
       if (this.authorizer && this.opts.rbac?.enforceFor.includes(identity)) {
         const attrs = { verb, apiGroup: rr.group, resource: rr.resource, subresource: rr.subresource, namespace: rr.namespace, name: rr.name };
         if (!this.authorizer.allows(identity, attrs)) {
@@ -781,6 +783,15 @@ class FakeApiServerImpl implements FakeApiServer {
         return this.list(req, res, def, rr, url);
       case 'create': {
         const body = await this.readObjectBody(req);
+        if (def.resource === 'tokenreviews' || def.resource === 'subjectaccessreviews') {
+          if (!isRecord(body)) throw badRequest('the body is not an object');
+          const review =
+            def.resource === 'tokenreviews'
+              ? answerTokenReview(body as KubeObject, this.tokens)
+              : answerSubjectAccessReview(body as KubeObject, { authorizer: this.authorizer, enforceFor: this.opts.rbac?.enforceFor ?? [] });
+          this.sendJson(res, 201, JSON.stringify(review));
+          return 201;
+        }
         const opts = this.writeOptions(url, rr.version);
         const admitted = await this.admitWrite(def, rr, identity, opts, 'CreateOptions', () => this.api.create(def, rr.namespace, body, { ...opts, dryRun: true }));
         const result = this.api.create(def, rr.namespace, admitted.body(body), { ...opts, ...admitted.uid });

@@ -21,7 +21,7 @@ import { startWebhookReceiver } from '../../test/alerts/webhook-receiver.js';
 import type { WebhookNotification, WebhookReceiver } from '../../test/alerts/webhook-receiver.js';
 import { digestFor, startFakeApiServer } from '../fake-apiserver/index.js';
 import type { FakeApiServer, SeededWorkload } from '../fake-apiserver/index.js';
-import { eventually, repoRoot, startOperatorProcess, writeTrivyStubWrapper } from '../operator-process.js';
+import { eventually, getEndpoint, repoRoot, startOperatorProcess, writeTrivyStubWrapper } from '../operator-process.js';
 import type { OperatorProcess } from '../operator-process.js';
 import { requireTools } from './require-tools.js';
 import { rollOutImage } from './rollout.js';
@@ -143,8 +143,10 @@ beforeAll(async () => {
       return started.metricsPort();
     })(),
   ]);
-  metricsUrl = `http://127.0.0.1:${port}/metrics`;
-  prometheus = await startPrometheus({ targets: [`127.0.0.1:${port}`], rules: [rulesWithShortFor('1s')], alertmanagerUrl: am.url });
+  metricsUrl = `https://127.0.0.1:${port}/metrics`;
+  // Secure metrics, scraped as the monitoring component's ServiceMonitor does: HTTPS with a token
+  // (the fake API server's admin, whom its RBAC does not restrict), the self-signed certificate unverified.
+  prometheus = await startPrometheus({ targets: [`127.0.0.1:${port}`], rules: [rulesWithShortFor('1s')], alertmanagerUrl: am.url, bearerToken: 'admin' });
   mark('stack up');
 }, 45_000);
 
@@ -202,9 +204,9 @@ describe('incident: vulnerable image → owning team paged → rollout resolves 
   }, 30_000);
 
   it('serves /metrics that promtool check metrics accepts; promtool check rules accepts the rules file', async () => {
-    const res = await fetch(metricsUrl);
+    const res = await getEndpoint(metricsUrl, { token: 'admin' });
     expect(res.status).toBe(200);
-    const text = await res.text();
+    const text = res.body;
     // A real exposition: the payments image's series are in it.
     expect(text).toMatch(/imagescan_image_vulnerabilities\{[^}]*namespace="shop"[^}]*severity="CRITICAL",fixable="true"\} [1-9]/);
     const metrics = await promtool(['check', 'metrics'], text);

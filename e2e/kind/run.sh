@@ -232,15 +232,29 @@ log "ok: operator runs as uid 65532 with a read-only root filesystem"
 # ---- metrics -----------------------------------------------------------------------------------
 
 # port-forward enters the pod's network namespace directly, so the NetworkPolicy (monitoring only)
-# does not get in the way of the check.
+# does not get in the way of the check. Secure metrics (the default): HTTPS with a self-signed
+# certificate (-k), and a token the real API server reviews: a ServiceAccount bound to
+# imagescan-operator-metrics-reader may read, another may not, no token is refused.
+kubectl -n "$NS" create serviceaccount metrics-scraper
+kubectl -n "$NS" create serviceaccount not-a-scraper
+kubectl create clusterrolebinding imagescan-e2e-metrics-scraper --clusterrole imagescan-operator-metrics-reader --serviceaccount "$NS:metrics-scraper"
+SCRAPER_TOKEN="$(kubectl -n "$NS" create token metrics-scraper)"
+OTHER_TOKEN="$(kubectl -n "$NS" create token not-a-scraper)"
 kubectl -n "$NS" port-forward "pod/$LEADER" 18080:8080 >"$WORK/pf.log" 2>&1 &
 PF_PID=$!
+metrics_status() { # [token] -> HTTP status of GET /metrics, body in $WORK/metrics.txt
+  curl -sk -o "$WORK/metrics.txt" -w '%{http_code}' ${1:+-H "Authorization: Bearer $1"} https://127.0.0.1:18080/metrics
+}
 metrics_ok() {
-  curl -fsS http://127.0.0.1:18080/metrics >"$WORK/metrics.txt" &&
+  [ "$(metrics_status "$SCRAPER_TOKEN")" = 200 ] &&
     grep -E '^imagescan_image_vulnerabilities\{[^}]*namespace="team-a"[^}]*severity="CRITICAL"' "$WORK/metrics.txt" |
     grep -q 'team="payments"'
 }
 wait_for 60 "/metrics has imagescan_image_vulnerabilities for team-a with team=payments" metrics_ok
+[ "$(metrics_status)" = 401 ] || fail "/metrics without a token answered $(metrics_status), not 401"
+[ "$(metrics_status "$OTHER_TOKEN")" = 403 ] || fail "/metrics for an unbound ServiceAccount answered $(metrics_status "$OTHER_TOKEN"), not 403"
+[ "$(curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:18080/healthz)" = 200 ] || fail "/healthz needs no token"
+log "ok: /metrics over HTTPS: 401 without a token, 403 unbound, 200 for metrics-reader; /healthz open"
 kill "$PF_PID" 2>/dev/null || true
 PF_PID=""
 

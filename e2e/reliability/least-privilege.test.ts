@@ -1,13 +1,13 @@
 // User story: a platform team installs the operator with exactly the RBAC in manifests/base and wants
 // proof that it is enough and not more: every request the operator makes is allowed, every rule granted
-// is needed, secrets are read one by one by name (never listed or watched), and no credential value
-// ever appears in its logs.
+// is needed (the review rules by an authorized scrape of the secure /metrics), secrets are read one by
+// one by name (never listed or watched), and no credential value ever appears in its logs.
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDockerCfgSecret, buildDockerConfigJsonSecret, buildServiceAccount, digestFor, parseSeedText, rbacAttributes } from '../fake-apiserver/index.js';
 import type { KubeObject, RequestRecord } from '../fake-apiserver/index.js';
 import { reportName } from '../../src/reports/report-name.js';
-import { repoRoot } from '../operator-process.js';
+import { getEndpoint, repoRoot } from '../operator-process.js';
 import { CLEAN_FIXTURE, eventually, NGINX_FIXTURE, OPERATOR_SA, startRig } from './harness.js';
 import type { OperatorProcess, Rig } from './harness.js';
 
@@ -132,6 +132,17 @@ describe('least privilege with the manifests’ RBAC', () => {
     }
     await eventually(() => (rig.reports('shop').some((r) => r.spec?.image === 'ghcr.io/lp/migrate:1') ? undefined : true), 20_000, 'report deleted after grace');
   }, 120_000);
+
+  it('serves /metrics to a scrape the API server authorizes, asking it with a TokenReview and a SubjectAccessReview', async () => {
+    // The admin token: known to the fake API server, whose user RBAC does not restrict.
+    const url = await operator.metricsUrl();
+    const scrape = await getEndpoint(`${url}/metrics`, { token: 'admin' });
+    expect(scrape.status).toBe(200);
+    expect(scrape.body).toMatch(/^imagescan_leader 1$/m);
+    expect((await getEndpoint(`${url}/metrics`)).status).toBe(401);
+    const reviews = rig.api.requests({ identity: OPERATOR_SA, verb: 'create' }).filter((r) => r.resource === 'tokenreviews' || r.resource === 'subjectaccessreviews');
+    expect(reviews.map((r) => `${r.resource} ${r.code}`).sort()).toEqual(['subjectaccessreviews 201', 'tokenreviews 201']);
+  });
 
   it('made no request its RBAC refused', () => {
     const mine = rig.api.requests({ identity: OPERATOR_SA });

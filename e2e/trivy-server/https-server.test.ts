@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeApiServer } from '../fake-apiserver/index.js';
 import type { FakeApiServer } from '../fake-apiserver/index.js';
-import { eventually, startOperatorProcess, stubScanInvocations, writeTrivyStubWrapper } from '../operator-process.js';
+import { eventually, getEndpoint, startOperatorProcess, stubScanInvocations, writeTrivyStubWrapper } from '../operator-process.js';
 import type { OperatorProcess } from '../operator-process.js';
 import { makeTestCertificates } from '../../test/tls-certificates.js';
 
@@ -37,8 +37,9 @@ describe('a Trivy server over https with a cluster CA', () => {
   };
   const readyz = async (operator: OperatorProcess): Promise<{ status: number; body: string }> => {
     const line = await operator.waitForLine((l) => l.msg === 'metrics server listening', 30_000);
-    const res = await fetch(`${String(line.url)}/readyz`);
-    return { status: res.status, body: await res.text() };
+    // The probe needs no token; the metrics address serves HTTPS with a self-signed certificate.
+    const res = await getEndpoint(`${String(line.url)}/readyz`);
+    return { status: res.status, body: res.body };
   };
 
   beforeAll(async () => {

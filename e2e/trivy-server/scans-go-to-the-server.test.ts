@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeApiServer } from '../fake-apiserver/index.js';
 import type { FakeApiServer } from '../fake-apiserver/index.js';
-import { eventually, startOperatorProcess, stubScanInvocations, writeTrivyStubWrapper } from '../operator-process.js';
+import { eventually, getEndpoint, startOperatorProcess, stubScanInvocations, writeTrivyStubWrapper } from '../operator-process.js';
 import type { OperatorProcess } from '../operator-process.js';
 
 const TOKEN = 'trivy-server-token-e2e-value';
@@ -82,20 +82,20 @@ describe('scans go to a Trivy server', () => {
   });
 
   it("exports the server's DB time (its GET /version), which TrivyDatabaseStale watches", async () => {
-    const port = await operator.metricsPort();
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    // Secure metrics: the kubeconfig's admin token, which the fake API server authenticates.
+    const text = (await getEndpoint(`${await operator.metricsUrl()}/metrics`, { token: 'admin' })).body;
     expect(text).toMatch(new RegExp(`^imagescan_trivy_db_updated_timestamp_seconds ${Date.parse('2026-11-26T06:00:00Z') / 1000}$`, 'm'));
   });
 
   it('is ready while the server answers /healthz, and not ready when it stops answering', async () => {
-    const port = await operator.metricsPort();
-    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    const url = await operator.metricsUrl();
+    expect((await getEndpoint(`${url}/readyz`)).status).toBe(200);
     server.healthy = false;
     // The operator probes /healthz every 30 s; wait for the probe that sees it down.
     const body = await eventually(
       async () => {
-        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-        return res.status === 503 ? await res.text() : undefined;
+        const res = await getEndpoint(`${url}/readyz`);
+        return res.status === 503 ? res.body : undefined;
       },
       45_000,
       'readiness to fail',

@@ -2,6 +2,8 @@
 import {
   ApiException,
   AppsV1Api,
+  AuthenticationV1Api,
+  AuthorizationV1Api,
   BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -27,6 +29,9 @@ export interface KubeClients {
   batch: BatchV1Api;
   custom: CustomObjectsApi;
   coordination: CoordinationV1Api;
+  /** TokenReviews and SubjectAccessReviews: who may read /metrics. */
+  authentication: AuthenticationV1Api;
+  authorization: AuthorizationV1Api;
   /** A GET whose JSON answer is returned as parsed, without client-node's model classes (see rawGetter). */
   getJson: RawGet;
 }
@@ -159,6 +164,7 @@ export function createKubeClients(kc: KubeConfig, options: KubeClientOptions): K
       promiseMiddleware: [requestMiddleware(options, fence)],
     });
   const configuration = configure(options.writeFence);
+  const unfenced = configure(undefined);
   return {
     kubeConfig: kc,
     server: cluster.server,
@@ -168,7 +174,10 @@ export function createKubeClients(kc: KubeConfig, options: KubeClientOptions): K
     batch: new BatchV1Api(configuration),
     custom: new CustomObjectsApi(configuration),
     // Leader election writes the Lease to keep (or take) the right to write: never fenced.
-    coordination: new CoordinationV1Api(configure(undefined)),
+    coordination: new CoordinationV1Api(unfenced),
+    // Reviews are POSTs that store nothing, and every replica serves /metrics: never fenced.
+    authentication: new AuthenticationV1Api(unfenced),
+    authorization: new AuthorizationV1Api(unfenced),
     getJson: rawGetter(configuration),
   };
 }

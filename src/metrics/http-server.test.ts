@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,7 +7,9 @@ import { fakeReport, fixtureEntries, scannedStatus } from '../../test/alerts/fak
 import { parsePrometheusText, samplesOf, scrapeText } from '../../test/alerts/prometheus-text.js';
 import { startMetricsServer } from './http-server.js';
 import type { MetricsServer, MetricsServerOptions, Readiness } from './http-server.js';
+import type { AccessDecision } from './metrics-auth.js';
 import { OperatorMetrics } from './operator-metrics.js';
+import { selfSignedCertificate } from './serving-certificate.js';
 
 const logger = pino({ level: 'silent' });
 let server: MetricsServer | undefined;
@@ -252,5 +255,71 @@ describe('metrics server', () => {
         logger,
       }),
     ).rejects.toThrow(/EADDRINUSE/);
+  });
+});
+
+/** GET over HTTPS without verifying the self-signed certificate, as Prometheus' insecureSkipVerify and the kubelet do. */
+function secureRequest(url: string, opts: { method?: string; token?: string; ca?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers = opts.token === undefined ? {} : { Authorization: `Bearer ${opts.token}` };
+    const tls = opts.ca === undefined ? { rejectUnauthorized: false } : { ca: opts.ca };
+    const req = https.request(url, { method: opts.method ?? 'GET', agent: false, headers, ...tls }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('secure metrics server', () => {
+  const decisions: Record<string, AccessDecision> = {
+    reader: { allowed: true, username: 'prometheus' },
+    developer: { allowed: false, status: 403, message: 'Forbidden: user "dev" may not get /metrics', username: 'dev' },
+    'while-api-down': { allowed: false, status: 503, message: 'The API server could not be asked for authentication, retry later', cause: new Error('ECONNREFUSED') },
+  };
+  const authorize = (request: { authorization: string | undefined }): Promise<AccessDecision> => {
+    const token = request.authorization?.replace(/^Bearer /, '');
+    return Promise.resolve(decisions[token ?? ''] ?? { allowed: false, status: 401, message: 'Unauthorized: a bearer token is required' });
+  };
+
+  it('serves HTTPS only, and /metrics only to an authorized request', async () => {
+    const certificate = selfSignedCertificate(['localhost', '127.0.0.1'], new Date());
+    const { url, address } = await start({ tls: certificate, authorize });
+    expect(url).toBe(`https://127.0.0.1:${address.port}`);
+    await expect(request(`http://127.0.0.1:${address.port}/healthz`)).rejects.toThrow();
+
+    const anonymous = await secureRequest(`${url}/metrics`);
+    expect([anonymous.status, anonymous.headers['www-authenticate'], anonymous.body]).toEqual([401, 'Bearer realm="imagescan-operator metrics"', 'Unauthorized: a bearer token is required\n']);
+    expect((await secureRequest(`${url}/metrics`, { method: 'HEAD' })).status).toBe(401);
+    const developer = await secureRequest(`${url}/metrics`, { token: 'developer' });
+    expect([developer.status, developer.body]).toEqual([403, 'Forbidden: user "dev" may not get /metrics\n']);
+    const down = await secureRequest(`${url}/metrics`, { token: 'while-api-down' });
+    expect([down.status, down.headers['retry-after']]).toEqual([503, '5']);
+    expect(down.body).not.toMatch(/imagescan_/);
+
+    // Verified against the certificate itself, as a Prometheus given the CA would.
+    const reader = await secureRequest(`https://localhost:${address.port}/metrics`, { token: 'reader', ca: certificate.cert });
+    expect(reader.status).toBe(200);
+    expect(reader.body).toMatch(/^imagescan_leader 0$/m);
+  });
+
+  it('keeps /healthz and /readyz open to the kubelet, which sends no token', async () => {
+    const { url } = await start({ tls: selfSignedCertificate(['localhost'], new Date()), authorize, readiness: () => ({ ready: false, reasons: ['pods not synced'] }) });
+    expect(await secureRequest(`${url}/healthz`)).toMatchObject({ status: 200, body: 'ok\n' });
+    expect(await secureRequest(`${url}/readyz`)).toMatchObject({ status: 503, body: 'not ready:\n- pods not synced\n' });
+  });
+
+  it('serves a new certificate to new connections after setCertificate', async () => {
+    const first = selfSignedCertificate(['localhost'], new Date());
+    const second = selfSignedCertificate(['localhost'], new Date());
+    const started = await start({ tls: first, authorize });
+    const port = started.address.port;
+    expect((await secureRequest(`https://localhost:${port}/healthz`, { ca: first.cert })).status).toBe(200);
+    started.setCertificate(second);
+    expect((await secureRequest(`https://localhost:${port}/healthz`, { ca: second.cert })).status).toBe(200);
+    await expect(secureRequest(`https://localhost:${port}/healthz`, { ca: first.cert })).rejects.toThrow();
   });
 });

@@ -1,9 +1,14 @@
 // The metrics address: /metrics for Prometheus, /healthz and /readyz for the kubelet's probes.
 // Nothing else is served, no request body is read, and every request is bounded in time and number,
 // so a misbehaving client cannot make the operator spend memory or hang its shutdown.
+// Secure serving (the default) is HTTPS, and /metrics answers only requests that `authorize` allows;
+// the probes stay open, since the kubelet sends no credentials (and skips verification for HTTPS).
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { AccessDecision } from './metrics-auth.js';
+import type { ServingCertificate } from './serving-certificate.js';
 
 /** What /metrics serves; OperatorMetrics fits. */
 export interface MetricsSource {
@@ -30,13 +35,19 @@ export interface MetricsServerOptions {
   maxConcurrentScrapes?: number;
   /** Whole-request deadline in ms (default 15000). */
   requestTimeoutMs?: number;
+  /** Serve HTTPS with this key and certificate; plain HTTP without. */
+  tls?: ServingCertificate;
+  /** Decides who may read /metrics; without it anyone who reaches the port may. */
+  authorize?: (request: { authorization: string | undefined; method: string; path: string }) => Promise<AccessDecision>;
 }
 
 export interface MetricsServer {
   /** The bound address, e.g. { address: '127.0.0.1', port: 39811 }. */
   address: AddressInfo;
-  /** http://host:port, with the loopback address when bound to every interface. */
+  /** http(s)://host:port, with the loopback address when bound to every interface. */
   url: string;
+  /** Serves this key and certificate to new connections (a rotated Secret); only with `tls`. */
+  setCertificate(certificate: ServingCertificate): void;
   /** Stops accepting, drops open connections and resolves when the socket is closed. */
   close(): Promise<void>;
 }
@@ -54,25 +65,25 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   const log = opts.logger;
   let scrapesRunning = 0;
 
-  const server = http.createServer(
-    {
-      // Bounds against slow or hostile clients: headers must arrive quickly and the whole request
-      // must finish within the deadline; idle keep-alive sockets are dropped soon.
-      headersTimeout: Math.min(10_000, requestTimeoutMs),
-      requestTimeout: requestTimeoutMs,
-      keepAliveTimeout: 5_000,
-      // Node checks the two timeouts above only this often (default 30 s).
-      connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs),
-      maxHeaderSize: 16 * 1024,
-    },
-    (req, res) => {
-      void handle(req, res).catch((err: unknown) => {
-        log.error({ err, path: req.url }, 'metrics endpoint failed');
-        if (!res.headersSent) send(res, 500, 'internal error\n');
-        else res.destroy();
-      });
-    },
-  );
+  const serverOptions: http.ServerOptions = {
+    // Bounds against slow or hostile clients: headers must arrive quickly and the whole request
+    // must finish within the deadline; idle keep-alive sockets are dropped soon.
+    headersTimeout: Math.min(10_000, requestTimeoutMs),
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: 5_000,
+    // Node checks the two timeouts above only this often (default 30 s).
+    connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs),
+    maxHeaderSize: 16 * 1024,
+  };
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    void handle(req, res).catch((err: unknown) => {
+      log.error({ err, path: req.url }, 'metrics endpoint failed');
+      if (!res.headersSent) send(res, 500, 'internal error\n');
+      else res.destroy();
+    });
+  };
+  const tlsServer = opts.tls === undefined ? undefined : https.createServer({ ...serverOptions, key: opts.tls.key, cert: opts.tls.cert }, listener);
+  const server: http.Server = tlsServer ?? http.createServer(serverOptions, listener);
   server.maxHeadersCount = 50;
   // Prometheus, the kubelet and a human: a few connections are plenty.
   server.maxConnections = 32;
@@ -111,6 +122,17 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
     }
 
     // /metrics
+    if (opts.authorize !== undefined) {
+      const decision = await opts.authorize({ authorization: req.headers.authorization, method: req.method, path });
+      if (!decision.allowed) {
+        if (decision.status === 503) log.warn({ err: decision.cause, username: decision.username }, 'metrics request could not be reviewed');
+        else log.debug({ status: decision.status, username: decision.username }, 'metrics request refused');
+        if (decision.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="imagescan-operator metrics"');
+        if (decision.status === 429 || decision.status === 503) res.setHeader('Retry-After', '5');
+        send(res, decision.status, `${decision.message}\n`);
+        return;
+      }
+    }
     if (head) {
       res.writeHead(200, { 'Content-Type': opts.metrics.contentType });
       res.end();
@@ -171,7 +193,8 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
 
   return {
     address,
-    url: `http://${urlHost}:${address.port}`,
+    url: `${tlsServer === undefined ? 'http' : 'https'}://${urlHost}:${address.port}`,
+    setCertificate: (certificate) => tlsServer?.setSecureContext({ key: certificate.key, cert: certificate.cert }),
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));

@@ -46,6 +46,29 @@ export function parseTrivyReport(json: string | Buffer): ScanResult {
   }
 }
 
+/**
+ * The report's top-level ArtifactName (the image reference for `trivy image`), read without parsing the
+ * rest: Trivy writes it among the first keys. Undefined when absent or when the output is not JSON.
+ */
+export function readArtifactName(json: Buffer): string | undefined {
+  const c = new JsonCursor(json);
+  let name: string | undefined;
+  try {
+    if (c.peekOrEnd() !== CH_LBRACE) return undefined;
+    c.readObject((key) => {
+      if (key !== 'ArtifactName') return c.skipValue();
+      name = c.readStringOrSkip();
+      // Stops the walk: the rest of the report is not needed.
+      throw FOUND;
+    });
+  } catch (err) {
+    if (err !== FOUND) return undefined;
+  }
+  return name;
+}
+
+const FOUND = new Error('ArtifactName found');
+
 /** Counts as Trivy does: every entry once; `fixable` = entries with a non-empty fixed version. */
 export function summarize(vulns: readonly Vulnerability[]): VulnerabilitySummary {
   const summary: VulnerabilitySummary = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0, total: 0, fixable: 0 };

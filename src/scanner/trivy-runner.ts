@@ -13,6 +13,9 @@
 //   process Trivy started survives it.
 // - The report is written by Trivy to a private file and read back as one Buffer, never accumulated
 //   from stdout; the parser then skips what it does not need.
+// - With an SbomCache, a digest's first scan pulls the image and keeps its SBOM (`trivy convert` of the
+//   report); later scans read that SBOM (`trivy sbom`) and make no registry request
+//   (docs/trivy-sbom-rescans.md). An SBOM Trivy cannot read is discarded and the image scanned again.
 import { mkdtempSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -23,7 +26,9 @@ import { classifyTrivyFailure } from './failure-classifier.js';
 import { ScanFailure } from './scan-failure.js';
 import { SEVERITIES } from './scan-result.js';
 import type { ScanResult, Severity } from './scan-result.js';
-import { parseTrivyReport, TrivyReportError } from './trivy-report-parser.js';
+import { asImageResult, blamesSbomFile, reportedArtifactName } from './sbom-cache.js';
+import type { SbomCache, SbomKey } from './sbom-cache.js';
+import { parseTrivyReport, readArtifactName, TrivyReportError } from './trivy-report-parser.js';
 
 /** Credentials for one registry, from a pod's imagePullSecrets. Values never reach argv or logs. */
 export interface RegistryCredentials {
@@ -92,6 +97,8 @@ export interface TrivyRunnerOptions {
   maxReportBytes?: number;
   /** Scanner facts to stamp on results, e.g. the DB's UpdatedAt from TrivyDatabase. */
   scannerInfo?: () => TrivyVersionInfo;
+  /** Keeps each digest's SBOM so rescans need no registry request (none: every scan pulls the image). */
+  sbomCache?: SbomCache;
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
@@ -101,6 +108,9 @@ const PLATFORM = /^[a-z0-9]+\/[a-z0-9]+(?:\/[a-z0-9]+)?$/;
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const MAX_STDERR_CHARS = 1_000_000;
+// An --ignore-policy that drops every finding: the SBOM keeps the packages, not the first scan's
+// vulnerabilities, which `trivy sbom` finds again and which would make it several times larger.
+const DROP_ALL_FINDINGS = 'package trivy\n\ndefault ignore = true\n';
 
 interface ChildRun {
   exitCode?: number;
@@ -137,27 +147,105 @@ export class TrivyRunner {
     checkTarget(req);
     if (signal?.aborted) throw cancelledFailure();
     const dir = await this.makeTempDir();
-    const started = Date.now();
+    let exited = false;
+    const childExited = () => {
+      if (exited) return;
+      exited = true;
+      onChildExit?.();
+    };
     let credentialsDir: string | undefined;
     try {
+      const ref = `${req.repository}@${req.digest}`;
+      const fromSbom = await this.scanSbom(req, ref, dir, signal, childExited);
+      if (fromSbom !== undefined) return fromSbom;
+      const started = Date.now();
       const output = path.join(dir, 'report.json');
       const env = this.childEnv(dir);
       if (req.credentials) {
         credentialsDir = this.opts.credentialsDir === undefined ? path.join(dir, 'docker') : await this.makeCredentialsDir(this.opts.credentialsDir);
         env.DOCKER_CONFIG = await writeDockerConfig(credentialsDir, req.credentials);
       }
-      const args = this.scanArgs(`${req.repository}@${req.digest}`, output, req.platform);
-      this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, credentials: req.credentials?.source, args }, 'trivy scan starting');
+      const args = this.scanArgs(ref, output, req.platform);
+      this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, credentials: req.credentials?.source, source: 'registry', args }, 'trivy scan starting');
       const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore');
-      onChildExit?.();
       this.log.debug({ digest: req.digest, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut, durationMs: Date.now() - started }, 'trivy scan exited');
       if (run.cancelled) throw cancelledFailure();
       if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
       if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
-      return this.stamp(parseReport(await this.readReport(output)));
+      if (this.opts.sbomCache === undefined) {
+        childExited();
+        return this.stamp(parseReport(await this.readReport(output)));
+      }
+      const report = await this.readReport(output);
+      await this.keepSbom(this.opts.sbomCache, req, ref, output, report, dir, signal);
+      childExited();
+      return this.stamp(parseReport(report));
     } finally {
+      childExited();
       if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
       await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * A scan of the digest's kept SBOM, or undefined when there is none to use (then the image is
+   * scanned). An SBOM that Trivy cannot read is discarded: the image scan writes a new one.
+   */
+  private async scanSbom(req: ScanTarget, ref: string, dir: string, signal: AbortSignal | undefined, childExited: () => void): Promise<ScanResult | undefined> {
+    const cache = this.opts.sbomCache;
+    if (cache === undefined) return undefined;
+    const key = sbomKeyOf(req);
+    const entry = await cache.lookup(key, this.opts.scannerInfo?.().version);
+    if (entry === undefined) return undefined;
+    const started = Date.now();
+    const output = path.join(dir, 'report.json');
+    const args = this.sbomArgs(entry.sbomPath, output);
+    this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, source: 'sbom', args }, 'trivy scan starting');
+    const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore');
+    this.log.debug({ digest: req.digest, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut, durationMs: Date.now() - started }, 'trivy scan exited');
+    if (run.cancelled) throw cancelledFailure();
+    if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
+    if (run.timedOut || run.exitCode !== 0) {
+      const failure = classifyTrivyFailure(run);
+      if (run.timedOut || !blamesSbomFile(run.stderr)) throw failure;
+      this.log.warn({ digest: req.digest, image: req.repository, reason: failure.message }, 'the kept SBOM cannot be read; scanning the image instead');
+      await cache.discard(key);
+      return undefined;
+    }
+    childExited();
+    try {
+      const result = this.stamp(parseReport(await this.readReport(output)));
+      return asImageResult(result, entry.sbomPath, reportedArtifactName(entry.meta, ref));
+    } catch (err) {
+      // Not worth a second child in this slot: the next attempt scans the image and rewrites the SBOM.
+      await cache.discard(key);
+      throw err;
+    }
+  }
+
+  /** Converts the image scan's report into the digest's SBOM. Never throws: without it, the next scan pulls again. */
+  private async keepSbom(cache: SbomCache, req: ScanTarget, ref: string, output: string, report: Buffer, dir: string, signal: AbortSignal | undefined): Promise<void> {
+    const fields = { digest: req.digest, image: req.repository, platform: req.platform };
+    let staged: string | undefined;
+    try {
+      staged = await cache.stagingPath(sbomKeyOf(req));
+      const policy = path.join(dir, 'drop-findings.rego');
+      await writeFile(policy, DROP_ALL_FINDINGS, { mode: 0o600 });
+      const args = ['convert', '--format', 'cyclonedx', '--output', staged, '--ignore-policy', policy, '--quiet', '--timeout', goDuration(this.opts.timeoutMs), output];
+      const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore');
+      if (run.cancelled || run.spawnError !== undefined || run.timedOut || run.exitCode !== 0) {
+        const why = run.cancelled ? 'cancelled' : run.spawnError ?? classifyTrivyFailure(run).message;
+        this.log.warn({ ...fields, reason: why }, 'could not keep the SBOM; the next scan pulls the image again');
+        return;
+      }
+      const meta = { digest: req.digest, reference: ref, artifactName: readArtifactName(report) ?? ref, createdAt: new Date().toISOString() };
+      const trivyVersion = this.opts.scannerInfo?.().version;
+      await cache.commit(staged, { ...meta, ...(req.platform === undefined ? {} : { platform: req.platform }), ...(trivyVersion === undefined ? {} : { trivyVersion }) });
+      staged = undefined;
+    } catch (err) {
+      this.log.warn({ ...fields, reason: err instanceof Error ? err.message : String(err) }, 'could not keep the SBOM; the next scan pulls the image again');
+    } finally {
+      if (staged !== undefined) await rm(staged, { force: true });
     }
   }
 
@@ -215,7 +303,22 @@ export class TrivyRunner {
     const o = this.opts;
     const args = ['image', '--format', 'json', '--output', output, '--scanners', 'vuln', '--image-src', 'remote'];
     if (platform) args.push('--platform', platform);
-    args.push('--cache-dir', o.cacheDir);
+    args.push('--cache-dir', o.cacheDir, ...this.dbAndFilterArgs());
+    // The packages are what the SBOM is made of; without an SBOM cache they are most of a report, unused.
+    args.push(o.sbomCache === undefined ? '--list-all-pkgs=false' : '--list-all-pkgs', ref);
+    return args;
+  }
+
+  /** `trivy sbom` with the image scan's settings, minus what only an image has (source, platform). */
+  private sbomArgs(sbomPath: string, output: string): string[] {
+    const o = this.opts;
+    return ['sbom', '--format', 'json', '--output', output, '--scanners', 'vuln', '--cache-dir', o.cacheDir, ...this.dbAndFilterArgs(), '--list-all-pkgs=false', sbomPath];
+  }
+
+  /** Where the DBs come from, and the result filters: the same for an image scan and an SBOM rescan. */
+  private dbAndFilterArgs(): string[] {
+    const o = this.opts;
+    const args: string[] = [];
     if (o.server) {
       // Client mode: the server owns the vulnerability DB and the scan cache; the client reads only
       // the Java DB, which TrivyDatabase keeps fresh, so no scan downloads it concurrently.
@@ -230,8 +333,6 @@ export class TrivyRunner {
     args.push('--skip-version-check', '--disable-telemetry', '--quiet', '--timeout', goDuration(o.timeoutMs));
     if (o.severities.length > 0 && o.severities.length < SEVERITIES.length) args.push('--severity', o.severities.join(','));
     if (o.ignoreUnfixed) args.push('--ignore-unfixed');
-    // Packages lists can be most of a report; we do not use them.
-    args.push('--list-all-pkgs=false', ref);
     return args;
   }
 
@@ -436,6 +537,10 @@ function parseReport(report: Buffer): ScanResult {
     if (err instanceof TrivyReportError) throw new ScanFailure('invalid_output', `Trivy's output is not a usable report: ${err.message}`, false, { cause: err });
     throw err;
   }
+}
+
+function sbomKeyOf(req: ScanTarget): SbomKey {
+  return req.platform === undefined ? { digest: req.digest } : { digest: req.digest, platform: req.platform };
 }
 
 function checkTarget(req: ScanTarget): void {

@@ -119,6 +119,19 @@ export interface PrometheusOptions {
   rules?: string[];
   /** http://host:port of an Alertmanager. */
   alertmanagerUrl?: string;
+  /**
+   * Scrape over HTTPS with this bearer token, not verifying the certificate: what the monitoring
+   * component's ServiceMonitor configures for the operator's secure metrics. Plain HTTP without.
+   */
+  bearerToken?: string;
+}
+
+/** The scrape settings a ServiceMonitor with scheme https, bearerTokenFile and insecureSkipVerify renders. */
+function secureScrape(dir: string, token: string | undefined): Record<string, unknown> {
+  if (token === undefined) return {};
+  const tokenFile = path.join(dir, 'token');
+  writeFileSync(tokenFile, token, { mode: 0o600 });
+  return { scheme: 'https', authorization: { type: 'Bearer', credentials_file: tokenFile }, tls_config: { insecure_skip_verify: true } };
 }
 
 /** Starts Prometheus and resolves when it is ready; reject with its log (or the install hint). */
@@ -135,7 +148,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<RunningP
     ...(opts.alertmanagerUrl === undefined
       ? {}
       : { alerting: { alertmanagers: [{ static_configs: [{ targets: [new URL(opts.alertmanagerUrl).host] }] }] } }),
-    scrape_configs: [{ job_name: opts.jobName ?? 'imagescan-operator', static_configs: [{ targets: opts.targets }] }],
+    scrape_configs: [{ job_name: opts.jobName ?? 'imagescan-operator', static_configs: [{ targets: opts.targets }], ...secureScrape(dir, opts.bearerToken) }],
   };
   writeFileSync(path.join(dir, 'prometheus.yml'), stringify(config));
   const port = await freePort();

@@ -176,6 +176,11 @@ const PULL_SECRETS = [
   { group: '', resource: 'secrets', verb: 'get' },
   { group: '', resource: 'serviceaccounts', verb: 'get' },
 ];
+/** Secure /metrics: who a scrape's token is, and whether that user may get /metrics. */
+const METRICS_AUTH = [
+  { group: 'authentication.k8s.io', resource: 'tokenreviews', verb: 'create' },
+  { group: 'authorization.k8s.io', resource: 'subjectaccessreviews', verb: 'create' },
+];
 const EXPECTED_LEASE = ['get', 'create', 'update'].map((v) => ({ group: 'coordination.k8s.io', resource: 'leases', verb: v }));
 
 // ---- pod hardening -------------------------------------------------------------------------------
@@ -356,7 +361,7 @@ describe('base', () => {
 
   test('the operator gets exactly the permissions its code uses', () => {
     const { cluster, namespaced } = operatorRules(build('base'));
-    expect([...granted(cluster)].sort()).toEqual([...EXPECTED_CLUSTER, ...PULL_SECRETS].map(key).sort());
+    expect([...granted(cluster)].sort()).toEqual([...EXPECTED_CLUSTER, ...PULL_SECRETS, ...METRICS_AUTH].map(key).sort());
     expect([...granted(namespaced)].sort()).toEqual(EXPECTED_LEASE.map(key).sort());
     // The Lease permission is a Role in the operator's namespace, not cluster-wide.
     expect(cluster.some((r) => ruleAllows(r, { group: 'coordination.k8s.io', resource: 'leases', verb: 'update' }))).toBe(false);
@@ -395,6 +400,9 @@ describe('base', () => {
     expect(c.readinessProbe?.httpGet?.path).toBe('/readyz');
     expect(portNumber(c, c.livenessProbe?.httpGet?.port)).toBe(8080);
     expect(portNumber(c, c.readinessProbe?.httpGet?.port)).toBe(8080);
+    // Secure metrics serve HTTPS on that port; the probes must speak it (the kubelet skips verification).
+    expect(env.get('IMAGESCAN_METRICS_SECURE')?.value).toBe('true');
+    expect([c.livenessProbe?.httpGet?.scheme, c.readinessProbe?.httpGet?.scheme]).toEqual(['HTTPS', 'HTTPS']);
     expect((c.volumeMounts ?? []).map((m) => m.mountPath)).toContain('/tmp');
     const cacheDir = env.get('IMAGESCAN_TRIVY_CACHE_DIR')?.value;
     expect(cacheDir).toBe('/var/cache/trivy');
@@ -533,7 +541,7 @@ describe('components', () => {
   test('no-private-registries removes exactly the secrets and serviceaccounts permissions', () => {
     const { cluster } = operatorRules(build('no-private-registries'));
     const perms = granted(cluster);
-    expect([...perms].sort()).toEqual(EXPECTED_CLUSTER.map(key).sort());
+    expect([...perms].sort()).toEqual([...EXPECTED_CLUSTER, ...METRICS_AUTH].map(key).sort());
     for (const p of PULL_SECRETS) expect(cluster.some((r) => ruleAllows(r, p)), key(p)).toBe(false);
   });
 
@@ -653,8 +661,19 @@ describe('components', () => {
       const sel = m.spec.selector.matchLabels ?? {};
       expect(Object.entries(sel).every(([k, v]) => svc.metadata?.labels?.[k] === v), `${m.metadata?.name} selects the metrics Service`).toBe(true);
       const portNames = (svc.spec?.ports ?? []).map((p) => p.name);
-      for (const ep of m.spec.endpoints ?? []) expect(portNames).toContain(ep.port);
+      for (const ep of m.spec.endpoints ?? []) {
+        expect(portNames).toContain(ep.port);
+        // Secure metrics: HTTPS with Prometheus' own token (never a token written into the manifest).
+        expect(ep.scheme).toBe('https');
+        expect(ep.bearerTokenFile).toBe('/var/run/secrets/kubernetes.io/serviceaccount/token');
+        expect(ep.tlsConfig?.insecureSkipVerify).toBe(true);
+      }
     }
+    // Prometheus' ServiceAccount may get /metrics, and nothing else through this binding.
+    const binding = one<IClusterRoleBinding>(objs, 'ClusterRoleBinding', 'imagescan-operator-metrics-reader');
+    expect(binding.subjects?.map((s) => `${s.kind}/${s.namespace ?? ''}/${s.name}`)).toEqual(['ServiceAccount/monitoring/prometheus-k8s']);
+    const reader = one<IClusterRole>(objs, 'ClusterRole', binding.roleRef.name);
+    expect(reader.rules).toEqual([{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
   });
 });
 

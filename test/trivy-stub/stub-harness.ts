@@ -32,6 +32,8 @@ export interface StubLogLine {
   fixture?: string;
   mode?: string;
   dbDownloaded?: boolean;
+  /** Set on `image` runs that asked the registry for the image (every scan by reference). */
+  registryPull?: boolean;
   grandchildPid?: number;
   huge?: { CRITICAL: number; HIGH: number; MEDIUM: number; LOW: number; UNKNOWN: number; fixable: number; total: number; bytes: number };
 }
@@ -117,6 +119,11 @@ export function pairInvocations(lines: StubLogLine[]): Invocation[] {
     if (line.event === 'grandchild') inv.grandchildPid = line.grandchildPid;
   }
   return [...byPid.values()];
+}
+
+/** Runs that asked a registry for an image (from the stub's log lines). */
+export function registryPulls(lines: readonly StubLogLine[]): StubLogLine[] {
+  return lines.filter((l) => l.event === 'end' && l.registryPull === true);
 }
 
 /** The largest number of [start, end] intervals that overlap at any instant. */

@@ -1,7 +1,8 @@
 // A stand-in for the Trivy CLI, for tests, e2e and the demo. Plain ESM JavaScript, no dependencies,
-// runs on Node 20 and 24. It accepts the flags of `trivy image` / `trivy version` (trivy-cli.md §2),
-// rejects unknown ones the way Trivy does, replays a real report chosen by image from a mapping file,
-// and records every invocation (argv, env var NAMES, registries in DOCKER_CONFIG) as JSON lines.
+// runs on Node 20 and 24. It accepts the flags of `trivy image` / `version` / `convert` / `sbom`
+// (trivy-cli.md §2, docs/trivy-sbom-rescans.md), rejects unknown ones the way Trivy does, replays a
+// real report chosen by image from a mapping file, and records every invocation (argv, env var NAMES,
+// registries in DOCKER_CONFIG, whether it reached the registry) as JSON lines.
 // See README.md in this folder for the environment variables and the mapping format.
 import { spawn } from 'node:child_process';
 import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
@@ -15,6 +16,7 @@ const STUB_VERSION = env.TRIVY_STUB_VERSION || '0.74.0';
 // --- flag table ---------------------------------------------------------------------------------
 // kind: 'bool' | 'string' | 'list' (comma-separated, repeatable). Names as in Trivy's CLI reference.
 const GLOBAL_FLAGS = {
+  cacert: 'string',
   'cache-dir': 'string',
   config: 'string',
   debug: 'bool',
@@ -96,6 +98,69 @@ const IMAGE_FLAGS = {
 const IMAGE_SHORT = { f: 'format', o: 'output', s: 'severity', t: 'template' };
 const VERSION_FLAGS = { format: 'string' };
 const VERSION_SHORT = { f: 'format' };
+// `trivy convert`: the report flag group plus --scanners (pkg/commands/app.go NewConvertCommand).
+const CONVERT_FLAGS = {
+  format: 'string',
+  output: 'string',
+  'output-plugin-arg': 'string',
+  template: 'string',
+  scanners: 'list',
+  severity: 'list',
+  ignorefile: 'string',
+  'ignore-policy': 'string',
+  'exit-code': 'string',
+  'exit-on-eol': 'string',
+  'list-all-pkgs': 'bool',
+  'show-suppressed': 'bool',
+  'dependency-tree': 'bool',
+  report: 'string',
+  compliance: 'string',
+  'table-mode': 'list',
+};
+// `trivy sbom` (docs/guide/references/configuration/cli/trivy_sbom.md): no image source, platform or
+// secret scanning; DB, client/server, report and vulnerability flags.
+const SBOM_FLAGS = {
+  ...CONVERT_FLAGS,
+  'cache-backend': 'string',
+  'cache-ttl': 'string',
+  'redis-ca': 'string',
+  'redis-cert': 'string',
+  'redis-key': 'string',
+  'redis-tls': 'bool',
+  'custom-headers': 'list',
+  'db-repository': 'list',
+  'java-db-repository': 'list',
+  'skip-db-update': 'bool',
+  'skip-update': 'bool',
+  'skip-java-db-update': 'bool',
+  'download-db-only': 'bool',
+  'download-java-db-only': 'bool',
+  'detection-priority': 'string',
+  'disable-telemetry': 'bool',
+  'skip-version-check': 'bool',
+  distro: 'string',
+  'file-patterns': 'list',
+  'ignore-status': 'list',
+  'ignore-unfixed': 'bool',
+  'ignored-licenses': 'list',
+  'no-progress': 'bool',
+  'offline-scan': 'bool',
+  'pkg-relationships': 'list',
+  'pkg-types': 'list',
+  username: 'list',
+  password: 'list',
+  'password-stdin': 'bool',
+  'registry-token': 'string',
+  'rekor-url': 'string',
+  'sbom-sources': 'list',
+  server: 'string',
+  token: 'string',
+  'token-header': 'string',
+  vex: 'list',
+  'skip-vex-repo-update': 'bool',
+  'vuln-severity-source': 'list',
+};
+const COMMAND_FLAGS = { image: [IMAGE_FLAGS, IMAGE_SHORT], version: [VERSION_FLAGS, VERSION_SHORT], convert: [CONVERT_FLAGS, IMAGE_SHORT], sbom: [SBOM_FLAGS, IMAGE_SHORT] };
 
 const ALLOWED = {
   format: ['table', 'json', 'template', 'sarif', 'cyclonedx', 'spdx', 'spdx-json', 'github', 'cosign-vuln'],
@@ -152,8 +217,9 @@ function findCommand(args) {
 }
 
 function parseArgs(args, command, commandIndex) {
-  const table = { ...GLOBAL_FLAGS, ...(command === 'version' ? VERSION_FLAGS : IMAGE_FLAGS) };
-  const shorts = { ...GLOBAL_SHORT, ...(command === 'version' ? VERSION_SHORT : IMAGE_SHORT) };
+  const [commandFlags, commandShorts] = COMMAND_FLAGS[command] ?? COMMAND_FLAGS.image;
+  const table = { ...GLOBAL_FLAGS, ...commandFlags };
+  const shorts = { ...GLOBAL_SHORT, ...commandShorts };
   const flags = {};
   const positional = [];
   for (let i = 0; i < args.length; i++) {
@@ -193,7 +259,12 @@ function parseArgs(args, command, commandIndex) {
   return { flags, positional };
 }
 
-function validate(flags) {
+function validate(flags, command = 'image') {
+  if (command === 'sbom') {
+    for (const v of flags.scanners ?? []) {
+      if (!['vuln', 'license'].includes(v)) fatal(`flag error: invalid flag: unknown scanner: ${v}`);
+    }
+  }
   for (const [name, allowed] of Object.entries(ALLOWED)) {
     const values = flags[name] === undefined ? [] : [].concat(flags[name]);
     for (const v of values) {
@@ -237,7 +308,9 @@ function readMetadata(file) {
 function writeDb(dir, sub, mapping) {
   const db = mapping.db ?? {};
   const now = new Date();
-  const updatedAt = db.updatedAt ?? env.TRIVY_STUB_DB_UPDATED_AT ?? new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000).toISOString();
+  const configured = db.updatedAt ?? env.TRIVY_STUB_DB_UPDATED_AT;
+  // 'now': every download is a new DB version (tests and the bench's compressed day of DB updates).
+  const updatedAt = configured === 'now' ? now.toISOString() : configured ?? new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000).toISOString();
   mkdirSync(path.join(dir, sub), { recursive: true });
   writeFileSync(path.join(dir, sub, sub === 'db' ? 'trivy.db' : 'trivy-java.db'), 'stub database\n');
   writeFileSync(
@@ -330,7 +403,9 @@ function closeOutput(fd) {
 function writeFixture(file, flags) {
   const severities = flags.severity;
   const filterSeverity = severities && ALLOWED.severity.some((s) => !severities.includes(s));
-  if (!filterSeverity && !flags['ignore-unfixed']) {
+  // Trivy lists packages unless --list-all-pkgs=false (the default is true since v0.52).
+  const dropPackages = flags['list-all-pkgs'] === false && readFileSync(file, 'utf8').includes('"Packages"');
+  if (!filterSeverity && !flags['ignore-unfixed'] && !dropPackages) {
     if (flags.output) {
       // copyFileSync keeps the fixture's read-only mode; Trivy's output is a normal private file.
       copyFileSync(file, flags.output);
@@ -339,14 +414,25 @@ function writeFixture(file, flags) {
     else process.stdout.write(readFileSync(file));
     return;
   }
-  const doc = JSON.parse(readFileSync(file, 'utf8'));
+  writeReport(filterReport(JSON.parse(readFileSync(file, 'utf8')), flags), flags);
+}
+
+/** Applies --severity, --ignore-unfixed and --list-all-pkgs=false to a report, as Trivy does. */
+function filterReport(doc, flags) {
+  const severities = flags.severity;
+  const filterSeverity = severities && ALLOWED.severity.some((s) => !severities.includes(s));
   for (const result of doc.Results ?? []) {
+    if (flags['list-all-pkgs'] === false) delete result.Packages;
     if (!result.Vulnerabilities) continue;
     result.Vulnerabilities = result.Vulnerabilities.filter(
       (v) => (!filterSeverity || severities.includes(v.Severity)) && (!flags['ignore-unfixed'] || Boolean(v.FixedVersion)),
     );
     if (result.Vulnerabilities.length === 0) delete result.Vulnerabilities;
   }
+  return doc;
+}
+
+function writeReport(doc, flags) {
   const fd = openOutput(flags);
   writeSync(fd, `${JSON.stringify(doc, null, 2)}\n`);
   closeOutput(fd);
@@ -434,6 +520,8 @@ async function runImage(flags, positional, mapping, record) {
   if (flags['download-db-only'] || flags['download-java-db-only']) return runDownload(flags, mapping);
   if (positional.length !== 1 && !flags.input) usageError(`'trivy image' requires exactly 1 argument (received ${positional.length})`, 'image');
   const target = positional[0];
+  // Every image scan by reference asks the registry (the stub has no Docker daemon to ask first).
+  if (!flags.input) record.registryPull = true;
   const server = Boolean(flags.server);
   const dir = cacheDir(flags);
   const hasDb = existsSync(path.join(dir, 'db', 'metadata.json'));
@@ -507,6 +595,123 @@ async function runImage(flags, positional, mapping, record) {
   }
 }
 
+// --- convert and sbom ------------------------------------------------------------------------------
+// What the stub models: `convert --format cyclonedx` writes a CycloneDX JSON with the report's root
+// artifact, OS and packages (simplified components), and `sbom` reads it back without any registry
+// access, naming OS results after the SBOM file as Trivy does. What it does not model: detection.
+// Trivy matches the SBOM's packages against its DB again; the stub cannot, so `convert` also keeps
+// the report's Results (vulnerabilities included) under the private key `x-trivy-stub`, which `sbom`
+// replays through --severity / --ignore-unfixed, with the Trivy version the report claimed. A rescan
+// with the stub therefore finds what the first scan found, never a new CVE of a newer DB, and what a
+// stricter filter at the first scan dropped is not there to find again.
+const STUB_KEY = 'x-trivy-stub';
+
+function readJsonFile(file, what) {
+  let text;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return fatal(`${what === 'sbom' ? 'run error: sbom scan error: scan error: scan failed: failed analysis: failed to open sbom file error' : 'file open error'}: open ${file}: ${err.code === 'ENOENT' ? 'no such file or directory' : err.message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    return what === 'sbom'
+      ? fatal('run error: sbom scan error: scan error: scan failed: failed analysis: SBOM decode error: unknown scanning is not yet supported')
+      : fatal(`json decode error: ${err.message}`);
+  }
+}
+
+/** The stub understands only an --ignore-policy that drops every finding (what the operator passes). */
+function ignoresEverything(policyFile) {
+  const text = readFileSync(policyFile, 'utf8');
+  if (/^\s*package\s+trivy\b/m.test(text) && /^\s*default\s+ignore\s*:?=\s*true\s*$/m.test(text)) return true;
+  return fatal(`stub limitation: only a policy of "default ignore = true" is understood, not ${policyFile}`);
+}
+
+function cdxProperty(name, value) {
+  return value === undefined || value === '' ? [] : [{ name: `aquasecurity:trivy:${name}`, value: String(value) }];
+}
+
+async function runConvert(flags, positional) {
+  if (positional.length !== 1) usageError(`'trivy convert' requires exactly 1 argument (received ${positional.length})`, 'convert');
+  const report = readJsonFile(positional[0], 'report');
+  if (!report.ArtifactName && !report.ArtifactType) fatal('AWS and Kubernetes scanning reports are not yet supported');
+  if (flags.format !== 'cyclonedx') fatal(`stub limitation: convert writes only --format cyclonedx, not ${flags.format ?? 'table'}`);
+  const dropFindings = flags['ignore-policy'] !== undefined && ignoresEverything(flags['ignore-policy']);
+  const os = report.Metadata?.OS;
+  const components = [];
+  const vulnerabilities = [];
+  if (os?.Family && os.Family !== 'none') components.push({ 'bom-ref': 'os', type: 'operating-system', name: os.Family, version: os.Name });
+  for (const result of report.Results ?? []) {
+    for (const pkg of result.Packages ?? []) {
+      components.push({
+        'bom-ref': pkg.Identifier?.UID ?? pkg.ID ?? `${pkg.Name}@${pkg.Version}`,
+        type: 'library',
+        name: pkg.Name,
+        version: pkg.Version,
+        ...(pkg.Identifier?.PURL ? { purl: pkg.Identifier.PURL } : {}),
+        properties: [...cdxProperty('PkgID', pkg.ID), ...cdxProperty('PkgType', result.Type), ...cdxProperty('FilePath', pkg.FilePath), ...cdxProperty('SrcName', pkg.SrcName), ...cdxProperty('SrcVersion', pkg.SrcVersion)],
+      });
+    }
+    if (!dropFindings) for (const v of result.Vulnerabilities ?? []) vulnerabilities.push({ id: v.VulnerabilityID, affects: [{ ref: v.PkgIdentifier?.UID ?? v.PkgID ?? v.PkgName }] });
+  }
+  const bom = {
+    $schema: 'http://cyclonedx.org/schema/bom-1.6.schema.json',
+    bomFormat: 'CycloneDX',
+    specVersion: '1.6',
+    version: 1,
+    metadata: {
+      timestamp: new Date().toISOString(),
+      tools: { components: [{ type: 'application', group: 'aquasecurity', name: 'trivy', version: STUB_VERSION }] },
+      component: {
+        'bom-ref': 'root',
+        type: report.ArtifactType === 'container_image' ? 'container' : 'application',
+        name: report.ArtifactName,
+        properties: [...cdxProperty('SchemaVersion', report.SchemaVersion), ...cdxProperty('ImageID', report.Metadata?.ImageID), ...(report.Metadata?.RepoDigests ?? []).flatMap((d) => cdxProperty('RepoDigest', d))],
+      },
+    },
+    components,
+    ...(vulnerabilities.length > 0 ? { vulnerabilities } : {}),
+    // The Trivy block too: a replayed report claims the version that recorded it, so must its rescan.
+    [STUB_KEY]: { ...(report.Trivy ? { trivy: report.Trivy } : {}), results: (report.Results ?? []).map(({ Packages: _packages, ...rest }) => rest) },
+  };
+  const fd = openOutput(flags);
+  writeSync(fd, `${JSON.stringify(bom, null, 2)}\n`);
+  closeOutput(fd);
+}
+
+async function runSbom(flags, positional, mapping, record) {
+  if (flags['download-db-only'] || flags['download-java-db-only']) return runDownload(flags, mapping);
+  if (positional.length !== 1) usageError(`'trivy sbom' requires exactly 1 argument (received ${positional.length})`, 'sbom');
+  const file = path.normalize(positional[0]);
+  record.target = file;
+  if (!flags.server && !existsSync(path.join(cacheDir(flags), 'db', 'metadata.json'))) {
+    if (flags['skip-db-update'] || flags['skip-update']) fatal('run error: init error: DB error: database error: --skip-db-update cannot be specified on the first run');
+    writeDb(cacheDir(flags), 'db', mapping.entries);
+    record.dbDownloaded = true;
+  }
+  const sleepMs = Number(env.TRIVY_STUB_SBOM_SLEEP_MS ?? 0);
+  if (sleepMs > 0) await sleep(sleepMs);
+  const bom = readJsonFile(file, 'sbom');
+  if (bom?.bomFormat !== 'CycloneDX' || !Array.isArray(bom[STUB_KEY]?.results)) {
+    fatal('run error: sbom scan error: scan error: scan failed: failed analysis: SBOM decode error: unknown scanning is not yet supported');
+  }
+  const osComponent = (bom.components ?? []).find((c) => c.type === 'operating-system');
+  const os = osComponent ? { Family: osComponent.name, Name: osComponent.version } : undefined;
+  const results = bom[STUB_KEY].results.map((result) => (result.Class === 'os-pkgs' && os ? { ...result, Target: `${file} (${os.Family} ${os.Name})` } : result));
+  const report = {
+    SchemaVersion: 2,
+    ...(bom[STUB_KEY].trivy ? { Trivy: bom[STUB_KEY].trivy } : {}),
+    CreatedAt: new Date().toISOString(),
+    ArtifactName: file,
+    ArtifactType: 'cyclonedx',
+    Metadata: { ...(os ? { OS: os } : {}) },
+    ...(results.length > 0 ? { Results: results } : {}),
+  };
+  writeReport(filterReport(report, flags), flags);
+}
+
 async function main() {
   const args = process.argv.slice(2);
   const trivyEnv = Object.keys(env).filter((k) => (k.startsWith('TRIVY_') && !k.startsWith('TRIVY_STUB_')) || k === 'DOCKER_CONFIG');
@@ -527,8 +732,8 @@ async function main() {
   let exitCode = 0;
   try {
     const found = findCommand(args);
-    const command = found?.command === 'i' ? 'image' : found?.command;
-    const { flags, positional } = parseArgs(args, command === 'version' ? 'version' : 'image', found?.index ?? -1);
+    const command = found?.command === 'i' ? 'image' : found?.command === 'conv' ? 'convert' : found?.command;
+    const { flags, positional } = parseArgs(args, command in COMMAND_FLAGS ? command : 'image', found?.index ?? -1);
     if (flags.version && !command) {
       await runVersion({ ...flags, format: 'table' });
     } else if (command === 'version') {
@@ -536,6 +741,12 @@ async function main() {
     } else if (command === 'image') {
       validate(flags);
       await runImage(flags, positional, loadMapping(), record);
+    } else if (command === 'convert') {
+      validate(flags, 'convert');
+      await runConvert(flags, positional);
+    } else if (command === 'sbom') {
+      validate(flags, 'sbom');
+      await runSbom(flags, positional, loadMapping(), record);
     } else if (command === undefined) {
       usageError('a command is required');
     } else {

@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { classifyTrivyFailure } from '../../src/scanner/failure-classifier.js';
 import { parseTrivyReport } from '../../src/scanner/trivy-report-parser.js';
-import { createStubWorkspace, FIXTURES_DIR, STUB_TRIVY, testDigest } from './stub-harness.js';
+import { createStubWorkspace, FIXTURES_DIR, registryPulls, STUB_TRIVY, testDigest } from './stub-harness.js';
 import type { StubWorkspace } from './stub-harness.js';
 
 const workspaces: StubWorkspace[] = [];
@@ -40,7 +40,7 @@ describe('stub trivy image', () => {
     const r = await trivy(ws, [
       '--cache-dir', ws.cacheDir, '-q', 'image', '-f', 'json', '-o', out, '--scanners', 'vuln', '--severity', 'UNKNOWN,LOW', '-s', 'MEDIUM,HIGH,CRITICAL',
       '--image-src', 'remote', '--platform=linux/arm64', '--cache-backend', 'memory', '--skip-db-update', '--skip-java-db-update',
-      '--skip-version-check', '--disable-telemetry', '--timeout', '1h2m3.5s', '--list-all-pkgs=false', '--db-repository', 'a.example/db:2',
+      '--skip-version-check', '--disable-telemetry', '--timeout', '1h2m3.5s', '--list-all-pkgs', '--db-repository', 'a.example/db:2',
       '--db-repository', 'b.example/db:2', '--java-db-repository', 'c.example/jdb:1', '--offline-scan', '--insecure', '--exit-code', '0',
       '--pkg-types', 'os,library', '--parallel', '5', '--no-progress', '--ignore-status', 'will_not_fix', '--max-image-size', '10GB',
       `docker.io/library/nginx@${testDigest(1)}`,
@@ -149,6 +149,67 @@ describe('stub trivy image', () => {
     const summary = parseTrivyReport(readFileSync(out)).summary;
     expect(summary).toEqual({ critical: huge?.CRITICAL, high: huge?.HIGH, medium: huge?.MEDIUM, low: huge?.LOW, unknown: huge?.UNKNOWN, total: huge?.total, fixable: huge?.fixable });
     expect(readFileSync(out).length).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+  });
+});
+
+describe('stub trivy convert and sbom', () => {
+  it('drops Packages with --list-all-pkgs=false and records every image scan as a registry pull', async () => {
+    const ws = workspace();
+    await withDb(ws);
+    const out = path.join(ws.dir, 'out.json');
+    const r = await trivy(ws, ['image', '--format', 'json', '-o', out, '--cache-dir', ws.cacheDir, '--skip-db-update', '--list-all-pkgs=false', `docker.io/library/nginx@${testDigest(1)}`]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = JSON.parse(readFileSync(out, 'utf8')) as { Results: { Packages?: unknown[] }[] };
+    expect(doc.Results.every((result) => result.Packages === undefined)).toBe(true);
+    expect(parseTrivyReport(readFileSync(out))).toEqual(parseTrivyReport(readFileSync(nginxFixture)));
+    expect(registryPulls(ws.log())).toHaveLength(1);
+  });
+
+  it('converts a report to CycloneDX that `sbom` scans without the registry, naming the OS result after the file', async () => {
+    const ws = workspace();
+    await withDb(ws);
+    const report = path.join(ws.dir, 'report.json');
+    await trivy(ws, ['image', '--format', 'json', '-o', report, '--cache-dir', ws.cacheDir, '--skip-db-update', '--list-all-pkgs', `docker.io/library/nginx@${testDigest(1)}`]);
+    const policy = path.join(ws.dir, 'drop.rego');
+    writeFileSync(policy, 'package trivy\n\ndefault ignore = true\n');
+    const sbom = path.join(ws.dir, 'nginx.cdx.json');
+    const converted = await trivy(ws, ['convert', '--format', 'cyclonedx', '--output', sbom, '--ignore-policy', policy, '--quiet', '--timeout', '20s', report]);
+    expect(converted.exitCode, converted.stderr).toBe(0);
+    const bom = JSON.parse(readFileSync(sbom, 'utf8')) as { bomFormat: string; metadata: { component: { name: string } }; components: { type: string }[]; vulnerabilities?: unknown[] };
+    expect(bom.bomFormat).toBe('CycloneDX');
+    expect(bom.metadata.component.name).toBe('nginx:1.19');
+    expect(bom.components.filter((c) => c.type === 'library')).toHaveLength(135);
+    expect(bom.vulnerabilities).toBeUndefined();
+
+    const out = path.join(ws.dir, 'rescan.json');
+    const scanned = await trivy(ws, ['sbom', '--format', 'json', '--output', out, '--scanners', 'vuln', '--cache-dir', ws.cacheDir, '--skip-db-update', '--severity', 'CRITICAL', '--list-all-pkgs=false', sbom]);
+    expect(scanned.exitCode, scanned.stderr).toBe(0);
+    const result = parseTrivyReport(readFileSync(out));
+    expect(result.summary).toMatchObject({ critical: 42, total: 42 });
+    expect(new Set(result.vulnerabilities.map((v) => v.target))).toEqual(new Set([`${sbom} (debian 10.9)`]));
+    expect(registryPulls(ws.log())).toHaveLength(1);
+  });
+
+  it.each([
+    [['sbom', '--image-src', 'remote', 'x.json'], /unknown flag: --image-src/],
+    [['sbom', '--scanners', 'secret', 'x.json'], /unknown scanner: secret/],
+    [['convert', '--skip-db-update', 'x.json'], /unknown flag: --skip-db-update/],
+    [['convert', '--format', 'cyclonedx', 'missing.json'], /file open error: open missing.json: no such file or directory/],
+  ])('rejects what Trivy rejects: %j', async (args, stderr) => {
+    const ws = workspace();
+    const r = await trivy(ws, args);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(stderr);
+  });
+
+  it('fails on a file that is not an SBOM, as Trivy does, with an error that names the SBOM', async () => {
+    const ws = workspace();
+    await withDb(ws);
+    const notSbom = path.join(ws.dir, 'report.json');
+    writeFileSync(notSbom, readFileSync(nginxFixture));
+    const r = await trivy(ws, ['sbom', '--format', 'json', '--cache-dir', ws.cacheDir, '--skip-db-update', notSbom]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/FATAL\tFatal error\t.*SBOM decode error: unknown scanning is not yet supported/);
   });
 });
 

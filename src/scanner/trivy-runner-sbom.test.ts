@@ -1,0 +1,177 @@
+// TrivyRunner with an SbomCache, against the stub Trivy: the first scan of a digest pulls the image
+// and keeps its SBOM, every later scan reads the SBOM and asks no registry.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createStubWorkspace, registryPulls, stubRunnerOptions, STUB_DEFAULT_MAP, testDigest } from '../../test/trivy-stub/stub-harness.js';
+import type { StubWorkspace } from '../../test/trivy-stub/stub-harness.js';
+import { SbomCache } from './sbom-cache.js';
+import { ScanFailure } from './scan-failure.js';
+import { TrivyRunner } from './trivy-runner.js';
+import type { ScanTarget, TrivyRunnerOptions } from './trivy-runner.js';
+
+const workspaces: StubWorkspace[] = [];
+afterEach(() => {
+  for (const ws of workspaces.splice(0)) ws.cleanup();
+});
+
+async function setup(opts: Partial<TrivyRunnerOptions> = {}, env: Record<string, string> = {}) {
+  const ws = createStubWorkspace({}, env);
+  workspaces.push(ws);
+  const logLines: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
+  const sbomDir = path.join(ws.cacheDir, 'imagescan-sbom');
+  const sbomCache = new SbomCache({ dir: sbomDir, logger });
+  const runner = new TrivyRunner(stubRunnerOptions(ws, logger, { sbomCache, ...opts }));
+  if (opts.server === undefined) await runner.downloadDatabases();
+  const pulls = () => registryPulls(ws.log()).length;
+  const runsOf = (command: string) => ws.invocations().filter((i) => i.start.argv?.[0] === command);
+  return { ws, runner, sbomDir, sbomCache, logLines, pulls, runsOf };
+}
+
+async function failureOf(promise: Promise<unknown>): Promise<ScanFailure> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ScanFailure);
+    return err as ScanFailure;
+  }
+  throw new Error('expected the scan to fail');
+}
+
+const nginx: ScanTarget = { repository: 'docker.io/library/nginx', digest: testDigest(1), platform: 'linux/arm64' };
+const nginxStem = `sha256-${'0'.repeat(63)}1.linux-arm64`;
+
+describe('TrivyRunner with an SBOM cache', () => {
+  it('pulls once with --list-all-pkgs, keeps the SBOM by convert, then rescans it with the exact sbom flags', async () => {
+    const { ws, runner, sbomDir, pulls, runsOf } = await setup();
+    const first = await runner.scan(nginx);
+
+    const image = runsOf('image').find((i) => !i.start.argv?.includes('--download-db-only') && !i.start.argv?.includes('--download-java-db-only'));
+    const imageArgv = image?.start.argv ?? [];
+    const report = imageArgv[imageArgv.indexOf('--output') + 1] ?? '';
+    expect(imageArgv).toEqual([
+      'image', '--format', 'json', '--output', report, '--scanners', 'vuln', '--image-src', 'remote', '--platform', 'linux/arm64',
+      '--cache-dir', ws.cacheDir, '--cache-backend', 'memory', '--skip-db-update', '--skip-java-db-update',
+      '--skip-version-check', '--disable-telemetry', '--quiet', '--timeout', '20s', '--list-all-pkgs', `docker.io/library/nginx@${nginx.digest}`,
+    ]);
+    const convertArgv = runsOf('convert')[0]?.start.argv ?? [];
+    const staged = convertArgv[convertArgv.indexOf('--output') + 1] ?? '';
+    const policy = convertArgv[convertArgv.indexOf('--ignore-policy') + 1] ?? '';
+    expect(convertArgv).toEqual(['convert', '--format', 'cyclonedx', '--output', staged, '--ignore-policy', policy, '--quiet', '--timeout', '20s', report]);
+    // Written beside its final name (same volume, so the rename is atomic), the policy in the scan's private folder.
+    expect(path.dirname(staged)).toBe(sbomDir);
+    expect(path.dirname(policy)).toBe(path.dirname(report));
+    expect(readdirSync(sbomDir).sort()).toEqual([`${nginxStem}.cdx.json`, `${nginxStem}.meta.json`]);
+    expect(pulls()).toBe(1);
+
+    const second = await runner.scan(nginx);
+    expect(pulls()).toBe(1);
+    const sbomArgv = runsOf('sbom')[0]?.start.argv ?? [];
+    const output = sbomArgv[sbomArgv.indexOf('--output') + 1] ?? '';
+    expect(sbomArgv).toEqual([
+      'sbom', '--format', 'json', '--output', output, '--scanners', 'vuln', '--cache-dir', ws.cacheDir, '--cache-backend', 'memory',
+      '--skip-db-update', '--skip-java-db-update', '--skip-version-check', '--disable-telemetry', '--quiet', '--timeout', '20s',
+      '--list-all-pkgs=false', path.join(sbomDir, `${nginxStem}.cdx.json`),
+    ]);
+    expect(second).toEqual(first);
+    expect(second.vulnerabilities[0]?.target).toBe('nginx:1.19 (debian 10.9)');
+    expect(ws.leftovers()).toEqual([]);
+  });
+
+  it('rescans every mapped fixture from its SBOM to the same result as the first scan, with filters applied', async () => {
+    const repositories = Object.keys(JSON.parse(readFileSync(STUB_DEFAULT_MAP, 'utf8')) as Record<string, unknown>).filter((k) => k.includes('/') && !k.startsWith('registry.example.com'));
+    const { runner, pulls, runsOf } = await setup({ severities: ['CRITICAL', 'HIGH', 'MEDIUM'], ignoreUnfixed: true });
+    for (const [i, repository] of repositories.entries()) {
+      const target: ScanTarget = { repository, digest: testDigest(100 + i) };
+      const first = await runner.scan(target);
+      const rescan = await runner.scan(target);
+      expect(rescan, repository).toEqual(first);
+      expect(first.vulnerabilities.every((v) => v.fixedVersion !== undefined && v.severity !== 'LOW'), repository).toBe(true);
+    }
+    expect(pulls()).toBe(repositories.length);
+    expect(runsOf('sbom').every((i) => i.start.argv?.includes('--ignore-unfixed') && i.start.argv.includes('CRITICAL,HIGH,MEDIUM'))).toBe(true);
+  });
+
+  it('replaces an SBOM that Trivy cannot read with one registry scan, then uses the new one', async () => {
+    const { runner, sbomDir, pulls, logLines } = await setup();
+    const first = await runner.scan(nginx);
+    writeFileSync(path.join(sbomDir, `${nginxStem}.cdx.json`), 'not an SBOM');
+
+    expect(await runner.scan(nginx)).toEqual(first);
+    expect(pulls()).toBe(2);
+    expect(logLines.some((l) => l.includes('the kept SBOM cannot be read'))).toBe(true);
+    expect(await runner.scan(nginx)).toEqual(first);
+    expect(pulls()).toBe(2);
+  });
+
+  it('pulls again when the SBOM is gone, its meta is corrupt, or another Trivy version wrote it', async () => {
+    let version = '0.74.0';
+    const { runner, sbomDir, pulls } = await setup({ scannerInfo: () => ({ version }) });
+    await runner.scan(nginx);
+    await runner.scan(nginx);
+    expect(pulls()).toBe(1);
+
+    writeFileSync(path.join(sbomDir, `${nginxStem}.meta.json`), '{');
+    await runner.scan(nginx);
+    expect(pulls()).toBe(2);
+
+    version = '0.75.0';
+    await runner.scan(nginx);
+    expect(pulls()).toBe(3);
+    await runner.scan(nginx);
+    expect(pulls()).toBe(3);
+
+    for (const name of readdirSync(sbomDir)) writeFileSync(path.join(sbomDir, name), '');
+    await runner.scan(nginx);
+    expect(pulls()).toBe(4);
+  });
+
+  it('rescans a digest from its first scan SBOM whichever platform asks next, and keeps the SBOM per platform', async () => {
+    const { runner, pulls, sbomDir } = await setup();
+    const first = await runner.scan(nginx);
+    expect(await runner.scan({ ...nginx, platform: 'linux/amd64' })).toEqual(first);
+    expect(await runner.scan({ repository: nginx.repository, digest: nginx.digest })).toEqual(first);
+    expect(pulls()).toBe(1);
+    // An SBOM only for the other platform is no entry for this one once this one has its own.
+    rmSync(sbomDir, { recursive: true });
+    await runner.scan({ ...nginx, platform: 'linux/amd64' });
+    await runner.scan(nginx);
+    expect(pulls()).toBe(2);
+    expect(readdirSync(sbomDir).filter((n) => n.endsWith('.cdx.json'))).toEqual([`sha256-${'0'.repeat(63)}1.linux-amd64.cdx.json`]);
+  });
+
+  it('still returns the scan when the SBOM cannot be kept, and pulls again next time', async () => {
+    const { ws, runner, sbomDir, pulls, logLines } = await setup();
+    mkdirSync(path.dirname(sbomDir), { recursive: true });
+    writeFileSync(sbomDir, 'a file where the folder should be');
+    const first = await runner.scan(nginx);
+    expect(first.summary.total).toBeGreaterThan(0);
+    await runner.scan(nginx);
+    expect(pulls()).toBe(2);
+    expect(logLines.some((l) => l.includes('could not keep the SBOM'))).toBe(true);
+    expect(ws.leftovers()).toEqual([]);
+  });
+
+  it('fails an SBOM scan that times out like any scan, and keeps the SBOM for the next attempt', async () => {
+    const { runner, sbomDir, pulls } = await setup({ timeoutMs: 4_000 }, { TRIVY_STUB_SBOM_SLEEP_MS: '20000' });
+    await runner.scan(nginx);
+    const failure = await failureOf(runner.scan(nginx));
+    expect(failure.reason).toBe('timeout');
+    expect(pulls()).toBe(1);
+    expect(existsSync(path.join(sbomDir, `${nginxStem}.cdx.json`))).toBe(true);
+  });
+
+  it('in client/server mode rescans the SBOM through the server, the token only in the environment', async () => {
+    const { runner, runsOf, pulls } = await setup({ server: 'http://trivy-server:4954', serverToken: 'server-secret' });
+    await runner.scan(nginx);
+    await runner.scan(nginx);
+    expect(pulls()).toBe(1);
+    const sbom = runsOf('sbom')[0];
+    const argv = sbom?.start.argv ?? [];
+    expect(argv.slice(7, 13)).toEqual(['--cache-dir', argv[8], '--server', 'http://trivy-server:4954', '--skip-java-db-update', '--skip-version-check']);
+    expect(argv.join(' ')).not.toContain('server-secret');
+    expect(sbom?.start.env).toEqual(['TRIVY_TOKEN']);
+  });
+});

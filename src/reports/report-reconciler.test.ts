@@ -448,6 +448,39 @@ describe('ReportReconciler', () => {
     expect(h.server.writes.filter((w) => w.startsWith('delete'))).toEqual([]);
   });
 
+  it('a report from before status.fixes whose list was capped is left alone until one rescan completes it, then written once', async () => {
+    // The old version's report: full list capped at 100 (nginx:1.19 has 337 fixable of 795), no fixes.
+    const old = harness({ reportDetails: 'full' });
+    await old.scannedPod();
+    const stored = old.report();
+    if (stored?.status === undefined) throw new Error('report');
+    const { fixes: _fixes, fixesOmitted: _omitted, fixesOmittedCounts: _counts, ...oldStatus } = stored.status;
+    expect(oldStatus.vulnerabilitiesOmitted).toBeGreaterThan(0);
+
+    // The new version starts with that report in the cluster and the pod running.
+    const h = harness();
+    h.server.objects.set(`${NS}/${stored.metadata?.name ?? ''}`, structuredClone({ ...stored, status: oldStatus }));
+    h.scans.seed(DIGEST, scanStateFromReport(structuredClone({ ...stored, status: oldStatus })), (state) => h.reconciler.prepared(state));
+    expect(h.scans.get(DIGEST)?.detailsIncomplete).toBe(true);
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    h.index.upsert(entry);
+    h.server.writes.length = 0;
+    await h.reconciler.reconcile(KEY);
+    await h.reconciler.reconcile(KEY);
+    expect(h.server.writes).toEqual([]);
+    expect(h.queue.requests.map((r) => [r.target.digest, r.priority])).toEqual([[DIGEST, 'rescan']]);
+    expect(h.report()?.status?.vulnerabilities?.length).toBe(100);
+
+    h.finishScan();
+    await h.reconciler.reconcile(KEY);
+    await h.reconciler.reconcile(KEY);
+    expect(h.server.writes).toEqual([`patchStatus ${NS}/nginx-abababababab`]);
+    expect(h.report()?.status).not.toHaveProperty('vulnerabilities');
+    expect(h.report()?.status?.fixes?.length).toBeGreaterThan(0);
+    expect(h.queue.requests).toHaveLength(1);
+  });
+
   it('after a restart, an orphan report (no pod) waits a full grace period from start before deletion', async () => {
     const h = harness();
     const entry = pod('solo');

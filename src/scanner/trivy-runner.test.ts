@@ -132,7 +132,7 @@ describe('TrivyRunner.scan', () => {
     });
 
     it('can keep the DOCKER_CONFIG apart from the scan\'s scratch folder (a memory-backed volume in the Deployment)', async () => {
-      const { ws } = setup({ 'registry.example.com/private/app': { fixture: '../../../shared/fixtures/trivy/real-world/trustdsai-alpine-3.19.json', requireAuth: { username: 'robot', password: 'stub-password' }, sleepMs: 1500 } });
+      const { ws } = setup({ 'registry.example.com/private/app': { fixture: '../fixtures/trivy/real-world/trustdsai-alpine-3.19.json', requireAuth: { username: 'robot', password: 'stub-password' }, sleepMs: 1500 } });
       const credentialsDir = mkdtempSync(path.join(ws.dir, 'credentials-'));
       const separate = new TrivyRunner(stubRunnerOptions(ws, pino({ level: 'silent' }), { credentialsDir }));
       // A folder a killed operator left behind (its pid is gone): swept before the first scan.

@@ -117,12 +117,7 @@ export class OperatorMetrics {
       help: 'Distinct image digests that have an ImageScanReport.',
       registers,
       collect() {
-        const digests = new Set<string>();
-        for (const report of source.list()) {
-          // Objects from the API server are raw JSON; skip one that lacks what the CRD requires.
-          if (typeof report.spec?.digest === 'string') digests.add(report.spec.digest);
-        }
-        this.set(digests.size);
+        this.set(distinctDigests(source.list(), () => true));
       },
     });
     this.imagesFailed = new Gauge({
@@ -131,11 +126,7 @@ export class OperatorMetrics {
       registers,
       collect() {
         // Counted by digest, not by report: one image gone from its registry in 40 namespaces is one.
-        const digests = new Set<string>();
-        for (const report of source.list()) {
-          if (report.status?.phase === 'Failed' && typeof report.spec?.digest === 'string') digests.add(report.spec.digest);
-        }
-        this.set(digests.size);
+        this.set(distinctDigests(source.list(), (report) => report.status?.phase === 'Failed'));
       },
     });
 
@@ -257,4 +248,13 @@ export class OperatorMetrics {
 function phaseOf(report: ImageScanReport): ReportPhase {
   const phase = report.status?.phase;
   return phase !== undefined && (REPORT_PHASES as readonly string[]).includes(phase) ? phase : 'Pending';
+}
+
+/** How many distinct digests the matching reports name (objects from the API server are raw JSON: one without a digest is skipped). */
+function distinctDigests(reports: readonly ImageScanReport[], matches: (report: ImageScanReport) => boolean): number {
+  const digests = new Set<string>();
+  for (const report of reports) {
+    if (typeof report.spec?.digest === 'string' && matches(report)) digests.add(report.spec.digest);
+  }
+  return digests.size;
 }

@@ -86,9 +86,6 @@ export interface Operator {
 const REQUEST_TIMEOUT_MS = 30_000;
 /** The folder of the digests' SBOMs inside --trivy-cache-dir (docs/trivy-sbom-rescans.md). */
 export const SBOM_FOLDER = 'imagescan-sbom';
-/** How often SBOMs of digests no longer running or reported are removed. */
-const SBOM_PRUNE_INTERVAL_MS = 10 * 60_000;
-
 /**
  * The interval between two fires of the rescan schedule; a digest scanned more recently than this is
  * fresh (a restart does not rescan it).
@@ -316,12 +313,12 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       reportWrites: reportIndex.sweep(),
       pullSecrets: pullSecrets.forgetExpired(),
     };
+    pruneSboms();
     log.debug({ ...forgotten, leading }, 'housekeeping done');
   }
   let server: MetricsServer | undefined;
   let stopCertificateWatch: (() => void) | undefined;
   let electorLoop: Promise<void> | undefined;
-  let sbomPruneTimer: NodeJS.Timeout | undefined;
 
   /** SBOMs follow the digests that run or still have a report, on every replica (each has its own cache volume). */
   function pruneSboms(): void {
@@ -406,16 +403,15 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         'metrics server listening',
       );
       for (const informer of informers) informer.start();
-      housekeepingTimer = setInterval(housekeep, deps.housekeepingMs ?? 5 * 60_000);
-      housekeepingTimer.unref();
       void database.start().catch((err: unknown) => log.error({ err }, 'vulnerability database start failed'));
       await Promise.all(informers.map((informer) => informer.whenSynced()));
       log.info({ pods: index.podCount(), reports: reportInformer.size() }, 'caches synced');
       if (stopping) return;
-      // Only once the caches are synced: before, nothing would look in use.
+      // Only once the caches are synced: before, nothing would look in use, and the SBOM prune would
+      // delete files that each cost a registry pull to write again.
       pruneSboms();
-      sbomPruneTimer = setInterval(pruneSboms, SBOM_PRUNE_INTERVAL_MS);
-      sbomPruneTimer.unref();
+      housekeepingTimer = setInterval(housekeep, deps.housekeepingMs ?? 5 * 60_000);
+      housekeepingTimer.unref();
       if (elector === undefined) startLeading();
       else electorLoop = contend();
     },
@@ -428,7 +424,6 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         await electorLoop;
       }
       await stopLeading();
-      clearInterval(sbomPruneTimer);
       clearInterval(housekeepingTimer);
       rescanTask.destroy();
       await database.stop();

@@ -4,10 +4,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStubWorkspace, registryPulls, stubRunnerOptions, STUB_DEFAULT_MAP, testDigest } from '../../test/trivy-stub/stub-harness.js';
+import { createStubWorkspace, failureOf, registryPulls, stubRunnerOptions, STUB_DEFAULT_MAP, testDigest } from '../../test/trivy-stub/stub-harness.js';
 import type { StubWorkspace } from '../../test/trivy-stub/stub-harness.js';
 import { SbomCache } from './sbom-cache.js';
-import { ScanFailure } from './scan-failure.js';
 import { TrivyRunner } from './trivy-runner.js';
 import type { ScanTarget, TrivyRunnerOptions } from './trivy-runner.js';
 
@@ -28,16 +27,6 @@ async function setup(opts: Partial<TrivyRunnerOptions> = {}, env: Record<string,
   const pulls = () => registryPulls(ws.log()).length;
   const runsOf = (command: string) => ws.invocations().filter((i) => i.start.argv?.[0] === command);
   return { ws, runner, sbomDir, sbomCache, logLines, pulls, runsOf };
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ScanFailure> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ScanFailure);
-    return err as ScanFailure;
-  }
-  throw new Error('expected the scan to fail');
 }
 
 const nginx: ScanTarget = { repository: 'docker.io/library/nginx', digest: testDigest(1), platform: 'linux/arm64' };

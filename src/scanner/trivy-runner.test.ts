@@ -2,10 +2,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'nod
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createStubWorkspace, stubRunnerOptions, FIXTURES_DIR, isAlive, testDigest } from '../../test/trivy-stub/stub-harness.js';
+import { createStubWorkspace, failureOf, stubRunnerOptions, FIXTURES_DIR, isAlive, testDigest } from '../../test/trivy-stub/stub-harness.js';
 import type { StubWorkspace } from '../../test/trivy-stub/stub-harness.js';
 import { residentBytesOf } from './child-memory.js';
-import { ScanFailure } from './scan-failure.js';
 import { TrivyRunner } from './trivy-runner.js';
 import type { ScanTarget, TrivyRunnerOptions } from './trivy-runner.js';
 
@@ -21,16 +20,6 @@ function setup(map: Record<string, unknown> = {}, env: Record<string, string> = 
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
   const runner = new TrivyRunner(stubRunnerOptions(ws, logger, { killGraceMs: 300, ...opts }));
   return { ws, runner, logLines };
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ScanFailure> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ScanFailure);
-    return err as ScanFailure;
-  }
-  throw new Error('expected the scan to fail');
 }
 
 type RawDoc = { Results?: { Vulnerabilities?: { Severity: string; FixedVersion?: string }[] }[] };

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { SEVERITIES } from '../../src/scanner/scan-result.js';
 import type { TrivyRunnerOptions } from '../../src/scanner/trivy-runner.js';
+import { ScanFailure } from '../../src/scanner/scan-failure.js';
 
 export const STUB_TRIVY = fileURLToPath(new URL('./trivy', import.meta.url));
 export const STUB_DEFAULT_MAP = fileURLToPath(new URL('./images.json', import.meta.url));
@@ -193,4 +194,15 @@ export function writeTrivyWrapper(dir: string, env: Record<string, string>, comm
   writeFileSync(file, ['#!/bin/sh', ...exports, `exec ${command.map(quote).join(' ')} "$@"`, ''].join('\n'));
   chmodSync(file, 0o755);
   return file;
+}
+
+/** The ScanFailure a scan rejects with; throws when it resolves or rejects with anything else. */
+export async function failureOf(promise: Promise<unknown>): Promise<ScanFailure> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof ScanFailure) return err;
+    throw new Error(`expected a ScanFailure, got ${String(err)}`, { cause: err });
+  }
+  throw new Error('expected the scan to fail');
 }

@@ -16,7 +16,7 @@
 // - With an SbomCache, a digest's first scan pulls the image and keeps its SBOM (`trivy convert` of the
 //   report); later scans read that SBOM (`trivy sbom`) and make no registry request
 //   (docs/trivy-sbom-rescans.md). An SBOM Trivy cannot read is discarded and the image scanned again.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -172,13 +172,24 @@ export class TrivyRunner {
       if (run.cancelled) throw cancelledFailure();
       if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
       if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
-      if (this.opts.sbomCache === undefined) {
+      const cache = this.opts.sbomCache;
+      if (cache === undefined) {
         childExited();
         return this.stamp(parseReport(await this.readReport(output)));
       }
-      const report = await this.readReport(output);
-      await this.keepSbom(this.opts.sbomCache, req, ref, output, report, dir, signal);
+      // The conversion starts in this turn and the report is read meanwhile: every file system round
+      // trip between the two children kept the slot idle for a turn of a busy event loop.
+      const converting = this.convertToSbom(cache, req, output, dir, signal);
+      let report: Buffer;
+      try {
+        report = await this.readReport(output);
+      } catch (err) {
+        await discardStaged(await converting);
+        throw err;
+      }
+      const staged = await converting;
       childExited();
+      if (staged !== undefined) await this.commitSbom(cache, req, ref, staged, report);
       return this.stamp(parseReport(report));
     } finally {
       childExited();
@@ -223,29 +234,42 @@ export class TrivyRunner {
     }
   }
 
-  /** Converts the image scan's report into the digest's SBOM. Never throws: without it, the next scan pulls again. */
-  private async keepSbom(cache: SbomCache, req: ScanTarget, ref: string, output: string, report: Buffer, dir: string, signal: AbortSignal | undefined): Promise<void> {
-    const fields = { digest: req.digest, image: req.repository, platform: req.platform };
+  /**
+   * Starts `trivy convert` of the image scan's report into a staged SBOM, synchronously up to the
+   * spawn, and resolves to the staged file, or undefined when it could not be made (then the next scan
+   * pulls again). Never rejects.
+   */
+  private async convertToSbom(cache: SbomCache, req: ScanTarget, output: string, dir: string, signal: AbortSignal | undefined): Promise<string | undefined> {
     let staged: string | undefined;
     try {
-      staged = await cache.stagingPath(sbomKeyOf(req));
+      staged = cache.stagingPath(sbomKeyOf(req));
       const policy = path.join(dir, 'drop-findings.rego');
-      await writeFile(policy, DROP_ALL_FINDINGS, { mode: 0o600 });
+      writeFileSync(policy, DROP_ALL_FINDINGS, { mode: 0o600 });
       const args = ['convert', '--format', 'cyclonedx', '--output', staged, '--ignore-policy', policy, '--quiet', '--timeout', goDuration(this.opts.timeoutMs), output];
       const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore');
       if (run.cancelled || run.spawnError !== undefined || run.timedOut || run.exitCode !== 0) {
         const why = run.cancelled ? 'cancelled' : run.spawnError ?? classifyTrivyFailure(run).message;
-        this.log.warn({ ...fields, reason: why }, 'could not keep the SBOM; the next scan pulls the image again');
-        return;
+        this.log.warn({ digest: req.digest, image: req.repository, platform: req.platform, reason: why }, 'could not keep the SBOM; the next scan pulls the image again');
+        await discardStaged(staged);
+        return undefined;
       }
+      return staged;
+    } catch (err) {
+      this.log.warn({ digest: req.digest, image: req.repository, platform: req.platform, reason: err instanceof Error ? err.message : String(err) }, 'could not keep the SBOM; the next scan pulls the image again');
+      await discardStaged(staged);
+      return undefined;
+    }
+  }
+
+  /** Puts a converted SBOM in place with its meta. Never throws: without it, the next scan pulls again. */
+  private async commitSbom(cache: SbomCache, req: ScanTarget, ref: string, staged: string, report: Buffer): Promise<void> {
+    try {
       const meta = { digest: req.digest, reference: ref, artifactName: readArtifactName(report) ?? ref, createdAt: new Date().toISOString() };
       const trivyVersion = this.opts.scannerInfo?.().version;
       await cache.commit(staged, { ...meta, ...(req.platform === undefined ? {} : { platform: req.platform }), ...(trivyVersion === undefined ? {} : { trivyVersion }) });
-      staged = undefined;
     } catch (err) {
-      this.log.warn({ ...fields, reason: err instanceof Error ? err.message : String(err) }, 'could not keep the SBOM; the next scan pulls the image again');
-    } finally {
-      if (staged !== undefined) await rm(staged, { force: true });
+      // commit() has removed the staged file.
+      this.log.warn({ digest: req.digest, image: req.repository, platform: req.platform, reason: err instanceof Error ? err.message : String(err) }, 'could not keep the SBOM; the next scan pulls the image again');
     }
   }
 
@@ -537,6 +561,10 @@ function parseReport(report: Buffer): ScanResult {
     if (err instanceof TrivyReportError) throw new ScanFailure('invalid_output', `Trivy's output is not a usable report: ${err.message}`, false, { cause: err });
     throw err;
   }
+}
+
+async function discardStaged(staged: string | undefined): Promise<void> {
+  if (staged !== undefined) await rm(staged, { force: true });
 }
 
 function sbomKeyOf(req: ScanTarget): SbomKey {

@@ -1,8 +1,8 @@
 // Runs the Trivy CLI as a child process: one `trivy image` per digest, the DB downloads, `trivy version`.
 //
 // Security and robustness choices a reader might otherwise undo:
-// - argv arrays through execa, never a shell; the reference is validated so it cannot look like a flag.
-// - The child gets a small explicit environment (extendEnv: false), so the operator's own variables
+// - argv arrays, never a shell; the reference is validated so it cannot look like a flag.
+// - The child gets a small explicit environment (nothing inherited), so the operator's own variables
 //   (service account paths, tokens) never reach Trivy; the proxy, CA and cloud credential variables
 //   it does need come by name from config.ts (extraEnv). Registry credentials go ONLY into a per-scan
 //   DOCKER_CONFIG folder (0700) whose config.json (0600) holds just the target registry; unlike
@@ -10,7 +10,8 @@
 //   folder can live apart from the scan's scratch folder (credentialsDir: memory, not disk).
 // - The child is spawned detached, i.e. as the leader of its own process group, so a timeout or
 //   shutdown signals the whole group (SIGTERM, then SIGKILL after a grace period) and no helper
-//   process Trivy started survives it.
+//   process Trivy started survives it. It is started by a small helper process (child-spawner.ts):
+//   a fork of the operator's own large process blocked its event loop for milliseconds per child.
 // - The report is written by Trivy to a private file and read back as one Buffer, never accumulated
 //   from stdout; the parser then skips what it does not need.
 // - With an SbomCache, a digest's first scan pulls the image and keeps its SBOM (`trivy convert` of the
@@ -20,8 +21,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { Logger } from 'pino';
+import { sharedChildSpawner } from './child-spawner.js';
+import type { ChildSpawner } from './child-spawner.js';
 import { classifyTrivyFailure } from './failure-classifier.js';
 import { ScanFailure } from './scan-failure.js';
 import { SEVERITIES } from './scan-result.js';
@@ -99,6 +101,8 @@ export interface TrivyRunnerOptions {
   scannerInfo?: () => TrivyVersionInfo;
   /** Keeps each digest's SBOM so rescans need no registry request (none: every scan pulls the image). */
   sbomCache?: SbomCache;
+  /** Starts the children (default: the process's one helper, child-spawner.ts). */
+  spawner?: ChildSpawner;
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
@@ -130,9 +134,11 @@ export class TrivyRunner {
   private staleSweep: Promise<void> | undefined;
   /** Process ids of the Trivy children running now, for their memory gauge. */
   private readonly running = new Set<number>();
+  private readonly spawner: ChildSpawner;
 
   constructor(private readonly opts: TrivyRunnerOptions) {
     this.log = opts.logger;
+    this.spawner = opts.spawner ?? sharedChildSpawner();
     this.tmpDir = opts.tmpDir ?? os.tmpdir();
     this.killGraceMs = opts.killGraceMs ?? 5_000;
     for (const s of opts.severities) if (!SEVERITIES.includes(s)) throw new Error(`unknown severity ${String(s)}`);
@@ -453,46 +459,39 @@ export class TrivyRunner {
 
   /** Runs Trivy in its own process group; kills the whole group on timeout or abort. Never rejects. */
   private async runTrivy(args: string[], env: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined, stdout: 'ignore' | 'pipe'): Promise<ChildRun> {
-    const child = execa(this.opts.trivyPath, args, {
-      env,
-      extendEnv: false,
-      detached: true,
-      stdin: 'ignore',
-      stdout,
-      stderr: 'pipe',
-      reject: false,
-      maxBuffer: MAX_STDERR_CHARS,
-      stripFinalNewline: false,
-    });
-    const pid = child.pid;
-    if (pid !== undefined) this.running.add(pid);
+    const child = this.spawner.run(this.opts.trivyPath, args, { env, stdout, maxChars: MAX_STDERR_CHARS });
+    let pid: number | undefined;
     let timedOut = false;
     let cancelled = false;
+    let killWanted = false;
     let graceTimer: NodeJS.Timeout | undefined;
     const killGroup = () => {
-      if (pid === undefined || graceTimer !== undefined) return;
-      signalGroup(pid, 'SIGTERM');
-      graceTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.killGraceMs);
+      killWanted = true;
+      const group = pid;
+      if (group === undefined || graceTimer !== undefined) return;
+      signalGroup(group, 'SIGTERM');
+      graceTimer = setTimeout(() => signalGroup(group, 'SIGKILL'), this.killGraceMs);
     };
     const timer = timeoutMs > 0 ? setTimeout(() => ((timedOut = true), killGroup()), timeoutMs) : undefined;
     const onAbort = () => ((cancelled = true), killGroup());
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) onAbort();
+    void child.pid.then((started) => {
+      pid = started;
+      if (pid === undefined) return;
+      this.running.add(pid);
+      // A timeout or abort that came before the pid did.
+      if (killWanted) killGroup();
+    });
     try {
-      const result = await child;
-      const run: ChildRun = {
-        stdout: typeof result.stdout === 'string' ? result.stdout : '',
-        stderr: typeof result.stderr === 'string' ? result.stderr : '',
-        timedOut,
-        cancelled,
-      };
+      const result = await child.done;
+      const run: ChildRun = { stdout: result.stdout, stderr: result.stderr, timedOut, cancelled };
       if (result.exitCode !== undefined) run.exitCode = result.exitCode;
       if (result.signal !== undefined) run.signal = result.signal;
-      if (pid === undefined || (result.failed && result.exitCode === undefined && result.signal === undefined && !timedOut && !cancelled)) {
-        run.spawnError = 'code' in result && typeof result.code === 'string' ? result.code : result.shortMessage ?? 'spawn failed';
-      }
+      if (result.spawnError !== undefined) run.spawnError = result.spawnError;
       return run;
     } finally {
+      await child.pid;
       if (pid !== undefined) this.running.delete(pid);
       clearTimeout(timer);
       clearTimeout(graceTimer);

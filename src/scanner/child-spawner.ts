@@ -75,6 +75,11 @@ export class ChildSpawner {
     return { pid, done };
   }
 
+  /** The helper's pid while it runs: its memory is part of what starting Trivy costs. */
+  helperPid(): number | undefined {
+    return this.helper?.pid;
+  }
+
   /** Ends the helper (it kills any group it still runs). */
   close(): void {
     if (this.helper?.connected === true) this.helper.disconnect();

@@ -457,6 +457,11 @@ export class TrivyRunner {
     return [...this.running];
   }
 
+  /** The process that starts the children (child-spawner.ts), while it runs. */
+  spawnerPid(): number | undefined {
+    return this.spawner.helperPid();
+  }
+
   /** Runs Trivy in its own process group; kills the whole group on timeout or abort. Never rejects. */
   private async runTrivy(args: string[], env: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined, stdout: 'ignore' | 'pipe'): Promise<ChildRun> {
     const child = this.spawner.run(this.opts.trivyPath, args, { env, stdout, maxChars: MAX_STDERR_CHARS });

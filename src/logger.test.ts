@@ -47,7 +47,7 @@ describe('createLogger', () => {
     });
     expect(logged.target.credentials.auth).toBe('c2VjcmV0');
     expect(logged.err).toBeInstanceOf(Error);
-    const clean = { namespace: 'shop', digest: 'sha256:1', nested: { phase: 'Scanned' } };
+    const clean = { namespace: 'shop', digest: 'sha256:1', nested: { phase: 'Scanned' }, credentials: undefined };
     expect(redactSecrets(clean)).toBe(clean);
   });
 

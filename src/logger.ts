@@ -74,6 +74,8 @@ function redactUnder<T extends object>(value: T, node: PathNode): T {
     const next = node.keys.get(key) ?? node.other;
     if (next === undefined) continue;
     const v = source[key];
+    // pino leaves an undefined field out of the line; a censor would make it appear.
+    if (v === undefined) continue;
     let out = v;
     if (next.censor) out = CENSOR;
     else if (typeof v === 'object' && v !== null) {

@@ -7,8 +7,8 @@
 // sees a half-written SBOM and an entry without its meta is no entry. Entries of digests no longer
 // tracked are removed by prune(), so the folder follows what the cluster runs.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { sortVulnerabilities } from './trivy-report-parser.js';
@@ -171,29 +171,23 @@ export class SbomCache {
     return `${this.paths(key).sbomPath}.${randomBytes(6).toString('hex')}.partial`;
   }
 
-  /**
-   * Puts a staged SBOM in place with its meta. On failure the staged file is removed and this throws.
-   * The four file operations are synchronous (a small file and renames in one folder): as thread-pool
-   * round trips each waited for a turn of a busy event loop, and the scan held its place among the
-   * finishing scans meanwhile, which capped how fast slots were refilled in the cold start.
-   */
+  /** Puts a staged SBOM in place with its meta. On failure the staged file is removed and this throws. */
   async commit(staged: string, meta: SbomMeta): Promise<SbomEntry> {
     const key: SbomKey = meta.platform === undefined ? { digest: meta.digest } : { digest: meta.digest, platform: meta.platform };
     const { sbomPath, metaPath } = this.paths(key);
     const stagedMeta = `${metaPath}.${randomBytes(6).toString('hex')}.partial`;
     try {
-      writeFileSync(stagedMeta, JSON.stringify(meta), { mode: 0o600 });
+      await writeFile(stagedMeta, JSON.stringify(meta), { mode: 0o600 });
       // The old meta goes first: between the two renames the entry is absent, never mismatched.
-      rmSync(metaPath, { force: true });
-      renameSync(staged, sbomPath);
-      renameSync(stagedMeta, metaPath);
+      await rm(metaPath, { force: true });
+      await rename(staged, sbomPath);
+      await rename(stagedMeta, metaPath);
+      addPlatform(await this.platforms(), meta.digest, meta.platform);
+      return { sbomPath, meta };
     } catch (err) {
-      rmSync(staged, { force: true });
-      rmSync(stagedMeta, { force: true });
+      await Promise.all([rm(staged, { force: true }), rm(stagedMeta, { force: true })]);
       throw err;
     }
-    addPlatform(await this.platforms(), meta.digest, meta.platform);
-    return { sbomPath, meta };
   }
 
   /** Removes the entry of `key` (an SBOM Trivy could not read). */

@@ -17,7 +17,7 @@
 // - With an SbomCache, a digest's first scan pulls the image and keeps its SBOM (`trivy convert` of the
 //   report); later scans read that SBOM (`trivy sbom`) and make no registry request
 //   (docs/trivy-sbom-rescans.md). An SBOM Trivy cannot read is discarded and the image scanned again.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -199,11 +199,8 @@ export class TrivyRunner {
       return this.stamp(parseReport(report));
     } finally {
       childExited();
-      // Synchronous: a few files on a local folder. fs.promises' recursive rm is a thread-pool round
-      // trip per file, each behind a turn of a busy event loop, while the scan holds its place among
-      // the finishing scans (`--scan-concurrency` of them) and so keeps the next one from starting.
-      if (credentialsDir !== undefined) rmSync(credentialsDir, { recursive: true, force: true });
-      rmSync(dir, { recursive: true, force: true });
+      if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
     }
   }
 

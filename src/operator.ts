@@ -151,7 +151,11 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const reportIndex = new ReportIndex(reportInformer, () => now().getTime());
   const scans = new ScanResults();
   // The runner is built below; the gauge reads it only at scrape time.
-  const metrics = new OperatorMetrics({ reportSource: reportIndex, trivyMemory: () => residentBytesOf(runner.childPids()) });
+  const trivyPids = (): number[] => {
+    const spawner = runner.spawnerPid();
+    return spawner === undefined ? runner.childPids() : [...runner.childPids(), spawner];
+  };
+  const metrics = new OperatorMetrics({ reportSource: reportIndex, trivyMemory: () => residentBytesOf(trivyPids()) });
   metrics.setBuildInfo(OPERATOR_VERSION);
   metrics.setLeader(false);
 

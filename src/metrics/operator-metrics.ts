@@ -159,7 +159,7 @@ export class OperatorMetrics {
     const trivyMemory = opts.trivyMemory;
     this.trivyResidentMemoryBytes = new Gauge({
       name: 'imagescan_trivy_resident_memory_bytes',
-      help: 'Resident memory of the Trivy processes this replica runs now (scans and DB downloads), summed.',
+      help: 'Resident memory of the Trivy processes this replica runs now (scans and DB downloads) and of the helper process that starts them, summed.',
       registers,
       async collect() {
         if (trivyMemory !== undefined) this.set(await trivyMemory());

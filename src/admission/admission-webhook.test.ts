@@ -33,7 +33,7 @@ function sources(policies: CompiledPolicy[]): AdmissionSources & { asked: ImageR
   return {
     asked,
     policies: () => policies,
-    namespaceLabels: (ns) => (ns === 'shop' ? { team: 'payments' } : {}),
+    namespaceLabels: (ns): Record<string, string> => (ns === 'shop' ? { team: 'payments' } : {}),
     // nginx:1.25 runs in the cluster with DIGEST; its report has fixable CRITICALs.
     images: {
       digestOfTag: (repository, tag) => (repository === 'docker.io/library/nginx' && tag === '1.25' ? DIGEST : undefined),

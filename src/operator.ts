@@ -260,8 +260,16 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const referenceScans = new ReferenceScans({
     scan: async (target: ReferenceTarget, signal) => {
       await database.whenReady();
-      if (target.digest !== undefined) return { digest: target.digest, result: await runner.scan({ repository: target.repository, digest: target.digest }, signal) };
-      return runner.scanReference({ repository: target.repository, tag: target.tag }, signal);
+      // The asking pod spec's pull secrets, read now (off the request path), as the kubelet would use them.
+      const identity = target.pullIdentity;
+      const registry = target.repository.split('/')[0] ?? '';
+      const credentials =
+        identity === undefined
+          ? undefined
+          : (await pullSecrets.lookup({ metadata: { namespace: identity.namespace }, spec: { containers: [], imagePullSecrets: identity.imagePullSecrets.map((name) => ({ name })), serviceAccountName: identity.serviceAccountName } }, registry)).credentials;
+      const withCredentials = credentials === undefined ? {} : { credentials };
+      if (target.digest !== undefined) return { digest: target.digest, result: await runner.scan({ repository: target.repository, digest: target.digest, ...withCredentials }, signal) };
+      return runner.scanReference({ repository: target.repository, tag: target.tag, ...withCredentials }, signal);
     },
     isKnown: (target) => {
       const digest = target.digest ?? knownImages.digestOfTag(target.repository, target.tag);

@@ -9,6 +9,7 @@ import type { ImageUnderReview, PolicyViolation, ScanCounts } from '../policy/po
 import { admissionResponse } from './admission-review.js';
 import type { AdmissionRequest, AdmissionReviewResponse } from './admission-review.js';
 import { imagesToJudge } from './admitted-images.js';
+import type { PullIdentity } from './admitted-images.js';
 
 /** A scan result the operator knows for an image, and the report that shows it. */
 export interface KnownScan {
@@ -33,6 +34,8 @@ export interface ReviewDecision {
   decision: Decision;
   /** References governed by a policy but without a known result: scan them soon (empty for dry runs). */
   unscanned: ImageReference[];
+  /** Whose pull secrets those scans may use (the pod spec's). */
+  pullIdentity?: PullIdentity;
   /** Why the request was not judged, when it was not (for a debug log line). */
   notJudged?: string;
 }
@@ -72,5 +75,5 @@ export function decideReview(request: AdmissionRequest, knowledge: AdmissionKnow
     ? admissionResponse(request.uid, { allowed: true, warnings })
     : admissionResponse(request.uid, { allowed: false, message: verdict.denials.map(describeViolation).join('; '), warnings });
   const decision: Decision = !verdict.allowed ? 'deny' : warnings.length > 0 ? 'warn' : 'allow';
-  return { response, decision, unscanned: request.dryRun ? [] : unscanned };
+  return { response, decision, unscanned: request.dryRun ? [] : unscanned, pullIdentity: toJudge.pullIdentity };
 }

@@ -13,10 +13,11 @@ import { hasFix } from '../reports/report-fixes.js';
 import { RecentMap } from '../recent-map.js';
 import { ScanFailure } from '../scanner/scan-failure.js';
 import type { ScanResult } from '../scanner/scan-result.js';
+import type { PullIdentity } from './admitted-images.js';
 import { tagKey } from './known-images.js';
 
-/** What to scan: a tag, or a digest (a reference that pins one). */
-export type ReferenceTarget = { repository: string; tag: string; digest?: undefined } | { repository: string; digest: string; tag?: undefined };
+/** What to scan: a tag, or a digest (a reference that pins one); with the pull secrets of whoever asked first. */
+export type ReferenceTarget = ({ repository: string; tag: string; digest?: undefined } | { repository: string; digest: string; tag?: undefined }) & { pullIdentity?: PullIdentity };
 
 export interface ReferenceScansOptions {
   /** Runs one scan; throws a ScanFailure (or anything) when it fails. */
@@ -75,9 +76,10 @@ export class ReferenceScans {
    * Asks for a scan of the reference soon. Returns false, queuing nothing, when it is queued or
    * running already, failed less than retryAfterMs ago, the queue is full, or the scans stopped.
    */
-  request(reference: ImageReference): boolean {
+  request(reference: ImageReference, pullIdentity?: PullIdentity): boolean {
     if (this.stopped) return false;
-    const target: ReferenceTarget = reference.digest !== undefined ? { repository: reference.repository, digest: reference.digest } : { repository: reference.repository, tag: reference.tag ?? 'latest' };
+    const image = reference.digest !== undefined ? { repository: reference.repository, digest: reference.digest } : { repository: reference.repository, tag: reference.tag ?? 'latest' };
+    const target: ReferenceTarget = pullIdentity === undefined ? image : { ...image, pullIdentity };
     const key = keyOf(target);
     if (this.queued.has(key) || this.running?.key === key) return false;
     const failed = this.failedAt.get(key);

@@ -73,9 +73,21 @@ describe('status.policy of a report', () => {
       ['quality-bar', 'fixableCritical'],
     ]);
     expect(status?.violations[1]?.message).toBe(
-      'nginx:1.25 has 2 CRITICAL vulnerabilities, more than the 0 allowed: see kubectl get imagescanreport -n shop nginx-dddddddddddd -o yaml, then move to a base image with fewer of them',
+      'nginx:1.25 has 2 CRITICAL vulnerabilities, more than ImageScanPolicy quality-bar allows: see kubectl get imagescanreport -n shop nginx-dddddddddddd -o yaml, then move to a base image with fewer of them',
     );
-    expect(status?.violations[0]?.message).toContain('registry.corp.example, ghcr.io/acme');
+    expect(status?.violations[2]?.message).toMatch(/^nginx:1\.25 has 1 fixable CRITICAL vulnerability, more than .*then upgrade the packages in its status\.fixes$/);
+    expect(status?.violations[0]?.message).toBe(
+      'nginx:1.25 (docker.io/library/nginx) is not from a registry that ImageScanPolicy corp-registry allows: push it to one (kubectl get imagescanpolicy corp-registry -o yaml lists them) and deploy it from there',
+    );
+  });
+
+  it('says the same when an edit of the policy changes no verdict', () => {
+    const counts = { critical: 3, fixableCritical: 3, high: 0, fixableHigh: 0 };
+    const strict = desiredReportPolicy([policy('bar', { vulnerabilities: { critical: 0 }, allowedRegistries: ['registry.corp.example'] })], {}, nginx(counts));
+    const looser = desiredReportPolicy([policy('bar', { vulnerabilities: { critical: 2 }, allowedRegistries: ['registry.corp.example', 'ghcr.io/acme'] })], {}, nginx(counts));
+    expect(looser?.result).toBe('Fail');
+    expect(samePolicyStatus(strict, looser)).toBe(true);
+    expect(samePolicyStatus(strict, desiredReportPolicy([policy('bar', { vulnerabilities: { critical: 0 }, allowedRegistries: ['registry.corp.example'] })], {}, nginx({ ...counts, critical: 4 })))).toBe(false);
   });
 
   it('passes an image under an allowed prefix, but not one under a look-alike', () => {
@@ -122,7 +134,7 @@ describe('status.policy of a report', () => {
     );
   });
 
-  it('a looser threshold never turns Pass into Fail, and leaves an unaffected report equal (property)', () => {
+  it('a looser threshold never turns Pass into Fail, and a report whose rules stay broken keeps the same status (property)', () => {
     fc.assert(
       fc.property(countsArb, thresholdsArb, fc.record({ critical: fc.nat(10), high: fc.nat(10), fixableCritical: fc.nat(10), fixableHigh: fc.nat(10) }), (counts, thresholds, extra) => {
         const looser = Object.fromEntries(Object.entries(thresholds).map(([rule, t]) => [rule, t + extra[rule as keyof typeof extra]]));
@@ -130,8 +142,9 @@ describe('status.policy of a report', () => {
         const after = desiredReportPolicy([policy('p', { vulnerabilities: looser })], {}, nginx(counts));
         if (before?.result === 'Pass') expect(after?.result).toBe('Pass');
         expect((after?.violations.length ?? 0) <= (before?.violations.length ?? 0)).toBe(true);
-        // Still passing under both: the same status, so the audit writes nothing for this report.
-        if (before?.result === 'Pass') expect(samePolicyStatus(before, after)).toBe(true);
+        // The same rules broken (or none): the same bytes, so the audit writes nothing for this report.
+        const rules = (s: typeof before) => s?.violations.map((v) => v.rule).join();
+        if (rules(before) === rules(after)) expect(samePolicyStatus(before, after)).toBe(true);
         expect(violatesPolicy(policy('p', { vulnerabilities: looser }), {}, nginx(counts))).toBe(after?.result === 'Fail');
       }),
     );

@@ -4,7 +4,7 @@ import { parseImageReference } from '../images/image-reference.js';
 import type { ImageReference } from '../images/image-reference.js';
 import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import type { ImageScanReport, ImageScanReportStatus, ReportPolicyStatus, ReportPolicyViolation } from '../reports/image-scan-report.js';
-import type { CompiledPolicy } from './image-scan-policy.js';
+import type { CompiledPolicy, PolicyRule } from './image-scan-policy.js';
 import { evaluatePolicies, governsNamespace } from './policy-evaluation.js';
 import type { ImageUnderReview, PolicyViolation, ScanCounts } from './policy-evaluation.js';
 
@@ -61,10 +61,32 @@ function imageUnderReview(report: ImageScanReport): ImageUnderReview | undefined
  * evaluatePolicies. `unscanned` is an admission rule: what runs unscanned is already Pending or Failed
  * (and alerted on), so the audit judges such a report by its registry alone.
  */
-function auditViolations(policies: readonly CompiledPolicy[], namespaceLabels: Readonly<Record<string, string>>, report: ImageScanReport): PolicyViolation[] {
-  const image = imageUnderReview(report);
-  if (image === undefined) return [];
+function auditViolations(policies: readonly CompiledPolicy[], namespaceLabels: Readonly<Record<string, string>>, image: ImageUnderReview): PolicyViolation[] {
   return evaluatePolicies(policies, namespaceLabels, image).filter((v) => v.rule !== 'unscanned');
+}
+
+const THRESHOLD_WORDS: Partial<Record<PolicyRule, string>> = {
+  critical: 'CRITICAL',
+  high: 'HIGH',
+  fixableCritical: 'fixable CRITICAL',
+  fixableHigh: 'fixable HIGH',
+};
+
+/**
+ * The sentence a report holds for a violation. Unlike an admission message it names the policy rather
+ * than the threshold or the allowed registries: it must stay the same bytes when a policy edit does not
+ * change the verdict, or a looser threshold would rewrite (and re-announce) every report still failing.
+ * The numbers that change it are the image's own.
+ */
+function auditMessage(violation: PolicyViolation, image: ImageUnderReview): string {
+  const read = `see kubectl get imagescanreport -n ${image.report?.namespace ?? ''} ${image.report?.name ?? ''} -o yaml`;
+  const words = THRESHOLD_WORDS[violation.rule];
+  if (words === undefined || image.scan === undefined) {
+    return `${image.image} (${image.reference.repository}) is not from a registry that ImageScanPolicy ${violation.policy} allows: push it to one (kubectl get imagescanpolicy ${violation.policy} -o yaml lists them) and deploy it from there`;
+  }
+  const count = image.scan[violation.rule];
+  const fix = violation.rule === 'fixableCritical' || violation.rule === 'fixableHigh' ? 'upgrade the packages in its status.fixes' : 'move to a base image with fewer of them';
+  return `${image.image} has ${count} ${words} ${count === 1 ? 'vulnerability' : 'vulnerabilities'}, more than ImageScanPolicy ${violation.policy} allows: ${read}, then ${fix}`;
 }
 
 /**
@@ -78,15 +100,20 @@ export function desiredReportPolicy(
 ): ReportPolicyStatus | undefined {
   const governing = policies.filter((p) => governsNamespace(p, namespaceLabels));
   if (governing.length === 0) return undefined;
-  const violations: ReportPolicyViolation[] = auditViolations(governing, namespaceLabels, report)
-    .slice(0, MAX_REPORT_POLICY_VIOLATIONS)
-    .map((v) => ({ policy: v.policy, rule: v.rule, message: bounded(v.message) }));
+  const image = imageUnderReview(report);
+  const violations: ReportPolicyViolation[] =
+    image === undefined
+      ? []
+      : auditViolations(governing, namespaceLabels, image)
+          .slice(0, MAX_REPORT_POLICY_VIOLATIONS)
+          .map((v) => ({ policy: v.policy, rule: v.rule, message: bounded(auditMessage(v, image)) }));
   return { result: violations.length > 0 ? 'Fail' : 'Pass', violations };
 }
 
 /** True when the report breaks at least one rule of `policy` (for the policy's status.violations). */
 export function violatesPolicy(policy: CompiledPolicy, namespaceLabels: Readonly<Record<string, string>>, report: ImageScanReport): boolean {
-  return auditViolations([policy], namespaceLabels, report).length > 0;
+  const image = imageUnderReview(report);
+  return image !== undefined && auditViolations([policy], namespaceLabels, image).length > 0;
 }
 
 /** True when two status.policy values say the same (result, and the violations in order). */

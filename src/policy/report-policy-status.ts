@@ -4,7 +4,7 @@ import { parseImageReference } from '../images/image-reference.js';
 import type { ImageReference } from '../images/image-reference.js';
 import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import type { ImageScanReport, ImageScanReportStatus, ReportPolicyStatus, ReportPolicyViolation } from '../reports/image-scan-report.js';
-import type { CompiledPolicy, PolicyRule } from './image-scan-policy.js';
+import type { CompiledPolicy, ThresholdRule } from './image-scan-policy.js';
 import { evaluatePolicies, governsNamespace } from './policy-evaluation.js';
 import type { ImageUnderReview, PolicyViolation, ScanCounts } from './policy-evaluation.js';
 
@@ -65,7 +65,7 @@ function auditViolations(policies: readonly CompiledPolicy[], namespaceLabels: R
   return evaluatePolicies(policies, namespaceLabels, image).filter((v) => v.rule !== 'unscanned');
 }
 
-const THRESHOLD_WORDS: Partial<Record<PolicyRule, string>> = {
+const THRESHOLD_WORDS: Record<ThresholdRule, string> = {
   critical: 'CRITICAL',
   high: 'HIGH',
   fixableCritical: 'fixable CRITICAL',
@@ -80,12 +80,13 @@ const THRESHOLD_WORDS: Partial<Record<PolicyRule, string>> = {
  */
 function auditMessage(violation: PolicyViolation, image: ImageUnderReview): string {
   const read = `see kubectl get imagescanreport -n ${image.report?.namespace ?? ''} ${image.report?.name ?? ''} -o yaml`;
-  const words = THRESHOLD_WORDS[violation.rule];
-  if (words === undefined || image.scan === undefined) {
+  const rule = violation.rule;
+  if (rule === 'registry' || rule === 'unscanned' || image.scan === undefined) {
     return `${image.image} (${image.reference.repository}) is not from a registry that ImageScanPolicy ${violation.policy} allows: push it to one (kubectl get imagescanpolicy ${violation.policy} -o yaml lists them) and deploy it from there`;
   }
-  const count = image.scan[violation.rule];
-  const fix = violation.rule === 'fixableCritical' || violation.rule === 'fixableHigh' ? 'upgrade the packages in its status.fixes' : 'move to a base image with fewer of them';
+  const count = image.scan[rule];
+  const words = THRESHOLD_WORDS[rule];
+  const fix = rule === 'fixableCritical' || rule === 'fixableHigh' ? 'upgrade the packages in its status.fixes' : 'move to a base image with fewer of them';
   return `${image.image} has ${count} ${words} ${count === 1 ? 'vulnerability' : 'vulnerabilities'}, more than ImageScanPolicy ${violation.policy} allows: ${read}, then ${fix}`;
 }
 

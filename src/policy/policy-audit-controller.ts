@@ -110,7 +110,7 @@ export class PolicyAuditController {
     this.queue = queue;
     for (let i = 0; i < (this.options.workers ?? 4); i += 1) this.workers.push(this.work(queue));
     this.enqueueAll();
-    this.resyncTimer = setInterval(() => this.enqueueAll(), this.options.resyncMs ?? 10 * 60_000);
+    this.resyncTimer = setInterval(() => this.resync(), this.options.resyncMs ?? 10 * 60_000);
     this.resyncTimer.unref();
     this.log.info({ policies: this.options.policies.all().length }, 'policy audit started');
   }
@@ -129,9 +129,14 @@ export class PolicyAuditController {
     this.log.info('policy audit stopped');
   }
 
-  /** Keys waiting (for tests and logs). */
-  queueLength(): number {
-    return this.queue?.len() ?? 0;
+  /** Keys waiting or being worked on (delayed recounts not included). */
+  pendingWork(): number {
+    return (this.queue?.len() ?? 0) + (this.queue?.inProgress() ?? 0);
+  }
+
+  /** Evaluates every report and policy again (what the periodic resync does). */
+  resync(): void {
+    this.enqueueAll();
   }
 
   private enqueueAll(): void {

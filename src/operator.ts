@@ -20,6 +20,8 @@ import type { KubeClients } from './kube/kube-client.js';
 import { LeaderElector } from './kube/leader-election.js';
 import { LeadershipFence } from './kube/write-fence.js';
 import { OwnerResolver } from './kube/owner-resolver.js';
+import { PolicyEventRecorder } from './kube/policy-event-recorder.js';
+import { KubePolicyWriter } from './kube/policy-writer.js';
 import { PodImageIndex } from './kube/pod-image-index.js';
 import { PullSecretReader } from './kube/pull-secrets.js';
 import { ReportIndex } from './kube/report-index.js';
@@ -33,6 +35,7 @@ import { MetricsAccessControl } from './metrics/metrics-auth.js';
 import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './tls/serving-certificate.js';
 import type { ServingCertificate } from './tls/serving-certificate.js';
 import { OperatorMetrics } from './metrics/operator-metrics.js';
+import { PolicyAuditController } from './policy/policy-audit-controller.js';
 import { PolicyStore } from './policy/policy-store.js';
 import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
@@ -216,6 +219,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
 
   const pullSecrets = new PullSecretReader({ core: clients.core });
   const events = new EventRecorder({ core: clients.core, logger: log.child({ component: 'events' }), instance: config.identity });
+  const owners = new OwnerResolver({ getJson: clients.getJson });
   const reconciler = new ReportReconciler({
     pods: index,
     namespaces: namespaceInformer,
@@ -224,7 +228,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     scans,
     scanQueue: scanRequester,
     store: new KubeReportStore(clients.custom),
-    owners: new OwnerResolver({ getJson: clients.getJson }),
+    owners,
     pullSecrets,
     events,
     teamLabel: config.teamLabel,
@@ -282,6 +286,20 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     logger: log.child({ component: 'reference-scans' }),
   });
   let webhook: AdmissionWebhook | undefined;
+
+  // status.policy of reports and the status of policies, written by the leader (its own queue and keys).
+  const policyAudit = new PolicyAuditController({
+    policies,
+    policyInformer,
+    reports: reportInformer,
+    namespaces: namespaceInformer,
+    podsRunning: (key) => index.podsRunning(key),
+    resolveOwner: (pod) => owners.resolve(pod),
+    writer: new KubePolicyWriter(clients.custom),
+    events: new PolicyEventRecorder({ core: clients.core, logger: log.child({ component: 'policy-events' }), instance: config.identity }),
+    now,
+    logger: log.child({ component: 'policy-audit' }),
+  });
 
   const newScanQueue = (): ScanQueue =>
     new ScanQueue({
@@ -377,6 +395,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     metrics.setLeader(true);
     scanQueue = newScanQueue();
     controller.start();
+    policyAudit.start();
     rescanTask.start();
   }
 
@@ -385,7 +404,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     leading = false;
     metrics.setLeader(false);
     rescanTask.stop();
-    await controller.stop();
+    await Promise.all([controller.stop(), policyAudit.stop()]);
     const queue = scanQueue;
     scanQueue = undefined;
     await queue?.stop();

@@ -172,6 +172,9 @@ const EXPECTED_CLUSTER = [
   ...['get', 'list', 'watch', 'create', 'patch', 'delete'].map((v) => ({ group: 'imagescan.dev', resource: 'imagescanreports', verb: v })),
   { group: 'imagescan.dev', resource: 'imagescanreports/status', verb: 'patch' },
   { group: '', resource: 'events', verb: 'create' },
+  // ImageScanPolicies: the store's informer, and the audit's status writes.
+  ...['list', 'watch'].map((v) => ({ group: 'imagescan.dev', resource: 'imagescanpolicies', verb: v })),
+  { group: 'imagescan.dev', resource: 'imagescanpolicies/status', verb: 'patch' },
 ];
 const PULL_SECRETS = [
   { group: '', resource: 'secrets', verb: 'get' },

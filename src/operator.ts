@@ -275,9 +275,11 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       if (target.digest !== undefined) return { digest: target.digest, result: await runner.scan({ repository: target.repository, digest: target.digest, ...withCredentials }, signal) };
       return runner.scanReference({ repository: target.repository, tag: target.tag, ...withCredentials }, signal);
     },
+    // A digest running in a watched namespace is the leader's to scan (its report then answers); one
+    // that runs only where the operator does not look is scanned here.
     isKnown: (target) => {
       const digest = target.digest ?? knownImages.digestOfTag(target.repository, target.tag);
-      return digest !== undefined && knownImages.scanOfDigest(digest, '') !== undefined;
+      return digest !== undefined && (index.isRunning(digest) || knownImages.scanOfDigest(digest, '') !== undefined);
     },
     // The digest's result is then known to the reconciler too: when the image starts running here, its
     // report is written from this scan instead of a second Trivy run.

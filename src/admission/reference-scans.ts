@@ -26,8 +26,6 @@ export interface ReferenceScansOptions {
   isKnown: (target: ReferenceTarget) => boolean;
   /** Told of every successful scan (e.g. to seed the controller's scan knowledge). */
   onScanned?: (scanned: { target: ReferenceTarget; digest: string; result: ScanResult; finishedAt: Date }) => void;
-  /** Told of every finished scan, for metrics. */
-  onFinished?: (result: 'success' | 'failure') => void;
   logger: Logger;
   maxQueued?: number;
   maxLearned?: number;
@@ -136,7 +134,6 @@ export class ReferenceScans {
     } catch (err) {
       if (this.stopped) return;
       this.failedAt.set(key, this.now());
-      this.opts.onFinished?.('failure');
       const reason = err instanceof ScanFailure ? err.reason : 'scanner_error';
       log.warn({ image: key, reason, message: err instanceof Error ? err.message : String(err) }, 'scan by reference failed');
       return;
@@ -146,7 +143,6 @@ export class ReferenceScans {
     this.failedAt.delete(key);
     if (target.tag !== undefined) this.digestByTag.set(key, scanned.digest);
     this.scanByDigest.set(scanned.digest, { scan: scanCountsOfResult(scanned.result), scannedAt: finishedAt });
-    this.opts.onFinished?.('success');
     log.info({ image: key, digest: scanned.digest, critical: scanned.result.summary.critical, high: scanned.result.summary.high }, 'scan by reference finished');
     try {
       this.opts.onScanned?.({ target, digest: scanned.digest, result: scanned.result, finishedAt: new Date(finishedAt) });

@@ -54,6 +54,8 @@ describe('auditing running images against ImageScanPolicies', () => {
   const reportOf = (namespace: string, repository: string): ReportLike | undefined =>
     (api.objects.list(REPORTS, namespace) as ReportLike[]).find((r) => r.spec?.repository === repository);
   const policy = (name: string): PolicyLike | undefined => api.objects.get(POLICIES, undefined, name) as PolicyLike | undefined;
+  const policyEvents = (): { reason?: string; metadata?: { namespace?: string }; involvedObject?: { kind?: string; name?: string } }[] =>
+    ['shop', 'catalog'].flatMap((ns) => api.objects.list('events', ns) as { reason?: string }[]).filter((e) => e.reason === 'ImagePolicyViolation');
   const verdicts = (): Record<string, string> =>
     Object.fromEntries(reports().map((r) => [`${r.metadata?.namespace ?? ''}/${(r.spec?.repository ?? '').split('/').pop() ?? ''}`, r.status?.policy?.result ?? 'none']));
 
@@ -158,9 +160,30 @@ describe('auditing running images against ImageScanPolicies', () => {
     await eventually(() => (policy('prod-bar')?.status?.observedGeneration === 3 ? true : undefined), 10_000, 'prod-bar at generation 3');
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(api.requests({ sinceSeq: quiet }).filter((r) => r.resource === 'imagescanreports' && r.verb === 'patch')).toEqual([]);
+    // Re-evaluations announce nothing again: one event per finding (nginx in shop, redis in catalog).
+    expect(policyEvents().map((e) => `${e.metadata?.namespace ?? ''} ${e.involvedObject?.kind ?? ''}/${e.involvedObject?.name ?? ''}`).sort()).toEqual(['catalog Deployment/cache', 'shop Deployment/web']);
   });
 
-  it('5. a namespace that leaves the policy loses status.policy, and the POLICY column is empty again', async () => {
+  it('5. after a restart the operator resumes from what the reports hold: no status write, no event again', async () => {
+    await operator.stop();
+    const since = api.requests().at(-1)?.seq ?? 0;
+    const eventsBefore = policyEvents().length;
+    operator = startOperatorProcess({
+      args: ['--kubeconfig', api.kubeconfigPath, '--trivy-path', writeTrivyStubWrapper(work, {}), '--trivy-cache-dir', path.join(work, 'cache'), '--leader-elect=false', '--metrics-address', '127.0.0.1:0'],
+      env: { TMPDIR: work },
+    });
+    await operator.waitForLine((l) => l.msg === 'policy audit started', 30_000);
+    // Long enough for every report and policy to be evaluated (and a recount to run) on this small cluster.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const writes = api.requests({ sinceSeq: since }).filter((r) => r.verb === 'patch' && (r.resource === 'imagescanreports' || r.resource === 'imagescanpolicies'));
+    expect(writes.map((r) => `${r.resource ?? ''}/${r.name ?? ''}`)).toEqual([]);
+    expect(policyEvents()).toHaveLength(eventsBefore);
+    // Not even a create answered AlreadyExists: what the reports held counts as announced.
+    expect(api.requests({ sinceSeq: since }).filter((r) => r.resource === 'events' && r.verb === 'create')).toEqual([]);
+    expect(verdicts()).toEqual({ 'shop/nginx': 'Fail', 'shop/alpine': 'Pass', 'catalog/redis': 'Pass', 'catalog/checkout-go': 'Pass' });
+  });
+
+  it('6. a namespace that leaves the policy loses status.policy, and the POLICY column is empty again', async () => {
     await kubectl.ok(['label', 'namespace', 'catalog', 'env-']);
     await eventually(() => (verdicts()['catalog/redis'] === 'none' && verdicts()['catalog/checkout-go'] === 'none' ? true : undefined), 20_000, 'catalog reports without status.policy');
     const isr = parseTable(await kubectl.ok(['get', 'isr', '-n', 'catalog']));

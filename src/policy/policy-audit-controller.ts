@@ -63,7 +63,7 @@ function auditInputsOf(report: ImageScanReport): string {
 }
 
 /** True when a report update can change its verdict or its status.policy was changed by someone else. */
-export function hasAuditInputsChanged(previous: ReportEntry, current: ReportEntry): boolean {
+function hasAuditInputsChanged(previous: ReportEntry, current: ReportEntry): boolean {
   return auditInputsOf(previous.report) !== auditInputsOf(current.report);
 }
 

@@ -7,6 +7,12 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { OperatorConfig } from './config.js';
 import type { NamespaceEntry, NodeEntry, PodEntry, ReportEntry } from './kube/cluster-objects.js';
+import { startAdmissionWebhook } from './admission/admission-webhook.js';
+import type { AdmissionWebhook } from './admission/admission-webhook.js';
+import type { WebhookServer } from './admission/webhook-server.js';
+import { KnownImages } from './admission/known-images.js';
+import { ReferenceScans } from './admission/reference-scans.js';
+import type { ReferenceTarget } from './admission/reference-scans.js';
 import { EventRecorder } from './kube/event-recorder.js';
 import type { ResilientInformer } from './kube/informer.js';
 import { createKubeClients, loadKubeConfig } from './kube/kube-client.js';
@@ -14,19 +20,23 @@ import type { KubeClients } from './kube/kube-client.js';
 import { LeaderElector } from './kube/leader-election.js';
 import { LeadershipFence } from './kube/write-fence.js';
 import { OwnerResolver } from './kube/owner-resolver.js';
+import { PolicyEventRecorder } from './kube/policy-event-recorder.js';
+import { KubePolicyWriter } from './kube/policy-writer.js';
 import { PodImageIndex } from './kube/pod-image-index.js';
 import { PullSecretReader } from './kube/pull-secrets.js';
 import { ReportIndex } from './kube/report-index.js';
 import { KubeReportStore } from './kube/report-store.js';
-import { createNamespaceInformer, createNodeInformer, createPodInformer, createReportInformer } from './kube/watches.js';
+import { createNamespaceInformer, createNodeInformer, createPodInformer, createPolicyInformer, createReportInformer } from './kube/watches.js';
 import type { WatchSettings } from './kube/watches.js';
 import { KubeAccessReviewer } from './kube/access-reviews.js';
 import { startMetricsServer } from './metrics/http-server.js';
 import type { MetricsServer, Readiness } from './metrics/http-server.js';
 import { MetricsAccessControl } from './metrics/metrics-auth.js';
-import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './metrics/serving-certificate.js';
-import type { ServingCertificate } from './metrics/serving-certificate.js';
+import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './tls/serving-certificate.js';
+import type { ServingCertificate } from './tls/serving-certificate.js';
 import { OperatorMetrics } from './metrics/operator-metrics.js';
+import { PolicyAuditController } from './policy/policy-audit-controller.js';
+import { PolicyStore } from './policy/policy-store.js';
 import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
 import type { ScanRequester } from './reports/report-reconciler.js';
@@ -72,8 +82,12 @@ export interface Operator {
   readonly config: OperatorConfig;
   readonly metrics: OperatorMetrics;
   readonly controller: ReportController;
+  /** The ImageScanPolicies in force (compiled), kept on every replica. */
+  readonly policies: PolicyStore;
   /** The metrics server's bound address once started. */
   metricsServer(): MetricsServer | undefined;
+  /** The admission webhook's server once it has a certificate. */
+  webhookServer(): WebhookServer | undefined;
   readiness(): Readiness;
   /** Starts watching, serving metrics, contending for leadership; resolves once caches are synced. */
   start(): Promise<void>;
@@ -108,6 +122,9 @@ export function schedulePeriodMs(expression: string): number {
   }
 }
 
+/** The kinds the admission component sends; anything else is counted as `other`, so labels stay few. */
+const ADMISSION_KINDS = new Set(['Pod', 'Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'CronJob']);
+
 /** Builds the operator; nothing runs until start(). Throws when the kubeconfig cannot be loaded. */
 export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Operator {
   const log = deps.logger;
@@ -132,7 +149,10 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const nodeInformer: ResilientInformer<NodeEntry> = createNodeInformer(clients.getJson, watchSettings);
   const namespaceInformer: ResilientInformer<NamespaceEntry> = createNamespaceInformer(clients.getJson, watchSettings);
   const reportInformer: ResilientInformer<ReportEntry> = createReportInformer(clients.getJson, watchSettings);
-  const informers: Pick<ResilientInformer<PodEntry>, 'start' | 'stop' | 'whenSynced' | 'health'>[] = [...podInformers, nodeInformer, namespaceInformer, reportInformer];
+  const policyInformer = createPolicyInformer(clients.getJson, watchSettings);
+  // The ImageScanPolicies in force, compiled: read by the audit and by admission on every replica.
+  const policies = new PolicyStore(policyInformer);
+  const informers: Pick<ResilientInformer<PodEntry>, 'start' | 'stop' | 'whenSynced' | 'health'>[] = [...podInformers, nodeInformer, namespaceInformer, reportInformer, policyInformer];
 
   const podLog = log.child({ component: 'pods' });
   const index = new PodImageIndex({
@@ -203,6 +223,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
 
   const pullSecrets = new PullSecretReader({ core: clients.core });
   const events = new EventRecorder({ core: clients.core, logger: log.child({ component: 'events' }), instance: config.identity });
+  const owners = new OwnerResolver({ getJson: clients.getJson });
   const reconciler = new ReportReconciler({
     pods: index,
     namespaces: namespaceInformer,
@@ -211,7 +232,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     scans,
     scanQueue: scanRequester,
     store: new KubeReportStore(clients.custom),
-    owners: new OwnerResolver({ getJson: clients.getJson }),
+    owners,
     pullSecrets,
     events,
     teamLabel: config.teamLabel,
@@ -240,6 +261,50 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     rescanJitterMs: config.rescanJitterMs,
     now,
     random,
+  });
+
+  // The deploy gate's memory: built before the informers start so it sees their first lists.
+  const knownImages = new KnownImages({ pods: podInformers, reports: reportInformer });
+  const referenceScans = new ReferenceScans({
+    scan: async (target: ReferenceTarget, signal) => {
+      await database.whenReady();
+      // The asking pod spec's pull secrets, read now (off the request path), as the kubelet would use them.
+      const identity = target.pullIdentity;
+      const registry = target.repository.split('/')[0] ?? '';
+      const credentials =
+        identity === undefined
+          ? undefined
+          : (await pullSecrets.lookup({ metadata: { namespace: identity.namespace }, spec: { containers: [], imagePullSecrets: identity.imagePullSecrets.map((name) => ({ name })), serviceAccountName: identity.serviceAccountName } }, registry)).credentials;
+      const withCredentials = credentials === undefined ? {} : { credentials };
+      if (target.digest !== undefined) return { digest: target.digest, result: await runner.scan({ repository: target.repository, digest: target.digest, ...withCredentials }, signal) };
+      return runner.scanReference({ repository: target.repository, tag: target.tag, ...withCredentials }, signal);
+    },
+    // A digest running in a watched namespace is the leader's to scan (its report then answers); one
+    // that runs only where the operator does not look is scanned here.
+    isKnown: (target) => {
+      const digest = target.digest ?? knownImages.digestOfTag(target.repository, target.tag);
+      return digest !== undefined && (index.isRunning(digest) || knownImages.scanOfDigest(digest, '') !== undefined);
+    },
+    // The digest's result is then known to the reconciler too: when the image starts running here, its
+    // report is written from this scan instead of a second Trivy run.
+    onScanned: ({ target, digest, result, finishedAt }) =>
+      controller.handleScanOutcome({ digest, target: { repository: target.repository, digest }, finishedAt, attempts: 1, durationMs: 0, ok: true, result }),
+    logger: log.child({ component: 'reference-scans' }),
+  });
+  let webhook: AdmissionWebhook | undefined;
+
+  // status.policy of reports and the status of policies, written by the leader (its own queue and keys).
+  const policyAudit = new PolicyAuditController({
+    policies,
+    policyInformer,
+    reports: reportInformer,
+    namespaces: namespaceInformer,
+    podsRunning: (key) => index.podsRunning(key),
+    resolveOwner: (pod) => owners.resolve(pod),
+    writer: new KubePolicyWriter(clients.custom),
+    events: new PolicyEventRecorder({ core: clients.core, logger: log.child({ component: 'policy-events' }), instance: config.identity }),
+    now,
+    logger: log.child({ component: 'policy-audit' }),
   });
 
   const newScanQueue = (): ScanQueue =>
@@ -336,6 +401,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     metrics.setLeader(true);
     scanQueue = newScanQueue();
     controller.start();
+    policyAudit.start();
     rescanTask.start();
   }
 
@@ -344,7 +410,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     leading = false;
     metrics.setLeader(false);
     rescanTask.stop();
-    await controller.stop();
+    await Promise.all([controller.stop(), policyAudit.stop()]);
     const queue = scanQueue;
     scanQueue = undefined;
     await queue?.stop();
@@ -373,7 +439,9 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     config,
     metrics,
     controller,
+    policies,
     metricsServer: () => server,
+    webhookServer: () => webhook?.server(),
     readiness,
     rescanAll: (reason) => controller.rescanAll(reason),
     async start(): Promise<void> {
@@ -410,6 +478,20 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       void database.start().catch((err: unknown) => log.error({ err }, 'vulnerability database start failed'));
       await Promise.all(informers.map((informer) => informer.whenSynced()));
       log.info({ pods: index.podCount(), reports: reportInformer.size() }, 'caches synced');
+      // Every replica answers admission requests, from caches that are now filled.
+      webhook = await startAdmissionWebhook({
+        host: config.webhook.host,
+        port: config.webhook.port,
+        certDir: config.webhookCertDir,
+        sources: {
+          policies: () => policies.validPolicies(),
+          namespaceLabels: (namespace) => namespaceInformer.get(namespace)?.labels,
+          images: knownImages,
+          scans: referenceScans,
+        },
+        onReviewed: (kind, decision, seconds) => metrics.observeAdmissionReview(ADMISSION_KINDS.has(kind) ? kind : 'other', decision, seconds),
+        logger: log.child({ component: 'admission' }),
+      });
       if (stopping) return;
       // Only once the caches are synced: before, nothing would look in use, and the SBOM prune would
       // delete files that each cost a registry pull to write again.
@@ -431,6 +513,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       clearInterval(housekeepingTimer);
       rescanTask.destroy();
       await database.stop();
+      await webhook?.stop();
+      await referenceScans.stop();
       await Promise.all(informers.map((informer) => informer.stop()));
       stopCertificateWatch?.();
       await server?.close();

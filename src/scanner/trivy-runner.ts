@@ -22,6 +22,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { parseImageReference } from '../images/image-reference.js';
 import { sharedChildSpawner } from './child-spawner.js';
 import type { ChildSpawner } from './child-spawner.js';
 import { classifyTrivyFailure } from './failure-classifier.js';
@@ -30,7 +31,7 @@ import { SEVERITIES } from './scan-result.js';
 import type { ScanResult, Severity } from './scan-result.js';
 import { asImageResult, blamesSbomFile, reportedArtifactName } from './sbom-cache.js';
 import type { SbomCache, SbomKey } from './sbom-cache.js';
-import { parseTrivyReport, readArtifactName, TrivyReportError } from './trivy-report-parser.js';
+import { parseTrivyReport, readArtifactName, readRepoDigests, TrivyReportError } from './trivy-report-parser.js';
 
 /** Credentials for one registry, from a pod's imagePullSecrets. Values never reach argv or logs. */
 export interface RegistryCredentials {
@@ -108,6 +109,7 @@ export interface TrivyRunnerOptions {
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 // Registry host (a name or a bracketed IPv6 address)[:port] then path components; no whitespace, no leading '-', no tag or digest.
 const REPOSITORY = /^(?:[a-z0-9][a-z0-9.-]*|\[[0-9a-f:.]+\])(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$/;
+const TAG = /^\w[\w.-]{0,127}$/;
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9]+(?:\/[a-z0-9]+)?$/;
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -202,6 +204,42 @@ export class TrivyRunner {
       if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Scans an image by its tag (`repository:tag`), for an admission request about an image that runs
+   * nowhere yet, and returns the digest the registry resolved (Trivy's Metadata.RepoDigests) with the
+   * result. Pulls from the registry with the credentials given (the asking pod's pull secret) and keeps no SBOM. Throws a classified
+   * ScanFailure; invalid_output when the report names no digest. Does not retry.
+   */
+  async scanReference(req: { repository: string; tag: string; credentials?: RegistryCredentials }, signal?: AbortSignal): Promise<{ digest: string; result: ScanResult }> {
+    if (!REPOSITORY.test(req.repository) || !TAG.test(req.tag)) throw new ScanFailure('scanner_error', `Not a repository and tag: ${JSON.stringify(`${req.repository}:${req.tag}`).slice(0, 300)}`, false);
+    if (req.credentials && !sameRegistry(req.credentials.registry, req.repository.split('/')[0] ?? '')) {
+      throw new ScanFailure('auth', `Credentials from ${req.credentials.source} are for ${req.credentials.registry}, not for ${req.repository}`, false);
+    }
+    if (signal?.aborted) throw cancelledFailure();
+    let credentialsDir: string | undefined;
+    return this.withTempHome(async (dir) => {
+      const ref = `${req.repository}:${req.tag}`;
+      const output = path.join(dir, 'report.json');
+      const args = this.scanArgs(ref, output, undefined);
+      const env = this.childEnv(dir);
+      if (req.credentials) {
+        credentialsDir = this.opts.credentialsDir === undefined ? path.join(dir, 'docker') : await this.makeCredentialsDir(this.opts.credentialsDir);
+        env.DOCKER_CONFIG = await writeDockerConfig(credentialsDir, req.credentials);
+      }
+      this.log.debug({ repository: req.repository, tag: req.tag, credentials: req.credentials?.source, source: 'registry', args }, 'trivy scan by reference starting');
+      const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore').finally(async () => {
+        if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
+      });
+      if (run.cancelled) throw cancelledFailure();
+      if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
+      if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
+      const report = await this.readReport(output);
+      const digest = digestOfRepository(readRepoDigests(report), req.repository);
+      if (digest === undefined) throw new ScanFailure('invalid_output', `Trivy's report of ${ref} names no digest (Metadata.RepoDigests)`, false);
+      return { digest, result: this.stamp(parseReport(report)) };
+    });
   }
 
   /**
@@ -569,6 +607,22 @@ function parseReport(report: Buffer): ScanResult {
 
 async function discardStaged(staged: string | undefined): Promise<void> {
   if (staged !== undefined) await rm(staged, { force: true });
+}
+
+/**
+ * The digest of `repository` among RepoDigests (`nginx@sha256:…`, Docker Hub names short): the entry
+ * whose name is the repository, else the first one (a remote scan lists only the reference's own).
+ */
+function digestOfRepository(repoDigests: readonly string[], repository: string): string | undefined {
+  const parsed = repoDigests.flatMap((text) => {
+    try {
+      const ref = parseImageReference(text);
+      return ref.digest === undefined ? [] : [ref];
+    } catch {
+      return [];
+    }
+  });
+  return (parsed.find((p) => p.repository === repository) ?? parsed[0])?.digest;
 }
 
 function sbomKeyOf(req: ScanTarget): SbomKey {

@@ -180,7 +180,7 @@ const FLAGS: readonly FlagSpec[] = [
   {
     name: 'trivy-memory-limit',
     value: '<quantity>',
-    defaultText: "(the container's memory limit - 512Mi) / --scan-concurrency; none without a limit",
+    defaultText: "(the container's memory limit - 512Mi) / (--scan-concurrency + 1); none without a limit",
     help: 'Soft memory limit (GOMEMLIMIT) of each Trivy process, e.g. 768Mi; 0 for none.',
   },
   { name: 'trivy-cache-dir', value: '<dir>', defaultText: '/var/cache/trivy', help: 'Trivy cache directory shared by all scans (holds the vulnerability DB).' },
@@ -413,7 +413,8 @@ export const OPERATOR_MEMORY_RESERVE_BYTES = 512 * 2 ** 20;
  */
 export function derivedTrivyMemoryLimit(containerLimitBytes: number | undefined, concurrency: number): number | undefined {
   if (containerLimitBytes === undefined) return undefined;
-  const share = Math.floor((containerLimitBytes - OPERATOR_MEMORY_RESERVE_BYTES) / concurrency);
+  // One more than the concurrency: the deploy gate may run one scan by reference beside the cluster's.
+  const share = Math.floor((containerLimitBytes - OPERATOR_MEMORY_RESERVE_BYTES) / (concurrency + 1));
   // A limit this small would make Go collect constantly; below it, no limit serves better.
   return share >= 64 * 2 ** 20 ? share : undefined;
 }

@@ -296,7 +296,7 @@ describe('memory of the Trivy children', () => {
 
   it("shares the container's limit, less the operator's 512Mi, among the scans that run at once", () => {
     expect(loadConfig([], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBe(512 * MiB);
-    expect(loadConfig(['--scan-concurrency=4'], {}, { memoryLimitBytes: 4 * GiB }).trivyMemoryLimitBytes).toBe(716.8 * MiB);
+    expect(loadConfig(['--scan-concurrency=4'], {}, { memoryLimitBytes: 4 * GiB }).trivyMemoryLimitBytes).toBe(Math.floor((4 * GiB - 512 * MiB) / 5));
     // No container limit, or one too small to share: no GOMEMLIMIT.
     expect(loadConfig([], {}, {}).trivyMemoryLimitBytes).toBeUndefined();
     expect(loadConfig(['--scan-concurrency=16'], {}, { memoryLimitBytes: GiB }).trivyMemoryLimitBytes).toBeUndefined();

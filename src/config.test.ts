@@ -61,6 +61,8 @@ describe('defaults', () => {
       metrics: { host: undefined, port: 8080 },
       metricsSecure: true,
       metricsCertDir: undefined,
+      webhook: { host: undefined, port: 9443 },
+      webhookCertDir: '/tmp/k8s-webhook-server/serving-certs',
       leaderElect: false,
       leaderElectionNamespace: 'imagescan-system',
       leaderElectionId: 'imagescan-operator',

@@ -18,15 +18,16 @@ import { PodImageIndex } from './kube/pod-image-index.js';
 import { PullSecretReader } from './kube/pull-secrets.js';
 import { ReportIndex } from './kube/report-index.js';
 import { KubeReportStore } from './kube/report-store.js';
-import { createNamespaceInformer, createNodeInformer, createPodInformer, createReportInformer } from './kube/watches.js';
+import { createNamespaceInformer, createNodeInformer, createPodInformer, createPolicyInformer, createReportInformer } from './kube/watches.js';
 import type { WatchSettings } from './kube/watches.js';
 import { KubeAccessReviewer } from './kube/access-reviews.js';
 import { startMetricsServer } from './metrics/http-server.js';
 import type { MetricsServer, Readiness } from './metrics/http-server.js';
 import { MetricsAccessControl } from './metrics/metrics-auth.js';
-import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './metrics/serving-certificate.js';
-import type { ServingCertificate } from './metrics/serving-certificate.js';
+import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './tls/serving-certificate.js';
+import type { ServingCertificate } from './tls/serving-certificate.js';
 import { OperatorMetrics } from './metrics/operator-metrics.js';
+import { PolicyStore } from './policy/policy-store.js';
 import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
 import type { ScanRequester } from './reports/report-reconciler.js';
@@ -72,6 +73,8 @@ export interface Operator {
   readonly config: OperatorConfig;
   readonly metrics: OperatorMetrics;
   readonly controller: ReportController;
+  /** The ImageScanPolicies in force (compiled), kept on every replica. */
+  readonly policies: PolicyStore;
   /** The metrics server's bound address once started. */
   metricsServer(): MetricsServer | undefined;
   readiness(): Readiness;
@@ -132,7 +135,10 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const nodeInformer: ResilientInformer<NodeEntry> = createNodeInformer(clients.getJson, watchSettings);
   const namespaceInformer: ResilientInformer<NamespaceEntry> = createNamespaceInformer(clients.getJson, watchSettings);
   const reportInformer: ResilientInformer<ReportEntry> = createReportInformer(clients.getJson, watchSettings);
-  const informers: Pick<ResilientInformer<PodEntry>, 'start' | 'stop' | 'whenSynced' | 'health'>[] = [...podInformers, nodeInformer, namespaceInformer, reportInformer];
+  const policyInformer = createPolicyInformer(clients.getJson, watchSettings);
+  // The ImageScanPolicies in force, compiled: read by the audit and by admission on every replica.
+  const policies = new PolicyStore(policyInformer);
+  const informers: Pick<ResilientInformer<PodEntry>, 'start' | 'stop' | 'whenSynced' | 'health'>[] = [...podInformers, nodeInformer, namespaceInformer, reportInformer, policyInformer];
 
   const podLog = log.child({ component: 'pods' });
   const index = new PodImageIndex({
@@ -369,6 +375,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     config,
     metrics,
     controller,
+    policies,
     metricsServer: () => server,
     readiness,
     rescanAll: (reason) => controller.rescanAll(reason),

@@ -82,7 +82,7 @@ describe('decideReview', () => {
     const d = decideReview(deploymentRequest(['registry.corp.example/new:1']), k);
     expect(d.decision).toBe('deny');
     expect(d.response.response.status?.message).toContain('registry.corp.example/new:1 has no scan result yet: retry once it has been scanned');
-    expect(d.unscanned).toEqual(['registry.corp.example/new:1']);
+    expect(d.unscanned.map((r) => `${r.repository}:${r.tag ?? ''}`)).toEqual(['registry.corp.example/new:1']);
     expect(decideReview(deploymentRequest(['registry.corp.example/new:1'], { dryRun: true }), k)).toMatchObject({ decision: 'deny', unscanned: [] });
   });
 

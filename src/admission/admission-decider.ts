@@ -32,7 +32,7 @@ export interface ReviewDecision {
   response: AdmissionReviewResponse;
   decision: Decision;
   /** References governed by a policy but without a known result: scan them soon (empty for dry runs). */
-  unscanned: string[];
+  unscanned: ImageReference[];
   /** Why the request was not judged, when it was not (for a debug log line). */
   notJudged?: string;
 }
@@ -52,7 +52,7 @@ export function decideReview(request: AdmissionRequest, knowledge: AdmissionKnow
   if (governing.length === 0) return allow('no policy governs the namespace');
 
   const violations: PolicyViolation[] = [];
-  const unscanned: string[] = [];
+  const unscanned: ImageReference[] = [];
   for (const image of toJudge.images) {
     let reference: ImageReference;
     try {
@@ -63,7 +63,7 @@ export function decideReview(request: AdmissionRequest, knowledge: AdmissionKnow
     }
     const known = knowledge.scanResult(reference, toJudge.namespace);
     const review: ImageUnderReview = { image, reference, scan: known?.scan, ...(known?.report ? { report: known.report } : {}) };
-    if (!known) unscanned.push(image);
+    if (!known) unscanned.push(reference);
     violations.push(...evaluatePolicies(governing, labels, review));
   }
   const verdict = decideAdmission(violations);

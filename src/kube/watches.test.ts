@@ -7,7 +7,8 @@ import type { ImageScanReport } from '../reports/image-scan-report.js';
 import { LABEL_MANAGED_BY } from '../reports/image-scan-report.js';
 import { buildReportObject } from '../reports/report-builder.js';
 import { createKubeClients } from './kube-client.js';
-import { createReportInformer } from './watches.js';
+import { PolicyStore } from '../policy/policy-store.js';
+import { createPolicyInformer, createReportInformer } from './watches.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const asKubeObject = (report: ImageScanReport): KubeObject => JSON.parse(JSON.stringify(report)) as KubeObject;
@@ -42,6 +43,35 @@ describe('the report informer', () => {
       for (const r of lists) expect(decodeURIComponent(r.path)).toContain('labelSelector=app.kubernetes.io/managed-by=imagescan-operator');
     } finally {
       informer.stop();
+    }
+  });
+});
+
+describe('the policy informer', () => {
+  let api: FakeApiServer;
+  beforeEach(async () => {
+    api = await startFakeApiServer({});
+  });
+  afterEach(async () => {
+    await api.stop();
+  });
+
+  it('lists and watches the cluster-scoped policies into a store that compiles them', async () => {
+    const policy = (name: string, spec: Record<string, unknown>): KubeObject => ({ apiVersion: 'imagescan.dev/v1alpha1', kind: 'ImageScanPolicy', metadata: { name }, spec }) as KubeObject;
+    api.objects.create(policy('corp-registry', { allowedRegistries: ['registry.corp.example'] }));
+    const kc = new KubeConfig();
+    kc.loadFromFile(api.kubeconfigPath);
+    const informer = createPolicyInformer(createKubeClients(kc, { requestTimeoutMs: 5000, userAgent: 'watch-test' }).getJson, { kubeConfig: kc, logger: pino({ level: 'silent' }) });
+    const store = new PolicyStore(informer);
+    informer.start();
+    try {
+      await informer.whenSynced();
+      expect(store.validPolicies().map((p) => [p.name, p.action])).toEqual([['corp-registry', 'Warn']]);
+      expect(store.get('corp-registry')?.generation).toBe(1);
+      api.objects.create(policy('no-criticals', { action: 'Deny', vulnerabilities: { critical: 0 } }));
+      await expect.poll(() => store.validPolicies().map((p) => p.name)).toEqual(['corp-registry', 'no-criticals']);
+    } finally {
+      await informer.stop();
     }
   });
 });

@@ -1,5 +1,5 @@
-// The informers the operator runs: pods (cluster-wide or per namespace), nodes, namespaces and its
-// own reports. Each one pages its list and keeps slim objects.
+// The informers the operator runs: pods (cluster-wide or per namespace), nodes, namespaces, its
+// own reports and the image scan policies. Each one pages its list and keeps slim objects.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LABEL_MANAGED_BY, MANAGED_BY_VALUE, REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION } from '../reports/image-scan-report.js';
@@ -8,6 +8,9 @@ import { SharedVulnerabilityLists, toNamespaceEntry, toNodeEntry, toPodEntry, to
 import type { ListPage, ListPageFn, ResilientInformerOptions } from './informer.js';
 import { ResilientInformer } from './informer.js';
 import type { RawGet } from './kube-client.js';
+import { POLICY_GROUP, POLICY_PLURAL, POLICY_VERSION } from '../policy/image-scan-policy.js';
+import type { PolicyEntry } from './policy-entry.js';
+import { toPolicyEntry } from './policy-entry.js';
 
 /** Settings shared by every informer (timings are overridable for tests). */
 export interface WatchSettings {
@@ -92,4 +95,11 @@ export function createReportInformer(getJson: RawGet, settings: WatchSettings): 
   });
   options.pageSize = settings.reportPageSize ?? REPORT_PAGE_SIZE;
   return new ResilientInformer<ReportEntry>(options);
+}
+
+/** The ImageScanPolicy informer (cluster-scoped): policies drive the audit of reports and admission. */
+export function createPolicyInformer(getJson: RawGet, settings: WatchSettings): ResilientInformer<PolicyEntry> {
+  return new ResilientInformer<PolicyEntry>(
+    common(settings, getJson, { name: 'imagescanpolicies', path: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${POLICY_PLURAL}`, transform: toPolicyEntry }),
+  );
 }

@@ -28,7 +28,7 @@ import { SEVERITIES } from './scan-result.js';
 import type { ScanResult, Severity } from './scan-result.js';
 import { asImageResult, blamesSbomFile, reportedArtifactName } from './sbom-cache.js';
 import type { SbomCache, SbomKey } from './sbom-cache.js';
-import { parseTrivyReport, readArtifactName, TrivyReportError } from './trivy-report-parser.js';
+import { parseTrivyReport, readArtifactName, readRepoDigests, TrivyReportError } from './trivy-report-parser.js';
 
 /** Credentials for one registry, from a pod's imagePullSecrets. Values never reach argv or logs. */
 export interface RegistryCredentials {
@@ -104,6 +104,7 @@ export interface TrivyRunnerOptions {
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 // Registry host (a name or a bracketed IPv6 address)[:port] then path components; no whitespace, no leading '-', no tag or digest.
 const REPOSITORY = /^(?:[a-z0-9][a-z0-9.-]*|\[[0-9a-f:.]+\])(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$/;
+const TAG = /^\w[\w.-]{0,127}$/;
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9]+(?:\/[a-z0-9]+)?$/;
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -185,6 +186,31 @@ export class TrivyRunner {
       if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Scans an image by its tag (`repository:tag`), for an admission request about an image that runs
+   * nowhere yet, and returns the digest the registry resolved (Trivy's Metadata.RepoDigests) with the
+   * result. Pulls from the registry without credentials and keeps no SBOM. Throws a classified
+   * ScanFailure; invalid_output when the report names no digest. Does not retry.
+   */
+  async scanReference(req: { repository: string; tag: string }, signal?: AbortSignal): Promise<{ digest: string; result: ScanResult }> {
+    if (!REPOSITORY.test(req.repository) || !TAG.test(req.tag)) throw new ScanFailure('scanner_error', `Not a repository and tag: ${JSON.stringify(`${req.repository}:${req.tag}`).slice(0, 300)}`, false);
+    if (signal?.aborted) throw cancelledFailure();
+    return this.withTempHome(async (dir) => {
+      const ref = `${req.repository}:${req.tag}`;
+      const output = path.join(dir, 'report.json');
+      const args = this.scanArgs(ref, output, undefined);
+      this.log.debug({ repository: req.repository, tag: req.tag, source: 'registry', args }, 'trivy scan by reference starting');
+      const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore');
+      if (run.cancelled) throw cancelledFailure();
+      if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
+      if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
+      const report = await this.readReport(output);
+      const digest = digestOfRepository(readRepoDigests(report), req.repository);
+      if (digest === undefined) throw new ScanFailure('invalid_output', `Trivy's report of ${ref} names no digest (Metadata.RepoDigests)`, false);
+      return { digest, result: this.stamp(parseReport(report)) };
+    });
   }
 
   /**
@@ -537,6 +563,25 @@ function parseReport(report: Buffer): ScanResult {
     if (err instanceof TrivyReportError) throw new ScanFailure('invalid_output', `Trivy's output is not a usable report: ${err.message}`, false, { cause: err });
     throw err;
   }
+}
+
+/**
+ * The digest of `repository` among RepoDigests (`nginx@sha256:…`, Docker Hub names short): the entry
+ * whose name is the repository, else the first one (a remote scan lists only the reference's own).
+ */
+function digestOfRepository(repoDigests: readonly string[], repository: string): string | undefined {
+  const parsed = repoDigests.flatMap((text) => {
+    const at = text.lastIndexOf('@');
+    const digest = text.slice(at + 1);
+    if (at <= 0 || !DIGEST.test(digest)) return [];
+    const name = text.slice(0, at);
+    const slash = name.indexOf('/');
+    const first = slash === -1 ? '' : name.slice(0, slash);
+    // Docker's rule: a first component with a dot, a colon or "localhost" is a registry host.
+    const qualified = first.includes('.') || first.includes(':') || first === 'localhost' ? name : `docker.io/${slash === -1 ? `library/${name}` : name}`;
+    return [{ repository: qualified.replace(/^(index\.docker\.io|registry-1\.docker\.io)\//, 'docker.io/'), digest }];
+  });
+  return (parsed.find((p) => p.repository === repository) ?? parsed[0])?.digest;
 }
 
 function sbomKeyOf(req: ScanTarget): SbomKey {

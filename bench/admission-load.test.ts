@@ -1,10 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { seededRandom } from '../e2e/fake-apiserver/faults.js';
 import { digestFor } from '../e2e/fake-apiserver/seed.js';
 import { decideReview } from '../src/admission/admission-decider.js';
@@ -159,14 +156,7 @@ describe('checkAnswer', () => {
 
 describe('runAdmissionLoad against the webhook server', () => {
   const cert = makeSelfSignedCert({ ips: ['127.0.0.1'] });
-  let certDir: string;
   let server: WebhookServer | undefined;
-  beforeAll(() => {
-    certDir = mkdtempSync(path.join(tmpdir(), 'bench-webhook-'));
-    writeFileSync(path.join(certDir, 'tls.crt'), cert.certPem);
-    writeFileSync(path.join(certDir, 'tls.key'), cert.keyPem);
-  });
-  afterAll(() => rmSync(certDir, { recursive: true, force: true }));
   const rawServers: https.Server[] = [];
   afterEach(async () => {
     await server?.close();
@@ -178,7 +168,7 @@ describe('runAdmissionLoad against the webhook server', () => {
   });
 
   const serve = async (decide: (r: AdmissionRequest) => AdmissionReviewResponse): Promise<string> => {
-    server = await startWebhookServer({ host: '127.0.0.1', port: 0, certDir, decide, logger: pino({ level: 'silent' }) });
+    server = await startWebhookServer({ host: '127.0.0.1', port: 0, certificate: { cert: cert.certPem, key: cert.keyPem }, decide, logger: pino({ level: 'silent' }) });
     return `${server.url}${WEBHOOK_PATH}`;
   };
   /** A misbehaving webhook: answers each review's uid as `answer` says, after its delay (never when undefined). */

@@ -7,6 +7,12 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { OperatorConfig } from './config.js';
 import type { NamespaceEntry, NodeEntry, PodEntry, ReportEntry } from './kube/cluster-objects.js';
+import { startAdmissionWebhook } from './admission/admission-webhook.js';
+import type { AdmissionWebhook } from './admission/admission-webhook.js';
+import type { WebhookServer } from './admission/webhook-server.js';
+import { KnownImages } from './admission/known-images.js';
+import { ReferenceScans } from './admission/reference-scans.js';
+import type { ReferenceTarget } from './admission/reference-scans.js';
 import { EventRecorder } from './kube/event-recorder.js';
 import type { ResilientInformer } from './kube/informer.js';
 import { createKubeClients, loadKubeConfig } from './kube/kube-client.js';
@@ -77,6 +83,8 @@ export interface Operator {
   readonly policies: PolicyStore;
   /** The metrics server's bound address once started. */
   metricsServer(): MetricsServer | undefined;
+  /** The admission webhook's server once it has a certificate. */
+  webhookServer(): WebhookServer | undefined;
   readiness(): Readiness;
   /** Starts watching, serving metrics, contending for leadership; resolves once caches are synced. */
   start(): Promise<void>;
@@ -110,6 +118,9 @@ export function schedulePeriodMs(expression: string): number {
     task.destroy();
   }
 }
+
+/** The kinds the admission component sends; anything else is counted as `other`, so labels stay few. */
+const ADMISSION_KINDS = new Set(['Pod', 'Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'CronJob']);
 
 /** Builds the operator; nothing runs until start(). Throws when the kubeconfig cannot be loaded. */
 export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Operator {
@@ -244,6 +255,26 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     random,
   });
 
+  // The deploy gate's memory: built before the informers start so it sees their first lists.
+  const knownImages = new KnownImages({ pods: podInformers, reports: reportInformer });
+  const referenceScans = new ReferenceScans({
+    scan: async (target: ReferenceTarget, signal) => {
+      await database.whenReady();
+      if (target.digest !== undefined) return { digest: target.digest, result: await runner.scan({ repository: target.repository, digest: target.digest }, signal) };
+      return runner.scanReference({ repository: target.repository, tag: target.tag }, signal);
+    },
+    isKnown: (target) => {
+      const digest = target.digest ?? knownImages.digestOfTag(target.repository, target.tag);
+      return digest !== undefined && knownImages.scanOfDigest(digest, '') !== undefined;
+    },
+    // The digest's result is then known to the reconciler too: when the image starts running here, its
+    // report is written from this scan instead of a second Trivy run.
+    onScanned: ({ target, digest, result, finishedAt }) =>
+      controller.handleScanOutcome({ digest, target: { repository: target.repository, digest }, finishedAt, attempts: 1, durationMs: 0, ok: true, result }),
+    logger: log.child({ component: 'reference-scans' }),
+  });
+  let webhook: AdmissionWebhook | undefined;
+
   const newScanQueue = (): ScanQueue =>
     new ScanQueue({
       scan: (target, signal, onChildExit) => runner.scan(target, signal, onChildExit),
@@ -377,6 +408,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     controller,
     policies,
     metricsServer: () => server,
+    webhookServer: () => webhook?.server(),
     readiness,
     rescanAll: (reason) => controller.rescanAll(reason),
     async start(): Promise<void> {
@@ -413,6 +445,20 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       void database.start().catch((err: unknown) => log.error({ err }, 'vulnerability database start failed'));
       await Promise.all(informers.map((informer) => informer.whenSynced()));
       log.info({ pods: index.podCount(), reports: reportInformer.size() }, 'caches synced');
+      // Every replica answers admission requests, from caches that are now filled.
+      webhook = await startAdmissionWebhook({
+        host: config.webhook.host,
+        port: config.webhook.port,
+        certDir: config.webhookCertDir,
+        sources: {
+          policies: () => policies.validPolicies(),
+          namespaceLabels: (namespace) => namespaceInformer.get(namespace)?.labels,
+          images: knownImages,
+          scans: referenceScans,
+        },
+        onReviewed: (kind, decision, seconds) => metrics.observeAdmissionReview(ADMISSION_KINDS.has(kind) ? kind : 'other', decision, seconds),
+        logger: log.child({ component: 'admission' }),
+      });
       if (stopping) return;
       // Only once the caches are synced: before, nothing would look in use, and the SBOM prune would
       // delete files that each cost a registry pull to write again.
@@ -434,6 +480,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       clearInterval(housekeepingTimer);
       rescanTask.destroy();
       await database.stop();
+      await webhook?.stop();
+      await referenceScans.stop();
       await Promise.all(informers.map((informer) => informer.stop()));
       stopCertificateWatch?.();
       await server?.close();

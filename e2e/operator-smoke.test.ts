@@ -140,7 +140,7 @@ describe('operator smoke (fake API server + stub Trivy)', () => {
     const report = (api.objects.list('imagescanreports.imagescan.dev', 'shop') as ReportLike[])[0];
     const { stdout } = await run('kubectl', ['--kubeconfig', api.kubeconfigPath, 'get', 'isr', '-n', 'shop', '-o', 'wide'], { cwd: repoRoot });
     const [header, row] = stdout.trim().split('\n');
-    expect(header).toMatch(/NAME\s+IMAGE\s+CRITICAL\s+HIGH\s+MEDIUM\s+LOW\s+FIXABLE\s+PHASE\s+LAST SCAN\s+AGE\s+DIGEST\s+TEAM/);
+    expect(header).toMatch(/NAME\s+IMAGE\s+CRITICAL\s+HIGH\s+MEDIUM\s+LOW\s+FIXABLE\s+PHASE\s+POLICY\s+LAST SCAN\s+AGE\s+DIGEST\s+TEAM/);
     const cells = (row ?? '').trim().split(/\s+/);
     expect(cells.slice(-2)).toEqual([report?.spec?.digest, 'payments']);
   });

@@ -20,6 +20,8 @@ import type { KubeClients } from './kube/kube-client.js';
 import { LeaderElector } from './kube/leader-election.js';
 import { LeadershipFence } from './kube/write-fence.js';
 import { OwnerResolver } from './kube/owner-resolver.js';
+import { PolicyEventRecorder } from './kube/policy-event-recorder.js';
+import { KubePolicyWriter } from './kube/policy-writer.js';
 import { PodImageIndex } from './kube/pod-image-index.js';
 import { PullSecretReader } from './kube/pull-secrets.js';
 import { ReportIndex } from './kube/report-index.js';
@@ -33,6 +35,7 @@ import { MetricsAccessControl } from './metrics/metrics-auth.js';
 import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './tls/serving-certificate.js';
 import type { ServingCertificate } from './tls/serving-certificate.js';
 import { OperatorMetrics } from './metrics/operator-metrics.js';
+import { PolicyAuditController } from './policy/policy-audit-controller.js';
 import { PolicyStore } from './policy/policy-store.js';
 import { ReportController } from './reports/report-controller.js';
 import { ReportReconciler } from './reports/report-reconciler.js';
@@ -216,6 +219,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
 
   const pullSecrets = new PullSecretReader({ core: clients.core });
   const events = new EventRecorder({ core: clients.core, logger: log.child({ component: 'events' }), instance: config.identity });
+  const owners = new OwnerResolver({ getJson: clients.getJson });
   const reconciler = new ReportReconciler({
     pods: index,
     namespaces: namespaceInformer,
@@ -224,7 +228,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     scans,
     scanQueue: scanRequester,
     store: new KubeReportStore(clients.custom),
-    owners: new OwnerResolver({ getJson: clients.getJson }),
+    owners,
     pullSecrets,
     events,
     teamLabel: config.teamLabel,
@@ -260,12 +264,22 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const referenceScans = new ReferenceScans({
     scan: async (target: ReferenceTarget, signal) => {
       await database.whenReady();
-      if (target.digest !== undefined) return { digest: target.digest, result: await runner.scan({ repository: target.repository, digest: target.digest }, signal) };
-      return runner.scanReference({ repository: target.repository, tag: target.tag }, signal);
+      // The asking pod spec's pull secrets, read now (off the request path), as the kubelet would use them.
+      const identity = target.pullIdentity;
+      const registry = target.repository.split('/')[0] ?? '';
+      const credentials =
+        identity === undefined
+          ? undefined
+          : (await pullSecrets.lookup({ metadata: { namespace: identity.namespace }, spec: { containers: [], imagePullSecrets: identity.imagePullSecrets.map((name) => ({ name })), serviceAccountName: identity.serviceAccountName } }, registry)).credentials;
+      const withCredentials = credentials === undefined ? {} : { credentials };
+      if (target.digest !== undefined) return { digest: target.digest, result: await runner.scan({ repository: target.repository, digest: target.digest, ...withCredentials }, signal) };
+      return runner.scanReference({ repository: target.repository, tag: target.tag, ...withCredentials }, signal);
     },
+    // A digest running in a watched namespace is the leader's to scan (its report then answers); one
+    // that runs only where the operator does not look is scanned here.
     isKnown: (target) => {
       const digest = target.digest ?? knownImages.digestOfTag(target.repository, target.tag);
-      return digest !== undefined && knownImages.scanOfDigest(digest, '') !== undefined;
+      return digest !== undefined && (index.isRunning(digest) || knownImages.scanOfDigest(digest, '') !== undefined);
     },
     // The digest's result is then known to the reconciler too: when the image starts running here, its
     // report is written from this scan instead of a second Trivy run.
@@ -274,6 +288,20 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     logger: log.child({ component: 'reference-scans' }),
   });
   let webhook: AdmissionWebhook | undefined;
+
+  // status.policy of reports and the status of policies, written by the leader (its own queue and keys).
+  const policyAudit = new PolicyAuditController({
+    policies,
+    policyInformer,
+    reports: reportInformer,
+    namespaces: namespaceInformer,
+    podsRunning: (key) => index.podsRunning(key),
+    resolveOwner: (pod) => owners.resolve(pod),
+    writer: new KubePolicyWriter(clients.custom),
+    events: new PolicyEventRecorder({ core: clients.core, logger: log.child({ component: 'policy-events' }), instance: config.identity }),
+    now,
+    logger: log.child({ component: 'policy-audit' }),
+  });
 
   const newScanQueue = (): ScanQueue =>
     new ScanQueue({
@@ -369,6 +397,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     metrics.setLeader(true);
     scanQueue = newScanQueue();
     controller.start();
+    policyAudit.start();
     rescanTask.start();
   }
 
@@ -377,7 +406,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     leading = false;
     metrics.setLeader(false);
     rescanTask.stop();
-    await controller.stop();
+    await Promise.all([controller.stop(), policyAudit.stop()]);
     const queue = scanQueue;
     scanQueue = undefined;
     await queue?.stop();

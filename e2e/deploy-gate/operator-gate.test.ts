@@ -169,6 +169,11 @@ describe('the deploy gate of a running operator', () => {
     await usePolicy('strict', { namespaceSelector: { matchLabels: { team: 'payments' } }, action: 'Deny', unscanned: 'Deny', vulnerabilities: { fixableCritical: 0 } });
     const image = 'registry.corp.example/shop/checkout:2.1';
     await untilJudged(deployment('checkout', 'nginx:1.25'), (r) => r.stderr.includes('ImageScanPolicy strict'), 'strict policy in force');
+    // Asked of the leader here, so that its reconciler can reuse the scan below.
+    const holder = (rig.api.objects.get('leases.coordination.k8s.io', 'imagescan-system', 'imagescan-operator') as { spec?: { holderIdentity?: string } } | undefined)?.spec?.holderIdentity;
+    const leader = replicas.find((r) => r.identity === holder);
+    expect(leader).toBeDefined();
+    routeTo(leader?.port);
     const scansBefore = rig.stubEvents().filter((e) => e.event === 'start' && e.argv?.includes(`${image}`)).length;
     expect(scansBefore).toBe(0);
     // A dry run is judged but changes nothing: no scan is asked for.
@@ -184,6 +189,12 @@ describe('the deploy gate of a running operator', () => {
     // One Trivy run by reference, on the replica that was asked; none for the dry run.
     const byReference = rig.stubEvents().filter((e) => e.event === 'start' && e.argv?.at(-1) === image);
     expect(byReference).toHaveLength(1);
+    // When the image then runs (the digest its RepoDigests named), its report comes from that scan: no second Trivy run.
+    const digest = 'sha256:83508b68ad4cc406d89f3493f339a6203ddc91160fe04ad6c21f2a4c351ba54e';
+    rig.api.seed.pod({ namespace: 'shop', name: 'checkout-1', containers: [{ name: 'app', image, digest }] });
+    await eventually(() => rig.reports('shop').find((r) => r.spec?.digest === digest && r.status?.phase === 'Scanned'), 30_000, 'report of the checkout image');
+    expect(rig.stubEvents().filter((e) => e.event === 'start' && (e.argv ?? []).some((a) => a.includes(digest)))).toEqual([]);
+    routeTo(replicas[0]?.port);
   });
 
   it('with the webhook down (operators stopped), deployments go through: failurePolicy Ignore', async () => {

@@ -1,7 +1,7 @@
-// The deploy gate's webhook server (src/admission, not yet wired into the operator) behind the fake
-// API server, seen by a developer with the real kubectl: what a Warn and a Deny policy print, that
-// nothing is created on a denial, and that failurePolicy Ignore lets deploys through when the
-// webhook is down. Knowledge is a fixed in-memory table here; the operator will feed it from caches.
+// The deploy gate's bare webhook server behind the fake API server, seen by a developer with the real
+// kubectl: what a Warn and a Deny policy print, that nothing is created on a denial, and that
+// failurePolicy Ignore lets deploys through when the webhook is down. Knowledge is a fixed in-memory
+// table here; operator-gate.test.ts runs the same through operator processes fed by their caches.
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideReview } from '../../src/admission/admission-decider.js';

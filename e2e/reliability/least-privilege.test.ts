@@ -52,6 +52,8 @@ describe('least privilege with the manifests’ RBAC', () => {
       buildDockerCfgSecret('shop', 'sa-pull', { 'registry.example.com': SECRETS.saSecret }),
       buildDockerConfigJsonSecret('shop', 'token-pull', { 'ghcr.io': SECRETS.tokenSecret }),
       buildServiceAccount('shop', 'builder', ['sa-pull']),
+      // The audit under the same RBAC: reads policies, writes their status and the reports' status.policy.
+      { apiVersion: 'imagescan.dev/v1alpha1', kind: 'ImageScanPolicy', metadata: { name: 'payments-bar' }, spec: { namespaceSelector: { matchLabels: { team: 'payments' } }, action: 'Audit', vulnerabilities: { fixableCritical: 0 } } },
     ]);
     // Every kind of workload, private images through the pod's and the service account's secrets.
     api.seed.deployment({ namespace: 'shop', name: 'web', containers: ['nginx:1.19'], replicas: 2 });
@@ -96,6 +98,10 @@ describe('least privilege with the manifests’ RBAC', () => {
 
     // A Warning event on the Deployment for fixable CRITICALs.
     await eventually(() => (rig.api.objects.list('events', 'shop') as { type?: string; involvedObject?: { kind?: string } }[]).find((e) => e.type === 'Warning' && e.involvedObject?.kind === 'Deployment'), 15_000, 'Warning event');
+    // The policy audit: nginx fails the payments bar, the policy counts it, the Deployment is told.
+    await eventually(() => (rig.reports('shop').find((r) => r.spec?.image === 'nginx:1.19') as { status?: { policy?: { result?: string } } } | undefined)?.status?.policy?.result === 'Fail' ? true : undefined, 15_000, 'nginx failing the policy');
+    await eventually(() => ((rig.api.objects.get('imagescanpolicies.imagescan.dev', undefined, 'payments-bar') as { status?: { violations?: number } } | undefined)?.status?.violations === 1 ? true : undefined), 15_000, 'the policy counting one violation');
+    await eventually(() => (rig.api.objects.list('events', 'shop') as { reason?: string }[]).find((e) => e.reason === 'ImagePolicyViolation'), 15_000, 'ImagePolicyViolation event');
 
     // A report that exists already but is not in the operator's cache yet (its report watch keeps
     // failing, as when another writer was faster): the create gets 409, the operator reads it by name

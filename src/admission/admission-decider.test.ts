@@ -86,6 +86,15 @@ describe('decideReview', () => {
     expect(decideReview(deploymentRequest(['registry.corp.example/new:1'], { dryRun: true }), k)).toMatchObject({ decision: 'deny', unscanned: [] });
   });
 
+  it('asks for no scan a policy would not use: Audit policies, exempt images, no threshold with unscanned Allow', () => {
+    const image = ['registry.corp.example/legacy/old:1'];
+    const asked = (spec: Record<string, unknown>) => decideReview(deploymentRequest(image), knowledge([policy('p', spec)], {})).unscanned.length;
+    expect(asked({ action: 'Audit', vulnerabilities: { critical: 0 } })).toBe(0);
+    expect(asked({ action: 'Deny', vulnerabilities: { critical: 0 }, exemptImages: ['registry.corp.example/legacy/*'] })).toBe(0);
+    expect(asked({ action: 'Deny', allowedRegistries: ['registry.corp.example'], unscanned: 'Allow' })).toBe(0);
+    expect(asked({ action: 'Warn', vulnerabilities: { critical: 0 }, unscanned: 'Allow' })).toBe(1);
+  });
+
   it('allows what it does not judge, and says why', () => {
     const k = knowledge([policy('strict', { action: 'Deny', unscanned: 'Deny' })], {});
     const ownedPod: AdmissionRequest = {

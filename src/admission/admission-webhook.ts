@@ -79,10 +79,12 @@ export async function startAdmissionWebhook(opts: AdmissionWebhookOptions): Prom
   function decide(request: AdmissionRequest): AdmissionReviewResponse {
     const started = process.hrtime.bigint();
     const decision = decideReview(request, knowledge);
-    for (const image of decision.unscanned) opts.sources.scans.request(image);
+    for (const image of decision.unscanned) opts.sources.scans.request(image, decision.pullIdentity);
     const fields = { uid: request.uid, kind: request.kind.kind, namespace: request.namespace, name: request.name, operation: request.operation, dryRun: request.dryRun };
     if (decision.notJudged !== undefined) log.debug({ ...fields, reason: decision.notJudged }, 'admission request not judged');
-    else if (decision.decision !== 'allow') log.info({ ...fields, decision: decision.decision, unscanned: decision.unscanned.length }, 'admission request judged');
+    // A refusal is what someone will ask about; warnings and allows are per-request detail.
+    else if (decision.decision === 'deny') log.info({ ...fields, decision: decision.decision, unscanned: decision.unscanned.length }, 'admission request refused');
+    else log.debug({ ...fields, decision: decision.decision, unscanned: decision.unscanned.length }, 'admission request judged');
     opts.onReviewed?.(request.kind.kind, decision.decision, Number(process.hrtime.bigint() - started) / 1e9);
     return decision.response;
   }

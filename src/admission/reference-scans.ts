@@ -13,10 +13,11 @@ import { hasFix } from '../reports/report-fixes.js';
 import { RecentMap } from '../recent-map.js';
 import { ScanFailure } from '../scanner/scan-failure.js';
 import type { ScanResult } from '../scanner/scan-result.js';
+import type { PullIdentity } from './admitted-images.js';
 import { tagKey } from './known-images.js';
 
-/** What to scan: a tag, or a digest (a reference that pins one). */
-export type ReferenceTarget = { repository: string; tag: string; digest?: undefined } | { repository: string; digest: string; tag?: undefined };
+/** What to scan: a tag, or a digest (a reference that pins one); with the pull secrets of whoever asked first. */
+export type ReferenceTarget = ({ repository: string; tag: string; digest?: undefined } | { repository: string; digest: string; tag?: undefined }) & { pullIdentity?: PullIdentity };
 
 export interface ReferenceScansOptions {
   /** Runs one scan; throws a ScanFailure (or anything) when it fails. */
@@ -25,8 +26,6 @@ export interface ReferenceScansOptions {
   isKnown: (target: ReferenceTarget) => boolean;
   /** Told of every successful scan (e.g. to seed the controller's scan knowledge). */
   onScanned?: (scanned: { target: ReferenceTarget; digest: string; result: ScanResult; finishedAt: Date }) => void;
-  /** Told of every finished scan, for metrics. */
-  onFinished?: (result: 'success' | 'failure') => void;
   logger: Logger;
   maxQueued?: number;
   maxLearned?: number;
@@ -75,9 +74,10 @@ export class ReferenceScans {
    * Asks for a scan of the reference soon. Returns false, queuing nothing, when it is queued or
    * running already, failed less than retryAfterMs ago, the queue is full, or the scans stopped.
    */
-  request(reference: ImageReference): boolean {
+  request(reference: ImageReference, pullIdentity?: PullIdentity): boolean {
     if (this.stopped) return false;
-    const target: ReferenceTarget = reference.digest !== undefined ? { repository: reference.repository, digest: reference.digest } : { repository: reference.repository, tag: reference.tag ?? 'latest' };
+    const image = reference.digest !== undefined ? { repository: reference.repository, digest: reference.digest } : { repository: reference.repository, tag: reference.tag ?? 'latest' };
+    const target: ReferenceTarget = pullIdentity === undefined ? image : { ...image, pullIdentity };
     const key = keyOf(target);
     if (this.queued.has(key) || this.running?.key === key) return false;
     const failed = this.failedAt.get(key);
@@ -134,7 +134,6 @@ export class ReferenceScans {
     } catch (err) {
       if (this.stopped) return;
       this.failedAt.set(key, this.now());
-      this.opts.onFinished?.('failure');
       const reason = err instanceof ScanFailure ? err.reason : 'scanner_error';
       log.warn({ image: key, reason, message: err instanceof Error ? err.message : String(err) }, 'scan by reference failed');
       return;
@@ -144,7 +143,6 @@ export class ReferenceScans {
     this.failedAt.delete(key);
     if (target.tag !== undefined) this.digestByTag.set(key, scanned.digest);
     this.scanByDigest.set(scanned.digest, { scan: scanCountsOfResult(scanned.result), scannedAt: finishedAt });
-    this.opts.onFinished?.('success');
     log.info({ image: key, digest: scanned.digest, critical: scanned.result.summary.critical, high: scanned.result.summary.high }, 'scan by reference finished');
     try {
       this.opts.onScanned?.({ target, digest: scanned.digest, result: scanned.result, finishedAt: new Date(finishedAt) });

@@ -1,14 +1,23 @@
 // What the policy informer keeps of an ImageScanPolicy: its name, generation, spec (still unchecked:
 // compilePolicy judges it) and the status the cluster holds, so the status writer can tell whether a
 // write is needed.
-import type { V1Condition } from '@kubernetes/client-node';
 import type { CachedObject } from './informer.js';
+
+/** A metav1.Condition as JSON carries it (times as RFC 3339 strings). */
+export interface PolicyCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
 
 /** status of an ImageScanPolicy as the CRD declares it. */
 export interface ImageScanPolicyStatus {
   observedGeneration?: number;
   violations?: number;
-  conditions?: V1Condition[];
+  conditions?: PolicyCondition[];
 }
 
 export interface PolicyEntry extends CachedObject {

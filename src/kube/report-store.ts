@@ -16,7 +16,8 @@ export interface ReportStore {
   /**
    * Replaces the status of `report` with `status`: fields of `report.status` that `status` lacks are
    * removed, and lists (fixes, vulnerabilities) equal to the report's are left as they are rather than sent again.
-   * Returns the report as written: the server's metadata, the report's spec, and `status`.
+   * status.policy is never sent: the policy audit owns it (and reads it from the informer, not from
+   * what this returns). Returns the report as written: the server's metadata, the report's spec, and `status`.
    */
   patchStatus(report: ImageScanReport, status: ImageScanReportStatus): Promise<ImageScanReport>;
   /** Brings labels and spec back to the desired values (merge patch on the main resource). */
@@ -113,6 +114,9 @@ export class KubeReportStore implements ReportStore {
       delete body.fixes;
       delete body.vulnerabilities;
     }
+    // Neither removed (the key is missing from what reconcile wants) nor sent back from a cached copy
+    // that may predate the audit's last write.
+    delete body.policy;
     try {
       const answer: unknown = await this.custom.patchNamespacedCustomObjectStatus(
         { group: REPORT_GROUP, version: REPORT_VERSION, plural: REPORT_PLURAL, namespace, name, body: { status: body }, fieldManager: FIELD_MANAGER },

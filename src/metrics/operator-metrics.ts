@@ -7,6 +7,7 @@ import { REPORT_PHASES } from '../reports/image-scan-report.js';
 import type { ImageScanReport, ReportPhase } from '../reports/image-scan-report.js';
 import { SCAN_FAILURE_REASONS } from '../scanner/scan-failure.js';
 import type { ScanFailureReason } from '../scanner/scan-failure.js';
+import { policyViolationChunks } from './policy-series.js';
 import { reportSeriesChunks } from './report-series.js';
 
 /** Where per-report series come from at scrape time, e.g. the report informer's cache. */
@@ -218,7 +219,10 @@ export class OperatorMetrics {
     const reports = this.leading ? this.reportSource.list() : undefined;
     return (function* () {
       yield registryText;
-      if (reports !== undefined) yield* reportSeriesChunks(reports);
+      if (reports !== undefined) {
+        yield* reportSeriesChunks(reports);
+        yield* policyViolationChunks(reports);
+      }
     })();
   }
 

@@ -69,6 +69,26 @@ export interface ReportWorkload {
   name: string;
 }
 
+/** One rule of one ImageScanPolicy that the report's image breaks (status.policy.violations[]). */
+export interface ReportPolicyViolation {
+  policy: string;
+  /** A rule name of design.md: registry, critical, high, fixableCritical, fixableHigh. */
+  rule: string;
+  message: string;
+}
+
+export const POLICY_RESULTS = ['Pass', 'Fail'] as const;
+export type PolicyResult = (typeof POLICY_RESULTS)[number];
+
+/**
+ * status.policy: the verdict of the ImageScanPolicies that govern the report's namespace. Written by
+ * the policy audit alone (merge patches naming only this key); the report reconciler never writes it.
+ */
+export interface ReportPolicyStatus {
+  result: PolicyResult;
+  violations: ReportPolicyViolation[];
+}
+
 export interface ImageScanReportStatus {
   phase?: ReportPhase;
   lastScanTime?: string;
@@ -88,6 +108,8 @@ export interface ImageScanReportStatus {
   /** When a Failed report's digest is tried next (RFC 3339). */
   nextRetryTime?: string;
   conditions?: V1Condition[];
+  /** Absent where no policy governs the namespace. */
+  policy?: ReportPolicyStatus;
 }
 
 export interface ImageScanReport extends KubernetesObject {

@@ -757,10 +757,12 @@ function canonicalStatus(status: ImageScanReportStatus | undefined): string {
 type Skip = ReadonlyMap<string, true | Skip>;
 
 // A cached (slim) status no longer has its lists, only their fingerprint (which canonicalStatus
-// appends); a condition's lastTransitionTime changes only together with its status.
+// appends); a condition's lastTransitionTime changes only together with its status. status.policy is
+// the policy audit's (src/policy/policy-audit-controller.ts), never part of what reconcile wants.
 const STATUS_NOISE: Skip = new Map<string, true | Skip>([
   ['fixes', true],
   ['vulnerabilities', true],
+  ['policy', true],
   ['conditions', new Map([['lastTransitionTime', true]])],
 ]);
 

@@ -11,6 +11,8 @@ import { SEVERITIES, type ScanResult, type Vulnerability } from '../scanner/scan
 import type { ImageScanReport, ReportDetails } from './image-scan-report.js';
 import { buildReportObject, buildReportStatus, type DesiredReport, type ScanState } from './report-builder.js';
 import { loadTrivyFixtures, REPO_ROOT } from './testdata/trivy-fixtures.js';
+import { compilePolicy } from '../policy/image-scan-policy.js';
+import { desiredReportPolicy } from '../policy/report-policy-status.js';
 
 type Schema = Record<string, unknown>;
 
@@ -108,7 +110,7 @@ describe('the ImageScanReport CRD', () => {
     expect(version.subresources).toEqual({ status: {} });
   });
 
-  it('prints the design columns, DIGEST and TEAM only with -o wide', () => {
+  it('prints the design columns (POLICY from the Policies section), DIGEST and TEAM only with -o wide', () => {
     const columns = version.additionalPrinterColumns.map((c) => [c.name.toUpperCase(), c.type, c.jsonPath, c.priority ?? 0]);
     expect(columns).toEqual([
       ['IMAGE', 'string', '.spec.image', 0],
@@ -118,6 +120,7 @@ describe('the ImageScanReport CRD', () => {
       ['LOW', 'integer', '.status.summary.low', 0],
       ['FIXABLE', 'integer', '.status.summary.fixable', 0],
       ['PHASE', 'string', '.status.phase', 0],
+      ['POLICY', 'string', '.status.policy.result', 0],
       ['LAST SCAN', 'date', '.status.lastScanTime', 0],
       ['AGE', 'date', '.metadata.creationTimestamp', 0],
       ['DIGEST', 'string', '.spec.digest', 1],
@@ -190,6 +193,23 @@ describe('reports the builder writes, validated against the CRD', () => {
     expect(retried.status?.message).toMatch(/…  ?Gave up after 5 failed attempts in a row; next try with the scheduled rescan at 2026-12-08T00:00:00Z\.$/);
     expectValid(reportFor(undefined, { repository: 'registry.example.com:5000/team/app', image: 'registry.example.com:5000/team/app:v1' }));
     expectValid(reportFor(undefined, { repository: '[fd00::1]:5000/app', image: '[fd00::1]:5000/app' }));
+  });
+
+  it('declares the status.policy the policy audit writes, Fail and Pass alike', () => {
+    const vulnerability = (id: string, severity: Vulnerability['severity']): Vulnerability => ({ id, severity, package: 'openssl', installedVersion: '3.0.1', fixedVersion: '3.0.2', target: 'debian 12', class: 'os-pkgs' }) as Vulnerability;
+    const result = resultOf([vulnerability('CVE-2026-0001', 'CRITICAL'), vulnerability('CVE-2026-0002', 'HIGH')]);
+    const report = reportFor({ phase: 'Scanned', result, scannedAt: new Date('2026-11-26T12:00:00Z') });
+    const noCriticals = compilePolicy('no-criticals', { action: 'Deny', vulnerabilities: { critical: 0 } });
+    const corpOnly = compilePolicy('corp-only', { allowedRegistries: ['registry.corp.example'] });
+    if (!noCriticals.ok || !corpOnly.ok) throw new Error('test policies must compile');
+    const policy = desiredReportPolicy([noCriticals.policy, corpOnly.policy], {}, report);
+    expect(policy?.violations.map((v) => [v.policy, v.rule])).toEqual([
+      ['corp-only', 'registry'],
+      ['no-criticals', 'critical'],
+    ]);
+    expectValid({ ...report, status: { ...report.status, policy } });
+    expectValid({ ...report, status: { ...report.status, policy: { result: 'Pass', violations: [] } } });
+    expect(validate(JSON.parse(JSON.stringify({ ...report, status: { ...report.status, policy: { result: 'Maybe', violations: [] } } })))).toBe(false);
   });
 
   it('rejects what the API server would reject (the check is not vacuous)', () => {

@@ -35,4 +35,18 @@ describe('TrivyRunner.scanReference', () => {
     expect((await failureOf(runner.scanReference({ repository: 'registry.corp.example/app', tag: 'v1' }))).reason).toBe('invalid_output');
     expect((await failureOf(runner.scanReference({ repository: 'registry.corp.example/app', tag: '--debug' }))).reason).toBe('scanner_error');
   });
+
+  it('pulls a private image with the credentials given, and fails with auth without them', async () => {
+    const { ws, runner } = setup();
+    await runner.downloadDatabases();
+    const image = { repository: 'registry.example.com/private/app', tag: 'v2' };
+    expect((await failureOf(runner.scanReference(image))).reason).toBe('auth');
+    const credentials = { registry: 'registry.example.com', auth: { username: 'robot', password: 'stub-password' }, source: 'shop/regcred' };
+    expect((await runner.scanReference({ ...image, credentials })).digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    const runs = ws.invocations().filter((i) => i.start.argv?.at(-1) === 'registry.example.com/private/app:v2');
+    expect(runs.map((r) => r.start.registries ?? [])).toEqual([[], ['registry.example.com']]);
+    expect(ws.leftovers()).toEqual([]);
+    // Never handed to another registry.
+    expect((await failureOf(runner.scanReference({ repository: 'ghcr.io/acme/app', tag: '1', credentials }))).reason).toBe('auth');
+  });
 });

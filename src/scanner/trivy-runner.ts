@@ -191,18 +191,29 @@ export class TrivyRunner {
   /**
    * Scans an image by its tag (`repository:tag`), for an admission request about an image that runs
    * nowhere yet, and returns the digest the registry resolved (Trivy's Metadata.RepoDigests) with the
-   * result. Pulls from the registry without credentials and keeps no SBOM. Throws a classified
+   * result. Pulls from the registry with the credentials given (the asking pod's pull secret) and keeps no SBOM. Throws a classified
    * ScanFailure; invalid_output when the report names no digest. Does not retry.
    */
-  async scanReference(req: { repository: string; tag: string }, signal?: AbortSignal): Promise<{ digest: string; result: ScanResult }> {
+  async scanReference(req: { repository: string; tag: string; credentials?: RegistryCredentials }, signal?: AbortSignal): Promise<{ digest: string; result: ScanResult }> {
     if (!REPOSITORY.test(req.repository) || !TAG.test(req.tag)) throw new ScanFailure('scanner_error', `Not a repository and tag: ${JSON.stringify(`${req.repository}:${req.tag}`).slice(0, 300)}`, false);
+    if (req.credentials && !sameRegistry(req.credentials.registry, req.repository.split('/')[0] ?? '')) {
+      throw new ScanFailure('auth', `Credentials from ${req.credentials.source} are for ${req.credentials.registry}, not for ${req.repository}`, false);
+    }
     if (signal?.aborted) throw cancelledFailure();
+    let credentialsDir: string | undefined;
     return this.withTempHome(async (dir) => {
       const ref = `${req.repository}:${req.tag}`;
       const output = path.join(dir, 'report.json');
       const args = this.scanArgs(ref, output, undefined);
-      this.log.debug({ repository: req.repository, tag: req.tag, source: 'registry', args }, 'trivy scan by reference starting');
-      const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore');
+      const env = this.childEnv(dir);
+      if (req.credentials) {
+        credentialsDir = this.opts.credentialsDir === undefined ? path.join(dir, 'docker') : await this.makeCredentialsDir(this.opts.credentialsDir);
+        env.DOCKER_CONFIG = await writeDockerConfig(credentialsDir, req.credentials);
+      }
+      this.log.debug({ repository: req.repository, tag: req.tag, credentials: req.credentials?.source, source: 'registry', args }, 'trivy scan by reference starting');
+      const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore').finally(async () => {
+        if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
+      });
       if (run.cancelled) throw cancelledFailure();
       if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
       if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);

@@ -20,8 +20,9 @@ const DESIGN_ALERTS = [
   'ImageScanReportStale',
   'TrivyDatabaseStale',
   'ImageScanOperatorDown',
+  'ImagePolicyViolation',
 ];
-const PER_IMAGE_METRICS = ['imagescan_image_vulnerabilities', 'imagescan_report_last_scan_timestamp_seconds'];
+const PER_IMAGE_METRICS = ['imagescan_image_vulnerabilities', 'imagescan_report_last_scan_timestamp_seconds', 'imagescan_policy_violations'];
 const MONITORING_README = path.join(repoRoot, 'monitoring/README.md');
 
 /** The anchors GitHub gives a Markdown file's headings (lower case, punctuation dropped, spaces to '-'). */
@@ -71,7 +72,7 @@ describe('alert rules', () => {
   it('give a team one alert per image (team and report, not namespace) on every per-image metric, and keep firing through a leader handover', () => {
     const rules = readRuleGroups().flatMap((g) => g.rules);
     const perImage = rules.filter((r) => PER_IMAGE_METRICS.some((m) => r.expr.includes(m)));
-    expect(perImage.map((r) => r.alert).sort()).toEqual(['ImageFixableCriticalVulnerabilities', 'ImageScanReportStale']);
+    expect(perImage.map((r) => r.alert).sort()).toEqual(['ImageFixableCriticalVulnerabilities', 'ImagePolicyViolation', 'ImageScanReportStale']);
     for (const rule of perImage) {
       // The outermost aggregation decides the alert's labels.
       const by = /by \(([^)]*)\)/.exec(rule.expr)?.[1]?.split(',').map((s) => s.trim()) ?? [];
@@ -168,6 +169,16 @@ describe('OperatorMetrics exposition', () => {
       fakeReport({ namespace: 'catalog', name: 'redis-aaaaaaaaaaaa', image: 'redis:7', digest: `sha256:${'a'.repeat(64)}`, status: scannedStatus(fixtureEntries('real-world/trivyweb-redis-7.json'), { team: 'search' }) }),
       fakeReport({ namespace: 'tools', name: 'pending-bbbbbbbbbbbb', image: 'busybox:1', digest: `sha256:${'b'.repeat(64)}` }),
     ];
+    const nginx = reports[0];
+    if (nginx?.status !== undefined) {
+      nginx.status.policy = {
+        result: 'Fail',
+        violations: [
+          { policy: 'corp-registry', rule: 'registry', message: 'nginx:1.19 (docker.io/library/nginx) is not from a registry that ImageScanPolicy corp-registry allows' },
+          { policy: 'prod-bar', rule: 'critical', message: 'nginx:1.19 has 42 CRITICAL vulnerabilities, more than ImageScanPolicy prod-bar allows' },
+        ],
+      };
+    }
     const metrics = new OperatorMetrics({ reportSource: { list: () => reports } });
     metrics.observeScan({ result: 'success', durationSeconds: 12.5 });
     metrics.observeScan({ result: 'failure', reason: 'timeout', durationSeconds: 600 });
@@ -177,6 +188,7 @@ describe('OperatorMetrics exposition', () => {
     metrics.setBuildInfo('0.1.0', '0.58.1');
     const text = await scrapeText(metrics);
     expect(text).toContain('imagescan_image_vulnerabilities{');
+    expect(text).toContain('imagescan_policy_violations{policy="prod-bar",namespace="shop",report="nginx-0123456789ab",image="nginx:1.19",team="payments",rule="critical"} 1\n');
 
     const result = await promtool(['check', 'metrics'], text);
     expect(String(result.stdout) + String(result.stderr)).toBe('');

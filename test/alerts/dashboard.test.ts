@@ -42,7 +42,7 @@ describe('Grafana dashboard', () => {
     expect(variables.get('namespace')?.definition).toContain('cluster=~"$cluster"');
   });
 
-  it('counts images, not reports, in the fixable CRITICAL and scanned panels, per selected cluster and team', async () => {
+  it('counts images, not reports, in the fixable CRITICAL, scanned and policy panels, per selected cluster and team', async () => {
     const leader = 'job="imagescan-operator",instance="10.0.0.1:8080"';
     const series = (name: string, labels: string, value: number): { series: string; values: string } => ({ series: `${name}{${leader},${labels}}`, values: `${value}x5` });
     const vuln = (cluster: string, ns: string, report: string, team: string, severity: string, fixable: boolean, value: number) =>
@@ -63,6 +63,11 @@ describe('Grafana dashboard', () => {
       vuln('b', 'shop', 'app-cccccccccccc', 'payments', 'CRITICAL', true, 7),
       scanned('b', 'shop', 'app-cccccccccccc', 'payments'),
       series('imagescan_images_tracked', 'cluster="b"', 1),
+      // Policies in cluster a: nginx breaks two rules in all three namespaces, redis one in shop.
+      ...['shop', 'checkout', 'billing'].flatMap((ns) =>
+        ['critical', 'fixableCritical'].map((rule) => series('imagescan_policy_violations', `cluster="a",policy="prod-bar",namespace="${ns}",report="nginx-0123456789ab",image="nginx:1",team="payments",rule="${rule}"`, 1)),
+      ),
+      series('imagescan_policy_violations', 'cluster="a",policy="corp-registry",namespace="shop",report="redis-aaaaaaaaaaaa",image="redis:1",team="payments",rule="registry"', 1),
     ];
     const at = (expr: string, value: number, labels = '{}') => ({ expr, eval_time: '4m', exp_samples: [{ labels, value }] });
     const cases = [
@@ -76,6 +81,10 @@ describe('Grafana dashboard', () => {
       at(query('Images with fixable CRITICAL'), 2),
       at(query('Images scanned / tracked', 'A'), 4),
       at(query('Images scanned / tracked', 'B'), 5),
+      at(query('Images violating policies', 'A', { cluster: 'a' }), 2),
+      at(query('Images violating policies', 'A', { cluster: 'a', team: 'search' }), 0),
+      at(query('Images violating policies', 'A', { cluster: 'b' }), 0),
+      at(query('Policy violations by image and rule', 'A', { cluster: 'a', namespace: 'shop' }).replace(/^count by/, 'sum(count by') + ')', 3),
       at(query('Memory: operator and its Trivy children', 'C', { cluster: 'a' }), 500e6, '{cluster="a",instance="10.0.0.1:8080",job="imagescan-operator"}'),
     ];
     const dir = mkdtempSync(path.join(tmpdir(), 'imagescan-dashboard-'));

@@ -24,7 +24,11 @@ const vulnerable = fakeReport({
   namespace: 'shop',
   name: 'nginx-0123456789ab',
   image: 'nginx:1.19',
-  status: scannedStatus(fixtureEntries('real-world/trustdsai-nginx-1.19.json'), { team: 'payments', lastScanTime: now() }),
+  status: {
+    ...scannedStatus(fixtureEntries('real-world/trustdsai-nginx-1.19.json'), { team: 'payments', lastScanTime: now() }),
+    // It also fails an ImageScanPolicy (the dashboard's policy panels have data).
+    policy: { result: 'Fail', violations: [{ policy: 'prod-bar', rule: 'critical', message: 'nginx:1.19 has 42 CRITICAL vulnerabilities, more than ImageScanPolicy prod-bar allows' }] },
+  },
 });
 // The same digest runs in a second payments namespace: still one alert (team and image).
 const vulnerableElsewhere = fakeReport({
@@ -80,7 +84,10 @@ beforeAll(async () => {
     alertmanagerUrl: alertmanager.url,
   });
   // Scans keep happening while the stack runs, so rate() panels have something to show.
-  scanTicker = setInterval(() => metrics.observeScan({ result: 'success', durationSeconds: 5 + Math.random() * 20 }), 500);
+  scanTicker = setInterval(() => {
+    metrics.observeScan({ result: 'success', durationSeconds: 5 + Math.random() * 20 });
+    metrics.observeAdmissionReview('Deployment', 'warn', 0.0004);
+  }, 500);
 }, 60_000);
 
 let scanTicker: ReturnType<typeof setInterval> | undefined;
@@ -108,6 +115,14 @@ describe('monitoring stack on real Prometheus and Alertmanager', () => {
 
     expect(webhook.received('search')).toEqual([]);
     expect(webhook.received('platform-sre').flatMap((n) => n.alerts.map((a) => a.labels.alertname))).not.toContain('ImageFixableCriticalVulnerabilities');
+  });
+
+  it('sends the policy violation of the payments image to the payments receiver, naming the rule', async () => {
+    const notification = await webhook.waitFor('payments', (n) => n.alerts.some((a) => a.labels.alertname === 'ImagePolicyViolation' && a.status === 'firing'));
+    const alert = notification.alerts.find((a) => a.labels.alertname === 'ImagePolicyViolation');
+    expect(alert?.labels).toEqual({ alertname: 'ImagePolicyViolation', team: 'payments', report: 'nginx-0123456789ab', severity: 'warning' });
+    expect(alert?.annotations.summary).toBe('nginx:1.19 of team payments breaks 1 ImageScanPolicy rule (namespace shop)');
+    expect(alert?.annotations.description).toContain('  prod-bar: critical\n');
   });
 
   it('returns data for every dashboard query', async () => {

@@ -1,0 +1,138 @@
+// The audit's verdict on one ImageScanReport: which rules of the policies that govern its namespace
+// the image breaks, as status.policy. Pure: policies, namespace labels and the report in, status out.
+import { parseImageReference } from '../images/image-reference.js';
+import type { ImageReference } from '../images/image-reference.js';
+import { countBySeverity } from '../metrics/vulnerability-counts.js';
+import type { ImageScanReport, ImageScanReportStatus, ReportPolicyStatus, ReportPolicyViolation } from '../reports/image-scan-report.js';
+import type { CompiledPolicy, ThresholdRule } from './image-scan-policy.js';
+import { evaluatePolicies, governsNamespace } from './policy-evaluation.js';
+import type { ImageUnderReview, PolicyViolation, ScanCounts } from './policy-evaluation.js';
+
+/** The CRD's bounds on status.policy.violations (entries, and characters of a message). */
+export const MAX_REPORT_POLICY_VIOLATIONS = 256;
+export const MAX_VIOLATION_MESSAGE = 2048;
+
+/**
+ * The counts the thresholds compare, from a report's status (a slim cached one too): the same
+ * per-severity split the imagescan_image_vulnerabilities series export, so a policy and an alert
+ * never disagree about an image. Undefined when the report has no result (never scanned).
+ */
+export function scanCountsOf(status: ImageScanReportStatus | undefined): ScanCounts | undefined {
+  const counts = countBySeverity(status);
+  if (counts === undefined) return undefined;
+  const critical = counts.find((c) => c.severity === 'CRITICAL');
+  const high = counts.find((c) => c.severity === 'HIGH');
+  return {
+    critical: (critical?.fixable ?? 0) + (critical?.unfixable ?? 0),
+    high: (high?.fixable ?? 0) + (high?.unfixable ?? 0),
+    fixableCritical: critical?.fixable ?? 0,
+    fixableHigh: high?.fixable ?? 0,
+  };
+}
+
+/**
+ * True when the audit judges the report: once reconcile has written its first status (a phase).
+ * Before that the report is being created, and a status patch of ours would race its first write.
+ */
+export function isAuditable(report: ImageScanReport): boolean {
+  return typeof report.status?.phase === 'string';
+}
+
+/** The image of a report as the policy matchers see it: the reference the pod spec wrote. */
+function imageUnderReview(report: ImageScanReport): ImageUnderReview | undefined {
+  const spec = report.spec;
+  if (typeof spec?.image !== 'string' || typeof spec.repository !== 'string') return undefined;
+  let reference: ImageReference;
+  try {
+    reference = parseImageReference(spec.image);
+  } catch {
+    // The report exists, so the operator resolved a repository for it: judge that.
+    const slash = spec.repository.indexOf('/');
+    if (slash <= 0) return undefined;
+    reference = { registry: spec.repository.slice(0, slash), path: spec.repository.slice(slash + 1), repository: spec.repository };
+  }
+  const namespace = report.metadata?.namespace ?? '';
+  const name = report.metadata?.name ?? '';
+  return { image: spec.image, reference, scan: scanCountsOf(report.status), report: { namespace, name } };
+}
+
+/**
+ * The violations of the report's image under the given policies, in the stable order of
+ * evaluatePolicies. `unscanned` is an admission rule: what runs unscanned is already Pending or Failed
+ * (and alerted on), so the audit judges such a report by its registry alone.
+ */
+function auditViolations(policies: readonly CompiledPolicy[], namespaceLabels: Readonly<Record<string, string>>, image: ImageUnderReview): PolicyViolation[] {
+  return evaluatePolicies(policies, namespaceLabels, image).filter((v) => v.rule !== 'unscanned');
+}
+
+const THRESHOLD_WORDS: Record<ThresholdRule, string> = {
+  critical: 'CRITICAL',
+  high: 'HIGH',
+  fixableCritical: 'fixable CRITICAL',
+  fixableHigh: 'fixable HIGH',
+};
+
+/**
+ * The sentence a report holds for a violation. Unlike an admission message it names the policy rather
+ * than the threshold or the allowed registries: it must stay the same bytes when a policy edit does not
+ * change the verdict, or a looser threshold would rewrite (and re-announce) every report still failing.
+ * The numbers that change it are the image's own.
+ */
+function auditMessage(violation: PolicyViolation, image: ImageUnderReview): string {
+  const read = `see kubectl get imagescanreport -n ${image.report?.namespace ?? ''} ${image.report?.name ?? ''} -o yaml`;
+  const rule = violation.rule;
+  if (rule === 'registry' || rule === 'unscanned' || image.scan === undefined) {
+    return `${image.image} (${image.reference.repository}) is not from a registry that ImageScanPolicy ${violation.policy} allows: push it to one (kubectl get imagescanpolicy ${violation.policy} -o yaml lists them) and deploy it from there`;
+  }
+  const count = image.scan[rule];
+  const words = THRESHOLD_WORDS[rule];
+  const fix = rule === 'fixableCritical' || rule === 'fixableHigh' ? 'upgrade the packages in its status.fixes' : 'move to a base image with fewer of them';
+  return `${image.image} has ${count} ${words} ${count === 1 ? 'vulnerability' : 'vulnerabilities'}, more than ImageScanPolicy ${violation.policy} allows: ${read}, then ${fix}`;
+}
+
+/**
+ * status.policy as it should be: undefined when no valid policy governs the namespace; otherwise Fail
+ * with one entry per (policy, rule) broken, or Pass. Same input, same bytes.
+ */
+export function desiredReportPolicy(
+  policies: readonly CompiledPolicy[],
+  namespaceLabels: Readonly<Record<string, string>>,
+  report: ImageScanReport,
+): ReportPolicyStatus | undefined {
+  const governing = policies.filter((p) => governsNamespace(p, namespaceLabels));
+  if (governing.length === 0) return undefined;
+  const image = imageUnderReview(report);
+  const violations: ReportPolicyViolation[] =
+    image === undefined
+      ? []
+      : auditViolations(governing, namespaceLabels, image)
+          .slice(0, MAX_REPORT_POLICY_VIOLATIONS)
+          .map((v) => ({ policy: v.policy, rule: v.rule, message: bounded(auditMessage(v, image)) }));
+  return { result: violations.length > 0 ? 'Fail' : 'Pass', violations };
+}
+
+/** True when the report breaks at least one rule of `policy` (for the policy's status.violations). */
+export function violatesPolicy(policy: CompiledPolicy, namespaceLabels: Readonly<Record<string, string>>, report: ImageScanReport): boolean {
+  const image = imageUnderReview(report);
+  return image !== undefined && auditViolations([policy], namespaceLabels, image).length > 0;
+}
+
+/** True when two status.policy values say the same (result, and the violations in order). */
+export function samePolicyStatus(a: ReportPolicyStatus | undefined, b: ReportPolicyStatus | undefined): boolean {
+  return canonical(a) === canonical(b);
+}
+
+/** The names of the policies a status.policy holds violations of. */
+export function violatedPolicies(status: ReportPolicyStatus | undefined): Set<string> {
+  return new Set((status?.violations ?? []).map((v) => v.policy));
+}
+
+function canonical(status: ReportPolicyStatus | undefined): string {
+  if (status === undefined || status === null) return 'none';
+  const violations = Array.isArray(status.violations) ? status.violations : [];
+  return JSON.stringify([status.result, violations.map((v) => [v.policy, v.rule, v.message])]);
+}
+
+function bounded(message: string): string {
+  return message.length <= MAX_VIOLATION_MESSAGE ? message : `${message.slice(0, MAX_VIOLATION_MESSAGE - 1)}…`;
+}

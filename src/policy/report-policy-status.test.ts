@@ -4,7 +4,7 @@ import type { ImageScanReport, ImageScanReportStatus } from '../reports/image-sc
 import { buildReportObject, statusEquals } from '../reports/report-builder.js';
 import { compilePolicy } from './image-scan-policy.js';
 import type { CompiledPolicy } from './image-scan-policy.js';
-import { desiredReportPolicy, isAuditable, samePolicyStatus, scanCountsOf, violatesPolicy } from './report-policy-status.js';
+import { desiredReportPolicy, isAuditable, samePolicyStatus, scanCountsOf } from './report-policy-status.js';
 
 const DIGEST = `sha256:${'d'.repeat(64)}`;
 
@@ -145,7 +145,6 @@ describe('status.policy of a report', () => {
         // The same rules broken (or none): the same bytes, so the audit writes nothing for this report.
         const rules = (s: typeof before) => s?.violations.map((v) => v.rule).join();
         if (rules(before) === rules(after)) expect(samePolicyStatus(before, after)).toBe(true);
-        expect(violatesPolicy(policy('p', { vulnerabilities: looser }), {}, nginx(counts))).toBe(after?.result === 'Fail');
       }),
     );
   });

@@ -288,7 +288,8 @@ export class PolicyAuditController {
     const listed = report.status?.workloads ?? [];
     // Findings the report already held were announced by whoever wrote them (this process before a
     // restart, or a former leader), for the workloads it listed then.
-    const held = findings.filter((f) => before?.violations.some((v) => v.policy === f.violation.policy && v.rule === f.violation.rule && v.message === f.violation.message));
+    const previous = Array.isArray(before?.violations) ? before.violations : [];
+    const held = findings.filter((f) => previous.some((v) => v.policy === f.violation.policy && v.rule === f.violation.rule && v.message === f.violation.message));
     if (held.length > 0) this.options.events.markAnnounced(held, listed);
     if (listed.length > 0 && this.options.events.isAnnounced(findings, listed)) return;
     const workloads = new Map<string, Workload>();

@@ -30,11 +30,13 @@ export function scanCountsOf(status: ImageScanReportStatus | undefined): ScanCou
 }
 
 /**
- * True when the audit judges the report: once reconcile has written its first status (a phase).
- * Before that the report is being created, and a status patch of ours would race its first write.
+ * True when the audit judges the report: once its first scan has ended, Scanned or Failed (a failed
+ * rescan keeps Scanned and the last result). Before that (no status, Pending, Scanning) there is
+ * nothing to judge but the registry, and the verdict would flip as soon as the scan ends.
  */
 export function isAuditable(report: ImageScanReport): boolean {
-  return typeof report.status?.phase === 'string';
+  const phase = report.status?.phase;
+  return phase === 'Scanned' || phase === 'Failed';
 }
 
 /**
@@ -60,11 +62,11 @@ function imageUnderReview(report: ImageScanReport): ImageUnderReview | undefined
 
 /**
  * The violations of the report's image under the given policies, in the stable order of
- * evaluatePolicies. `unscanned` is an admission rule: what runs unscanned is already Pending or Failed
- * (and alerted on), so the audit judges such a report by its registry alone.
+ * evaluatePolicies. A Failed report (its image could never be scanned) breaks `unscanned` unless the
+ * policy allows unscanned images: its vulnerabilities are unknown, which is not a Pass.
  */
 function auditViolations(policies: readonly CompiledPolicy[], namespaceLabels: Readonly<Record<string, string>>, image: ImageUnderReview): PolicyViolation[] {
-  return evaluatePolicies(policies, namespaceLabels, image).filter((v) => v.rule !== 'unscanned');
+  return evaluatePolicies(policies, namespaceLabels, image);
 }
 
 const THRESHOLD_WORDS: Record<ThresholdRule, string> = {
@@ -83,7 +85,10 @@ const THRESHOLD_WORDS: Record<ThresholdRule, string> = {
 function auditMessage(violation: PolicyViolation, image: ImageUnderReview): string {
   const read = `see kubectl get imagescanreport -n ${image.report?.namespace ?? ''} ${image.report?.name ?? ''} -o yaml`;
   const rule = violation.rule;
-  if (rule === 'registry' || rule === 'unscanned' || image.scan === undefined) {
+  if (rule === 'unscanned') {
+    return `${image.image} could not be scanned, so its vulnerabilities are unknown and ImageScanPolicy ${violation.policy} does not allow that: ${read} (status.message says why)`;
+  }
+  if (rule === 'registry' || image.scan === undefined) {
     return `${image.image} (${image.reference.repository}) is not from a registry that ImageScanPolicy ${violation.policy} allows: push it to one (kubectl get imagescanpolicy ${violation.policy} -o yaml lists them) and deploy it from there`;
   }
   const count = image.scan[rule];

@@ -122,6 +122,7 @@ function rig(options: { failWrites?: number } = {}) {
     policyInformer,
     reports,
     namespaces,
+    isWatchedNamespace: (namespace) => namespace !== 'kube-system',
     podsRunning: () => [{ entry: { pod: { metadata: { name: 'web-1', namespace: 'shop' } } } }],
     resolveOwner: async () => {
       await Promise.resolve();
@@ -150,9 +151,12 @@ describe('PolicyAuditController', () => {
     const r = rig();
     r.namespaces.put({ key: 'shop', resourceVersion: '1', name: 'shop', labels: { env: 'prod' } });
     r.namespaces.put({ key: 'dev', resourceVersion: '1', name: 'dev', labels: {} });
+    r.namespaces.put({ key: 'kube-system', resourceVersion: '1', name: 'kube-system', labels: { env: 'prod' } });
     r.reports.put(reportEntry('shop', 'nginx:1.19', 'docker.io/library/nginx', 'a', 3));
     r.reports.put(reportEntry('shop', 'alpine:3.19', 'docker.io/library/alpine', 'b', 0));
     r.reports.put(reportEntry('dev', 'nginx:1.19', 'docker.io/library/nginx', 'a', 3));
+    // A report left in a namespace the operator no longer watches is not its to judge.
+    r.reports.put(reportEntry('kube-system', 'nginx:1.19', 'docker.io/library/nginx', 'a', 3));
     r.policyInformer.put(policyEntry('prod-bar', { namespaceSelector: { matchLabels: { env: 'prod' } }, vulnerabilities: { critical: 0 } }));
     r.controller.start();
     try {

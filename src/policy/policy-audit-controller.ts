@@ -23,6 +23,8 @@ export interface PolicyAuditControllerOptions {
   policyInformer: Pick<ResilientInformer<PolicyEntry>, 'on' | 'get'>;
   reports: Pick<ResilientInformer<ReportEntry>, 'on' | 'get' | 'list'>;
   namespaces: Pick<ResilientInformer<NamespaceEntry>, 'on' | 'get'>;
+  /** False for namespaces the operator does not watch (--namespaces, --exclude-namespaces): their reports are left alone. */
+  isWatchedNamespace: (namespace: string) => boolean;
   /** The pods of a report key (namespace/digest) and their top-level owners, for events. */
   podsRunning: (key: string) => readonly { entry: Pick<PodEntry, 'pod'> }[];
   resolveOwner: (pod: PodEntry['pod']) => Promise<Workload>;
@@ -241,7 +243,7 @@ export class PolicyAuditController {
       return;
     }
     const report = entry.report;
-    if (!isAuditable(report)) {
+    if (!isAuditable(report) || !this.options.isWatchedNamespace(entry.namespace)) {
       this.noteViolations(key, undefined);
       return;
     }
@@ -324,5 +326,4 @@ export class PolicyAuditController {
     this.policyWrites.set(name, { resourceVersion, value: desired });
     if (!stored.result.ok) this.log.warn({ policy: name, generation: entry.generation, problem: stored.result.message }, 'ImageScanPolicy is invalid, not enforced');
   }
-
 }

@@ -2,7 +2,8 @@
 // prod namespaces, `kubectl get isr` shows which images fail it and `kubectl get isp` how many; the
 // workloads get a Warning event and Prometheus a series per violation. Labelling a namespace brings it
 // under the policy, a looser threshold clears exactly the reports it should (and writes nothing else),
-// and a policy the operator cannot use says so in its Ready condition while the audit goes on.
+// and a policy the operator cannot use says so in its Ready condition while the audit goes on. A
+// restart writes nothing again; with two replicas only the leader writes and exports the series.
 // The operator runs as its own process against the fake API server; kubectl is the real one.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -299,6 +299,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     policyInformer,
     reports: reportInformer,
     namespaces: namespaceInformer,
+    isWatchedNamespace,
     podsRunning: (key) => index.podsRunning(key),
     resolveOwner: (pod) => owners.resolve(pod),
     writer: new KubePolicyWriter(clients.custom),

@@ -118,6 +118,13 @@ beforeAll(async () => {
   cluster.seed.node('node-1');
   payments = cluster.seed.deployment({ namespace: PAYMENTS_NS, name: 'checkout', containers: [VULNERABLE_IMAGE], replicas: 2 });
   cluster.seed.deployment({ namespace: SEARCH_NS, name: 'search-api', containers: [SEARCH_IMAGE] });
+  // A quality bar on the payments namespaces (audit only): the policy panels and ImagePolicyViolation have data.
+  cluster.objects.create({
+    apiVersion: 'imagescan.dev/v1alpha1',
+    kind: 'ImageScanPolicy',
+    metadata: { name: 'payments-bar' },
+    spec: { namespaceSelector: { matchLabels: { team: 'payments' } }, action: 'Audit', vulnerabilities: { fixableCritical: 0 } },
+  });
 
   webhook = await startWebhookReceiver();
   const receiverUrl = webhook.url;

@@ -2,7 +2,8 @@
 // prod namespaces, `kubectl get isr` shows which images fail it and `kubectl get isp` how many; the
 // workloads get a Warning event and Prometheus a series per violation. Labelling a namespace brings it
 // under the policy, a looser threshold clears exactly the reports it should (and writes nothing else),
-// and a policy the operator cannot use says so in its Ready condition while the audit goes on.
+// and a policy the operator cannot use says so in its Ready condition while the audit goes on. A
+// restart writes nothing again; with two replicas only the leader writes and exports the series.
 // The operator runs as its own process against the fake API server; kubectl is the real one.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -189,4 +190,64 @@ describe('auditing running images against ImageScanPolicies', () => {
     const isr = parseTable(await kubectl.ok(['get', 'isr', '-n', 'catalog']));
     expect(isr.map((row) => row.POLICY)).toEqual(['', '']);
   });
+});
+
+describe('two replicas: only the leader audits', () => {
+  let api: FakeApiServer;
+  let work: string;
+  const replicas: OperatorProcess[] = [];
+
+  beforeAll(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'imagescan-policy-replicas-'));
+    api = await startFakeApiServer({});
+    api.seed.namespace('imagescan-system');
+    api.seed.namespace('shop', { team: 'payments', env: 'prod' });
+    api.seed.node('node-1');
+    api.seed.deployment({ namespace: 'shop', name: 'web', containers: [{ name: 'nginx', image: 'nginx:1.19' }] });
+    api.objects.create({ apiVersion: 'imagescan.dev/v1alpha1', kind: 'ImageScanPolicy', metadata: { name: 'prod-bar' }, spec: { namespaceSelector: { matchLabels: { env: 'prod' } }, action: 'Audit', vulnerabilities: { critical: 0 } } });
+  });
+
+  afterAll(async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+    await api?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  function replica(identity: string): OperatorProcess {
+    const operator = startOperatorProcess({
+      args: [
+        '--kubeconfig', api.kubeconfigFor(identity),
+        '--identity', identity,
+        '--trivy-path', writeTrivyStubWrapper(work, {}),
+        '--trivy-cache-dir', path.join(work, `cache-${identity}`),
+        '--leader-elect=true',
+        '--leader-election-namespace', 'imagescan-system',
+        '--metrics-address', '127.0.0.1:0',
+      ],
+      env: { TMPDIR: work },
+    });
+    replicas.push(operator);
+    return operator;
+  }
+
+  it('writes status.policy, the policy status and the event from the leader alone; the standby exports no violation series', async () => {
+    const leader = replica('replica-a');
+    await leader.waitForLine((l) => l.msg === 'became leader', 30_000);
+    const standby = replica('replica-b');
+    await standby.waitForLine((l) => l.msg === 'caches synced', 30_000);
+    await eventually(() => ((api.objects.list(REPORTS, 'shop') as ReportLike[])[0]?.status?.policy?.result === 'Fail' ? true : undefined), 30_000, 'nginx failing prod-bar');
+    await eventually(() => ((api.objects.get(POLICIES, undefined, 'prod-bar') as PolicyLike | undefined)?.status?.violations === 1 ? true : undefined), 10_000, 'prod-bar counting it');
+    await eventually(() => (api.objects.list('events', 'shop') as { reason?: string }[]).find((e) => e.reason === 'ImagePolicyViolation'), 10_000, 'the event');
+
+    const auditWrites = api
+      .requests()
+      .filter((r) => (r.resource === 'imagescanpolicies' && r.verb === 'patch') || (r.resource === 'imagescanreports' && r.subresource === 'status') || (r.resource === 'events' && r.verb === 'create'));
+    expect(auditWrites.length).toBeGreaterThanOrEqual(3);
+    expect([...new Set(auditWrites.map((r) => r.identity))]).toEqual(['replica-a']);
+
+    const violationSeries = async (o: OperatorProcess): Promise<number> =>
+      (await getEndpoint(`${await o.metricsUrl()}/metrics`, { token: 'admin' })).body.match(/^imagescan_policy_violations\{/gm)?.length ?? 0;
+    await eventually(async () => ((await violationSeries(leader)) === 1 ? true : undefined), 10_000, 'the leader exporting the violation');
+    expect(await violationSeries(standby)).toBe(0);
+  }, 90_000);
 });

@@ -26,6 +26,12 @@ class FakeInformer<T extends CachedObject> {
   list(): IterableIterator<T> {
     return this.objects.values();
   }
+  delete(key: string): void {
+    const old = this.objects.get(key);
+    if (old === undefined) return;
+    this.objects.delete(key);
+    for (const h of this.handlers) h.delete?.(old);
+  }
   put(obj: T): void {
     const old = this.objects.get(obj.key);
     this.objects.set(obj.key, obj);
@@ -116,6 +122,7 @@ function rig(options: { failWrites?: number } = {}) {
     policyInformer,
     reports,
     namespaces,
+    isWatchedNamespace: (namespace) => namespace !== 'kube-system',
     podsRunning: () => [{ entry: { pod: { metadata: { name: 'web-1', namespace: 'shop' } } } }],
     resolveOwner: async () => {
       await Promise.resolve();
@@ -144,9 +151,12 @@ describe('PolicyAuditController', () => {
     const r = rig();
     r.namespaces.put({ key: 'shop', resourceVersion: '1', name: 'shop', labels: { env: 'prod' } });
     r.namespaces.put({ key: 'dev', resourceVersion: '1', name: 'dev', labels: {} });
+    r.namespaces.put({ key: 'kube-system', resourceVersion: '1', name: 'kube-system', labels: { env: 'prod' } });
     r.reports.put(reportEntry('shop', 'nginx:1.19', 'docker.io/library/nginx', 'a', 3));
     r.reports.put(reportEntry('shop', 'alpine:3.19', 'docker.io/library/alpine', 'b', 0));
     r.reports.put(reportEntry('dev', 'nginx:1.19', 'docker.io/library/nginx', 'a', 3));
+    // A report left in a namespace the operator no longer watches is not its to judge.
+    r.reports.put(reportEntry('kube-system', 'nginx:1.19', 'docker.io/library/nginx', 'a', 3));
     r.policyInformer.put(policyEntry('prod-bar', { namespaceSelector: { matchLabels: { env: 'prod' } }, vulnerabilities: { critical: 0 } }));
     r.controller.start();
     try {
@@ -206,6 +216,33 @@ describe('PolicyAuditController', () => {
       const broken = r.policyWrites.find((w) => w.name === 'broken');
       expect(broken?.status.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'InvalidSpec' });
       expect(broken?.status.violations).toBe(0);
+    } finally {
+      await r.controller.stop();
+    }
+  });
+
+  it('counts a policy\'s violations as reports change: a clean rescan and a deleted report lower it', async () => {
+    const r = rig();
+    r.namespaces.put({ key: 'shop', resourceVersion: '1', name: 'shop', labels: {} });
+    r.reports.put(reportEntry('shop', 'nginx:1.19', 'docker.io/library/nginx', 'a', 3));
+    r.reports.put(reportEntry('shop', 'redis:7', 'docker.io/library/redis', 'b', 1));
+    r.policyInformer.put(policyEntry('bar', { vulnerabilities: { critical: 0 } }));
+    r.controller.start();
+    const violations = (): number | undefined => r.policyWrites.at(-1)?.status.violations;
+    try {
+      await r.settled();
+      expect(violations()).toBe(2);
+      const nginx = [...r.reports.list()].find((e) => e.report.spec.image === 'nginx:1.19');
+      if (nginx?.report.status?.summary === undefined) throw new Error('no nginx report');
+      r.reports.put({ ...nginx, resourceVersion: nextVersion(), report: { ...nginx.report, status: { ...nginx.report.status, summary: { ...nginx.report.status.summary, critical: 0, total: 0 } } } });
+      await r.settled();
+      expect(violations()).toBe(1);
+      const redis = [...r.reports.list()].find((e) => e.report.spec.image === 'redis:7');
+      if (redis === undefined) throw new Error('no redis report');
+      r.reports.delete(redis.key);
+      await r.settled();
+      expect(violations()).toBe(0);
+      expect(r.reportWrites.sort()).toEqual(['shop/nginx-aaaaaaaaaaaa Fail', 'shop/nginx-aaaaaaaaaaaa Pass', 'shop/redis-bbbbbbbbbbbb Fail']);
     } finally {
       await r.controller.stop();
     }

@@ -6,10 +6,13 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import type { ImageReference } from '../images/image-reference.js';
+import type { NamespaceEntry } from '../kube/cluster-objects.js';
 import { compilePolicy } from '../policy/image-scan-policy.js';
 import type { CompiledPolicy } from '../policy/image-scan-policy.js';
 import { startAdmissionWebhook } from './admission-webhook.js';
 import type { AdmissionSources, AdmissionWebhook } from './admission-webhook.js';
+import type { KnownScan } from './admission-decider.js';
+import { tagKey } from './known-images.js';
 
 const cert = makeSelfSignedCert({ ips: ['127.0.0.1'] });
 const DIGEST = `sha256:${'b'.repeat(64)}`;
@@ -28,18 +31,27 @@ function policy(spec: Record<string, unknown>): CompiledPolicy {
   return compiled.policy;
 }
 
+const NGINX_TAG = tagKey('docker.io/library/nginx', '1.25');
+const NGINX_SCAN: KnownScan = { scan: { critical: 2, high: 0, fixableCritical: 1, fixableHigh: 0 }, report: { namespace: 'prod', name: 'nginx-abc' } };
+
+/** Fixed sources: nginx:1.25 runs in the cluster with DIGEST; its report has fixable CRITICALs. */
 function sources(policies: CompiledPolicy[]): AdmissionSources & { asked: ImageReference[] } {
   const asked: ImageReference[] = [];
+  const shop: NamespaceEntry = { key: 'shop', resourceVersion: '1', name: 'shop', labels: { team: 'payments' } };
   return {
     asked,
-    policies: () => policies,
-    namespaceLabels: (ns): Record<string, string> => (ns === 'shop' ? { team: 'payments' } : {}),
-    // nginx:1.25 runs in the cluster with DIGEST; its report has fixable CRITICALs.
+    policies: { validPolicies: () => policies, onChange: () => undefined },
+    namespaces: { on: () => undefined, get: (name) => (name === 'shop' ? shop : undefined), list: () => [shop] },
     images: {
-      digestOfTag: (repository, tag) => (repository === 'docker.io/library/nginx' && tag === '1.25' ? DIGEST : undefined),
-      scanOfDigest: (digest) => (digest === DIGEST ? { scan: { critical: 2, high: 0, fixableCritical: 1, fixableHigh: 0 }, report: { namespace: 'prod', name: 'nginx-abc' } } : undefined),
+      digestOfTag: (repository, tag) => (tagKey(repository, tag) === NGINX_TAG ? DIGEST : undefined),
+      digestOfTagKey: (key) => (key === NGINX_TAG ? DIGEST : undefined),
+      scanOfDigest: (digest) => (digest === DIGEST ? NGINX_SCAN : undefined),
+      reportScansOfDigest: (digest) => (digest === DIGEST ? [['prod', NGINX_SCAN]] : []),
+      tagKeys: () => [NGINX_TAG].values(),
+      reportDigests: () => [DIGEST].values(),
+      onChange: () => undefined,
     },
-    scans: { digestOfTag: () => undefined, scanOfDigest: () => undefined, request: (ref) => asked.push(ref) > 0 },
+    scans: { digestOfTag: () => undefined, scanOfDigest: () => undefined, request: (ref) => asked.push(ref) > 0, learned: () => ({ tags: [], scans: [] }), onLearned: () => undefined, maxLearned: 16 },
   };
 }
 
@@ -97,12 +109,13 @@ describe('the admission webhook of an operator replica', () => {
     expect((await post(port, review('u2', 'registry.corp.example/new:1', { dryRun: true }))).json.response?.warnings).toHaveLength(1);
     expect(src.asked).toEqual([]);
     expect((await post(port, review('u3', 'registry.corp.example/new:1', { kind: 'Pod', group: '' }))).json.response?.allowed).toBe(true);
-    expect(src.asked.map((r) => `${r.repository}:${r.tag ?? ''}`)).toEqual(['registry.corp.example/new:1']);
+    // Counted, logged and queued by the main thread when the worker's note arrives.
+    await expect.poll(() => src.asked.map((r) => `${r.repository}:${r.tag ?? ''}`)).toEqual(['registry.corp.example/new:1']);
     // An unknown kind and an object the webhook cannot read are allowed, not errors.
     expect((await post(port, review('u4', 'nginx:1.25', { kind: 'Widget', group: 'example.com' }))).json.response?.allowed).toBe(true);
     expect((await post(port, { ...review('u5', 'x'), request: { ...(review('u5', 'x').request as object), object: 'not an object' } })).json.response?.allowed).toBe(true);
     expect((await post(port, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' })).status).toBe(400);
-    expect(observed).toEqual(['Deployment deny true', 'Deployment warn true', 'Pod warn true', 'Widget allow true', 'Deployment allow true']);
+    await expect.poll(() => observed).toEqual(['Deployment deny true', 'Deployment warn true', 'Pod warn true', 'Widget allow true', 'Deployment allow true']);
   });
 
   it('answers a huge object (thousands of containers) within the API server\'s timeout', async () => {

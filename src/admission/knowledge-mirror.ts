@@ -6,7 +6,7 @@ import type { CompiledPolicy } from '../policy/image-scan-policy.js';
 import type { ScanCounts } from '../policy/policy-evaluation.js';
 import { RecentMap } from '../recent-map.js';
 import type { AdmissionKnowledge, KnownScan } from './admission-decider.js';
-import { tagKey } from './known-images.js';
+import { tagKey } from './tag-key.js';
 
 /**
  * A batch of changes, applied in field order. null removes a key. `reset` empties the mirror first

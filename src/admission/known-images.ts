@@ -9,6 +9,7 @@ import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import type { ScanCounts } from '../policy/policy-evaluation.js';
 import type { ImageScanReportStatus } from '../reports/image-scan-report.js';
 import type { KnownScan } from './admission-decider.js';
+import { tagKey } from './tag-key.js';
 
 interface Source<T> {
   on(handlers: InformerHandlers<T>): void;
@@ -23,10 +24,7 @@ export function scanCountsOfStatus(status: ImageScanReportStatus | undefined): S
   return { critical: summary.critical, high: summary.high, fixableCritical: fixable('CRITICAL'), fixableHigh: fixable('HIGH') };
 }
 
-/** `repository:tag` (tag latest when absent), the key under which a tag's digest is known. */
-export function tagKey(repository: string, tag: string | undefined): string {
-  return `${repository}:${tag ?? 'latest'}`;
-}
+export { tagKey };
 
 /** What changed: a tag key's digests, or a digest's reports. */
 export type KnownImageChange = { tag: string; digest?: undefined } | { digest: string; tag?: undefined };

@@ -3,6 +3,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import type { ImageReference } from '../images/image-reference.js';
@@ -129,5 +130,70 @@ describe('the admission webhook of an operator replica', () => {
     const answer = await post(webhook.server()?.address.port ?? 0, body);
     expect(answer.json.response?.allowed).toBe(true);
     expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('answers while the main thread is busy: a 500 ms synchronous loop delays no answer', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'admission-'));
+    writeCert(dir);
+    webhook = await startAdmissionWebhook({ host: '127.0.0.1', port: 0, certDir: dir, sources: sources([policy({ action: 'Deny', vulnerabilities: { fixableCritical: 0 } })]), logger: pino({ level: 'silent' }) });
+    // The client must not share the busy thread: it runs on a thread of its own, over one kept-alive connection.
+    const client = new Worker(
+      `const https = require('node:https');
+       const { parentPort, workerData } = require('node:worker_threads');
+       const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: workerData.ca });
+       const post = () => new Promise((resolve, reject) => {
+         const started = performance.now();
+         const req = https.request({ host: '127.0.0.1', port: workerData.port, path: '/validate', method: 'POST', agent }, (res) => {
+           const chunks = [];
+           res.on('data', (c) => chunks.push(c));
+           res.on('end', () => resolve({ ms: performance.now() - started, allowed: JSON.parse(Buffer.concat(chunks).toString()).response.allowed }));
+         });
+         req.on('error', reject);
+         req.end(workerData.body);
+       });
+       (async () => {
+         await post();
+         parentPort.postMessage({ ready: true });
+         const answers = [];
+         const until = performance.now() + 400;
+         while (performance.now() < until) {
+           answers.push(await post());
+           await new Promise((r) => setTimeout(r, 10));
+         }
+         parentPort.postMessage({ answers });
+       })();`,
+      { eval: true, workerData: { ca: cert.certPem, port: webhook.server()?.address.port, body: JSON.stringify(review('busy', 'nginx:1.25')) } },
+    );
+    try {
+      const messages: { ready?: boolean; answers?: { ms: number; allowed: boolean }[] }[] = [];
+      client.on('message', (m: (typeof messages)[number]) => messages.push(m));
+      await expect.poll(() => messages.length, { timeout: 10_000 }).toBe(1);
+      const busyUntil = Date.now() + 500;
+      while (Date.now() < busyUntil) {
+        // The rescan's reconciles, report parsing and GC, in one piece.
+      }
+      await expect.poll(() => messages.length, { timeout: 10_000 }).toBe(2);
+      const answers = messages[1]?.answers ?? [];
+      // Every answer is the decision (a deny) and none waited for the loop (1-13 ms here on a loaded
+      // machine); served from the main thread, the first would take ~500 ms.
+      expect(answers.length).toBeGreaterThan(3);
+      expect(answers.every((a) => !a.allowed)).toBe(true);
+      expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(100);
+    } finally {
+      await client.terminate();
+    }
+  });
+
+  it('starts its worker again when it dies, and serves on', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'admission-'));
+    writeCert(dir);
+    const lines: string[] = [];
+    webhook = await startAdmissionWebhook({ host: '127.0.0.1', port: 0, certDir: dir, sources: sources([]), logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }), restartDelayMs: 50 });
+    const first = webhook.worker();
+    await first?.terminate();
+    await expect.poll(() => lines.join(''), { timeout: 5000 }).toContain('admission webhook worker exited; starting it again');
+    await expect.poll(() => webhook?.server(), { timeout: 10_000 }).toBeDefined();
+    expect(webhook.worker()).not.toBe(first);
+    expect((await post(webhook.server()?.address.port ?? 0, review('again', 'nginx:1.25'))).json.response?.allowed).toBe(true);
   });
 });

@@ -7,7 +7,8 @@
 // batched deltas (knowledge-feed.ts): on the main thread a review waited behind the rescan's
 // reconciles, report parsing and GC for up to seconds (bench/README.md, "The deploy gate under load").
 // The worker is restarted when it dies; the operator never goes down with it.
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { ServingCertificate } from '../tls/serving-certificate.js';
@@ -45,7 +46,8 @@ export function knowledgeOf(sources: AdmissionSources): AdmissionKnowledge {
 /** The worker's program beside this module: the .ts source in tests, the bundled .mjs in the image. */
 export function webhookWorkerProgram(): { file: string; execArgv: string[] } {
   const here = import.meta.url;
-  if (here.endsWith('.ts')) return { file: fileURLToPath(new URL('./webhook-worker.ts', here)), execArgv: ['--import', 'tsx'] };
+  // tsx's loader by its path, so the thread starts whatever the working directory.
+  if (here.endsWith('.ts')) return { file: fileURLToPath(new URL('./webhook-worker.ts', here)), execArgv: ['--import', pathToFileURL(createRequire(here).resolve('tsx')).href] };
   return { file: fileURLToPath(new URL('./webhook-worker.mjs', here)), execArgv: [] };
 }
 
@@ -133,7 +135,10 @@ export async function startAdmissionWebhook(opts: AdmissionWebhookOptions): Prom
   function spawn(pair: ServingCertificate): Promise<void> {
     const program = webhookWorkerProgram();
     const data: WebhookWorkerData = { logLevel: log.level, maxLearned: opts.sources.scans.maxLearned };
-    const thread = new Worker(program.file, { workerData: data, execArgv: program.execArgv, stdout: false, stderr: false });
+    // A small young generation (a review's garbage is a few KB) keeps the thread's share of the pod's
+    // memory small; the old-generation cap, ample for the 8 MiB body limit, ends a runaway thread
+    // (ERR_WORKER_OUT_OF_MEMORY, then a restart) instead of the operator.
+    const thread = new Worker(program.file, { workerData: data, execArgv: program.execArgv, stdout: false, stderr: false, resourceLimits: { maxYoungGenerationSizeMb: 6, maxOldGenerationSizeMb: 128 } });
     worker = thread;
     const send = (message: ToWorker): void => thread.postMessage(message);
     return new Promise<void>((resolve, reject) => {

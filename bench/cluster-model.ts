@@ -1,9 +1,11 @@
 // The benchmark's cluster, as plain data: namespaces with team labels, nodes of two architectures,
 // Deployments and StatefulSets whose containers use `digests` distinct images with a Zipf-like
-// popularity (a few images in many workloads, a long tail used once). Deterministic for a seed.
+// popularity (a few images in many workloads, a long tail used once). Every other namespace carries
+// the label of the bench's ImageScanPolicy, so its audit and its admission checks have work to do.
+// Deterministic for a seed.
 
 export interface ClusterPlan {
-  namespaces: { name: string; team: string }[];
+  namespaces: { name: string; team: string; governed: boolean }[];
   nodes: { name: string; arch: 'amd64' | 'arm64' }[];
   workloads: WorkloadPlan[];
   /** Image reference of each digest rank (index 0 = most popular). */
@@ -38,6 +40,42 @@ export function imageForRank(rank: number): string {
 
 export function churnImage(index: number): string {
   return `${BENCH_REGISTRY}/churn-${String(index + 1).padStart(5, '0')}:1.0`;
+}
+
+/** Images of the admission phase that run nowhere: new builds in the bench registry. */
+export function unknownImage(index: number): string {
+  return `${BENCH_REGISTRY}/new-${String(index + 1).padStart(5, '0')}:1.0`;
+}
+
+/** Images of the admission phase from a registry the bench policy does not allow. */
+export function outsideImage(index: number): string {
+  return `ghcr.io/bench-outside/tool-${String(index + 1).padStart(3, '0')}:2.0`;
+}
+
+/** The namespace label the bench policy selects (on every other namespace). */
+export const GOVERNED_LABEL = { key: 'imagescan.dev/deploy-gate', value: 'warn' } as const;
+
+export function namespaceLabels(ns: ClusterPlan['namespaces'][number]): Record<string, string> {
+  return ns.governed ? { team: ns.team, [GOVERNED_LABEL.key]: GOVERNED_LABEL.value } : { team: ns.team };
+}
+
+/**
+ * The ImageScanPolicy of the modelled cluster: Warn on the labelled half of the namespaces when an
+ * image has a fixable CRITICAL or comes from outside the bench registry (issue 18's example policy).
+ */
+export function benchPolicy(): { apiVersion: string; kind: string; metadata: { name: string }; spec: Record<string, unknown> } {
+  return {
+    apiVersion: 'imagescan.dev/v1alpha1',
+    kind: 'ImageScanPolicy',
+    metadata: { name: 'bench-deploy-gate' },
+    spec: {
+      namespaceSelector: { matchLabels: { [GOVERNED_LABEL.key]: GOVERNED_LABEL.value } },
+      action: 'Warn',
+      allowedRegistries: [BENCH_REGISTRY],
+      vulnerabilities: { fixableCritical: 0 },
+      unscanned: 'Warn',
+    },
+  };
 }
 
 /** Draws ranks 0..n-1 with probability proportional to 1/(rank+1) (Zipf, s = 1). */
@@ -79,6 +117,7 @@ export function planCluster(size: ClusterSize, random: () => number): ClusterPla
   const namespaces = Array.from({ length: size.namespaces }, (_, i) => ({
     name: `ns-${String(i + 1).padStart(4, '0')}`,
     team: `team-${String((i % size.teams) + 1).padStart(3, '0')}`,
+    governed: i % 2 === 0,
   }));
   const nodes = Array.from({ length: size.nodes }, (_, i) => ({
     name: `node-${String(i + 1).padStart(3, '0')}`,

@@ -93,6 +93,11 @@ if [ "$cmd" = sbom ]; then
   finish 0
 fi
 repo="${ref%@*}"
+# A reference by tag (the operator scans an image an admission review named before it runs): drop the
+# tag, which follows a colon in the last path segment (a colon before a slash is a registry port).
+if [ "$repo" = "$ref" ]; then
+  case "${ref##*/}" in *:*) repo="${ref%:*}" ;; esac
+fi
 fixture="${BENCH_TRIVY_MAP_DIR:-}/${repo//\//_}"
 if [ ! -e "$fixture" ]; then
   printf '%s\tFATAL\tFatal error\trun error: %s: MANIFEST_UNKNOWN: manifest unknown\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ref" >&2

@@ -22,6 +22,7 @@ export function ratio(value: number, ideal: number | undefined): number | undefi
 
 function fmt(value: number | undefined, unit = ''): string {
   if (value === undefined) return '—';
+  if (Number.isNaN(value)) return 'none';
   if (!Number.isFinite(value)) return '∞';
   const abs = Math.abs(value);
   const digits = abs >= 100 || Number.isInteger(value) ? 0 : abs >= 10 ? 1 : 2;

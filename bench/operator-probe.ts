@@ -132,6 +132,39 @@ export function parsePrometheusText(text: string): Map<string, number> {
   return out;
 }
 
+/**
+ * The q-quantile (0..1) of a Prometheus histogram in a parsed scrape, as PromQL's histogram_quantile
+ * estimates it: linear within the bucket that holds it. Undefined when the histogram has no
+ * observations; the highest finite bound when the quantile falls in the +Inf bucket.
+ */
+export function histogramQuantile(metrics: ReadonlyMap<string, number>, name: string, q: number): number | undefined {
+  // Summed over the other labels' series.
+  const byBound = new Map<number, number>();
+  const prefix = `${name}_bucket{`;
+  for (const [key, count] of metrics) {
+    if (!key.startsWith(prefix)) continue;
+    const le = /le="([^"]+)"/.exec(key)?.[1];
+    if (le === undefined) continue;
+    const bound = le === '+Inf' ? Infinity : Number(le);
+    byBound.set(bound, (byBound.get(bound) ?? 0) + count);
+  }
+  const buckets = [...byBound].map(([le, count]) => ({ le, count })).sort((a, b) => a.le - b.le);
+  const total = buckets.at(-1)?.count ?? 0;
+  if (total === 0) return undefined;
+  const rank = q * total;
+  let lowerBound = 0;
+  let lowerCount = 0;
+  for (const b of buckets) {
+    if (b.count >= rank) {
+      if (!Number.isFinite(b.le)) return lowerBound;
+      return lowerBound + ((b.le - lowerBound) * (rank - lowerCount)) / Math.max(1, b.count - lowerCount);
+    }
+    lowerBound = b.le;
+    lowerCount = b.count;
+  }
+  return lowerBound;
+}
+
 /** GET over HTTPS without verifying the operator's self-signed certificate (as Prometheus' insecureSkipVerify). */
 function httpsGet(url: string, timeoutMs: number, token?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -32,6 +32,10 @@ export interface BenchOptions {
   reportDetails: 'fixes' | 'full';
   /** Length of the compressed day after the restart (0: none). */
   daySeconds: number;
+  /** AdmissionReviews per second sent to the webhook during the rescan. */
+  admissionRate: number;
+  /** Length of the admission load (0: none). */
+  admissionSeconds: number;
 }
 
 export class BenchOptionsError extends Error {
@@ -56,6 +60,8 @@ export const USAGE = `usage: npm run bench -- [flags]
                         test/trivy-stub/trivy (Node; ~0.13 CPU-s per run, which bounds a 2-core machine)
   --day-seconds N       a day of DB updates (every N/4 s) and schedule (every N/2 s) after the restart,
                         counting registry pulls (default 120; 0: skip)
+  --admission-rate N    AdmissionReviews per second to the operator's webhook during the rescan (default 200)
+  --admission-seconds N length of that load, open-loop (default 30; 0: no admission phase)
   --keep                keep the work folder with the operator log, stub log and request log
   --report-details fixes|full  the operator's --report-details (default fixes)`;
 
@@ -90,6 +96,8 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
         stub: { type: 'string', default: 'fast' },
         'report-details': { type: 'string', default: 'fixes' },
         'day-seconds': { type: 'string' },
+        'admission-rate': { type: 'string' },
+        'admission-seconds': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -117,6 +125,8 @@ export function parseBenchOptions(argv: string[]): Readonly<BenchOptions> | 'hel
     stub: values.stub === 'node' ? 'node' : 'fast',
     reportDetails: values['report-details'] === 'full' ? 'full' : 'fixes',
     daySeconds: positiveInt('day-seconds', values['day-seconds'], 120, 0),
+    admissionRate: positiveInt('admission-rate', values['admission-rate'], 200),
+    admissionSeconds: positiveInt('admission-seconds', values['admission-seconds'], 30, 0),
   };
   if (values['report-details'] !== 'fixes' && values['report-details'] !== 'full') {
     throw new BenchOptionsError(`--report-details must be fixes or full, got ${JSON.stringify(values['report-details'])}`);

@@ -1,28 +1,36 @@
 // `npm run bench`: a 10,000-pod cluster on the fake API server (in this process), the operator as its
-// own process (bundled, as the image runs it), the stub Trivy sleeping a fixed time per scan. Four
-// phases — cold start, a scheduled rescan with unchanged results, pod churn, restart — and the figures
-// of issue 6, each with its ideal and ratio. Prints a table; `--json FILE` writes the figures.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// own process (bundled, as the image runs it), the stub Trivy sleeping a fixed time per scan, an
+// ImageScanPolicy governing half the namespaces. Phases — cold start, a scheduled rescan with unchanged
+// results during which AdmissionReviews are sent to the operator's webhook, pod churn, restart, a
+// compressed day — and the figures of issues 6 and 18, each with its ideal and ratio. Prints a table;
+// `--json FILE` writes the figures. Every way out stops the operator and the fake API server.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildOperator } from '../scripts/build-operator.js';
-import { seededRandom, startFakeApiServer } from '../e2e/fake-apiserver/index.js';
+import { digestFor, seededRandom, startFakeApiServer } from '../e2e/fake-apiserver/index.js';
 import type { FakeApiServer, KubeObject, RequestRecord } from '../e2e/fake-apiserver/index.js';
 import { countRequests, lastReportWriteMs } from './api-requests.js';
 import type { ApiWindowCounts } from './api-requests.js';
-import { churnImage, planCluster, reportPairs } from './cluster-model.js';
+import { makeSelfSignedCert } from '../test/self-signed-cert.js';
+import type { AdmissionLoadResult } from './admission-load.js';
+import { runAdmissionLoadInWorker } from './admission-load-runner.js';
+import { repositoryOf } from './admission-reviews.js';
+import { benchPolicy, churnImage, namespaceLabels, outsideImage, planCluster, reportPairs, unknownImage } from './cluster-model.js';
 import type { ClusterPlan } from './cluster-model.js';
 import { formatMarkdown, formatTable } from './figures.js';
 import { rewrittenReportBytes, storedReportBytes } from './report-bytes.js';
 import type { Figure } from './figures.js';
 import { applyMemoryLimit, deploymentMemoryLimit } from './memory-limit.js';
-import { freePort, imageEnvironment, imageNodeFlags, isReady, OperatorSampler, startOperator } from './operator-probe.js';
+import { freePort, histogramQuantile, imageEnvironment, imageNodeFlags, isReady, OperatorSampler, startOperator } from './operator-probe.js';
 import type { OperatorHandle, PhaseProcessFigures } from './operator-probe.js';
 import { BenchOptionsError, parseBenchOptions, USAGE } from './options.js';
 import type { BenchOptions } from './options.js';
+import type { StubEvent } from './trivy-stub.js';
 import { benchFixtures, dbDownloads, dbDownloadTimes, failedScans, readStubLog, runningScans, scansBetween, writeStubFiles } from './trivy-stub.js';
 import { compressedDayArgs, dayFigures, dayTable } from './compressed-day.js';
+import { Teardown } from './teardown.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REPORTS = 'imagescanreports.imagescan.dev';
@@ -41,6 +49,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * V8's memory reducer collects ~8 s after the last GC and returns what it freed.
  */
 const IDLE_RSS_WINDOW_MS = 20_000;
+/** The admission webhook's timeoutSeconds in the `admission` component (design: 5 s). */
+const ADMISSION_TIMEOUT_MS = 5_000;
 
 async function waitFor<T>(what: string, timeoutMs: number, check: () => T | undefined | Promise<T | undefined>, operator?: OperatorHandle, intervalMs = 250): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -111,7 +121,8 @@ function ownerRefOf(obj: KubeObject): OwnerRef {
 }
 
 function seedCluster(api: FakeApiServer, plan: ClusterPlan): SeededCluster {
-  for (const ns of plan.namespaces) api.seed.namespace(ns.name, { team: ns.team });
+  for (const ns of plan.namespaces) api.seed.namespace(ns.name, namespaceLabels(ns));
+  api.seed.objects([benchPolicy()]);
   for (const node of plan.nodes) api.seed.node(node.name, { arch: node.arch, os: 'linux' });
   const livePods: SeededCluster['livePods'] = [];
   const podOwners: OwnerRef[] = [];
@@ -149,6 +160,7 @@ async function main(options: BenchOptions): Promise<number> {
   const plan = planCluster(options, seededRandom(options.seed));
   const expectedPairs = reportPairs(plan);
   const api = await startFakeApiServer({ historySize: 200_000, requestLogLimit: 10_000_000, defaultIdentity: OPERATOR_IDENTITY });
+  const stopApi = teardown.add('the fake API server', () => api.stop());
   // The scrapes' identity: the operator reviews this token (TokenReview, SubjectAccessReview) as it
   // would Prometheus' in a cluster.
   const metricsToken = 'bench-prometheus-token';
@@ -160,6 +172,11 @@ async function main(options: BenchOptions): Promise<number> {
   const fixtures = benchFixtures(path.resolve(repoRoot, 'test/fixtures/trivy'));
   const churnCreates = options.churnSeconds * options.churnRate;
   const churnImages = Array.from({ length: Math.ceil(churnCreates / 5) }, (_, i) => churnImage(i));
+  // Images the admission reviews name that run nowhere; the operator scans each by reference once.
+  const unknownImages = Array.from({ length: 20 }, (_, i) => unknownImage(i));
+  const outsideImages = Array.from({ length: 5 }, (_, i) => outsideImage(i));
+  const admissionRepositories = new Set([...unknownImages, ...outsideImages].map(repositoryOf));
+  const isAdmissionScan = (e: StubEvent): boolean => e.argv?.some((a) => admissionRepositories.has(repositoryOf(a))) === true;
   const stub = writeStubFiles({
     kind: options.stub,
     workDir: work,
@@ -167,6 +184,7 @@ async function main(options: BenchOptions): Promise<number> {
     fastStubPath: path.join(repoRoot, 'bench/fast-trivy.sh'),
     fixtures,
     images: [...plan.images, ...churnImages],
+    referenceImages: [...unknownImages, ...outsideImages].map((image) => ({ image, digest: digestFor(image) })),
     scanMs: options.scanMs,
   });
 
@@ -207,13 +225,25 @@ async function main(options: BenchOptions): Promise<number> {
     memoryLimitApplied = `${limit.flag} (for ${memoryLimit.quantity})`;
     log(`no memory cgroup could be made (${limit.why}); ${limit.flag} gives V8 the heap Node sizes from the Deployment's ${memoryLimit.quantity} limit`);
   }
-  const start = async (label: string, extraArgs: string[] = []): Promise<{ operator: OperatorHandle; sampler: OperatorSampler }> => {
-    const operator = startOperator({ mainJs, args: [...operatorArgs, ...extraArgs], port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, imageEnv, cwd: work, metricsToken, ...(cgroupProcs === undefined ? {} : { cgroupProcs }) });
-    running = operator;
-    log(`operator pid ${operator.pid}, log ${path.join(work, `operator-${label}.log`)}`);
+  // The webhook's serving certificate, as cert-manager would mount it; the load trusts it as the
+  // webhook configuration's caBundle would. Every operator serves the webhook on loopback only.
+  const webhookCertDir = path.join(work, 'webhook-certs');
+  const webhookCert = makeSelfSignedCert({ ips: ['127.0.0.1'], commonName: 'imagescan-operator-webhook' });
+  mkdirSync(webhookCertDir);
+  writeFileSync(path.join(webhookCertDir, 'tls.crt'), webhookCert.certPem);
+  writeFileSync(path.join(webhookCertDir, 'tls.key'), webhookCert.keyPem, { mode: 0o600 });
+  const start = async (label: string, extraArgs: string[] = []): Promise<{ operator: OperatorHandle; sampler: OperatorSampler; webhookUrl: string }> => {
+    const webhookPort = await freePort();
+    const webhookArgs = ['--webhook-address', `127.0.0.1:${webhookPort}`, '--webhook-cert-dir', webhookCertDir];
+    const operator = startOperator({ mainJs, args: [...operatorArgs, ...webhookArgs, ...extraArgs], port: await freePort(), logPath: path.join(work, `operator-${label}.log`), nodeOptions: options.operatorNodeOptions, nodeFlags, imageEnv, cwd: work, metricsToken, ...(cgroupProcs === undefined ? {} : { cgroupProcs }) });
     const sampler = new OperatorSampler(operator);
+    teardown.add(`the operator (pid ${operator.pid})`, async () => {
+      sampler.stop();
+      await operator.stop(5_000);
+    });
+    log(`operator pid ${operator.pid}, log ${path.join(work, `operator-${label}.log`)}`);
     await sampler.start();
-    return { operator, sampler };
+    return { operator, sampler, webhookUrl: `https://127.0.0.1:${webhookPort}/validate` };
   };
   const records = (): RequestRecord[] => api.requests({ identity: OPERATOR_IDENTITY });
   const phases: Phase[] = [];
@@ -231,7 +261,9 @@ async function main(options: BenchOptions): Promise<number> {
 
   // ---- phase 1: cold start with every pod present
   log(`phase 1: cold start (ideal ${idealColdStartS.toFixed(1)} s); scheduled rescan at ${rescanAt.toISOString()}`);
-  let { operator, sampler } = await start('1');
+  const first = await start('1');
+  let { operator, sampler } = first;
+  const { webhookUrl } = first;
   let firstReadyMs: number | undefined;
   const coldDoneMs = await waitFor('every report Scanned', Math.max(600_000, idealColdStartS * 20_000), async () => {
     if (firstReadyMs === undefined && (await isReady(operator.metricsUrl))) firstReadyMs = Date.now();
@@ -253,6 +285,23 @@ async function main(options: BenchOptions): Promise<number> {
   const steadyFrom = Date.now();
   stub.setDbUpdatedAt(new Date().toISOString());
   const dbSwitchMs = await waitFor('the DB refresh', rescanAt.getTime() - Date.now() + 60_000, () => dbDownloadTimes(readStubLog(stub.logPath))[1], operator, 100);
+  // The admission load starts with the rescan, in a worker thread (this thread serves the fake API server).
+  let admissionLoad: ReturnType<typeof runAdmissionLoadInWorker> | undefined;
+  if (options.admissionSeconds > 0) {
+    log(`admission: ${options.admissionRate} AdmissionReviews per second for ${options.admissionSeconds} s to ${webhookUrl}, open-loop`);
+    admissionLoad = runAdmissionLoadInWorker({
+      url: webhookUrl,
+      caPem: webhookCert.certPem,
+      ratePerSecond: options.admissionRate,
+      seconds: options.admissionSeconds,
+      timeoutMs: ADMISSION_TIMEOUT_MS,
+      reviews: { namespaces: plan.namespaces.map((ns) => ns.name), known: plan.images.map((image) => ({ image, digest: digestFor(image) })), unknown: unknownImages, outside: outsideImages },
+      seed: options.seed + 2,
+      run: process.pid,
+    });
+    const load = admissionLoad;
+    teardown.add('the admission load', () => load.stop());
+  }
   await waitFor('the rescan time', rescanAt.getTime() - Date.now() + 5_000, () => (Date.now() >= rescanAt.getTime() ? true : undefined), operator, 100);
   const rescanStartedAt = dbSwitchMs;
   const rescanDoneMs = await waitFor('every report rescanned', Math.max(600_000, idealColdStartS * 20_000), () => {
@@ -260,6 +309,19 @@ async function main(options: BenchOptions): Promise<number> {
     return t.scannedSince >= t.total ? Date.now() : undefined;
   }, operator);
   const rescanSeconds = (rescanDoneMs - rescanStartedAt) / 1000;
+  let admission: AdmissionPhase | undefined;
+  if (admissionLoad !== undefined) {
+    const a = await admissionLoad.result;
+    // The operator's own account: reviews it answered and the time its decisions took (its histogram),
+    // beside the latency seen from outside (TLS, the event loop's queue, the decision).
+    const m = await sampler.scrapeNow();
+    const decisionSeconds = m === undefined ? undefined : histogramQuantile(m, 'imagescan_admission_review_duration_seconds', 0.99);
+    const operatorReviews = [...(m ?? new Map<string, number>())].filter(([k]) => k.startsWith('imagescan_admission_reviews_total{')).reduce((sum, [, n]) => sum + n, 0);
+    admission = { ...a, operatorDecisionP99Ms: decisionSeconds === undefined ? Number.NaN : decisionSeconds * 1000, operatorReviews };
+    log(`admission: ${a.sent} sent (${a.achievedRatePerSecond.toFixed(0)}/s), ${a.answered} answered (${a.decisions.allow} allow, ${a.decisions.warn} warn, ${a.decisions.deny} deny), ${a.errors} errors, latency p50 ${a.latencyMs.p50.toFixed(2)} ms, p99 ${a.latencyMs.p99.toFixed(2)} ms, max ${a.latencyMs.max.toFixed(1)} ms, send lag p99 ${a.sendLagMs.p99.toFixed(1)} ms, ${a.connections} connections`);
+    for (const sample of a.errorSamples) log(`admission error: ${sample}`);
+    log(`admission: the operator counted ${operatorReviews} reviews, decision time p99 ${admission.operatorDecisionP99Ms.toFixed(2)} ms (its histogram)`);
+  }
   await settle(3_000, operator);
   const rescanBytesWritten = rewrittenReportBytes(records(), steadyFrom, Date.now(), (ns, name) => api.objects.get(REPORTS, ns, name));
   // Still the rescan phase (already mostly waiting), so the churn phase's figures are the churn's alone.
@@ -267,7 +329,8 @@ async function main(options: BenchOptions): Promise<number> {
   const inUseBeforeChurn = await memoryInUse(sampler);
   log(`RSS at rest before churn: ${rssBeforeChurn.toFixed(0)} MiB (lowest over ${IDLE_RSS_WINDOW_MS / 1000} s); V8 heap in use ${inUseBeforeChurn.heapMiB.toFixed(0)} MiB, external ${inUseBeforeChurn.externalMiB.toFixed(0)} MiB`);
   const steady = await endPhase('rescan', steadyFrom, sampler);
-  const steadyRescanScans = scansBetween(readStubLog(stub.logPath), dbSwitchMs).length;
+  // Scans of the images only the admission reviews named are the admission's, not the rescan's.
+  const steadyRescanScans = scansBetween(readStubLog(stub.logPath), dbSwitchMs).filter((e) => !isAdmissionScan(e)).length;
 
   // ---- phase 3: churn
   log(`phase 3: churn, ${options.churnRate} creations + ${options.churnRate} deletions per second for ${options.churnSeconds} s, a fifth with new digests`);
@@ -375,7 +438,7 @@ async function main(options: BenchOptions): Promise<number> {
   // The operator's requests, one JSON line each, for reading beside the operator log (--keep).
   if (options.keep) writeFileSync(path.join(work, 'requests.jsonl'), records().map((r) => `${JSON.stringify(r)}\n`).join(''));
   const finalReports = tallyReports(api);
-  await api.stop();
+  await stopApi();
 
   // ---- figures
   const reports = reportsAfterCold.total;
@@ -399,6 +462,7 @@ async function main(options: BenchOptions): Promise<number> {
     { phase: 'rescan', name: 'Trivy invocations ÷ running digests', value: steadyRescanScans / options.digests, ideal: 1, unit: '' },
     { phase: 'rescan', name: 'time to rescan every digest', value: rescanSeconds, ideal: idealColdStartS, unit: 's' },
     { phase: 'rescan', name: 'API writes per unchanged report', value: writesPerUnchangedReport, ideal: 1, unit: '', target: '<= 1', met: writesPerUnchangedReport <= 1 },
+    ...(admission === undefined ? [] : admissionFigures(options, admission)),
     { phase: 'churn', name: 'Trivy invocations ÷ new digests', value: churnScans / Math.max(1, newDigests), ideal: 1, unit: '' },
     { phase: 'churn', name: 'seconds to drain the queue after churn', value: drainSeconds, ideal: undefined, unit: 's' },
     { phase: 'churn', name: 'RSS at rest after churn vs before', value: rssAfterChurn, ideal: rssBeforeChurn, unit: 'MiB', target: 'within 10%', met: Math.abs(rssGrowthAfterChurn) <= 0.1 },
@@ -457,6 +521,9 @@ async function main(options: BenchOptions): Promise<number> {
     rescanBytesWritten,
     rescanSeconds,
     rescanValid,
+    admissionP99Ms: admission?.latencyMs.p99,
+    admissionErrors: admission?.errors,
+    admission: admission === undefined ? undefined : { ratePerSecond: options.admissionRate, seconds: options.admissionSeconds, timeoutMs: ADMISSION_TIMEOUT_MS, ...admission, scans: scansBetween(stubEvents, 0).filter(isAdmissionScan).length },
     churn: { seconds: options.churnSeconds, created, deleted, newDigests, achievedRatePerSecond: achievedRate, drainSeconds, scans: churnScans, maxQueueDepth: churn.process.maxQueueDepth },
     failedScans: failedScans(stubEvents),
     reportsAtEnd: { total: finalReports.total, scanned: finalReports.scanned, failed: finalReports.failed },
@@ -510,14 +577,46 @@ function reportBytesFigures(options: BenchOptions, stored: ReturnType<typeof sto
   ];
 }
 
-/** The operator process of the current phase, stopped when the benchmark is interrupted. */
-let running: OperatorHandle | undefined;
+/**
+ * The admission phase's figures (issue 18): latency from the request's start to its answer, and every
+ * answer the API server could not have used (non-2xx, not an AdmissionReview, wrong uid, no answer
+ * within the webhook's timeout, connection refused or reset) as an error.
+ */
+interface AdmissionPhase extends AdmissionLoadResult {
+  /** p99 of the operator's imagescan_admission_review_duration_seconds (the decision alone), in ms. */
+  operatorDecisionP99Ms: number;
+  /** Sum of imagescan_admission_reviews_total. */
+  operatorReviews: number;
+}
+
+function admissionFigures(options: BenchOptions, a: AdmissionPhase): Figure[] {
+  const expected = Math.round(options.admissionRate * options.admissionSeconds);
+  return [
+    { phase: 'rescan', name: 'admission review latency p99', value: a.latencyMs.p99, ideal: undefined, unit: 'ms', target: '< 5 ms', met: a.latencyMs.p99 < 5 },
+    { phase: 'rescan', name: 'admission errors', value: a.errors, ideal: 0, unit: '', target: '= 0', met: a.errors === 0 && a.sent === expected },
+    { phase: 'rescan', name: 'admission review latency p50 / max', value: a.latencyMs.p50, ideal: undefined, unit: `ms / ${a.latencyMs.max.toFixed(1)} ms` },
+    { phase: 'rescan', name: 'admission decision time p99 (operator histogram)', value: a.operatorDecisionP99Ms, ideal: undefined, unit: 'ms' },
+    { phase: 'rescan', name: 'admission reviews answered (allow/warn/deny)', value: a.answered, ideal: undefined, unit: `of ${expected} (${a.decisions.allow}/${a.decisions.warn}/${a.decisions.deny})` },
+    { phase: 'rescan', name: 'admission reviews sent per second (open loop)', value: a.achievedRatePerSecond, ideal: options.admissionRate, unit: '/s' },
+    { phase: 'rescan', name: 'admission send lag p99 (the sender’s own delay)', value: a.sendLagMs.p99, ideal: undefined, unit: 'ms' },
+  ];
+}
+
+/** Stops what the run started (operators, the admission load, the fake API server) on every way out. */
+const teardown = new Teardown((what, err) => log(`stopping ${what} failed: ${err instanceof Error ? err.message : String(err)}`));
+const exitAfterTeardown = (code: number): void => {
+  void teardown.run().finally(() => process.exit(code));
+};
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    log(`${signal}: stopping the operator`);
-    void (running?.stop(5_000) ?? Promise.resolve()).finally(() => process.exit(130));
+    log(`${signal}: stopping the operator and the fake API server`);
+    exitAfterTeardown(130);
   });
 }
+process.once('uncaughtException', (err) => {
+  console.error(`bench: ${err.stack ?? err.message}`);
+  exitAfterTeardown(1);
+});
 
 let parsed;
 try {
@@ -534,9 +633,9 @@ if (parsed === 'help') {
   process.exit(0);
 }
 main(parsed).then(
-  (code) => process.exit(code),
+  (code) => exitAfterTeardown(code),
   (err: unknown) => {
     console.error(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
+    exitAfterTeardown(1);
   },
 );

@@ -30,17 +30,53 @@ function repositoryOf(image: string): string {
 }
 
 /**
- * Writes the wrapper and the mapping (image i gets fixture i mod n) into `workDir`. The wrapper
- * execs the stub, so the operator's process-group kill still reaches it. `kind` 'node' runs the
- * project's Node stub; 'fast' runs bench/fast-trivy.sh (same replay and log, almost no CPU).
+ * A copy of a fixture as Trivy reports a scan of `image` by its tag: `Metadata.RepoDigests` names the
+ * image's repository and the digest its tag resolves to (the operator learns the digest from it).
  */
-export function writeStubFiles(opts: { kind: 'node' | 'fast'; workDir: string; stubPath: string; fastStubPath: string; fixtures: string[]; images: string[]; scanMs: number }): StubFiles {
+export function referenceFixture(fixtureText: string, image: string, digest: string): string {
+  const report = JSON.parse(fixtureText) as { ArtifactName?: string; Metadata?: Record<string, unknown> };
+  report.ArtifactName = image;
+  report.Metadata = { ...report.Metadata, RepoTags: [image], RepoDigests: [`${repositoryOf(image)}@${digest}`] };
+  return JSON.stringify(report);
+}
+
+export interface StubOptions {
+  kind: 'node' | 'fast';
+  workDir: string;
+  stubPath: string;
+  fastStubPath: string;
+  fixtures: string[];
+  images: string[];
+  /** Images scanned by tag (admission's scans by reference), each with the digest its tag resolves to. */
+  referenceImages?: { image: string; digest: string }[];
+  scanMs: number;
+}
+
+/** The fixture each repository replays: image i gets fixture i mod n, a reference image its own copy. */
+function fixtureByRepository(opts: StubOptions): Map<string, string> {
+  const byRepository = new Map<string, string>();
+  opts.images.forEach((image, i) => byRepository.set(repositoryOf(image), opts.fixtures[i % opts.fixtures.length] ?? ''));
+  const withDigests = opts.fixtures.filter((f) => ((JSON.parse(readFileSync(f, 'utf8')) as { Metadata?: { RepoDigests?: unknown[] } }).Metadata?.RepoDigests ?? []).length > 0);
+  const dir = path.join(opts.workDir, 'reference-fixtures');
+  (opts.referenceImages ?? []).forEach(({ image, digest }, i) => {
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${repositoryOf(image).replaceAll('/', '_')}.json`);
+    const source = withDigests[i % Math.max(1, withDigests.length)] ?? opts.fixtures[0] ?? '';
+    writeFileSync(file, referenceFixture(readFileSync(source, 'utf8'), image, digest));
+    byRepository.set(repositoryOf(image), file);
+  });
+  return byRepository;
+}
+
+/**
+ * Writes the wrapper and the mapping into `workDir`. The wrapper execs the stub, so the operator's
+ * process-group kill still reaches it. `kind` 'node' runs the project's Node stub; 'fast' runs
+ * bench/fast-trivy.sh (same replay and log, almost no CPU).
+ */
+export function writeStubFiles(opts: StubOptions): StubFiles {
   if (opts.kind === 'fast') return writeFastStubFiles(opts);
   if (!existsSync(opts.stubPath)) throw new Error(`stub Trivy not found at ${opts.stubPath}`);
-  const mapping: Record<string, string> = {};
-  opts.images.forEach((image, i) => {
-    mapping[repositoryOf(image)] = opts.fixtures[i % opts.fixtures.length] ?? '';
-  });
+  const mapping: Record<string, string> = Object.fromEntries(fixtureByRepository(opts));
   mapping.default = opts.fixtures[0] ?? '';
   const mapPath = path.join(opts.workDir, 'stub-map.json');
   // The stub reads its mapping on every run, the DB's UpdatedAt included.
@@ -51,13 +87,11 @@ export function writeStubFiles(opts: { kind: 'node' | 'fast'; workDir: string; s
   return { trivyPath: writeTrivyWrapper(opts.workDir, env, [process.execPath, opts.stubPath]), logPath, setDbUpdatedAt: writeMapping };
 }
 
-function writeFastStubFiles(opts: { workDir: string; fastStubPath: string; fixtures: string[]; images: string[]; scanMs: number }): StubFiles {
+function writeFastStubFiles(opts: StubOptions): StubFiles {
   if (!existsSync(opts.fastStubPath)) throw new Error(`fast Trivy stand-in not found at ${opts.fastStubPath}`);
   const mapDir = path.join(opts.workDir, 'stub-map');
   mkdirSync(mapDir);
-  opts.images.forEach((image, i) => {
-    symlinkSync(opts.fixtures[i % opts.fixtures.length] ?? '', path.join(mapDir, repositoryOf(image).replaceAll('/', '_')));
-  });
+  for (const [repository, fixture] of fixtureByRepository(opts)) symlinkSync(fixture, path.join(mapDir, repository.replaceAll('/', '_')));
   const logPath = path.join(opts.workDir, 'trivy-stub.log');
   const dbFile = path.join(opts.workDir, 'db-updated-at');
   const env = { BENCH_TRIVY_MAP_DIR: mapDir, BENCH_TRIVY_LOG: logPath, BENCH_TRIVY_SLEEP_MS: String(opts.scanMs), BENCH_TRIVY_DB_UPDATED_AT_FILE: dbFile };

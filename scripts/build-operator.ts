@@ -1,5 +1,5 @@
 // Builds what the image runs: src/main.ts and every module it imports as one ESM file, dist/main.mjs,
-// with a source map and the licences of the bundled packages beside it.
+// the Trivy spawner's program as dist/trivy-spawner.mjs, with source maps and the licences of the bundled packages beside it.
 //   npm run build            # writes dist/
 //
 // Why a bundle rather than tsc's one file per module plus node_modules: @kubernetes/client-node 2.x
@@ -31,8 +31,10 @@ export async function buildOperator(outDir: string): Promise<string> {
   rmSync(outDir, { recursive: true, force: true });
   const mainJs = path.join(outDir, 'main.mjs');
   const result = await build({
-    entryPoints: [path.join(repoRoot, 'src/main.ts')],
-    outfile: mainJs,
+    // The Trivy children are started by a helper process of their own (src/scanner/child-spawner.ts).
+    entryPoints: { main: path.join(repoRoot, 'src/main.ts'), 'trivy-spawner': path.join(repoRoot, 'src/scanner/trivy-spawner.ts') },
+    outdir: outDir,
+    outExtension: { '.js': '.mjs' },
     absWorkingDir: repoRoot,
     bundle: true,
     platform: 'node',

@@ -61,6 +61,8 @@ describe('defaults', () => {
       metrics: { host: undefined, port: 8080 },
       metricsSecure: true,
       metricsCertDir: undefined,
+      webhook: { host: undefined, port: 9443 },
+      webhookCertDir: '/tmp/k8s-webhook-server/serving-certs',
       leaderElect: false,
       leaderElectionNamespace: 'imagescan-system',
       leaderElectionId: 'imagescan-operator',
@@ -293,8 +295,8 @@ describe('memory of the Trivy children', () => {
   const MiB = 2 ** 20;
 
   it("shares the container's limit, less the operator's 512Mi, among the scans that run at once", () => {
-    expect(loadConfig([], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBe(768 * MiB);
-    expect(loadConfig(['--scan-concurrency=4'], {}, { memoryLimitBytes: 4 * GiB }).trivyMemoryLimitBytes).toBe(896 * MiB);
+    expect(loadConfig([], {}, { memoryLimitBytes: 2 * GiB }).trivyMemoryLimitBytes).toBe(512 * MiB);
+    expect(loadConfig(['--scan-concurrency=4'], {}, { memoryLimitBytes: 4 * GiB }).trivyMemoryLimitBytes).toBe(Math.floor((4 * GiB - 512 * MiB) / 5));
     // No container limit, or one too small to share: no GOMEMLIMIT.
     expect(loadConfig([], {}, {}).trivyMemoryLimitBytes).toBeUndefined();
     expect(loadConfig(['--scan-concurrency=16'], {}, { memoryLimitBytes: GiB }).trivyMemoryLimitBytes).toBeUndefined();

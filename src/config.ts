@@ -85,6 +85,10 @@ export interface OperatorConfig {
   readonly metricsSecure: boolean;
   /** Directory with tls.crt and tls.key for secure metrics; undefined = a self-signed certificate made at start. */
   readonly metricsCertDir: string | undefined;
+  /** Listen address of the admission webhook (HTTPS, POST /validate); host undefined = every interface. */
+  readonly webhook: { readonly host: string | undefined; readonly port: number };
+  /** Directory with the webhook's tls.crt and tls.key; the webhook is served once they are there. */
+  readonly webhookCertDir: string;
   readonly leaderElect: boolean;
   readonly leaderElectionNamespace: string;
   /** Name of the coordination.k8s.io Lease. */
@@ -176,7 +180,7 @@ const FLAGS: readonly FlagSpec[] = [
   {
     name: 'trivy-memory-limit',
     value: '<quantity>',
-    defaultText: "(the container's memory limit - 512Mi) / --scan-concurrency; none without a limit",
+    defaultText: "(the container's memory limit - 512Mi) / (--scan-concurrency + 1); none without a limit",
     help: 'Soft memory limit (GOMEMLIMIT) of each Trivy process, e.g. 768Mi; 0 for none.',
   },
   { name: 'trivy-cache-dir', value: '<dir>', defaultText: '/var/cache/trivy', help: 'Trivy cache directory shared by all scans (holds the vulnerability DB).' },
@@ -201,6 +205,13 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'metrics-address', value: '[host]:port', defaultText: ':8080', help: 'Listen address of /metrics, /healthz and /readyz.' },
   { name: 'metrics-secure', boolean: true, defaultText: 'true', help: 'Serve the metrics address over HTTPS and /metrics only to users RBAC allows to get it (TokenReview + SubjectAccessReview); false: plain HTTP, open to anyone who reaches the port.' },
   { name: 'metrics-cert-dir', value: '<dir>', defaultText: 'none (self-signed)', help: 'Directory with tls.crt and tls.key (a kubernetes.io/tls Secret) for secure metrics; re-read every minute.' },
+  { name: 'webhook-address', value: '[host]:port', defaultText: ':9443', help: 'Listen address of the admission webhook (HTTPS, POST /validate), served by every replica.' },
+  {
+    name: 'webhook-cert-dir',
+    value: '<dir>',
+    defaultText: '/tmp/k8s-webhook-server/serving-certs',
+    help: 'Directory with the webhook\'s tls.crt and tls.key (the admission component mounts them); re-read when they change. Without them the webhook is not served until they appear.',
+  },
   { name: 'leader-elect', boolean: true, defaultText: 'true in cluster, false outside', help: 'Elect a leader on a Lease; only the leader scans and writes.' },
   { name: 'leader-election-namespace', value: '<ns>', defaultText: "in cluster: the pod's namespace; outside: imagescan-system", help: 'Namespace of the leader election Lease.' },
   { name: 'leader-election-id', value: '<name>', defaultText: 'imagescan-operator', help: 'Name of the leader election Lease.' },
@@ -402,7 +413,8 @@ export const OPERATOR_MEMORY_RESERVE_BYTES = 512 * 2 ** 20;
  */
 export function derivedTrivyMemoryLimit(containerLimitBytes: number | undefined, concurrency: number): number | undefined {
   if (containerLimitBytes === undefined) return undefined;
-  const share = Math.floor((containerLimitBytes - OPERATOR_MEMORY_RESERVE_BYTES) / concurrency);
+  // One more than the concurrency: the deploy gate may run one scan by reference beside the cluster's.
+  const share = Math.floor((containerLimitBytes - OPERATOR_MEMORY_RESERVE_BYTES) / (concurrency + 1));
   // A limit this small would make Go collect constantly; below it, no limit serves better.
   return share >= 64 * 2 ** 20 ? share : undefined;
 }
@@ -657,6 +669,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, runt
     metrics: setting('metrics-address', readMetricsAddress, { host: undefined, port: 8080 }),
     metricsSecure,
     metricsCertDir,
+    webhook: setting('webhook-address', readMetricsAddress, { host: undefined, port: 9443 }),
+    webhookCertDir: setting('webhook-cert-dir', (r) => readNonEmpty(r, 'a directory'), '/tmp/k8s-webhook-server/serving-certs'),
     leaderElect: setting('leader-elect', readBoolean, inCluster),
     leaderElectionNamespace: setting(
       'leader-election-namespace',

@@ -7,6 +7,12 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { OperatorConfig } from './config.js';
 import type { NamespaceEntry, NodeEntry, PodEntry, ReportEntry } from './kube/cluster-objects.js';
+import { startAdmissionWebhook } from './admission/admission-webhook.js';
+import type { AdmissionWebhook } from './admission/admission-webhook.js';
+import type { WebhookServer } from './admission/webhook-server.js';
+import { KnownImages } from './admission/known-images.js';
+import { ReferenceScans } from './admission/reference-scans.js';
+import type { ReferenceTarget } from './admission/reference-scans.js';
 import { EventRecorder } from './kube/event-recorder.js';
 import type { ResilientInformer } from './kube/informer.js';
 import { createKubeClients, loadKubeConfig } from './kube/kube-client.js';
@@ -26,8 +32,8 @@ import { KubeAccessReviewer } from './kube/access-reviews.js';
 import { startMetricsServer } from './metrics/http-server.js';
 import type { MetricsServer, Readiness } from './metrics/http-server.js';
 import { MetricsAccessControl } from './metrics/metrics-auth.js';
-import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './metrics/serving-certificate.js';
-import type { ServingCertificate } from './metrics/serving-certificate.js';
+import { readCertificateDir, selfSignedCertificate, watchCertificateDir } from './tls/serving-certificate.js';
+import type { ServingCertificate } from './tls/serving-certificate.js';
 import { OperatorMetrics } from './metrics/operator-metrics.js';
 import { PolicyAuditController } from './policy/policy-audit-controller.js';
 import { PolicyStore } from './policy/policy-store.js';
@@ -80,6 +86,8 @@ export interface Operator {
   readonly policies: PolicyStore;
   /** The metrics server's bound address once started. */
   metricsServer(): MetricsServer | undefined;
+  /** The admission webhook's server once it has a certificate. */
+  webhookServer(): WebhookServer | undefined;
   readiness(): Readiness;
   /** Starts watching, serving metrics, contending for leadership; resolves once caches are synced. */
   start(): Promise<void>;
@@ -113,6 +121,9 @@ export function schedulePeriodMs(expression: string): number {
     task.destroy();
   }
 }
+
+/** The kinds the admission component sends; anything else is counted as `other`, so labels stay few. */
+const ADMISSION_KINDS = new Set(['Pod', 'Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'CronJob']);
 
 /** Builds the operator; nothing runs until start(). Throws when the kubeconfig cannot be loaded. */
 export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Operator {
@@ -160,7 +171,11 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   const reportIndex = new ReportIndex(reportInformer, () => now().getTime());
   const scans = new ScanResults();
   // The runner is built below; the gauge reads it only at scrape time.
-  const metrics = new OperatorMetrics({ reportSource: reportIndex, trivyMemory: () => residentBytesOf(runner.childPids()) });
+  const trivyPids = (): number[] => {
+    const spawner = runner.spawnerPid();
+    return spawner === undefined ? runner.childPids() : [...runner.childPids(), spawner];
+  };
+  const metrics = new OperatorMetrics({ reportSource: reportIndex, trivyMemory: () => residentBytesOf(trivyPids()) });
   metrics.setBuildInfo(OPERATOR_VERSION);
   metrics.setLeader(false);
 
@@ -247,6 +262,36 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     now,
     random,
   });
+
+  // The deploy gate's memory: built before the informers start so it sees their first lists.
+  const knownImages = new KnownImages({ pods: podInformers, reports: reportInformer });
+  const referenceScans = new ReferenceScans({
+    scan: async (target: ReferenceTarget, signal) => {
+      await database.whenReady();
+      // The asking pod spec's pull secrets, read now (off the request path), as the kubelet would use them.
+      const identity = target.pullIdentity;
+      const registry = target.repository.split('/')[0] ?? '';
+      const credentials =
+        identity === undefined
+          ? undefined
+          : (await pullSecrets.lookup({ metadata: { namespace: identity.namespace }, spec: { containers: [], imagePullSecrets: identity.imagePullSecrets.map((name) => ({ name })), serviceAccountName: identity.serviceAccountName } }, registry)).credentials;
+      const withCredentials = credentials === undefined ? {} : { credentials };
+      if (target.digest !== undefined) return { digest: target.digest, result: await runner.scan({ repository: target.repository, digest: target.digest, ...withCredentials }, signal) };
+      return runner.scanReference({ repository: target.repository, tag: target.tag, ...withCredentials }, signal);
+    },
+    // A digest running in a watched namespace is the leader's to scan (its report then answers); one
+    // that runs only where the operator does not look is scanned here.
+    isKnown: (target) => {
+      const digest = target.digest ?? knownImages.digestOfTag(target.repository, target.tag);
+      return digest !== undefined && (index.isRunning(digest) || knownImages.scanOfDigest(digest, '') !== undefined);
+    },
+    // The digest's result is then known to the reconciler too: when the image starts running here, its
+    // report is written from this scan instead of a second Trivy run.
+    onScanned: ({ target, digest, result, finishedAt }) =>
+      controller.handleScanOutcome({ digest, target: { repository: target.repository, digest }, finishedAt, attempts: 1, durationMs: 0, ok: true, result }),
+    logger: log.child({ component: 'reference-scans' }),
+  });
+  let webhook: AdmissionWebhook | undefined;
 
   // status.policy of reports and the status of policies, written by the leader (its own queue and keys).
   const policyAudit = new PolicyAuditController({
@@ -397,6 +442,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     controller,
     policies,
     metricsServer: () => server,
+    webhookServer: () => webhook?.server(),
     readiness,
     rescanAll: (reason) => controller.rescanAll(reason),
     async start(): Promise<void> {
@@ -433,6 +479,20 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       void database.start().catch((err: unknown) => log.error({ err }, 'vulnerability database start failed'));
       await Promise.all(informers.map((informer) => informer.whenSynced()));
       log.info({ pods: index.podCount(), reports: reportInformer.size() }, 'caches synced');
+      // Every replica answers admission requests, from caches that are now filled.
+      webhook = await startAdmissionWebhook({
+        host: config.webhook.host,
+        port: config.webhook.port,
+        certDir: config.webhookCertDir,
+        sources: {
+          policies: () => policies.validPolicies(),
+          namespaceLabels: (namespace) => namespaceInformer.get(namespace)?.labels,
+          images: knownImages,
+          scans: referenceScans,
+        },
+        onReviewed: (kind, decision, seconds) => metrics.observeAdmissionReview(ADMISSION_KINDS.has(kind) ? kind : 'other', decision, seconds),
+        logger: log.child({ component: 'admission' }),
+      });
       if (stopping) return;
       // Only once the caches are synced: before, nothing would look in use, and the SBOM prune would
       // delete files that each cost a registry pull to write again.
@@ -454,6 +514,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       clearInterval(housekeepingTimer);
       rescanTask.destroy();
       await database.stop();
+      await webhook?.stop();
+      await referenceScans.stop();
       await Promise.all(informers.map((informer) => informer.stop()));
       stopCertificateWatch?.();
       await server?.close();

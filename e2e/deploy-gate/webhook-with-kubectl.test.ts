@@ -1,10 +1,7 @@
-// The deploy gate's webhook server (src/admission, not yet wired into the operator) behind the fake
-// API server, seen by a developer with the real kubectl: what a Warn and a Deny policy print, that
-// nothing is created on a denial, and that failurePolicy Ignore lets deploys through when the
-// webhook is down. Knowledge is a fixed in-memory table here; the operator will feed it from caches.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+// The deploy gate's bare webhook server behind the fake API server, seen by a developer with the real
+// kubectl: what a Warn and a Deny policy print, that nothing is created on a denial, and that
+// failurePolicy Ignore lets deploys through when the webhook is down. Knowledge is a fixed in-memory
+// table here; operator-gate.test.ts runs the same through operator processes fed by their caches.
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideReview } from '../../src/admission/admission-decider.js';
@@ -23,7 +20,6 @@ const cert = makeSelfSignedCert({ dnsNames: ['imagescan-operator-webhook.imagesc
 let api: FakeApiServer;
 let kubectl: Kubectl;
 let webhook: WebhookServer;
-let certDir: string;
 let policies: CompiledPolicy[] = [];
 
 const knowledge: AdmissionKnowledge = {
@@ -53,10 +49,7 @@ function deployment(name: string, image: string, namespace = 'shop'): string {
 }
 
 beforeAll(async () => {
-  certDir = mkdtempSync(path.join(tmpdir(), 'gate-certs-'));
-  writeFileSync(path.join(certDir, 'tls.crt'), cert.certPem);
-  writeFileSync(path.join(certDir, 'tls.key'), cert.keyPem);
-  webhook = await startWebhookServer({ host: '127.0.0.1', port: 0, certDir, logger: pino({ level: 'silent' }), decide: (request) => decideReview(request, knowledge).response });
+  webhook = await startWebhookServer({ host: '127.0.0.1', port: 0, certificate: { cert: cert.certPem, key: cert.keyPem }, logger: pino({ level: 'silent' }), decide: (request) => decideReview(request, knowledge).response });
   api = await startFakeApiServer({ webhookServices: { 'imagescan-system/imagescan-operator-webhook': { host: '127.0.0.1', port: webhook.address.port } } });
   api.seed.namespace('shop', { team: 'payments' });
   api.seed.namespace('sandbox', { team: 'research' });
@@ -87,7 +80,6 @@ afterAll(async () => {
   kubectl.close();
   await api.stop();
   await webhook.close();
-  rmSync(certDir, { recursive: true, force: true });
 });
 
 describe('the deploy gate through the API server', () => {

@@ -82,8 +82,17 @@ describe('decideReview', () => {
     const d = decideReview(deploymentRequest(['registry.corp.example/new:1']), k);
     expect(d.decision).toBe('deny');
     expect(d.response.response.status?.message).toContain('registry.corp.example/new:1 has no scan result yet: retry once it has been scanned');
-    expect(d.unscanned).toEqual(['registry.corp.example/new:1']);
+    expect(d.unscanned.map((r) => `${r.repository}:${r.tag ?? ''}`)).toEqual(['registry.corp.example/new:1']);
     expect(decideReview(deploymentRequest(['registry.corp.example/new:1'], { dryRun: true }), k)).toMatchObject({ decision: 'deny', unscanned: [] });
+  });
+
+  it('asks for no scan a policy would not use: Audit policies, exempt images, no threshold with unscanned Allow', () => {
+    const image = ['registry.corp.example/legacy/old:1'];
+    const asked = (spec: Record<string, unknown>) => decideReview(deploymentRequest(image), knowledge([policy('p', spec)], {})).unscanned.length;
+    expect(asked({ action: 'Audit', vulnerabilities: { critical: 0 } })).toBe(0);
+    expect(asked({ action: 'Deny', vulnerabilities: { critical: 0 }, exemptImages: ['registry.corp.example/legacy/*'] })).toBe(0);
+    expect(asked({ action: 'Deny', allowedRegistries: ['registry.corp.example'], unscanned: 'Allow' })).toBe(0);
+    expect(asked({ action: 'Warn', vulnerabilities: { critical: 0 }, unscanned: 'Allow' })).toBe(1);
   });
 
   it('allows what it does not judge, and says why', () => {

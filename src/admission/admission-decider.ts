@@ -4,11 +4,13 @@
 import { parseImageReference } from '../images/image-reference.js';
 import type { ImageReference } from '../images/image-reference.js';
 import type { CompiledPolicy } from '../policy/image-scan-policy.js';
+import { matchesImageGlob } from '../policy/image-patterns.js';
 import { decideAdmission, describeViolation, evaluatePolicies, governsNamespace } from '../policy/policy-evaluation.js';
 import type { ImageUnderReview, PolicyViolation, ScanCounts } from '../policy/policy-evaluation.js';
 import { admissionResponse } from './admission-review.js';
 import type { AdmissionRequest, AdmissionReviewResponse } from './admission-review.js';
 import { imagesToJudge } from './admitted-images.js';
+import type { PullIdentity } from './admitted-images.js';
 
 /** A scan result the operator knows for an image, and the report that shows it. */
 export interface KnownScan {
@@ -32,7 +34,9 @@ export interface ReviewDecision {
   response: AdmissionReviewResponse;
   decision: Decision;
   /** References governed by a policy but without a known result: scan them soon (empty for dry runs). */
-  unscanned: string[];
+  unscanned: ImageReference[];
+  /** Whose pull secrets those scans may use (the pod spec's). */
+  pullIdentity?: PullIdentity;
   /** Why the request was not judged, when it was not (for a debug log line). */
   notJudged?: string;
 }
@@ -52,7 +56,7 @@ export function decideReview(request: AdmissionRequest, knowledge: AdmissionKnow
   if (governing.length === 0) return allow('no policy governs the namespace');
 
   const violations: PolicyViolation[] = [];
-  const unscanned: string[] = [];
+  const unscanned: ImageReference[] = [];
   for (const image of toJudge.images) {
     let reference: ImageReference;
     try {
@@ -63,7 +67,7 @@ export function decideReview(request: AdmissionRequest, knowledge: AdmissionKnow
     }
     const known = knowledge.scanResult(reference, toJudge.namespace);
     const review: ImageUnderReview = { image, reference, scan: known?.scan, ...(known?.report ? { report: known.report } : {}) };
-    if (!known) unscanned.push(image);
+    if (!known && governing.some((p) => wouldUseAScan(p, reference))) unscanned.push(reference);
     violations.push(...evaluatePolicies(governing, labels, review));
   }
   const verdict = decideAdmission(violations);
@@ -72,5 +76,16 @@ export function decideReview(request: AdmissionRequest, knowledge: AdmissionKnow
     ? admissionResponse(request.uid, { allowed: true, warnings })
     : admissionResponse(request.uid, { allowed: false, message: verdict.denials.map(describeViolation).join('; '), warnings });
   const decision: Decision = !verdict.allowed ? 'deny' : warnings.length > 0 ? 'warn' : 'allow';
-  return { response, decision, unscanned: request.dryRun ? [] : unscanned };
+  return { response, decision, unscanned: request.dryRun ? [] : unscanned, pullIdentity: toJudge.pullIdentity };
+}
+
+/**
+ * Whether a result for the image would change what the policy answers at admission: not for an Audit
+ * policy (it judges what runs), an exempt image, or a policy with no threshold that allows unscanned
+ * images. Only then is a scan by reference worth a Trivy run.
+ */
+function wouldUseAScan(policy: CompiledPolicy, reference: ImageReference): boolean {
+  if (policy.action === 'Audit') return false;
+  if (policy.exemptImages.some((glob) => matchesImageGlob(reference, glob))) return false;
+  return Object.keys(policy.thresholds).length > 0 || policy.unscanned !== 'Allow';
 }

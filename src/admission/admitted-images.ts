@@ -4,7 +4,14 @@
 import type { AdmissionRequest } from './admission-review.js';
 import { isRecord } from './admission-review.js';
 
-export type ImagesToJudge = { judge: false; reason: string } | { judge: true; namespace: string; images: string[] };
+/** Whose pull secrets the pods would use: the pod spec's imagePullSecrets and service account. */
+export interface PullIdentity {
+  namespace: string;
+  imagePullSecrets: string[];
+  serviceAccountName?: string;
+}
+
+export type ImagesToJudge = { judge: false; reason: string } | { judge: true; namespace: string; images: string[]; pullIdentity: PullIdentity };
 
 /** Where each judged kind keeps its pod spec. */
 const POD_SPEC_PATHS: Record<string, string[]> = {
@@ -28,15 +35,18 @@ export function imagesToJudge(request: AdmissionRequest): ImagesToJudge {
   if (!path) return { judge: false, reason: `kind ${request.kind.kind} has no pod template` };
   if (request.namespace === undefined) return { judge: false, reason: 'request has no namespace' };
   if (request.kind.kind === 'Pod' && hasControllerOwner(request.object)) return { judge: false, reason: 'pod is owned by a controller' };
-  const images = podSpecImages(request.object, path);
-  if (images === undefined) return { judge: false, reason: 'object has no readable pod spec' };
+  const spec = podSpecOf(request.object, path);
+  const images = spec === undefined ? undefined : podSpecImages(spec);
+  if (spec === undefined || images === undefined) return { judge: false, reason: 'object has no readable pod spec' };
+  const pullIdentity = pullIdentityOf(request.namespace, spec);
   if (request.operation === 'UPDATE') {
-    const before = new Set(podSpecImages(request.oldObject, path) ?? []);
+    const oldSpec = podSpecOf(request.oldObject, path);
+    const before = new Set(oldSpec === undefined ? [] : podSpecImages(oldSpec));
     const added = images.filter((i) => !before.has(i));
     if (added.length === 0) return { judge: false, reason: 'update adds no image' };
-    return { judge: true, namespace: request.namespace, images: added };
+    return { judge: true, namespace: request.namespace, images: added, pullIdentity };
   }
-  return { judge: true, namespace: request.namespace, images };
+  return { judge: true, namespace: request.namespace, images, pullIdentity };
 }
 
 function hasControllerOwner(object: unknown): boolean {
@@ -44,11 +54,21 @@ function hasControllerOwner(object: unknown): boolean {
   return Array.isArray(meta.ownerReferences) && meta.ownerReferences.some((o) => isRecord(o) && o.controller === true);
 }
 
-/** Images of init, regular and ephemeral containers, sorted and unique; undefined when there is no pod spec. */
-function podSpecImages(object: unknown, path: string[]): string[] | undefined {
+function podSpecOf(object: unknown, path: string[]): Record<string, unknown> | undefined {
   let spec: unknown = object;
   for (const key of path) spec = isRecord(spec) ? spec[key] : undefined;
-  if (!isRecord(spec)) return undefined;
+  return isRecord(spec) ? spec : undefined;
+}
+
+function pullIdentityOf(namespace: string, spec: Record<string, unknown>): PullIdentity {
+  const secrets = Array.isArray(spec.imagePullSecrets) ? spec.imagePullSecrets : [];
+  const imagePullSecrets = secrets.flatMap((ref) => (isRecord(ref) && typeof ref.name === 'string' && ref.name !== '' ? [ref.name] : []));
+  const account = typeof spec.serviceAccountName === 'string' && spec.serviceAccountName !== '' ? spec.serviceAccountName : undefined;
+  return { namespace, imagePullSecrets, ...(account === undefined ? {} : { serviceAccountName: account }) };
+}
+
+/** Images of init, regular and ephemeral containers, sorted and unique. */
+function podSpecImages(spec: Record<string, unknown>): string[] {
   const images = new Set<string>();
   for (const list of [spec.initContainers, spec.containers, spec.ephemeralContainers]) {
     if (!Array.isArray(list)) continue;

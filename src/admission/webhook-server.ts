@@ -1,15 +1,13 @@
 // The admission webhook's HTTPS endpoint: POST /validate takes an AdmissionReview v1 and answers one.
-// The serving certificate is read from a directory (tls.crt, tls.key) and re-read when it changes,
-// so cert-manager's rotation needs no restart. Bodies are bounded, malformed reviews get a 400, and
-// a decision that throws fails open (allowed, logged): the webhook must never be why a deploy breaks.
-import { readFileSync, watch } from 'node:fs';
-import type { FSWatcher } from 'node:fs';
+// The serving certificate is handed in and can be replaced while serving (setCertificate; the
+// operator watches the directory with tls/serving-certificate.ts), so cert-manager's rotation needs no
+// restart. Bodies are bounded, malformed reviews get a 400, and a decision that throws fails open
+// (allowed, logged): the webhook must never be why a deploy breaks.
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
-import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
+import type { ServingCertificate } from '../tls/serving-certificate.js';
 import { admissionResponse, parseAdmissionReview } from './admission-review.js';
 import type { AdmissionRequest, AdmissionReviewResponse } from './admission-review.js';
 
@@ -20,8 +18,8 @@ export interface WebhookServerOptions {
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
-  /** Holds tls.crt and tls.key (a mounted Secret of type kubernetes.io/tls). */
-  certDir: string;
+  /** The PEM pair to serve first (readCertificateDir checked it). */
+  certificate: ServingCertificate;
   /** Answers a parsed request from memory; a throw is logged and answered with an allow. */
   decide: (request: AdmissionRequest) => AdmissionReviewResponse;
   logger: Logger;
@@ -29,50 +27,29 @@ export interface WebhookServerOptions {
   maxBodyBytes?: number;
   /** Whole-request deadline in ms (default 10000; the API server gives up after timeoutSeconds anyway). */
   requestTimeoutMs?: number;
-  /** How often the certificate files are compared even without a file event (default 10000 ms). */
-  certCheckIntervalMs?: number;
 }
 
 export interface WebhookServer {
   address: AddressInfo;
   /** https://host:port with the loopback address when bound to every interface. */
   url: string;
-  /** Re-reads the certificate now; true when a new one was loaded. */
-  reloadCertificate(): boolean;
-  /** Stops accepting, drops open connections, stops watching the certificate. */
+  /** Serves this pair to new connections from now on; throws when node:tls cannot use it. */
+  setCertificate(certificate: ServingCertificate): void;
+  /** Stops accepting and drops open connections. */
   close(): Promise<void>;
 }
 
-interface KeyPair {
-  cert: string;
-  key: string;
-}
-
-function readKeyPair(certDir: string): KeyPair {
-  return { cert: readFileSync(path.join(certDir, 'tls.crt'), 'utf8'), key: readFileSync(path.join(certDir, 'tls.key'), 'utf8') };
-}
-
 /**
- * Starts the HTTPS server with the certificate in certDir and resolves once it listens. Rejects when
- * the certificate is missing or unusable, or the address cannot be bound, so start-up can stop with
- * one clear line.
+ * Starts the HTTPS server and resolves once it listens. Rejects when the certificate is unusable or
+ * the address cannot be bound, so start-up can stop with one clear line.
  */
 export async function startWebhookServer(opts: WebhookServerOptions): Promise<WebhookServer> {
   const log = opts.logger;
   const maxBodyBytes = opts.maxBodyBytes ?? 8 * 1024 * 1024;
   const requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
 
-  let current: KeyPair;
-  try {
-    current = readKeyPair(opts.certDir);
-    createSecureContext(current);
-  } catch (err) {
-    throw new Error(`reading the webhook certificate from ${opts.certDir} (tls.crt, tls.key)`, { cause: err });
-  }
-  let rejected: KeyPair | undefined;
-
   const server = https.createServer(
-    { ...current, headersTimeout: Math.min(5_000, requestTimeoutMs), requestTimeout: requestTimeoutMs, keepAliveTimeout: 30_000, maxHeaderSize: 16 * 1024 },
+    { cert: opts.certificate.cert, key: opts.certificate.key, headersTimeout: Math.min(5_000, requestTimeoutMs), requestTimeout: requestTimeoutMs, keepAliveTimeout: 30_000, maxHeaderSize: 16 * 1024 },
     (req, res) => {
       void handle(req, res).catch((err: unknown) => {
         log.error({ err }, 'admission request failed');
@@ -81,30 +58,6 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       });
     },
   );
-
-  function reloadCertificate(): boolean {
-    let next: KeyPair;
-    try {
-      next = readKeyPair(opts.certDir);
-    } catch (err) {
-      // Mid-rotation a file can be briefly missing; the next event or check picks the pair up.
-      log.debug({ err }, 'webhook certificate not readable yet');
-      return false;
-    }
-    if (next.cert === current.cert && next.key === current.key) return false;
-    if (rejected && next.cert === rejected.cert && next.key === rejected.key) return false;
-    try {
-      server.setSecureContext(next);
-    } catch (err) {
-      rejected = next;
-      log.warn({ err, certDir: opts.certDir }, 'new webhook certificate is unusable; serving the previous one');
-      return false;
-    }
-    current = next;
-    rejected = undefined;
-    log.info({ certDir: opts.certDir }, 'webhook certificate reloaded');
-    return true;
-  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://webhook');
@@ -159,32 +112,13 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   });
   server.on('error', (err) => log.error({ err }, 'webhook server error'));
 
-  // Kubernetes updates a mounted Secret by swapping a symlink in the directory, which fs.watch reports
-  // as a rename there; the periodic check covers filesystems whose events are unreliable.
-  let pending: NodeJS.Timeout | undefined;
-  let watcher: FSWatcher | undefined;
-  try {
-    watcher = watch(opts.certDir, () => {
-      clearTimeout(pending);
-      pending = setTimeout(reloadCertificate, 100);
-    });
-    watcher.on('error', (err) => log.warn({ err }, 'watching the webhook certificate failed; checking periodically'));
-  } catch (err) {
-    log.warn({ err }, 'cannot watch the webhook certificate directory; checking periodically');
-  }
-  const interval = setInterval(reloadCertificate, opts.certCheckIntervalMs ?? 10_000);
-  interval.unref();
-
   const address = server.address() as AddressInfo;
   const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
   return {
     address,
     url: `https://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
-    reloadCertificate,
+    setCertificate: (certificate) => server.setSecureContext({ cert: certificate.cert, key: certificate.key }),
     close: async () => {
-      clearInterval(interval);
-      clearTimeout(pending);
-      watcher?.close();
       if (!server.listening) return;
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -9,7 +9,7 @@ import { startMetricsServer } from './http-server.js';
 import type { MetricsServer, MetricsServerOptions, Readiness } from './http-server.js';
 import type { AccessDecision } from './metrics-auth.js';
 import { OperatorMetrics } from './operator-metrics.js';
-import { selfSignedCertificate } from './serving-certificate.js';
+import { selfSignedCertificate } from '../tls/serving-certificate.js';
 
 const logger = pino({ level: 'silent' });
 let server: MetricsServer | undefined;

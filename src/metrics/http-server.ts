@@ -8,7 +8,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { AccessDecision } from './metrics-auth.js';
-import type { ServingCertificate } from './serving-certificate.js';
+import type { ServingCertificate } from '../tls/serving-certificate.js';
 
 /** What /metrics serves; OperatorMetrics fits. */
 export interface MetricsSource {

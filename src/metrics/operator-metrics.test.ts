@@ -216,6 +216,18 @@ describe('OperatorMetrics event-time series', () => {
     expect(samplesOf(samples, 'imagescan_scan_duration_seconds_sum', { result: 'failure' })[0]?.value).toBe(603);
   });
 
+  it('counts admission reviews by kind and decision and times them in sub-millisecond buckets', async () => {
+    const { metrics, scrape } = setup();
+    metrics.observeAdmissionReview('Deployment', 'deny', 0.0003);
+    metrics.observeAdmissionReview('Deployment', 'deny', 0.002);
+    metrics.observeAdmissionReview('Pod', 'allow', 0.0001);
+    const samples = await scrape();
+    expect(samplesOf(samples, 'imagescan_admission_reviews_total', { kind: 'Deployment', decision: 'deny' })[0]?.value).toBe(2);
+    expect(samplesOf(samples, 'imagescan_admission_reviews_total', { kind: 'Pod', decision: 'allow' })[0]?.value).toBe(1);
+    expect(samplesOf(samples, 'imagescan_admission_review_duration_seconds_bucket', { le: '0.0005' })[0]?.value).toBe(2);
+    expect(samplesOf(samples, 'imagescan_admission_review_duration_seconds_bucket', { le: '0.0025' })[0]?.value).toBe(3);
+  });
+
   it('reports queue, leader, DB age and build info as last set', async () => {
     const { metrics, scrape } = setup();
     const initial = await scrape();

@@ -37,6 +37,13 @@ export type ScanOutcomeLike = { durationMs: number } & (
 /** Trivy scans take seconds to tens of minutes (a cold pull of a multi-GB image); 1 s .. 30 min. */
 export const SCAN_DURATION_BUCKETS = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1200, 1800];
 
+/** Admission decisions, as imagescan_admission_reviews_total labels them. */
+export const ADMISSION_DECISIONS = ['allow', 'warn', 'deny'] as const;
+export type AdmissionDecisionLabel = (typeof ADMISSION_DECISIONS)[number];
+
+/** Answers come from memory in well under a millisecond; the API server gives up after 5 s. */
+export const ADMISSION_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
+
 const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 export interface OperatorMetricsOptions {
@@ -65,6 +72,8 @@ export class OperatorMetrics {
   readonly trivyDbUpdatedTimestampSeconds: Gauge;
   readonly leader: Gauge;
   readonly buildInfo: Gauge<'version' | 'trivy_version'>;
+  readonly admissionReviewsTotal: Counter<'kind' | 'decision'>;
+  readonly admissionReviewDurationSeconds: Histogram;
 
   private readonly reportSource: ReportSource;
   /** Per-image series are the leader's to export: standbys read the same reports (see scrape). */
@@ -101,6 +110,19 @@ export class OperatorMetrics {
       this.scanDurationSeconds.zero({ result });
     }
     for (const reason of SCAN_FAILURE_REASONS) this.scanFailuresTotal.inc({ reason }, 0);
+
+    this.admissionReviewsTotal = new Counter({
+      name: 'imagescan_admission_reviews_total',
+      help: 'AdmissionReviews answered by this replica, by object kind and decision (allow, warn, deny).',
+      labelNames: ['kind', 'decision'],
+      registers,
+    });
+    this.admissionReviewDurationSeconds = new Histogram({
+      name: 'imagescan_admission_review_duration_seconds',
+      help: 'Time to decide one AdmissionReview, from memory.',
+      buckets: ADMISSION_DURATION_BUCKETS,
+      registers,
+    });
 
     this.scanQueueDepth = new Gauge({
       name: 'imagescan_scan_queue_depth',
@@ -160,7 +182,7 @@ export class OperatorMetrics {
     const trivyMemory = opts.trivyMemory;
     this.trivyResidentMemoryBytes = new Gauge({
       name: 'imagescan_trivy_resident_memory_bytes',
-      help: 'Resident memory of the Trivy processes this replica runs now (scans and DB downloads), summed.',
+      help: 'Resident memory of the Trivy processes this replica runs now (scans and DB downloads) and of the helper process that starts them, summed.',
       registers,
       async collect() {
         if (trivyMemory !== undefined) this.set(await trivyMemory());
@@ -220,6 +242,12 @@ export class OperatorMetrics {
   }
 
   /** Sets the queue gauges; call it on every queue event (cheap). */
+  /** One answered AdmissionReview: its object kind (Deployment, Pod, ...), the decision and how long it took. */
+  observeAdmissionReview(kind: string, decision: AdmissionDecisionLabel, seconds: number): void {
+    this.admissionReviewsTotal.inc({ kind, decision });
+    this.admissionReviewDurationSeconds.observe(seconds);
+  }
+
   setQueue(depth: number, inProgress: number): void {
     this.scanQueueDepth.set(depth);
     this.scansInProgress.set(inProgress);

@@ -26,7 +26,7 @@ function meta(n: number, extra: Partial<SbomMeta> = {}): SbomMeta {
 }
 
 async function put(c: SbomCache, m: SbomMeta): Promise<void> {
-  const staged = await c.stagingPath(m.platform === undefined ? { digest: m.digest } : { digest: m.digest, platform: m.platform });
+  const staged = c.stagingPath(m.platform === undefined ? { digest: m.digest } : { digest: m.digest, platform: m.platform });
   writeFileSync(staged, '{"bomFormat":"CycloneDX"}');
   await c.commit(staged, m);
 }
@@ -98,7 +98,7 @@ describe('SbomCache', () => {
     expect((await c.lookup({ digest: digest(1) }, undefined))?.meta.trivyVersion).toBe('0.74.0');
     expect(readdirSync(dir)).toHaveLength(2);
 
-    const staged = await c.stagingPath({ digest: digest(4) });
+    const staged = c.stagingPath({ digest: digest(4) });
     writeFileSync(staged, '{}');
     rmSync(dir, { recursive: true });
     await expect(c.commit(staged, meta(4))).rejects.toThrow();
@@ -110,9 +110,9 @@ describe('SbomCache', () => {
     await put(c, meta(1));
     await put(c, meta(2, { platform: 'linux/amd64' }));
     await put(c, meta(3));
-    const fresh = await c.stagingPath({ digest: digest(1) });
+    const fresh = c.stagingPath({ digest: digest(1) });
     writeFileSync(fresh, 'being written');
-    const stale = await c.stagingPath({ digest: digest(3) });
+    const stale = c.stagingPath({ digest: digest(3) });
     writeFileSync(stale, 'left by a dead process');
     const twoHoursAgo = (now - 2 * 3_600_000) / 1000;
     utimesSync(stale, twoHoursAgo, twoHoursAgo);

@@ -7,7 +7,8 @@
 // sees a half-written SBOM and an entry without its meta is no entry. Entries of digests no longer
 // tracked are removed by prune(), so the folder follows what the cluster runs.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { sortVulnerabilities } from './trivy-report-parser.js';
@@ -109,10 +110,14 @@ export class SbomCache {
    * restart, a rollout). Its rescans keep to the first scan's platform instead of pulling again.
    */
   async lookup(key: SbomKey, trivyVersion: string | undefined): Promise<SbomEntry | undefined> {
+    // Which platforms have an entry comes from memory: a digest's first scan (no entry) then starts
+    // its child without a file system round trip, which a busy event loop stretched to ~100 ms per
+    // scan slot in the 10,000-pod cold start. A folder listing per first scan would cost O(n²).
+    const platforms = (await this.platforms()).get(key.digest);
+    if (platforms === undefined) return undefined;
     const exact = await this.read(key, trivyVersion);
     if (exact !== undefined) return exact;
-    // The other platforms come from memory: a folder listing per first scan costs O(n²) in a cold start.
-    for (const platform of (await this.platforms()).get(key.digest) ?? []) {
+    for (const platform of platforms) {
       if (platform === key.platform) continue;
       const other = await this.read(platform === undefined ? { digest: key.digest } : { digest: key.digest, platform }, trivyVersion);
       if (other !== undefined) return other;
@@ -155,10 +160,14 @@ export class SbomCache {
     return { sbomPath, meta };
   }
 
-  /** A path in the folder for Trivy to write the SBOM of `key` to, before commit() renames it. */
-  async stagingPath(key: SbomKey): Promise<string> {
+  /**
+   * A path in the folder for Trivy to write the SBOM of `key` to, before commit() renames it.
+   * Synchronous (one mkdir of an existing folder), so the conversion starts in the turn its scan's
+   * image run ended, while the scan still holds its slot.
+   */
+  stagingPath(key: SbomKey): string {
     // Every time: the folder may have been removed since (a cleaned cache volume).
-    await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
     return `${this.paths(key).sbomPath}.${randomBytes(6).toString('hex')}.partial`;
   }
 

@@ -69,6 +69,33 @@ export function readArtifactName(json: Buffer): string | undefined {
 
 const FOUND = new Error('ArtifactName found');
 
+/**
+ * Metadata.RepoDigests of a report (`nginx@sha256:…`, as Trivy writes them: the registry's digest of
+ * the reference scanned), read without parsing the rest. Empty when absent or not JSON: a scan by
+ * reference then cannot tell which digest it scanned.
+ */
+export function readRepoDigests(json: Buffer): string[] {
+  const c = new JsonCursor(json);
+  const digests: string[] = [];
+  try {
+    if (c.peekOrEnd() !== CH_LBRACE) return [];
+    c.readObject((key) => {
+      if (key !== 'Metadata' || c.peek() !== CH_LBRACE) return c.skipValue();
+      c.readObject((field) => {
+        if (field !== 'RepoDigests' || c.peek() !== CH_LBRACKET) return c.skipValue();
+        c.readArray(() => {
+          const text = c.readStringOrSkip();
+          if (text !== undefined) digests.push(text);
+        });
+        throw FOUND;
+      });
+    });
+  } catch (err) {
+    if (err !== FOUND) return [];
+  }
+  return digests;
+}
+
 /** Counts as Trivy does: every entry once; `fixable` = entries with a non-empty fixed version. */
 export function summarize(vulns: readonly Vulnerability[]): VulnerabilitySummary {
   const summary: VulnerabilitySummary = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0, total: 0, fixable: 0 };

@@ -1,8 +1,8 @@
 // Runs the Trivy CLI as a child process: one `trivy image` per digest, the DB downloads, `trivy version`.
 //
 // Security and robustness choices a reader might otherwise undo:
-// - argv arrays through execa, never a shell; the reference is validated so it cannot look like a flag.
-// - The child gets a small explicit environment (extendEnv: false), so the operator's own variables
+// - argv arrays, never a shell; the reference is validated so it cannot look like a flag.
+// - The child gets a small explicit environment (nothing inherited), so the operator's own variables
 //   (service account paths, tokens) never reach Trivy; the proxy, CA and cloud credential variables
 //   it does need come by name from config.ts (extraEnv). Registry credentials go ONLY into a per-scan
 //   DOCKER_CONFIG folder (0700) whose config.json (0600) holds just the target registry; unlike
@@ -10,25 +10,28 @@
 //   folder can live apart from the scan's scratch folder (credentialsDir: memory, not disk).
 // - The child is spawned detached, i.e. as the leader of its own process group, so a timeout or
 //   shutdown signals the whole group (SIGTERM, then SIGKILL after a grace period) and no helper
-//   process Trivy started survives it.
+//   process Trivy started survives it. It is started by a small helper process (child-spawner.ts):
+//   a fork of the operator's own large process blocked its event loop for milliseconds per child.
 // - The report is written by Trivy to a private file and read back as one Buffer, never accumulated
 //   from stdout; the parser then skips what it does not need.
 // - With an SbomCache, a digest's first scan pulls the image and keeps its SBOM (`trivy convert` of the
 //   report); later scans read that SBOM (`trivy sbom`) and make no registry request
 //   (docs/trivy-sbom-rescans.md). An SBOM Trivy cannot read is discarded and the image scanned again.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { Logger } from 'pino';
+import { parseImageReference } from '../images/image-reference.js';
+import { sharedChildSpawner } from './child-spawner.js';
+import type { ChildSpawner } from './child-spawner.js';
 import { classifyTrivyFailure } from './failure-classifier.js';
 import { ScanFailure } from './scan-failure.js';
 import { SEVERITIES } from './scan-result.js';
 import type { ScanResult, Severity } from './scan-result.js';
 import { asImageResult, blamesSbomFile, reportedArtifactName } from './sbom-cache.js';
 import type { SbomCache, SbomKey } from './sbom-cache.js';
-import { parseTrivyReport, readArtifactName, TrivyReportError } from './trivy-report-parser.js';
+import { parseTrivyReport, readArtifactName, readRepoDigests, TrivyReportError } from './trivy-report-parser.js';
 
 /** Credentials for one registry, from a pod's imagePullSecrets. Values never reach argv or logs. */
 export interface RegistryCredentials {
@@ -99,11 +102,14 @@ export interface TrivyRunnerOptions {
   scannerInfo?: () => TrivyVersionInfo;
   /** Keeps each digest's SBOM so rescans need no registry request (none: every scan pulls the image). */
   sbomCache?: SbomCache;
+  /** Starts the children (default: the process's one helper, child-spawner.ts). */
+  spawner?: ChildSpawner;
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 // Registry host (a name or a bracketed IPv6 address)[:port] then path components; no whitespace, no leading '-', no tag or digest.
 const REPOSITORY = /^(?:[a-z0-9][a-z0-9.-]*|\[[0-9a-f:.]+\])(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$/;
+const TAG = /^\w[\w.-]{0,127}$/;
 const PLATFORM = /^[a-z0-9]+\/[a-z0-9]+(?:\/[a-z0-9]+)?$/;
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -130,9 +136,11 @@ export class TrivyRunner {
   private staleSweep: Promise<void> | undefined;
   /** Process ids of the Trivy children running now, for their memory gauge. */
   private readonly running = new Set<number>();
+  private readonly spawner: ChildSpawner;
 
   constructor(private readonly opts: TrivyRunnerOptions) {
     this.log = opts.logger;
+    this.spawner = opts.spawner ?? sharedChildSpawner();
     this.tmpDir = opts.tmpDir ?? os.tmpdir();
     this.killGraceMs = opts.killGraceMs ?? 5_000;
     for (const s of opts.severities) if (!SEVERITIES.includes(s)) throw new Error(`unknown severity ${String(s)}`);
@@ -172,19 +180,66 @@ export class TrivyRunner {
       if (run.cancelled) throw cancelledFailure();
       if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
       if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
-      if (this.opts.sbomCache === undefined) {
+      const cache = this.opts.sbomCache;
+      if (cache === undefined) {
         childExited();
         return this.stamp(parseReport(await this.readReport(output)));
       }
-      const report = await this.readReport(output);
-      await this.keepSbom(this.opts.sbomCache, req, ref, output, report, dir, signal);
+      // The conversion starts in this turn and the report is read meanwhile: every file system round
+      // trip between the two children kept the slot idle for a turn of a busy event loop.
+      const converting = this.convertToSbom(cache, req, output, dir, signal);
+      let report: Buffer;
+      try {
+        report = await this.readReport(output);
+      } catch (err) {
+        await discardStaged(await converting);
+        throw err;
+      }
+      const staged = await converting;
       childExited();
+      if (staged !== undefined) await this.commitSbom(cache, req, ref, staged, report);
       return this.stamp(parseReport(report));
     } finally {
       childExited();
       if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Scans an image by its tag (`repository:tag`), for an admission request about an image that runs
+   * nowhere yet, and returns the digest the registry resolved (Trivy's Metadata.RepoDigests) with the
+   * result. Pulls from the registry with the credentials given (the asking pod's pull secret) and keeps no SBOM. Throws a classified
+   * ScanFailure; invalid_output when the report names no digest. Does not retry.
+   */
+  async scanReference(req: { repository: string; tag: string; credentials?: RegistryCredentials }, signal?: AbortSignal): Promise<{ digest: string; result: ScanResult }> {
+    if (!REPOSITORY.test(req.repository) || !TAG.test(req.tag)) throw new ScanFailure('scanner_error', `Not a repository and tag: ${JSON.stringify(`${req.repository}:${req.tag}`).slice(0, 300)}`, false);
+    if (req.credentials && !sameRegistry(req.credentials.registry, req.repository.split('/')[0] ?? '')) {
+      throw new ScanFailure('auth', `Credentials from ${req.credentials.source} are for ${req.credentials.registry}, not for ${req.repository}`, false);
+    }
+    if (signal?.aborted) throw cancelledFailure();
+    let credentialsDir: string | undefined;
+    return this.withTempHome(async (dir) => {
+      const ref = `${req.repository}:${req.tag}`;
+      const output = path.join(dir, 'report.json');
+      const args = this.scanArgs(ref, output, undefined);
+      const env = this.childEnv(dir);
+      if (req.credentials) {
+        credentialsDir = this.opts.credentialsDir === undefined ? path.join(dir, 'docker') : await this.makeCredentialsDir(this.opts.credentialsDir);
+        env.DOCKER_CONFIG = await writeDockerConfig(credentialsDir, req.credentials);
+      }
+      this.log.debug({ repository: req.repository, tag: req.tag, credentials: req.credentials?.source, source: 'registry', args }, 'trivy scan by reference starting');
+      const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore').finally(async () => {
+        if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
+      });
+      if (run.cancelled) throw cancelledFailure();
+      if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
+      if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
+      const report = await this.readReport(output);
+      const digest = digestOfRepository(readRepoDigests(report), req.repository);
+      if (digest === undefined) throw new ScanFailure('invalid_output', `Trivy's report of ${ref} names no digest (Metadata.RepoDigests)`, false);
+      return { digest, result: this.stamp(parseReport(report)) };
+    });
   }
 
   /**
@@ -223,29 +278,42 @@ export class TrivyRunner {
     }
   }
 
-  /** Converts the image scan's report into the digest's SBOM. Never throws: without it, the next scan pulls again. */
-  private async keepSbom(cache: SbomCache, req: ScanTarget, ref: string, output: string, report: Buffer, dir: string, signal: AbortSignal | undefined): Promise<void> {
-    const fields = { digest: req.digest, image: req.repository, platform: req.platform };
+  /**
+   * Starts `trivy convert` of the image scan's report into a staged SBOM, synchronously up to the
+   * spawn, and resolves to the staged file, or undefined when it could not be made (then the next scan
+   * pulls again). Never rejects.
+   */
+  private async convertToSbom(cache: SbomCache, req: ScanTarget, output: string, dir: string, signal: AbortSignal | undefined): Promise<string | undefined> {
     let staged: string | undefined;
     try {
-      staged = await cache.stagingPath(sbomKeyOf(req));
+      staged = cache.stagingPath(sbomKeyOf(req));
       const policy = path.join(dir, 'drop-findings.rego');
-      await writeFile(policy, DROP_ALL_FINDINGS, { mode: 0o600 });
+      writeFileSync(policy, DROP_ALL_FINDINGS, { mode: 0o600 });
       const args = ['convert', '--format', 'cyclonedx', '--output', staged, '--ignore-policy', policy, '--quiet', '--timeout', goDuration(this.opts.timeoutMs), output];
       const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore');
       if (run.cancelled || run.spawnError !== undefined || run.timedOut || run.exitCode !== 0) {
         const why = run.cancelled ? 'cancelled' : run.spawnError ?? classifyTrivyFailure(run).message;
-        this.log.warn({ ...fields, reason: why }, 'could not keep the SBOM; the next scan pulls the image again');
-        return;
+        this.log.warn({ digest: req.digest, image: req.repository, platform: req.platform, reason: why }, 'could not keep the SBOM; the next scan pulls the image again');
+        await discardStaged(staged);
+        return undefined;
       }
+      return staged;
+    } catch (err) {
+      this.log.warn({ digest: req.digest, image: req.repository, platform: req.platform, reason: err instanceof Error ? err.message : String(err) }, 'could not keep the SBOM; the next scan pulls the image again');
+      await discardStaged(staged);
+      return undefined;
+    }
+  }
+
+  /** Puts a converted SBOM in place with its meta. Never throws: without it, the next scan pulls again. */
+  private async commitSbom(cache: SbomCache, req: ScanTarget, ref: string, staged: string, report: Buffer): Promise<void> {
+    try {
       const meta = { digest: req.digest, reference: ref, artifactName: readArtifactName(report) ?? ref, createdAt: new Date().toISOString() };
       const trivyVersion = this.opts.scannerInfo?.().version;
       await cache.commit(staged, { ...meta, ...(req.platform === undefined ? {} : { platform: req.platform }), ...(trivyVersion === undefined ? {} : { trivyVersion }) });
-      staged = undefined;
     } catch (err) {
-      this.log.warn({ ...fields, reason: err instanceof Error ? err.message : String(err) }, 'could not keep the SBOM; the next scan pulls the image again');
-    } finally {
-      if (staged !== undefined) await rm(staged, { force: true });
+      // commit() has removed the staged file.
+      this.log.warn({ digest: req.digest, image: req.repository, platform: req.platform, reason: err instanceof Error ? err.message : String(err) }, 'could not keep the SBOM; the next scan pulls the image again');
     }
   }
 
@@ -427,48 +495,46 @@ export class TrivyRunner {
     return [...this.running];
   }
 
+  /** The process that starts the children (child-spawner.ts), while it runs. */
+  spawnerPid(): number | undefined {
+    return this.spawner.helperPid();
+  }
+
   /** Runs Trivy in its own process group; kills the whole group on timeout or abort. Never rejects. */
   private async runTrivy(args: string[], env: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined, stdout: 'ignore' | 'pipe'): Promise<ChildRun> {
-    const child = execa(this.opts.trivyPath, args, {
-      env,
-      extendEnv: false,
-      detached: true,
-      stdin: 'ignore',
-      stdout,
-      stderr: 'pipe',
-      reject: false,
-      maxBuffer: MAX_STDERR_CHARS,
-      stripFinalNewline: false,
-    });
-    const pid = child.pid;
-    if (pid !== undefined) this.running.add(pid);
+    const child = this.spawner.run(this.opts.trivyPath, args, { env, stdout, maxChars: MAX_STDERR_CHARS });
+    let pid: number | undefined;
     let timedOut = false;
     let cancelled = false;
+    let killWanted = false;
     let graceTimer: NodeJS.Timeout | undefined;
     const killGroup = () => {
-      if (pid === undefined || graceTimer !== undefined) return;
-      signalGroup(pid, 'SIGTERM');
-      graceTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.killGraceMs);
+      killWanted = true;
+      const group = pid;
+      if (group === undefined || graceTimer !== undefined) return;
+      signalGroup(group, 'SIGTERM');
+      graceTimer = setTimeout(() => signalGroup(group, 'SIGKILL'), this.killGraceMs);
     };
     const timer = timeoutMs > 0 ? setTimeout(() => ((timedOut = true), killGroup()), timeoutMs) : undefined;
     const onAbort = () => ((cancelled = true), killGroup());
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) onAbort();
+    void child.pid.then((started) => {
+      pid = started;
+      if (pid === undefined) return;
+      this.running.add(pid);
+      // A timeout or abort that came before the pid did.
+      if (killWanted) killGroup();
+    });
     try {
-      const result = await child;
-      const run: ChildRun = {
-        stdout: typeof result.stdout === 'string' ? result.stdout : '',
-        stderr: typeof result.stderr === 'string' ? result.stderr : '',
-        timedOut,
-        cancelled,
-      };
+      const result = await child.done;
+      const run: ChildRun = { stdout: result.stdout, stderr: result.stderr, timedOut, cancelled };
       if (result.exitCode !== undefined) run.exitCode = result.exitCode;
       if (result.signal !== undefined) run.signal = result.signal;
-      if (pid === undefined || (result.failed && result.exitCode === undefined && result.signal === undefined && !timedOut && !cancelled)) {
-        run.spawnError = 'code' in result && typeof result.code === 'string' ? result.code : result.shortMessage ?? 'spawn failed';
-      }
+      if (result.spawnError !== undefined) run.spawnError = result.spawnError;
       return run;
     } finally {
+      await child.pid;
       if (pid !== undefined) this.running.delete(pid);
       clearTimeout(timer);
       clearTimeout(graceTimer);
@@ -537,6 +603,26 @@ function parseReport(report: Buffer): ScanResult {
     if (err instanceof TrivyReportError) throw new ScanFailure('invalid_output', `Trivy's output is not a usable report: ${err.message}`, false, { cause: err });
     throw err;
   }
+}
+
+async function discardStaged(staged: string | undefined): Promise<void> {
+  if (staged !== undefined) await rm(staged, { force: true });
+}
+
+/**
+ * The digest of `repository` among RepoDigests (`nginx@sha256:…`, Docker Hub names short): the entry
+ * whose name is the repository, else the first one (a remote scan lists only the reference's own).
+ */
+function digestOfRepository(repoDigests: readonly string[], repository: string): string | undefined {
+  const parsed = repoDigests.flatMap((text) => {
+    try {
+      const ref = parseImageReference(text);
+      return ref.digest === undefined ? [] : [ref];
+    } catch {
+      return [];
+    }
+  });
+  return (parsed.find((p) => p.repository === repository) ?? parsed[0])?.digest;
 }
 
 function sbomKeyOf(req: ScanTarget): SbomKey {

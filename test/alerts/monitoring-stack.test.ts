@@ -84,7 +84,10 @@ beforeAll(async () => {
     alertmanagerUrl: alertmanager.url,
   });
   // Scans keep happening while the stack runs, so rate() panels have something to show.
-  scanTicker = setInterval(() => metrics.observeScan({ result: 'success', durationSeconds: 5 + Math.random() * 20 }), 500);
+  scanTicker = setInterval(() => {
+    metrics.observeScan({ result: 'success', durationSeconds: 5 + Math.random() * 20 });
+    metrics.observeAdmissionReview('Deployment', 'warn', 0.0004);
+  }, 500);
 }, 60_000);
 
 let scanTicker: ReturnType<typeof setInterval> | undefined;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildOperator } from '../../scripts/build-operator.js';
+import { ChildSpawner } from '../../src/scanner/child-spawner.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -22,6 +23,16 @@ describe('npm run build', () => {
   test('the bundle runs on its own, outside the project', () => {
     const out = execFileSync(process.execPath, [mainJs, '--help'], { cwd: dir, env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8' });
     expect(out).toContain('Usage: imagescan-operator');
+  });
+
+  test('the bundled Trivy spawner starts children on its own, beside the bundle', async () => {
+    const spawner = new ChildSpawner(path.join(path.dirname(mainJs), 'trivy-spawner.mjs'));
+    try {
+      const run = await spawner.run(process.execPath, ['-e', 'process.stdout.write("started")'], { env: {}, stdout: 'pipe', maxChars: 100 }).done;
+      expect(run).toEqual({ exitCode: 0, stdout: 'started', stderr: '' });
+    } finally {
+      spawner.close();
+    }
   });
 
   test('the bundle is ASCII, so V8 keeps its source at one byte per character', () => {

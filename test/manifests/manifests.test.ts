@@ -79,6 +79,7 @@ const variants: { name: string; components: string[] }[] = [
   { name: 'no-private-registries', components: ['no-private-registries'] },
   { name: 'cloud-metadata-egress', components: ['cloud-metadata-egress'] },
   { name: 'trivy-server-tls', components: ['trivy-server', 'trivy-server-tls'] },
+  { name: 'admission', components: ['admission'] },
   ...(existsSync(MONITORING) ? [{ name: 'monitoring', components: ['monitoring'] }] : []),
 ];
 variants.push({ name: 'all-components', components: [...new Set(variants.flatMap((v) => v.components))] });
@@ -255,7 +256,7 @@ describe.each(variants.map((v) => v.name))('kustomize build %s', (name) => {
     const objs = build(name);
     const ids = objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
     expect(new Set(ids).size).toBe(ids.length);
-    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'PriorityClass']);
+    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'PriorityClass', 'ValidatingWebhookConfiguration']);
     // Prometheus Operator objects may sit with Prometheus instead (its selectors decide).
     const monitoringKinds = new Set(['ServiceMonitor', 'PodMonitor', 'PrometheusRule']);
     for (const o of objs.filter((x) => !clusterScoped.has(x.kind))) {
@@ -312,6 +313,11 @@ describe.each(variants.map((v) => v.name))('kustomize build %s', (name) => {
         // Any ingress rule must name its peers (no "from everywhere") and its ports.
         expect(rule.from?.length, `${p.metadata.name}: ingress peers`).toBeGreaterThan(0);
         expect(rule.ports?.length, `${p.metadata.name}: ingress ports`).toBeGreaterThan(0);
+        // The admission webhook's callers are the API server, which is no pod: address blocks, on that port only.
+        if ((rule.ports ?? []).every((port) => port.port === 'webhook')) {
+          expect((rule.from ?? []).every((peer) => peer.ipBlock !== undefined && peer.namespaceSelector === undefined && peer.podSelector === undefined), `${p.metadata.name}: webhook peers`).toBe(true);
+          continue;
+        }
         for (const peer of rule.from ?? []) {
           const ns = peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'];
           // Either the monitoring namespace, or pods of this namespace (operator -> Trivy server).
@@ -649,6 +655,54 @@ describe('components', () => {
     const ports = ofKind<INetworkPolicy>(objs, 'NetworkPolicy').flatMap((p) => [...(p.spec?.ingress ?? []), ...(p.spec?.egress ?? [])]).flatMap((r) => r.ports ?? []).map((p) => p.port);
     expect(ports).not.toContain(4955);
     expect(ports).not.toContain(6060);
+  });
+
+  test('admission: the design\'s webhook scope, the certificate where --webhook-cert-dir points, no new RBAC, the posture kept', () => {
+    const base = build('base');
+    const objs = build('admission');
+    type Webhook = { name: string; failurePolicy: string; timeoutSeconds: number; sideEffects: string; admissionReviewVersions: string[]; matchPolicy?: string; clientConfig: { service: { namespace: string; name: string; path: string; port: number } }; rules: { apiGroups: string[]; apiVersions: string[]; resources: string[]; operations: string[] }[]; namespaceSelector: { matchExpressions: { key: string; operator: string; values: string[] }[] } };
+    const config = one<KubeObject & { webhooks: Webhook[] }>(objs, 'ValidatingWebhookConfiguration', 'imagescan-operator');
+    const [webhook, ...others] = config.webhooks;
+    expect(others).toEqual([]);
+    expect(webhook).toMatchObject({ failurePolicy: 'Ignore', timeoutSeconds: 5, sideEffects: 'NoneOnDryRun', admissionReviewVersions: ['v1'] });
+    const scope = (webhook?.rules ?? []).flatMap((r) => r.resources.map((res) => `${r.apiGroups.join()}/${res} ${[...r.operations].sort().join('+')}`)).sort();
+    expect(scope).toEqual([
+      '/pods CREATE',
+      'apps/daemonsets CREATE+UPDATE', 'apps/deployments CREATE+UPDATE', 'apps/replicasets CREATE+UPDATE', 'apps/statefulsets CREATE+UPDATE',
+      'batch/cronjobs CREATE+UPDATE', 'batch/jobs CREATE+UPDATE',
+    ]);
+    expect(webhook?.namespaceSelector.matchExpressions).toEqual([{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NAMESPACE, 'kube-system'] }]);
+
+    // The Service reaches the operator's webhook port; the certificate names the Service and is injected as the CA.
+    const svc = one<IService>(objs, 'Service', webhook?.clientConfig.service.name ?? '');
+    expect(svc.metadata.namespace).toBe(webhook?.clientConfig.service.namespace);
+    expect(svc.spec?.ports?.find((p) => p.port === webhook?.clientConfig.service.port)?.targetPort).toBe('webhook');
+    const certificate = one<KubeObject & { spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string } } }>(objs, 'Certificate', 'imagescan-operator-webhook');
+    expect(certificate.spec.dnsNames).toContain(`${svc.metadata.name}.${NAMESPACE}.svc`);
+    expect(one<KubeObject>(objs, 'Issuer', certificate.spec.issuerRef.name)).toBeDefined();
+    expect((config.metadata as { annotations?: Record<string, string> }).annotations?.['cert-manager.io/inject-ca-from']).toBe(`${NAMESPACE}/${certificate.metadata.name}`);
+
+    const operator = one<IDeployment>(objs, 'Deployment', 'imagescan-operator');
+    const op = operator.spec?.template.spec?.containers.find((c) => c.name === 'operator');
+    const env = new Map((op?.env ?? []).map((e) => [e.name, e.value]));
+    const config2 = loadConfig([], { IMAGESCAN_WEBHOOK_ADDRESS: env.get('IMAGESCAN_WEBHOOK_ADDRESS') ?? '', IMAGESCAN_WEBHOOK_CERT_DIR: env.get('IMAGESCAN_WEBHOOK_CERT_DIR') ?? '' });
+    expect(op && portNumber(op, 'webhook')).toBe(config2.webhook.port);
+    const mount = op?.volumeMounts?.find((m) => m.mountPath === config2.webhookCertDir);
+    expect(mount?.readOnly).toBe(true);
+    const volume = operator.spec?.template.spec?.volumes?.find((v) => v.name === mount?.name);
+    expect(volume?.secret?.secretName).toBe(certificate.spec.secretName);
+    expect(volume?.secret?.items?.map((i) => i.path).sort()).toEqual(['tls.crt', 'tls.key']);
+    // Nothing else about the pod changes: same securityContext, and no new permission.
+    const baseOperator = one<IDeployment>(base, 'Deployment', 'imagescan-operator');
+    expect(operator.spec?.template.spec?.securityContext).toEqual(baseOperator.spec?.template.spec?.securityContext);
+    expect(op?.securityContext).toEqual(baseOperator.spec?.template.spec?.containers.find((c) => c.name === 'operator')?.securityContext);
+    expect(granted(operatorRules(objs).cluster)).toEqual(granted(operatorRules(base).cluster));
+
+    // Ingress on the webhook port only, for the operator's pods.
+    const ingress = one<INetworkPolicy>(objs, 'NetworkPolicy', 'imagescan-operator-webhook-ingress');
+    expect(ingress.spec?.podSelector?.matchLabels).toEqual(operator.spec?.template.metadata?.labels && { 'app.kubernetes.io/name': 'imagescan-operator', 'app.kubernetes.io/component': 'controller' });
+    expect((ingress.spec?.ingress ?? []).flatMap((r) => r.ports ?? [])).toEqual([{ protocol: 'TCP', port: 'webhook' }]);
+    expect((ingress.spec?.ingress ?? []).flatMap((r) => r.from ?? []).map((f) => f.ipBlock?.cidr)).toEqual(['0.0.0.0/0', '::/0']);
   });
 
   test.skipIf(!existsSync(MONITORING))('monitoring: the ServiceMonitor scrapes the metrics Service by its port name', () => {

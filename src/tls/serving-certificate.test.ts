@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -111,6 +111,57 @@ describe('watchCertificateDir', () => {
       writeFileSync(path.join(dir, 'tls.key'), first.key); // half-written rotation: key of another cert
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(seen).toHaveLength(1);
+    } finally {
+      stop();
+    }
+  });
+});
+
+describe('watchCertificateDir on a mounted Secret', () => {
+  /** Updates the folder the way the kubelet updates a Secret volume: a new ..<version> folder, then one ..data symlink swap. */
+  function mount(dir: string, version: number, certificate: ServingCertificate): void {
+    const folder = `..v${version}`;
+    mkdirSync(path.join(dir, folder));
+    writeFileSync(path.join(dir, folder, 'tls.crt'), certificate.cert);
+    writeFileSync(path.join(dir, folder, 'tls.key'), certificate.key);
+    symlinkSync(folder, path.join(dir, '..data_tmp'));
+    renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+  }
+
+  it('serves a rotation at once (the ..data swap), not at the next interval', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'webhook-tls-'));
+    dirs.push(dir);
+    const first = selfSignedCertificate(['localhost'], new Date());
+    mount(dir, 1, first);
+    symlinkSync('..data/tls.crt', path.join(dir, 'tls.crt'));
+    symlinkSync('..data/tls.key', path.join(dir, 'tls.key'));
+    const seen: ServingCertificate[] = [];
+    const stop = watchCertificateDir(dir, first, (c) => seen.push(c), pino({ level: 'silent' }), { purpose: 'webhook', intervalMs: 600_000 });
+    try {
+      const second = selfSignedCertificate(['localhost'], new Date());
+      mount(dir, 2, second);
+      await expect.poll(() => seen.length, { timeout: 2000 }).toBe(1);
+      expect(seen[0]).toEqual(second);
+    } finally {
+      stop();
+    }
+  });
+
+  it('hands on the first pair that appears when there was none at start, also in a folder made later', async () => {
+    const parent = mkdtempSync(path.join(tmpdir(), 'webhook-tls-'));
+    dirs.push(parent);
+    const dir = path.join(parent, 'serving-certs');
+    const seen: ServingCertificate[] = [];
+    const stop = watchCertificateDir(dir, undefined, (c) => seen.push(c), pino({ level: 'silent' }), { purpose: 'webhook', intervalMs: 50 });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      expect(seen).toEqual([]);
+      const certificate = selfSignedCertificate(['localhost'], new Date());
+      mkdirSync(dir);
+      writeFileSync(path.join(dir, 'tls.key'), certificate.key);
+      writeFileSync(path.join(dir, 'tls.crt'), certificate.cert);
+      await expect.poll(() => seen.length, { timeout: 2000 }).toBe(1);
+      expect(seen[0]).toEqual(certificate);
     } finally {
       stop();
     }

@@ -1,9 +1,12 @@
-// The TLS certificate of the metrics address: the files of a kubernetes.io/tls Secret (tls.crt,
-// tls.key, e.g. from cert-manager) when a directory is given, else a self-signed one made at start,
-// as controller-runtime's secure metrics server does. Bearer tokens must not cross the network in
+// The TLS certificates of the operator's servers (the metrics address and the admission webhook): the
+// files of a kubernetes.io/tls Secret (tls.crt, tls.key, e.g. from cert-manager), re-read when they
+// change, or for metrics without a directory a self-signed one made at start, as controller-runtime's
+// secure metrics server does. Bearer tokens must not cross the network in
 // clear text; a self-signed certificate encrypts, and Prometheus (insecureSkipVerify) or a CA from the
 // Secret decides how much it verifies.
 import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
+import { watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -86,14 +89,14 @@ function generalName(host: string): Buffer {
 
 /**
  * Reads tls.crt and tls.key from `dir` and checks that they form a usable pair. Throws an Error that
- * names the file or the problem (never the key's content).
+ * names the file or the problem (never the key's content); `purpose` (metrics, webhook) starts it.
  */
-export async function readCertificateDir(dir: string): Promise<ServingCertificate> {
+export async function readCertificateDir(dir: string, purpose = 'metrics'): Promise<ServingCertificate> {
   const read = async (file: string): Promise<string> => {
     try {
       return await readFile(path.join(dir, file), 'utf8');
     } catch (err) {
-      throw new Error(`reading the metrics certificate ${path.join(dir, file)}`, { cause: err });
+      throw new Error(`reading the ${purpose} certificate ${path.join(dir, file)}`, { cause: err });
     }
   };
   const cert = await read(CERT_FILE);
@@ -106,32 +109,91 @@ export async function readCertificateDir(dir: string): Promise<ServingCertificat
   return { key, cert };
 }
 
+export interface CertificateWatchOptions {
+  /** Names the certificate in log lines and errors: metrics, webhook. */
+  purpose?: string;
+  /** The files are also compared this often, for filesystems whose events are unreliable (default 60 s). */
+  intervalMs?: number;
+  /** Wait this long after a file event before reading, so a rotation in progress settles (default 100 ms). */
+  settleMs?: number;
+}
+
 /**
- * Re-reads the directory every `intervalMs` and calls `onChange` with a new valid pair, so a rotated
- * Secret (cert-manager renews before expiry; the kubelet updates the mounted files) is served without
- * a restart. A broken pair is logged and the old one kept. Returns a function that stops it.
+ * Calls `onChange` with each new valid pair in `dir`, so a rotated Secret (cert-manager renews before
+ * expiry; the kubelet updates the mounted files) is served without a restart. `initial` is the pair
+ * served now; undefined means none yet, and the first valid pair that appears is handed on. Reads on
+ * every change in the directory (the kubelet swaps the `..data` symlink, which fs.watch reports as a
+ * rename there) and every `intervalMs`. A broken or half-written pair is logged and the old one kept.
+ * A directory that does not exist yet is checked by the interval only. Returns a function that stops it.
  */
-export function watchCertificateDir(dir: string, initial: ServingCertificate, onChange: (certificate: ServingCertificate) => void, logger: Logger, intervalMs = 60_000): () => void {
-  let current = fingerprint(initial);
+export function watchCertificateDir(
+  dir: string,
+  initial: ServingCertificate | undefined,
+  onChange: (certificate: ServingCertificate) => void,
+  logger: Logger,
+  options: CertificateWatchOptions | number = {},
+): () => void {
+  const opts: CertificateWatchOptions = typeof options === 'number' ? { intervalMs: options } : options;
+  const purpose = opts.purpose ?? 'metrics';
+  let current = initial === undefined ? undefined : fingerprint(initial);
+  let lastProblem: string | undefined;
   let checking = false;
-  const timer = setInterval(() => {
-    if (checking) return;
+  let again = false;
+  let stopped = false;
+
+  const check = (): void => {
+    if (stopped) return;
+    if (checking) {
+      again = true;
+      return;
+    }
     checking = true;
-    readCertificateDir(dir)
+    readCertificateDir(dir, purpose)
       .then((next) => {
+        lastProblem = undefined;
         const changed = fingerprint(next);
-        if (changed === current) return;
+        if (changed === current || stopped) return;
         current = changed;
         onChange(next);
-        logger.info({ dir, notAfter: new X509Certificate(next.cert).validTo }, 'metrics certificate reloaded');
+        logger.info({ dir, notAfter: new X509Certificate(next.cert).validTo }, `${purpose} certificate loaded`);
       })
-      .catch((err: unknown) => logger.error({ err, dir }, 'metrics certificate not reloaded, serving the previous one'))
+      .catch((err: unknown) => {
+        // Logged once per distinct problem: a missing certificate is checked every interval.
+        const problem = err instanceof Error ? err.message : String(err);
+        if (problem === lastProblem) return;
+        lastProblem = problem;
+        if (current === undefined) logger.warn({ err, dir }, `${purpose} certificate not usable yet`);
+        else logger.error({ err, dir }, `${purpose} certificate not reloaded, serving the previous one`);
+      })
       .finally(() => {
         checking = false;
+        if (again) {
+          again = false;
+          check();
+        }
       });
-  }, intervalMs);
+  };
+
+  let settle: NodeJS.Timeout | undefined;
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(dir, () => {
+      clearTimeout(settle);
+      settle = setTimeout(check, opts.settleMs ?? 100);
+    });
+    watcher.on('error', (err) => logger.warn({ err, dir }, `watching the ${purpose} certificate failed; checking periodically`));
+  } catch {
+    // No directory yet (or no inotify): the interval still finds the files.
+  }
+  const timer = setInterval(check, opts.intervalMs ?? 60_000);
   timer.unref();
-  return () => clearInterval(timer);
+  if (initial === undefined) check();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+    clearTimeout(settle);
+    watcher?.close();
+  };
 }
 
 function fingerprint(certificate: ServingCertificate): string {

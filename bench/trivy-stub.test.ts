@@ -1,0 +1,42 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { benchFixtures, readStubLog, writeStubFiles } from './trivy-stub.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const fixtures = benchFixtures(path.join(repoRoot, 'test/fixtures/trivy'));
+const digest = `sha256:${'ab'.repeat(32)}`;
+let work: string | undefined;
+afterEach(() => {
+  if (work !== undefined) rmSync(work, { recursive: true, force: true });
+  work = undefined;
+});
+
+describe('the fast Trivy stand-in', () => {
+  it('scans an image by its tag as Trivy would: RepoDigests names the repository and the digest the tag resolves to', () => {
+    work = mkdtempSync(path.join(tmpdir(), 'bench-stub-'));
+    const stub = writeStubFiles({
+      kind: 'fast',
+      workDir: work,
+      stubPath: path.join(repoRoot, 'test/trivy-stub/trivy'),
+      fastStubPath: path.join(repoRoot, 'bench/fast-trivy.sh'),
+      fixtures,
+      images: ['registry.bench.local/app-00001:1.0'],
+      referenceImages: [{ image: 'registry.bench.local/new-00001:1.0', digest }],
+      scanMs: 0,
+    });
+    const scan = (ref: string): { RepoDigests?: string[] } => {
+      const out = path.join(work ?? '', 'out.json');
+      execFileSync(stub.trivyPath, ['image', '--format', 'json', '--output', out, ref]);
+      return (JSON.parse(readFileSync(out, 'utf8')) as { Metadata: { RepoDigests?: string[] } }).Metadata;
+    };
+    expect(scan('registry.bench.local/new-00001:1.0').RepoDigests).toEqual([`registry.bench.local/new-00001@${digest}`]);
+    // An image of the cluster is scanned by digest and replays its fixture as recorded.
+    const pinned = `registry.bench.local/app-00001@sha256:${'cd'.repeat(32)}`;
+    expect(scan(pinned)).toEqual((JSON.parse(readFileSync(fixtures[0] ?? '', 'utf8')) as { Metadata: unknown }).Metadata);
+    expect(readStubLog(stub.logPath).filter((e) => e.event === 'end').map((e) => e.exitCode)).toEqual([0, 0]);
+  });
+});

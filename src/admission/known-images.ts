@@ -1,0 +1,131 @@
+// What the cluster already tells about images, indexed for the webhook: which digest a tag runs with
+// (from the pod cache) and which reports hold a digest's result (from the report cache). Fed by the
+// informers' callbacks on every replica, so a request is answered with two map lookups and never a
+// walk over all pods or reports.
+import { parseImageReference } from '../images/image-reference.js';
+import type { PodEntry, ReportEntry } from '../kube/cluster-objects.js';
+import type { InformerHandlers } from '../kube/informer.js';
+import { countBySeverity } from '../metrics/vulnerability-counts.js';
+import type { ScanCounts } from '../policy/policy-evaluation.js';
+import type { ImageScanReportStatus } from '../reports/image-scan-report.js';
+import type { KnownScan } from './admission-decider.js';
+
+interface Source<T> {
+  on(handlers: InformerHandlers<T>): void;
+}
+
+/** The threshold counts of a report's status; undefined until it has a scan result. */
+export function scanCountsOfStatus(status: ImageScanReportStatus | undefined): ScanCounts | undefined {
+  const summary = status?.summary;
+  const bySeverity = countBySeverity(status);
+  if (summary === undefined || bySeverity === undefined) return undefined;
+  const fixable = (severity: string) => bySeverity.find((c) => c.severity === severity)?.fixable ?? 0;
+  return { critical: summary.critical, high: summary.high, fixableCritical: fixable('CRITICAL'), fixableHigh: fixable('HIGH') };
+}
+
+/** `repository:tag` (tag latest when absent), the key under which a tag's digest is known. */
+export function tagKey(repository: string, tag: string | undefined): string {
+  return `${repository}:${tag ?? 'latest'}`;
+}
+
+/** Digests by the tag pods were created with, and reports by digest, kept current by the informers. */
+export class KnownImages {
+  /** tag key → digest → pods running it (several while a moved tag rolls out). */
+  private readonly digestsByTag = new Map<string, Map<string, number>>();
+  /** digest → report entries (namespace/name keys) holding its result. */
+  private readonly reportsByDigest = new Map<string, Map<string, ReportEntry>>();
+
+  constructor(sources: { pods: readonly Source<PodEntry>[]; reports: Source<ReportEntry> }) {
+    for (const pods of sources.pods) {
+      pods.on({
+        add: (entry) => this.countPod(entry, 1),
+        update: (old, entry) => {
+          if (old.images === entry.images) return;
+          this.countPod(old, -1);
+          this.countPod(entry, 1);
+        },
+        delete: (entry) => this.countPod(entry, -1),
+      });
+    }
+    sources.reports.on({
+      add: (entry) => this.putReport(entry),
+      update: (old, entry) => {
+        this.dropReport(old);
+        this.putReport(entry);
+      },
+      delete: (entry) => this.dropReport(entry),
+    });
+  }
+
+  /** The digest pods run for the tag (the one most pods run); undefined when none runs it. */
+  digestOfTag(repository: string, tag: string | undefined): string | undefined {
+    const digests = this.digestsByTag.get(tagKey(repository, tag));
+    if (digests === undefined) return undefined;
+    let best: string | undefined;
+    let most = 0;
+    for (const [digest, pods] of digests) {
+      if (pods > most) {
+        best = digest;
+        most = pods;
+      }
+    }
+    return best;
+  }
+
+  /** The result of the digest from a report, the namespace's own report first; undefined when no report has one. */
+  scanOfDigest(digest: string, namespace: string): KnownScan | undefined {
+    const reports = this.reportsByDigest.get(digest);
+    if (reports === undefined) return undefined;
+    const own = reports.get(namespace);
+    const candidates = own === undefined ? reports.values() : [own, ...reports.values()];
+    for (const entry of candidates) {
+      const scan = scanCountsOfStatus(entry.report.status);
+      if (scan !== undefined) return { scan, report: { namespace: entry.namespace, name: entry.name } };
+    }
+    return undefined;
+  }
+
+  private countPod(entry: PodEntry, delta: 1 | -1): void {
+    for (const image of entry.images) {
+      let key: string;
+      try {
+        const reference = parseImageReference(image.image.image);
+        // A pinned digest needs no tag lookup; a local-only image has no digest a registry serves.
+        if (reference.digest !== undefined || image.image.localOnly) continue;
+        key = tagKey(reference.repository, reference.tag);
+      } catch {
+        continue;
+      }
+      let digests = this.digestsByTag.get(key);
+      if (digests === undefined) {
+        if (delta < 0) continue;
+        digests = new Map();
+        this.digestsByTag.set(key, digests);
+      }
+      const pods = (digests.get(image.image.digest) ?? 0) + delta;
+      if (pods > 0) digests.set(image.image.digest, pods);
+      else digests.delete(image.image.digest);
+      if (digests.size === 0) this.digestsByTag.delete(key);
+    }
+  }
+
+  private putReport(entry: ReportEntry): void {
+    const digest = entry.report.spec.digest;
+    if (typeof digest !== 'string') return;
+    let reports = this.reportsByDigest.get(digest);
+    if (reports === undefined) {
+      reports = new Map();
+      this.reportsByDigest.set(digest, reports);
+    }
+    // One report per (namespace, digest): the namespace is the key.
+    reports.set(entry.namespace, entry);
+  }
+
+  private dropReport(entry: ReportEntry): void {
+    const digest = entry.report.spec.digest;
+    const reports = this.reportsByDigest.get(digest);
+    if (reports?.get(entry.namespace)?.key !== entry.key) return;
+    reports.delete(entry.namespace);
+    if (reports.size === 0) this.reportsByDigest.delete(digest);
+  }
+}

@@ -1,0 +1,78 @@
+// The helper process that starts Trivy's children: what reaches a child, what comes back, and that
+// no child outlives the helper or the operator.
+import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChildSpawner, spawnerProgram } from './child-spawner.js';
+
+const spawners: ChildSpawner[] = [];
+afterEach(() => {
+  for (const s of spawners.splice(0)) s.close();
+});
+
+/** Running, not a zombie waiting to be reaped by whoever adopted it. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+// A child that reports its argv and environment, then exits with argv[1] after argv[2] ms (`node -e`: argv[0] is node).
+const script = 'process.stdout.write(JSON.stringify({ argv: process.argv.slice(1), env: process.env })); process.stderr.write("on stderr"); setTimeout(() => process.exit(Number(process.argv[1] ?? 0)), Number(process.argv[2] ?? 0));';
+
+describe('ChildSpawner', () => {
+  it('runs a child with exactly the arguments and environment given, in its own process group', async () => {
+    const spawner = new ChildSpawner();
+    spawners.push(spawner);
+    const child = spawner.run(process.execPath, ['-e', script, '3', '0', '--flag=$HOME; rm -rf /'], { env: { ONLY: 'this' }, stdout: 'pipe', maxChars: 100_000 });
+    const pid = await child.pid;
+    expect(pid).toBeGreaterThan(0);
+    const run = await child.done;
+    expect(run.exitCode).toBe(3);
+    expect(run.stderr).toBe('on stderr');
+    const seen = JSON.parse(run.stdout) as { argv: string[]; env: Record<string, string> };
+    expect(seen.argv).toEqual(['3', '0', '--flag=$HOME; rm -rf /']);
+    // Node adds nothing to a child's environment that it was not given.
+    expect(Object.keys(seen.env).filter((k) => k !== 'ONLY')).toEqual([]);
+  });
+
+  it('keeps at most maxChars of the output, and says when a program cannot be started', async () => {
+    const spawner = new ChildSpawner();
+    spawners.push(spawner);
+    const long = await spawner.run(process.execPath, ['-e', 'process.stderr.write("x".repeat(50000))'], { env: {}, stdout: 'ignore', maxChars: 1000 }).done;
+    expect(long).toEqual({ exitCode: 0, stdout: '', stderr: 'x'.repeat(1000) });
+    const missing = spawner.run('/nonexistent/trivy', [], { env: {}, stdout: 'ignore', maxChars: 1000 });
+    expect(await missing.pid).toBeUndefined();
+    expect((await missing.done).spawnError).toBe('ENOENT');
+  });
+
+  it('ends the runs of a helper that died as killed, kills their children, and starts a new helper for the next run', async () => {
+    const spawner = new ChildSpawner();
+    spawners.push(spawner);
+    const sleeping = spawner.run(process.execPath, ['-e', script, '0', '60000'], { env: {}, stdout: 'ignore', maxChars: 1000 });
+    const pid = (await sleeping.pid) ?? -1;
+    const helper = spawner.helperPid() ?? -1;
+    expect(alive(pid)).toBe(true);
+    process.kill(helper, 'SIGKILL');
+    expect(await sleeping.done).toMatchObject({ signal: 'SIGKILL' });
+    await expect.poll(() => alive(pid)).toBe(false);
+    const next = await spawner.run(process.execPath, ['-e', script, '0', '0'], { env: {}, stdout: 'ignore', maxChars: 1000 }).done;
+    expect(next.exitCode).toBe(0);
+    expect(spawner.helperPid()).not.toBe(helper);
+  });
+
+  it('kills every child it started when the operator goes away (its channel closes)', async () => {
+    const helper = fork(spawnerProgram(), [], { env: {}, execArgv: ['--disable-warning=ExperimentalWarning'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const spawned = new Promise<number>((resolve) => helper.on('message', (m: { type: string; pid: number }) => m.type === 'spawned' && resolve(m.pid)));
+    helper.send({ type: 'spawn', id: 1, file: process.execPath, args: ['-e', script, '0', '60000'], env: {}, stdout: 'ignore', maxChars: 10 });
+    const pid = await spawned;
+    expect(alive(pid)).toBe(true);
+    const exited = new Promise((resolve) => helper.on('exit', resolve));
+    helper.disconnect();
+    await exited;
+    await expect.poll(() => alive(pid)).toBe(false);
+  });
+});

@@ -112,6 +112,7 @@ describe('kubectl against the fake API server', () => {
       scanner: { name: 'Trivy', version: '0.58.0' },
       summary: { critical: 2, high: 7, medium: 11, low: 3, unknown: 1, total: 24, fixable: 9 },
       team: 'payments',
+      policy: { result: 'Fail', violations: [{ policy: 'prod-bar', rule: 'critical', message: 'nginx:1.25 has 2 CRITICAL vulnerabilities' }] },
     };
     // What the operator does: a merge patch on /status (kubectl patch --subresource uses the same endpoint).
     await ok(['patch', 'isr', 'nginx-0123456789ab', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);

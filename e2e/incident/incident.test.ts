@@ -5,7 +5,9 @@
 // the page, and stopping the operator pages the platform team. The dashboard's queries and promtool's
 // checks run against the same real operator.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +19,7 @@ import { dashboardQueries } from '../../test/alerts/dashboard-queries.js';
 import { startPrometheus } from '../../test/alerts/prometheus.js';
 import type { RunningPrometheus } from '../../test/alerts/prometheus.js';
 import { promtool } from '../../test/alerts/promtool.js';
+import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import { startWebhookReceiver } from '../../test/alerts/webhook-receiver.js';
 import type { WebhookNotification, WebhookReceiver } from '../../test/alerts/webhook-receiver.js';
 import { digestFor, startFakeApiServer } from '../fake-apiserver/index.js';
@@ -77,6 +80,50 @@ let alertmanager: RunningAlertmanager | undefined;
 let operator: OperatorProcess | undefined;
 let prometheus: RunningPrometheus | undefined;
 let payments: SeededWorkload;
+let webhookPort = 0;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** Sends the operator's webhook one AdmissionReview (a dry-run Deployment in payments), as the API server would; resolves with its status code. */
+function sendAdmissionReview(uid: string): Promise<number> {
+  const body = JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid,
+      kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
+      resource: { group: 'apps', version: 'v1', resource: 'deployments' },
+      namespace: PAYMENTS_NS,
+      operation: 'CREATE',
+      userInfo: { username: 'dev' },
+      dryRun: true,
+      object: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'canary', namespace: PAYMENTS_NS },
+        spec: { selector: { matchLabels: { app: 'canary' } }, template: { metadata: { labels: { app: 'canary' } }, spec: { containers: [{ name: 'app', image: VULNERABLE_IMAGE }] } } },
+      },
+    },
+  });
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port: webhookPort, path: '/validate', method: 'POST', rejectUnauthorized: false, headers: { 'Content-Type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 let metricsUrl: string;
 let stubLog: string;
 const startedAt = Date.now();
@@ -126,6 +173,14 @@ beforeAll(async () => {
     spec: { namespaceSelector: { matchLabels: { team: 'payments' } }, action: 'Audit', vulnerabilities: { fixableCritical: 0 } },
   });
 
+  // The deploy gate is served too, so its dashboard panels can have data (see the dashboard test).
+  const cert = makeSelfSignedCert({ ips: ['127.0.0.1'] });
+  const certDir = path.join(dir, 'webhook-certs');
+  mkdirSync(certDir);
+  writeFileSync(path.join(certDir, 'tls.crt'), cert.certPem);
+  writeFileSync(path.join(certDir, 'tls.key'), cert.keyPem);
+  webhookPort = await freePort();
+
   webhook = await startWebhookReceiver();
   const receiverUrl = webhook.url;
   // Alertmanager and the operator start side by side; each is recorded as soon as it runs, so
@@ -143,6 +198,8 @@ beforeAll(async () => {
           // Rescans every 2 s keep scans going, so the rate() panels have something to show.
           '--rescan-schedule', '*/2 * * * * *',
           '--rescan-jitter', '0s',
+          '--webhook-address', `127.0.0.1:${webhookPort}`,
+          '--webhook-cert-dir', certDir,
         ],
         env: { TMPDIR: dir },
       });
@@ -237,7 +294,17 @@ describe('incident: vulnerable image → owning team paged → rollout resolves 
       }
       return missing;
     };
-    await expect.poll(withoutData, { timeout: 20_000, interval: 1_000 }).toEqual([]);
+    // Deploys keep arriving at the gate while Prometheus scrapes, as in a working cluster: its rate and
+    // latency panels need observations within their window.
+    await operator?.waitForLine((l) => l.msg === 'admission webhook listening', 20_000);
+    let sent = 0;
+    const deploys = setInterval(() => void sendAdmissionReview(`incident-${(sent += 1)}`).catch(() => undefined), 300);
+    try {
+      expect(await sendAdmissionReview('incident-0')).toBe(200);
+      await expect.poll(withoutData, { timeout: 20_000, interval: 1_000 }).toEqual([]);
+    } finally {
+      clearInterval(deploys);
+    }
     expect(await prometheus?.query('imagescan_leader == 1')).toHaveLength(1);
     mark('dashboard has data');
   }, 30_000);

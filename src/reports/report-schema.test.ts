@@ -271,7 +271,7 @@ describe('a report of up to 10,000 vulnerabilities', () => {
     expect(apiBytes(fixes)).toBeLessThanOrEqual(32 * 1024);
     expect(apiBytes(slim)).toBeLessThanOrEqual(64 * 1024);
     expect(slim.status?.vulnerabilities).toBeUndefined();
-    if (vulnerabilities.some((v) => v.fixedVersion)) expect(fixes.length + (slim.status?.fixesOmitted ?? 0)).toBeGreaterThan(0);
+    if (vulnerabilities.some((v) => v.fixedVersion?.trim())) expect(fixes.length + (slim.status?.fixesOmitted ?? 0)).toBeGreaterThan(0);
     expectValid(slim);
 
     const report = reportFor({ phase: 'Scanned', result: resultOf(vulnerabilities), scannedAt: new Date('2026-11-26T10:00:00Z') }, {}, 'full');

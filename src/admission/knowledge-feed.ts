@@ -43,7 +43,7 @@ export class KnowledgeFeed {
       this.note(() => {
         if (learned.tagKey !== undefined) this.referenceTags.push([learned.tagKey, learned.digest]);
         this.referenceScans.push([learned.digest, learned.scan]);
-      }),
+      }, true),
     );
   }
 
@@ -95,10 +95,12 @@ export class KnowledgeFeed {
     if (Object.keys(delta).length > 0) send(delta);
   }
 
-  private note(record: () => unknown): void {
+  /** Records a change; `now`: send at once (a scan by reference finished: someone is about to retry). */
+  private note(record: () => unknown, now = false): void {
     if (this.send === undefined) return;
     record();
-    this.timer ??= setTimeout(() => this.flush(), this.intervalMs).unref();
+    if (now) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.intervalMs).unref();
   }
 
   private clear(): void {

@@ -94,8 +94,8 @@ export class ReferenceScans {
   }
 
   /**
-   * Asks for a scan of the reference soon. Returns false, queuing nothing, when it is queued or
-   * running already, failed less than retryAfterMs ago, the queue is full, or the scans stopped.
+   * Asks for a scan of the reference soon. Returns false, queuing nothing, when its result is known
+   * here, it is queued or running already, failed less than retryAfterMs ago, the queue is full, or the scans stopped.
    */
   request(reference: ImageReference, pullIdentity?: PullIdentity): boolean {
     if (this.stopped) return false;
@@ -103,6 +103,9 @@ export class ReferenceScans {
     const target: ReferenceTarget = pullIdentity === undefined ? image : { ...image, pullIdentity };
     const key = keyOf(target);
     if (this.queued.has(key) || this.running?.key === key) return false;
+    // Learned already: the webhook thread asked before its copy of the knowledge had the result.
+    const learnedDigest = target.digest ?? this.digestByTag.get(key);
+    if (learnedDigest !== undefined && this.scanByDigest.has(learnedDigest)) return false;
     const failed = this.failedAt.get(key);
     if (failed !== undefined && this.now() - failed < this.retryAfterMs) return false;
     if (this.queued.size >= this.maxQueued) {

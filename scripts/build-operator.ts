@@ -1,5 +1,5 @@
 // Builds what the image runs: src/main.ts and every module it imports as one ESM file, dist/main.mjs,
-// the Trivy spawner's program as dist/trivy-spawner.mjs, with source maps and the licences of the bundled packages beside it.
+// the Trivy spawner's program as dist/trivy-spawner.mjs, the admission webhook's thread as dist/webhook-worker.mjs, with source maps and the licences of the bundled packages beside it.
 //   npm run build            # writes dist/
 //
 // Why a bundle rather than tsc's one file per module plus node_modules: @kubernetes/client-node 2.x
@@ -32,7 +32,12 @@ export async function buildOperator(outDir: string): Promise<string> {
   const mainJs = path.join(outDir, 'main.mjs');
   const result = await build({
     // The Trivy children are started by a helper process of their own (src/scanner/child-spawner.ts).
-    entryPoints: { main: path.join(repoRoot, 'src/main.ts'), 'trivy-spawner': path.join(repoRoot, 'src/scanner/trivy-spawner.ts') },
+    // The admission webhook is served from a worker thread of its own (src/admission/admission-webhook.ts).
+    entryPoints: {
+      main: path.join(repoRoot, 'src/main.ts'),
+      'trivy-spawner': path.join(repoRoot, 'src/scanner/trivy-spawner.ts'),
+      'webhook-worker': path.join(repoRoot, 'src/admission/webhook-worker.ts'),
+    },
     outdir: outDir,
     outExtension: { '.js': '.mjs' },
     absWorkingDir: repoRoot,

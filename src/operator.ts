@@ -484,12 +484,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         host: config.webhook.host,
         port: config.webhook.port,
         certDir: config.webhookCertDir,
-        sources: {
-          policies: () => policies.validPolicies(),
-          namespaceLabels: (namespace) => namespaceInformer.get(namespace)?.labels,
-          images: knownImages,
-          scans: referenceScans,
-        },
+        sources: { policies, namespaces: namespaceInformer, images: knownImages, scans: referenceScans },
         onReviewed: (kind, decision, seconds) => metrics.observeAdmissionReview(ADMISSION_KINDS.has(kind) ? kind : 'other', decision, seconds),
         logger: log.child({ component: 'admission' }),
       });

@@ -3,13 +3,17 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import type { ImageReference } from '../images/image-reference.js';
+import type { NamespaceEntry } from '../kube/cluster-objects.js';
 import { compilePolicy } from '../policy/image-scan-policy.js';
 import type { CompiledPolicy } from '../policy/image-scan-policy.js';
 import { startAdmissionWebhook } from './admission-webhook.js';
 import type { AdmissionSources, AdmissionWebhook } from './admission-webhook.js';
+import type { KnownScan } from './admission-decider.js';
+import { tagKey } from './known-images.js';
 
 const cert = makeSelfSignedCert({ ips: ['127.0.0.1'] });
 const DIGEST = `sha256:${'b'.repeat(64)}`;
@@ -28,18 +32,27 @@ function policy(spec: Record<string, unknown>): CompiledPolicy {
   return compiled.policy;
 }
 
+const NGINX_TAG = tagKey('docker.io/library/nginx', '1.25');
+const NGINX_SCAN: KnownScan = { scan: { critical: 2, high: 0, fixableCritical: 1, fixableHigh: 0 }, report: { namespace: 'prod', name: 'nginx-abc' } };
+
+/** Fixed sources: nginx:1.25 runs in the cluster with DIGEST; its report has fixable CRITICALs. */
 function sources(policies: CompiledPolicy[]): AdmissionSources & { asked: ImageReference[] } {
   const asked: ImageReference[] = [];
+  const shop: NamespaceEntry = { key: 'shop', resourceVersion: '1', name: 'shop', labels: { team: 'payments' } };
   return {
     asked,
-    policies: () => policies,
-    namespaceLabels: (ns): Record<string, string> => (ns === 'shop' ? { team: 'payments' } : {}),
-    // nginx:1.25 runs in the cluster with DIGEST; its report has fixable CRITICALs.
+    policies: { validPolicies: () => policies, onChange: () => undefined },
+    namespaces: { on: () => undefined, get: (name) => (name === 'shop' ? shop : undefined), list: () => [shop] },
     images: {
-      digestOfTag: (repository, tag) => (repository === 'docker.io/library/nginx' && tag === '1.25' ? DIGEST : undefined),
-      scanOfDigest: (digest) => (digest === DIGEST ? { scan: { critical: 2, high: 0, fixableCritical: 1, fixableHigh: 0 }, report: { namespace: 'prod', name: 'nginx-abc' } } : undefined),
+      digestOfTag: (repository, tag) => (tagKey(repository, tag) === NGINX_TAG ? DIGEST : undefined),
+      digestOfTagKey: (key) => (key === NGINX_TAG ? DIGEST : undefined),
+      scanOfDigest: (digest) => (digest === DIGEST ? NGINX_SCAN : undefined),
+      reportScansOfDigest: (digest) => (digest === DIGEST ? [['prod', NGINX_SCAN]] : []),
+      tagKeys: () => [NGINX_TAG].values(),
+      reportDigests: () => [DIGEST].values(),
+      onChange: () => undefined,
     },
-    scans: { digestOfTag: () => undefined, scanOfDigest: () => undefined, request: (ref) => asked.push(ref) > 0 },
+    scans: { digestOfTag: () => undefined, scanOfDigest: () => undefined, request: (ref) => asked.push(ref) > 0, learned: () => ({ tags: [], scans: [] }), onLearned: () => undefined, maxLearned: 16 },
   };
 }
 
@@ -97,12 +110,13 @@ describe('the admission webhook of an operator replica', () => {
     expect((await post(port, review('u2', 'registry.corp.example/new:1', { dryRun: true }))).json.response?.warnings).toHaveLength(1);
     expect(src.asked).toEqual([]);
     expect((await post(port, review('u3', 'registry.corp.example/new:1', { kind: 'Pod', group: '' }))).json.response?.allowed).toBe(true);
-    expect(src.asked.map((r) => `${r.repository}:${r.tag ?? ''}`)).toEqual(['registry.corp.example/new:1']);
+    // Counted, logged and queued by the main thread when the worker's note arrives.
+    await expect.poll(() => src.asked.map((r) => `${r.repository}:${r.tag ?? ''}`)).toEqual(['registry.corp.example/new:1']);
     // An unknown kind and an object the webhook cannot read are allowed, not errors.
     expect((await post(port, review('u4', 'nginx:1.25', { kind: 'Widget', group: 'example.com' }))).json.response?.allowed).toBe(true);
     expect((await post(port, { ...review('u5', 'x'), request: { ...(review('u5', 'x').request as object), object: 'not an object' } })).json.response?.allowed).toBe(true);
     expect((await post(port, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' })).status).toBe(400);
-    expect(observed).toEqual(['Deployment deny true', 'Deployment warn true', 'Pod warn true', 'Widget allow true', 'Deployment allow true']);
+    await expect.poll(() => observed).toEqual(['Deployment deny true', 'Deployment warn true', 'Pod warn true', 'Widget allow true', 'Deployment allow true']);
   });
 
   it('answers a huge object (thousands of containers) within the API server\'s timeout', async () => {
@@ -116,5 +130,70 @@ describe('the admission webhook of an operator replica', () => {
     const answer = await post(webhook.server()?.address.port ?? 0, body);
     expect(answer.json.response?.allowed).toBe(true);
     expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('answers while the main thread is busy: a 500 ms synchronous loop delays no answer', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'admission-'));
+    writeCert(dir);
+    webhook = await startAdmissionWebhook({ host: '127.0.0.1', port: 0, certDir: dir, sources: sources([policy({ action: 'Deny', vulnerabilities: { fixableCritical: 0 } })]), logger: pino({ level: 'silent' }) });
+    // The client must not share the busy thread: it runs on a thread of its own, over one kept-alive connection.
+    const client = new Worker(
+      `const https = require('node:https');
+       const { parentPort, workerData } = require('node:worker_threads');
+       const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: workerData.ca });
+       const post = () => new Promise((resolve, reject) => {
+         const started = performance.now();
+         const req = https.request({ host: '127.0.0.1', port: workerData.port, path: '/validate', method: 'POST', agent }, (res) => {
+           const chunks = [];
+           res.on('data', (c) => chunks.push(c));
+           res.on('end', () => resolve({ ms: performance.now() - started, allowed: JSON.parse(Buffer.concat(chunks).toString()).response.allowed }));
+         });
+         req.on('error', reject);
+         req.end(workerData.body);
+       });
+       (async () => {
+         await post();
+         parentPort.postMessage({ ready: true });
+         const answers = [];
+         const until = performance.now() + 400;
+         while (performance.now() < until) {
+           answers.push(await post());
+           await new Promise((r) => setTimeout(r, 10));
+         }
+         parentPort.postMessage({ answers });
+       })();`,
+      { eval: true, workerData: { ca: cert.certPem, port: webhook.server()?.address.port, body: JSON.stringify(review('busy', 'nginx:1.25')) } },
+    );
+    try {
+      const messages: { ready?: boolean; answers?: { ms: number; allowed: boolean }[] }[] = [];
+      client.on('message', (m: (typeof messages)[number]) => messages.push(m));
+      await expect.poll(() => messages.length, { timeout: 10_000 }).toBe(1);
+      const busyUntil = Date.now() + 500;
+      while (Date.now() < busyUntil) {
+        // The rescan's reconciles, report parsing and GC, in one piece.
+      }
+      await expect.poll(() => messages.length, { timeout: 10_000 }).toBe(2);
+      const answers = messages[1]?.answers ?? [];
+      // Every answer is the decision (a deny) and none waited for the loop (1-13 ms here on a loaded
+      // machine); served from the main thread, the first would take ~500 ms.
+      expect(answers.length).toBeGreaterThan(3);
+      expect(answers.every((a) => !a.allowed)).toBe(true);
+      expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(100);
+    } finally {
+      await client.terminate();
+    }
+  });
+
+  it('starts its worker again when it dies, and serves on', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'admission-'));
+    writeCert(dir);
+    const lines: string[] = [];
+    webhook = await startAdmissionWebhook({ host: '127.0.0.1', port: 0, certDir: dir, sources: sources([]), logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }), restartDelayMs: 50 });
+    const first = webhook.worker();
+    await first?.terminate();
+    await expect.poll(() => lines.join(''), { timeout: 5000 }).toContain('admission webhook worker exited; starting it again');
+    await expect.poll(() => webhook?.server(), { timeout: 10_000 }).toBeDefined();
+    expect(webhook.worker()).not.toBe(first);
+    expect((await post(webhook.server()?.address.port ?? 0, review('again', 'nginx:1.25'))).json.response?.allowed).toBe(true);
   });
 });

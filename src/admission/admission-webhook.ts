@@ -2,37 +2,37 @@
 // certificate is in --webhook-cert-dir and re-served on each rotation, answering from the caches
 // (policies, namespace labels, known images, scans by reference) and asking for a scan by reference
 // of every governed image whose result is unknown. No API request and no scan on the request path.
+//
+// The server runs on a worker thread (webhook-worker.ts) with a mirror of the caches, fed with
+// batched deltas (knowledge-feed.ts): on the main thread a review waited behind the rescan's
+// reconciles, report parsing and GC for up to seconds (bench/README.md, "The deploy gate under load").
+// The worker is restarted when it dies; the operator never goes down with it.
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { ImageReference } from '../images/image-reference.js';
-import type { CompiledPolicy } from '../policy/image-scan-policy.js';
-import { readCertificateDir, watchCertificateDir } from '../tls/serving-certificate.js';
 import type { ServingCertificate } from '../tls/serving-certificate.js';
+import { readCertificateDir, watchCertificateDir } from '../tls/serving-certificate.js';
 import { decideReview } from './admission-decider.js';
 import type { AdmissionKnowledge, Decision, KnownScan } from './admission-decider.js';
 import type { AdmissionRequest, AdmissionReviewResponse } from './admission-review.js';
-import type { KnownImages } from './known-images.js';
-import type { ReferenceScans } from './reference-scans.js';
-import { startWebhookServer } from './webhook-server.js';
+import { KnowledgeFeed } from './knowledge-feed.js';
+import type { AdmissionSources } from './knowledge-feed.js';
+import type { FromWorker, Reviewed, ToWorker, WebhookWorkerData } from './webhook-worker.js';
 import type { WebhookServer } from './webhook-server.js';
 
-/** The in-memory sources a decision reads. */
-export interface AdmissionSources {
-  /** The valid policies (the policy store's validPolicies). */
-  policies: () => readonly CompiledPolicy[];
-  namespaceLabels: (namespace: string) => Readonly<Record<string, string>> | undefined;
-  images: Pick<KnownImages, 'digestOfTag' | 'scanOfDigest'>;
-  scans: Pick<ReferenceScans, 'digestOfTag' | 'scanOfDigest' | 'request'>;
-}
+export type { AdmissionSources } from './knowledge-feed.js';
 
 /**
- * The knowledge a decision reads: a reference's digest is the one it pins, else the one pods run its
- * tag with, else the one a scan by reference found; its result is a report's, else that scan's.
+ * The knowledge a decision reads, straight from the sources: a reference's digest is the one it pins,
+ * else the one pods run its tag with, else the one a scan by reference found; its result is a
+ * report's, else that scan's. The worker's KnowledgeMirror answers the same from its copy.
  */
 export function knowledgeOf(sources: AdmissionSources): AdmissionKnowledge {
   return {
-    policies: sources.policies,
-    namespaceLabels: sources.namespaceLabels,
-    scanResult(reference: ImageReference, namespace: string): KnownScan | undefined {
+    policies: () => sources.policies.validPolicies(),
+    namespaceLabels: (namespace) => sources.namespaces.get(namespace)?.labels,
+    scanResult(reference, namespace): KnownScan | undefined {
       const digest = reference.digest ?? sources.images.digestOfTag(reference.repository, reference.tag) ?? sources.scans.digestOfTag(reference.repository, reference.tag);
       if (digest === undefined) return undefined;
       const reported = sources.images.scanOfDigest(digest, namespace);
@@ -41,6 +41,14 @@ export function knowledgeOf(sources: AdmissionSources): AdmissionKnowledge {
       return scanned === undefined ? undefined : { scan: scanned };
     },
   };
+}
+
+/** The worker's program beside this module: the .ts source in tests, the bundled .mjs in the image. */
+export function webhookWorkerProgram(): { file: string; execArgv: string[] } {
+  const here = import.meta.url;
+  // tsx's loader by its path, so the thread starts whatever the working directory.
+  if (here.endsWith('.ts')) return { file: fileURLToPath(new URL('./webhook-worker.ts', here)), execArgv: ['--import', pathToFileURL(createRequire(here).resolve('tsx')).href] };
+  return { file: fileURLToPath(new URL('./webhook-worker.mjs', here)), execArgv: [] };
 }
 
 export interface AdmissionWebhookOptions {
@@ -53,13 +61,17 @@ export interface AdmissionWebhookOptions {
   logger: Logger;
   /** How often the certificate folder is read besides its file events (default 10 s). */
   certCheckIntervalMs?: number;
+  /** Delay before a dead worker is started again (default 1 s, doubling to 30 s while it keeps failing). */
+  restartDelayMs?: number;
 }
 
 export interface AdmissionWebhook {
-  /** The running server; undefined until a certificate is there. */
+  /** The running server; undefined until a certificate is there (and while its worker restarts). */
   server(): WebhookServer | undefined;
-  /** Judges one request as the server does (also for tests and the benchmark). */
+  /** Judges one request as the worker does, on the calling thread from the sources (tests, the benchmark). */
   decide(request: AdmissionRequest): AdmissionReviewResponse;
+  /** The worker thread, while one runs (tests). */
+  worker(): Worker | undefined;
   stop(): Promise<void>;
 }
 
@@ -72,46 +84,139 @@ export interface AdmissionWebhook {
 export async function startAdmissionWebhook(opts: AdmissionWebhookOptions): Promise<AdmissionWebhook> {
   const log = opts.logger;
   const knowledge = knowledgeOf(opts.sources);
+  const feed = new KnowledgeFeed(opts.sources);
+  const firstRestartDelay = opts.restartDelayMs ?? 1_000;
+  let restartDelay = firstRestartDelay;
+  let worker: Worker | undefined;
   let server: WebhookServer | undefined;
+  let certificate: ServingCertificate | undefined;
   let starting: Promise<void> | undefined;
+  let restartTimer: NodeJS.Timeout | undefined;
   let stopped = false;
+
+  function reviewed(review: Reviewed, seconds: number): void {
+    // Empty on dry runs: the worker's decideReview leaves them out.
+    for (const image of review.unscanned) opts.sources.scans.request(image, review.pullIdentity);
+    const unscanned = review.unscanned.length;
+    if (review.notJudged !== undefined) log.debug({ ...review.fields, reason: review.notJudged }, 'admission request not judged');
+    // A refusal is what someone will ask about; warnings and allows are per-request detail.
+    else if (review.decision === 'deny') log.info({ ...review.fields, decision: review.decision, unscanned }, 'admission request refused');
+    else log.debug({ ...review.fields, decision: review.decision, unscanned }, 'admission request judged');
+    opts.onReviewed?.(review.kind, review.decision, seconds);
+  }
 
   function decide(request: AdmissionRequest): AdmissionReviewResponse {
     const started = process.hrtime.bigint();
     const decision = decideReview(request, knowledge);
-    for (const image of decision.unscanned) opts.sources.scans.request(image, decision.pullIdentity);
     const fields = { uid: request.uid, kind: request.kind.kind, namespace: request.namespace, name: request.name, operation: request.operation, dryRun: request.dryRun };
-    if (decision.notJudged !== undefined) log.debug({ ...fields, reason: decision.notJudged }, 'admission request not judged');
-    // A refusal is what someone will ask about; warnings and allows are per-request detail.
-    else if (decision.decision === 'deny') log.info({ ...fields, decision: decision.decision, unscanned: decision.unscanned.length }, 'admission request refused');
-    else log.debug({ ...fields, decision: decision.decision, unscanned: decision.unscanned.length }, 'admission request judged');
-    opts.onReviewed?.(request.kind.kind, decision.decision, Number(process.hrtime.bigint() - started) / 1e9);
+    const review: Reviewed = { type: 'reviewed', kind: request.kind.kind, decision: decision.decision, seconds: 0, fields, unscanned: decision.unscanned, ...(decision.notJudged === undefined ? {} : { notJudged: decision.notJudged }), ...(decision.pullIdentity === undefined ? {} : { pullIdentity: decision.pullIdentity }) };
+    reviewed(review, Number(process.hrtime.bigint() - started) / 1e9);
     return decision.response;
   }
 
-  async function serve(certificate: ServingCertificate): Promise<void> {
-    server = await startWebhookServer({ host: opts.host ?? '', port: opts.port, certificate, decide, logger: log });
-    log.info({ port: server.address.port, address: server.address.address, certDir: opts.certDir }, 'admission webhook listening');
+  /** A line of the worker's logger, written by ours (its level, redaction and destination). */
+  function relayLog(line: string): void {
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const { level, msg, ...fields } = parsed;
+    const label = typeof level === 'number' ? log.levels.labels[level] : undefined;
+    const text = typeof msg === 'string' ? msg : '';
+    if (label === 'fatal' || label === 'error') log.error(fields, text);
+    else if (label === 'warn') log.warn(fields, text);
+    else if (label === 'info') log.info(fields, text);
+    else log.debug(fields, text);
   }
 
-  let initial: ServingCertificate | undefined;
+  /** Starts a worker serving `pair`; resolves once it listens, rejects when it cannot. */
+  function spawn(pair: ServingCertificate): Promise<void> {
+    const program = webhookWorkerProgram();
+    const data: WebhookWorkerData = { logLevel: log.level, maxLearned: opts.sources.scans.maxLearned };
+    // A small young generation (a review's garbage is a few KB) keeps the thread's share of the pod's
+    // memory small; the old-generation cap, ample for the 8 MiB body limit, ends a runaway thread
+    // (ERR_WORKER_OUT_OF_MEMORY, then a restart) instead of the operator.
+    const thread = new Worker(program.file, { workerData: data, execArgv: program.execArgv, stdout: false, stderr: false, resourceLimits: { maxYoungGenerationSizeMb: 6, maxOldGenerationSizeMb: 128 } });
+    worker = thread;
+    const send = (message: ToWorker): void => thread.postMessage(message);
+    return new Promise<void>((resolve, reject) => {
+      let listening = false;
+      thread.on('message', (message: FromWorker) => {
+        switch (message.type) {
+          case 'reviewed':
+            reviewed(message, message.seconds);
+            return;
+          case 'log':
+            relayLog(message.line);
+            return;
+          case 'listening': {
+            listening = true;
+            restartDelay = firstRestartDelay;
+            server = {
+              address: message.address,
+              url: message.url,
+              setCertificate: (next) => send({ type: 'certificate', certificate: next }),
+              close: () => thread.terminate().then(() => undefined),
+            };
+            log.info({ port: message.address.port, address: message.address.address, certDir: opts.certDir }, 'admission webhook listening');
+            resolve();
+            return;
+          }
+          case 'listen-failed':
+            reject(new Error(`admission webhook cannot listen on ${opts.host ?? ''}:${opts.port}: ${message.message}`));
+            void thread.terminate();
+            return;
+        }
+      });
+      thread.on('error', (err) => log.error({ err }, 'admission webhook worker failed'));
+      thread.on('exit', (code) => {
+        if (worker !== thread) return;
+        worker = undefined;
+        server = undefined;
+        feed.stop();
+        if (!listening) reject(new Error(`admission webhook worker exited with code ${code} before listening`));
+        if (stopped || !listening) return;
+        log.error({ code, restartInMs: restartDelay }, 'admission webhook worker exited; starting it again');
+        scheduleRestart();
+      });
+      feed.start((delta) => send({ type: 'knowledge', delta }));
+      send({ type: 'serve', host: opts.host ?? '', port: opts.port, certificate: pair });
+    });
+  }
+
+  function scheduleRestart(): void {
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      if (stopped || certificate === undefined) return;
+      starting = spawn(certificate).catch((err: unknown) => {
+        log.error({ err, port: opts.port }, 'admission webhook could not start again');
+        restartDelay = Math.min(restartDelay * 2, 30_000);
+        if (!stopped) scheduleRestart();
+      });
+    }, restartDelay);
+  }
+
   try {
-    initial = await readCertificateDir(opts.certDir, 'webhook');
+    certificate = await readCertificateDir(opts.certDir, 'webhook');
   } catch (err) {
     log.warn({ certDir: opts.certDir, reason: err instanceof Error ? err.message : String(err) }, 'admission webhook not served until a certificate is there (install the admission component)');
   }
-  if (initial !== undefined) await serve(initial);
+  if (certificate !== undefined) await spawn(certificate);
 
   const stopWatching = watchCertificateDir(
     opts.certDir,
-    initial,
-    (certificate) => {
+    certificate,
+    (next) => {
       if (stopped) return;
-      if (server !== undefined) {
-        server.setCertificate(certificate);
+      certificate = next;
+      if (worker !== undefined) {
+        worker.postMessage({ type: 'certificate', certificate: next } satisfies ToWorker);
         return;
       }
-      starting ??= serve(certificate).catch((err: unknown) => {
+      if (restartTimer !== undefined) return;
+      starting ??= spawn(next).catch((err: unknown) => {
         starting = undefined;
         log.error({ err, port: opts.port }, 'admission webhook could not start');
       });
@@ -123,11 +228,17 @@ export async function startAdmissionWebhook(opts: AdmissionWebhookOptions): Prom
   return {
     server: () => server,
     decide,
+    worker: () => worker,
     async stop(): Promise<void> {
       stopped = true;
       stopWatching();
+      clearTimeout(restartTimer);
       await starting;
-      await server?.close();
+      feed.stop();
+      const thread = worker;
+      worker = undefined;
+      server = undefined;
+      await thread?.terminate();
     },
   };
 }

@@ -9,6 +9,7 @@ import { countBySeverity } from '../metrics/vulnerability-counts.js';
 import type { ScanCounts } from '../policy/policy-evaluation.js';
 import type { ImageScanReportStatus } from '../reports/image-scan-report.js';
 import type { KnownScan } from './admission-decider.js';
+import { tagKey } from './tag-key.js';
 
 interface Source<T> {
   on(handlers: InformerHandlers<T>): void;
@@ -23,10 +24,10 @@ export function scanCountsOfStatus(status: ImageScanReportStatus | undefined): S
   return { critical: summary.critical, high: summary.high, fixableCritical: fixable('CRITICAL'), fixableHigh: fixable('HIGH') };
 }
 
-/** `repository:tag` (tag latest when absent), the key under which a tag's digest is known. */
-export function tagKey(repository: string, tag: string | undefined): string {
-  return `${repository}:${tag ?? 'latest'}`;
-}
+export { tagKey };
+
+/** What changed: a tag key's digests, or a digest's reports. */
+export type KnownImageChange = { tag: string; digest?: undefined } | { digest: string; tag?: undefined };
 
 /** Digests by the tag pods were created with, and reports by digest, kept current by the informers. */
 export class KnownImages {
@@ -34,6 +35,7 @@ export class KnownImages {
   private readonly digestsByTag = new Map<string, Map<string, number>>();
   /** digest → report entries (namespace/name keys) holding its result. */
   private readonly reportsByDigest = new Map<string, Map<string, ReportEntry>>();
+  private readonly listeners: ((change: KnownImageChange) => void)[] = [];
 
   constructor(sources: { pods: readonly Source<PodEntry>[]; reports: Source<ReportEntry> }) {
     for (const pods of sources.pods) {
@@ -57,9 +59,29 @@ export class KnownImages {
     });
   }
 
+  /** Calls `listener` synchronously, from the informers' callbacks, on every change: it must only note the key. */
+  onChange(listener: (change: KnownImageChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Every tag key some pod runs. */
+  tagKeys(): IterableIterator<string> {
+    return this.digestsByTag.keys();
+  }
+
+  /** Every digest some report holds. */
+  reportDigests(): IterableIterator<string> {
+    return this.reportsByDigest.keys();
+  }
+
   /** The digest pods run for the tag (the one most pods run); undefined when none runs it. */
   digestOfTag(repository: string, tag: string | undefined): string | undefined {
-    const digests = this.digestsByTag.get(tagKey(repository, tag));
+    return this.digestOfTagKey(tagKey(repository, tag));
+  }
+
+  /** digestOfTag by the key tagKey() makes. */
+  digestOfTagKey(key: string): string | undefined {
+    const digests = this.digestsByTag.get(key);
     if (digests === undefined) return undefined;
     let best: string | undefined;
     let most = 0;
@@ -85,6 +107,20 @@ export class KnownImages {
     return undefined;
   }
 
+  /** The results the digest's reports hold, by namespace (reports without a result left out). */
+  reportScansOfDigest(digest: string): [namespace: string, known: KnownScan][] {
+    const scans: [string, KnownScan][] = [];
+    for (const entry of this.reportsByDigest.get(digest)?.values() ?? []) {
+      const scan = scanCountsOfStatus(entry.report.status);
+      if (scan !== undefined) scans.push([entry.namespace, { scan, report: { namespace: entry.namespace, name: entry.name } }]);
+    }
+    return scans;
+  }
+
+  private changed(change: KnownImageChange): void {
+    for (const listener of this.listeners) listener(change);
+  }
+
   private countPod(entry: PodEntry, delta: 1 | -1): void {
     for (const image of entry.images) {
       let key: string;
@@ -106,6 +142,7 @@ export class KnownImages {
       if (pods > 0) digests.set(image.image.digest, pods);
       else digests.delete(image.image.digest);
       if (digests.size === 0) this.digestsByTag.delete(key);
+      this.changed({ tag: key });
     }
   }
 
@@ -119,6 +156,7 @@ export class KnownImages {
     }
     // One report per (namespace, digest): the namespace is the key.
     reports.set(entry.namespace, entry);
+    this.changed({ digest });
   }
 
   private dropReport(entry: ReportEntry): void {
@@ -127,5 +165,6 @@ export class KnownImages {
     if (reports?.get(entry.namespace)?.key !== entry.key) return;
     reports.delete(entry.namespace);
     if (reports.size === 0) this.reportsByDigest.delete(digest);
+    this.changed({ digest });
   }
 }

@@ -39,6 +39,10 @@ describe('ReferenceScans', () => {
     await expect.poll(() => scans.pending()).toBe(0);
     expect(scans.digestOfTag('registry.corp.example/shop/app', '2')).toBe(DIGEST);
     expect(scans.scanOfDigest(DIGEST)).toEqual({ critical: 2, high: 1, fixableCritical: 1, fixableHigh: 1 });
+    // Asked again (the webhook thread's copy did not have the result yet; tag or digest): no second scan.
+    expect(scans.request(ref)).toBe(false);
+    expect(scans.request(parseImageReference(`registry.corp.example/shop/app@${DIGEST}`))).toBe(false);
+    expect(calls).toHaveLength(1);
   });
 
   it('runs one scan at a time, keeps at most maxQueued waiting, and skips what became known meanwhile', async () => {

@@ -33,6 +33,13 @@ export interface ReferenceScansOptions {
   now?: () => number;
 }
 
+/** What one scan by reference taught: the tag's digest (for a tag) and the digest's counts. */
+export interface LearnedScan {
+  tagKey?: string;
+  digest: string;
+  scan: ScanCounts;
+}
+
 interface Learned {
   scan: ScanCounts;
   scannedAt: number;
@@ -49,6 +56,7 @@ export class ReferenceScans {
   private readonly retryAfterMs: number;
   private readonly now: () => number;
   private stopped = false;
+  private readonly learnedListeners: ((learned: LearnedScan) => void)[] = [];
 
   constructor(private readonly opts: ReferenceScansOptions) {
     const maxLearned = opts.maxLearned ?? 2048;
@@ -70,9 +78,24 @@ export class ReferenceScans {
     return this.scanByDigest.get(digest)?.scan;
   }
 
+  /** How many tags and digests are kept (the most recently learned). */
+  get maxLearned(): number {
+    return this.opts.maxLearned ?? 2048;
+  }
+
+  /** What is known now, oldest first: replaying it into maps of the same bound gives the same maps. */
+  learned(): { tags: [tagKey: string, digest: string][]; scans: [digest: string, scan: ScanCounts][] } {
+    return { tags: [...this.digestByTag], scans: [...this.scanByDigest].map(([digest, learned]) => [digest, learned.scan]) };
+  }
+
+  /** Calls `listener` after each successful scan, once its result is known here. */
+  onLearned(listener: (learned: LearnedScan) => void): void {
+    this.learnedListeners.push(listener);
+  }
+
   /**
-   * Asks for a scan of the reference soon. Returns false, queuing nothing, when it is queued or
-   * running already, failed less than retryAfterMs ago, the queue is full, or the scans stopped.
+   * Asks for a scan of the reference soon. Returns false, queuing nothing, when its result is known
+   * here, it is queued or running already, failed less than retryAfterMs ago, the queue is full, or the scans stopped.
    */
   request(reference: ImageReference, pullIdentity?: PullIdentity): boolean {
     if (this.stopped) return false;
@@ -80,6 +103,9 @@ export class ReferenceScans {
     const target: ReferenceTarget = pullIdentity === undefined ? image : { ...image, pullIdentity };
     const key = keyOf(target);
     if (this.queued.has(key) || this.running?.key === key) return false;
+    // Learned already: the webhook thread asked before its copy of the knowledge had the result.
+    const learnedDigest = target.digest ?? this.digestByTag.get(key);
+    if (learnedDigest !== undefined && this.scanByDigest.has(learnedDigest)) return false;
     const failed = this.failedAt.get(key);
     if (failed !== undefined && this.now() - failed < this.retryAfterMs) return false;
     if (this.queued.size >= this.maxQueued) {
@@ -142,7 +168,9 @@ export class ReferenceScans {
     const finishedAt = this.now();
     this.failedAt.delete(key);
     if (target.tag !== undefined) this.digestByTag.set(key, scanned.digest);
-    this.scanByDigest.set(scanned.digest, { scan: scanCountsOfResult(scanned.result), scannedAt: finishedAt });
+    const scan = scanCountsOfResult(scanned.result);
+    this.scanByDigest.set(scanned.digest, { scan, scannedAt: finishedAt });
+    for (const listener of this.learnedListeners) listener({ ...(target.tag === undefined ? {} : { tagKey: key }), digest: scanned.digest, scan });
     log.info({ image: key, digest: scanned.digest, critical: scanned.result.summary.critical, high: scanned.result.summary.high }, 'scan by reference finished');
     try {
       this.opts.onScanned?.({ target, digest: scanned.digest, result: scanned.result, finishedAt: new Date(finishedAt) });

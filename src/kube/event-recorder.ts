@@ -108,36 +108,46 @@ export class EventRecorder {
     const message =
       `Image ${finding.image} has ${count} fixable CRITICAL ${count === 1 ? 'vulnerability' : 'vulnerabilities'}; ` +
       `see report ${finding.reportName}: kubectl -n ${finding.namespace} get imagescanreport ${finding.reportName} -o yaml`;
-    // Unique per workload, report and finding, and the same after a restart: a repeat (a retry after a
-    // lost response, or a restarted operator) hits AlreadyExists instead of adding a duplicate.
-    const eventId = createHash('sha256').update(`${workload.kind}/${workload.name}|${finding.reportName}|${fingerprint}`).digest('hex').slice(0, 16);
-    const body: CoreV1Event = {
-      metadata: {
-        name: `${workload.name.slice(0, 200)}.${eventId}`,
-        namespace: finding.namespace,
-      },
-      involvedObject: {
-        apiVersion: workload.apiVersion,
-        kind: workload.kind,
-        name: workload.name,
-        namespace: finding.namespace,
-        uid: workload.uid,
-      },
+    await createWorkloadWarning(this.options.core, {
+      namespace: finding.namespace,
+      workload,
+      identity: `${finding.reportName}|${fingerprint}`,
       reason: FIXABLE_CRITICAL_REASON,
-      type: 'Warning',
       message,
-      count: 1,
-      firstTimestamp: now,
-      lastTimestamp: now,
-      source: { component: COMPONENT },
-      reportingComponent: COMPONENT,
-      reportingInstance: this.options.instance,
-    };
-    try {
-      await this.options.core.createNamespacedEvent({ namespace: finding.namespace, body });
-    } catch (err) {
-      const apiError = toKubeApiError(err, 'creating event');
-      if (apiError.kind !== 'AlreadyExists') throw apiError;
-    }
+      now,
+      instance: this.options.instance,
+    });
+  }
+}
+
+/**
+ * Creates a Warning Event on a workload. Its name is derived from the workload and `identity` (report
+ * and finding), the same after a restart: a repeat (a retry after a lost response, or a restarted
+ * operator) hits AlreadyExists instead of adding a duplicate.
+ */
+export async function createWorkloadWarning(
+  core: Pick<CoreV1Api, 'createNamespacedEvent'>,
+  event: { namespace: string; workload: Workload; identity: string; reason: string; message: string; now: Date; instance: string },
+): Promise<void> {
+  const { namespace, workload, now } = event;
+  const eventId = createHash('sha256').update(`${workload.kind}/${workload.name}|${event.identity}`).digest('hex').slice(0, 16);
+  const body: CoreV1Event = {
+    metadata: { name: `${workload.name.slice(0, 200)}.${eventId}`, namespace },
+    involvedObject: { apiVersion: workload.apiVersion, kind: workload.kind, name: workload.name, namespace, uid: workload.uid },
+    reason: event.reason,
+    type: 'Warning',
+    message: event.message,
+    count: 1,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    source: { component: COMPONENT },
+    reportingComponent: COMPONENT,
+    reportingInstance: event.instance,
+  };
+  try {
+    await core.createNamespacedEvent({ namespace, body });
+  } catch (err) {
+    const apiError = toKubeApiError(err, 'creating event');
+    if (apiError.kind !== 'AlreadyExists') throw apiError;
   }
 }

@@ -1,16 +1,15 @@
 // Warning Events (reason ImagePolicyViolation) on the workloads that run an image breaking a policy,
 // so `kubectl describe deployment x` shows it: one per (workload, report, policy, rule) finding, and
 // again only when the finding's message changes (another count, another threshold).
-import { createHash } from 'node:crypto';
-import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
+import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ReportPolicyViolation, ReportWorkload } from '../reports/image-scan-report.js';
 import { RecentMap } from '../recent-map.js';
 import { toKubeApiError } from './api-error.js';
+import { createWorkloadWarning } from './event-recorder.js';
 import type { Workload } from './owner-resolver.js';
 
 export const POLICY_VIOLATION_REASON = 'ImagePolicyViolation';
-const COMPONENT = 'imagescan-operator';
 /** Event messages are shown in one `kubectl describe` line; the report holds the whole text. */
 const MAX_MESSAGE = 1024;
 
@@ -104,29 +103,14 @@ export class PolicyEventRecorder {
     const { violation } = finding;
     const text = `Image ${finding.image} breaks ImageScanPolicy ${violation.policy} (rule ${violation.rule}): ${violation.message}`;
     const message = text.length <= MAX_MESSAGE ? text : `${text.slice(0, MAX_MESSAGE - 1)}…`;
-    // The same name for the same finding after a restart: a repeat is AlreadyExists, not a duplicate.
-    const eventId = createHash('sha256')
-      .update(`${workload.kind}/${workload.name}|${finding.reportName}|${violation.policy}|${violation.rule}|${violation.message}`)
-      .digest('hex')
-      .slice(0, 16);
-    const body: CoreV1Event = {
-      metadata: { name: `${workload.name.slice(0, 200)}.${eventId}`, namespace: finding.namespace },
-      involvedObject: { apiVersion: workload.apiVersion, kind: workload.kind, name: workload.name, namespace: finding.namespace, uid: workload.uid },
+    await createWorkloadWarning(this.options.core, {
+      namespace: finding.namespace,
+      workload,
+      identity: `${finding.reportName}|${violation.policy}|${violation.rule}|${violation.message}`,
       reason: POLICY_VIOLATION_REASON,
-      type: 'Warning',
       message,
-      count: 1,
-      firstTimestamp: now,
-      lastTimestamp: now,
-      source: { component: COMPONENT },
-      reportingComponent: COMPONENT,
-      reportingInstance: this.options.instance,
-    };
-    try {
-      await this.options.core.createNamespacedEvent({ namespace: finding.namespace, body });
-    } catch (err) {
-      const apiError = toKubeApiError(err, 'creating event');
-      if (apiError.kind !== 'AlreadyExists') throw apiError;
-    }
+      now,
+      instance: this.options.instance,
+    });
   }
 }

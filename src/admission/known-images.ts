@@ -5,23 +5,12 @@
 import { parseImageReference } from '../images/image-reference.js';
 import type { PodEntry, ReportEntry } from '../kube/cluster-objects.js';
 import type { InformerHandlers } from '../kube/informer.js';
-import { countBySeverity } from '../metrics/vulnerability-counts.js';
-import type { ScanCounts } from '../policy/policy-evaluation.js';
-import type { ImageScanReportStatus } from '../reports/image-scan-report.js';
+import { scanCountsOf } from '../policy/report-policy-status.js';
 import type { KnownScan } from './admission-decider.js';
 import { tagKey } from './tag-key.js';
 
 interface Source<T> {
   on(handlers: InformerHandlers<T>): void;
-}
-
-/** The threshold counts of a report's status; undefined until it has a scan result. */
-export function scanCountsOfStatus(status: ImageScanReportStatus | undefined): ScanCounts | undefined {
-  const summary = status?.summary;
-  const bySeverity = countBySeverity(status);
-  if (summary === undefined || bySeverity === undefined) return undefined;
-  const fixable = (severity: string) => bySeverity.find((c) => c.severity === severity)?.fixable ?? 0;
-  return { critical: summary.critical, high: summary.high, fixableCritical: fixable('CRITICAL'), fixableHigh: fixable('HIGH') };
 }
 
 export { tagKey };
@@ -101,7 +90,7 @@ export class KnownImages {
     const own = reports.get(namespace);
     const candidates = own === undefined ? reports.values() : [own, ...reports.values()];
     for (const entry of candidates) {
-      const scan = scanCountsOfStatus(entry.report.status);
+      const scan = scanCountsOf(entry.report.status);
       if (scan !== undefined) return { scan, report: { namespace: entry.namespace, name: entry.name } };
     }
     return undefined;
@@ -111,7 +100,7 @@ export class KnownImages {
   reportScansOfDigest(digest: string): [namespace: string, known: KnownScan][] {
     const scans: [string, KnownScan][] = [];
     for (const entry of this.reportsByDigest.get(digest)?.values() ?? []) {
-      const scan = scanCountsOfStatus(entry.report.status);
+      const scan = scanCountsOf(entry.report.status);
       if (scan !== undefined) scans.push([entry.namespace, { scan, report: { namespace: entry.namespace, name: entry.name } }]);
     }
     return scans;

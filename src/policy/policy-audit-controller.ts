@@ -9,11 +9,12 @@ import type { Workload } from '../kube/owner-resolver.js';
 import type { PolicyEventRecorder, PolicyFinding } from '../kube/policy-event-recorder.js';
 import type { ImageScanPolicyStatus, PolicyEntry } from '../kube/policy-entry.js';
 import type { PolicyWriter } from '../kube/policy-writer.js';
-import type { ImageScanReport, ReportPolicyStatus } from '../reports/image-scan-report.js';
+import type { ReportPolicyStatus, ReportWorkload } from '../reports/image-scan-report.js';
 import { WorkQueue } from '../reports/work-queue.js';
 import type { WorkQueueOptions } from '../reports/work-queue.js';
 import type { CompiledPolicy } from './image-scan-policy.js';
 import { governsNamespace } from './policy-evaluation.js';
+import type { ScanCounts } from './policy-evaluation.js';
 import { desiredPolicyStatus, policyStatusEquals } from './policy-status.js';
 import type { PolicyChange, PolicyStore } from './policy-store.js';
 import { desiredReportPolicy, isAuditable, samePolicyStatus, scanCountsOf, violatedPolicies } from './report-policy-status.js';
@@ -61,18 +62,32 @@ function isAtLeast(a: string, b: string): boolean {
   return a === b;
 }
 
-/**
- * The facts of a report the audit reads: what it judges, its status.policy, and the workloads its
- * events go to. A rescan that finds the same, a new scan time, are no reason to look again.
- */
-function auditInputsOf(report: ImageScanReport): string {
-  const workloads = (report.status?.workloads ?? []).map((w) => `${w.kind}/${w.name}`);
-  return JSON.stringify([report.spec?.image, report.spec?.repository, isAuditable(report), scanCountsOf(report.status) ?? null, report.status?.policy ?? null, workloads]);
+function sameCounts(a: ScanCounts | undefined, b: ScanCounts | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.critical === b.critical && a.high === b.high && a.fixableCritical === b.fixableCritical && a.fixableHigh === b.fixableHigh;
 }
 
-/** True when a report update can change its verdict or its status.policy was changed by someone else. */
+function sameWorkloads(a: readonly ReportWorkload[] = [], b: readonly ReportWorkload[] = []): boolean {
+  return a.length === b.length && a.every((w, i) => w.kind === b[i]?.kind && w.name === b[i]?.name);
+}
+
+/**
+ * True when a report update can change its verdict, its events' workloads, or its status.policy was
+ * changed by someone else: what the audit reads. A rescan that finds the same, a new scan time, are no
+ * reason to look again. Runs in the informer's callback on every report update, so it compares fields
+ * (the same status object when the update left it alone) rather than serialising both versions.
+ */
 function hasAuditInputsChanged(previous: ReportEntry, current: ReportEntry): boolean {
-  return auditInputsOf(previous.report) !== auditInputsOf(current.report);
+  const a = previous.report;
+  const b = current.report;
+  if (a.spec?.image !== b.spec?.image || a.spec?.repository !== b.spec?.repository) return true;
+  if (a.status === b.status) return false;
+  return (
+    isAuditable(a) !== isAuditable(b) ||
+    !sameCounts(scanCountsOf(a.status), scanCountsOf(b.status)) ||
+    !samePolicyStatus(a.status?.policy, b.status?.policy) ||
+    !sameWorkloads(a.status?.workloads, b.status?.workloads)
+  );
 }
 
 /** Runs the audit for report keys (`report:namespace/name`) and policy keys (`policy:name`) while leading. */

@@ -221,10 +221,6 @@ export class ScanQueue {
   private async attempt(entry: Entry, record: Running): Promise<void> {
     const signal = record.controller.signal;
     const digest = entry.target.digest;
-    // Each scan starts in its own event-loop turn: a spawn blocks the loop for a few ms (fork of a
-    // large process), and a pump that starts eight at once blocked it for 60+ ms (bench p99 120 ms).
-    await this.delay(0, signal);
-    if (signal.aborted) return;
     if (this.opts.gate) {
       try {
         await Promise.race([this.opts.gate(), aborted(signal)]);

@@ -270,10 +270,11 @@ export class PolicyAuditController {
       const resourceVersion = await this.options.writer.patchReportPolicy(entry.namespace, entry.name, desired ?? null);
       if (resourceVersion === undefined) return;
       this.reportWrites.set(key, { resourceVersion, value: desired });
-      this.log.info(
-        { namespace: entry.namespace, report: entry.name, image: report.spec.image, result: desired?.result ?? null, violations: desired?.violations.length ?? 0 },
-        'report policy result changed',
-      );
+      const fields = { namespace: entry.namespace, report: entry.name, image: report.spec.image, result: desired?.result ?? null, violations: desired?.violations.length ?? 0 };
+      // A report's first result is not a change: at info, a cold start or a new policy would log one
+      // line per governed report (each ~0.1 ms and 63 KiB of garbage in pino's redaction).
+      if (current === undefined) this.log.debug(fields, 'report policy result set');
+      else this.log.info(fields, 'report policy result changed');
     }
     if (desired !== undefined && desired.violations.length > 0) await this.announce(entry, desired, current);
   }

@@ -406,7 +406,9 @@ export class ReportReconciler {
     try {
       const created = await this.options.store.create(desired);
       this.options.reports.remember?.(created);
-      log.info({ report: name }, 'report created');
+      // At info only its first status (writeStatus, 'report status changed' with the phase): one line
+      // per new report, not two; each line costs ~0.1 ms and 63 KiB of garbage in pino's redaction.
+      log.debug({ report: name }, 'report created');
       return created;
     } catch (err) {
       // The cache lags behind the server: the report exists already. Read it and carry on.

@@ -2,6 +2,7 @@
 // no child outlives the helper or the operator.
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChildSpawner, spawnerProgram } from './child-spawner.js';
 
@@ -37,6 +38,16 @@ describe('ChildSpawner', () => {
     expect(seen.argv).toEqual(['3', '0', '--flag=$HOME; rm -rf /']);
     // Node adds nothing to a child's environment that it was not given.
     expect(Object.keys(seen.env).filter((k) => k !== 'ONLY')).toEqual([]);
+  });
+
+  it('runs the children at a lower CPU priority than the operator (nice + 10), which keeps its own', async () => {
+    const spawner = new ChildSpawner();
+    spawners.push(spawner);
+    const own = getPriority();
+    const child = spawner.run(process.execPath, ['-e', 'process.stdout.write(String(require("node:os").getPriority()))'], { env: {}, stdout: 'pipe', maxChars: 100 });
+    const run = await child.done;
+    expect(Number(run.stdout)).toBe(Math.min(19, own + 10));
+    expect(getPriority()).toBe(own);
   });
 
   it('keeps at most maxChars of the output, and says when a program cannot be started', async () => {

@@ -12,6 +12,20 @@
 // Only Node's built-ins, erasable TypeScript: Node runs this file as it is in tests, the image runs
 // its bundled copy (dist/trivy-spawner.mjs).
 import { spawn } from 'node:child_process';
+import { getPriority, setPriority } from 'node:os';
+
+/**
+ * How much lower than the operator's the children's CPU priority is (the nice value added, which
+ * needs no privilege). Trivy is batch work that uses every core it gets; within the container's CPU
+ * the deploy gate's answers and the control loop come first. Set on this process (its children
+ * inherit it), so the operator's own threads keep theirs.
+ */
+const CHILD_NICENESS = 10;
+try {
+  setPriority(Math.min(19, getPriority() + CHILD_NICENESS));
+} catch {
+  // A platform without nice values: the children run at the operator's priority.
+}
 
 interface SpawnRequest {
   type: 'spawn';

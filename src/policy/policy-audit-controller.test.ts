@@ -175,6 +175,26 @@ describe('PolicyAuditController', () => {
     }
   });
 
+  it('judges a namespace\'s reports again when its labels change, and not when an update only reorders them', async () => {
+    const r = rig();
+    r.namespaces.put({ key: 'dev', resourceVersion: '1', name: 'dev', labels: { team: 'web', tier: 'dev' } });
+    r.reports.put(reportEntry('dev', 'nginx:1.19', 'docker.io/library/nginx', 'a', 3));
+    r.policyInformer.put(policyEntry('prod-bar', { namespaceSelector: { matchLabels: { env: 'prod' } }, vulnerabilities: { critical: 0 } }));
+    r.controller.start();
+    try {
+      await r.settled();
+      expect(r.reportWrites).toEqual([]);
+      r.namespaces.put({ key: 'dev', resourceVersion: '2', name: 'dev', labels: { tier: 'dev', team: 'web' } });
+      expect(r.controller.pendingWork()).toBe(0);
+      r.namespaces.put({ key: 'dev', resourceVersion: '3', name: 'dev', labels: { tier: 'dev', team: 'web', env: 'prod' } });
+      expect(r.controller.pendingWork()).toBeGreaterThan(0);
+      await r.settled();
+      expect(r.reportWrites).toEqual(['dev/nginx-aaaaaaaaaaaa Fail']);
+    } finally {
+      await r.controller.stop();
+    }
+  });
+
   it('after a restart, announces nothing a report already held and writes nothing that is already right', async () => {
     const r = rig();
     r.namespaces.put({ key: 'shop', resourceVersion: '1', name: 'shop', labels: { env: 'prod' } });

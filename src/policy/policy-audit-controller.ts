@@ -120,7 +120,7 @@ export class PolicyAuditController {
     });
     options.namespaces.on({
       update: (old, entry) => {
-        if (JSON.stringify(old.labels) !== JSON.stringify(entry.labels)) this.enqueueReportsIn((namespace) => namespace === entry.name);
+        if (!sameLabels(old.labels, entry.labels)) this.enqueueReportsIn((namespace) => namespace === entry.name);
       },
     });
     options.policies.onChange((change) => this.enqueuePolicyChange(change));
@@ -342,4 +342,12 @@ export class PolicyAuditController {
     this.policyWrites.set(name, { resourceVersion, value: desired });
     if (!stored.result.ok) this.log.warn({ policy: name, generation: entry.generation, problem: stored.result.message }, 'ImageScanPolicy is invalid, not enforced');
   }
+}
+
+/** Same keys and values, in any order (the API server may reorder a map it returns). */
+function sameLabels(a: Readonly<Record<string, string>> | undefined, b: Readonly<Record<string, string>> | undefined): boolean {
+  const left = a ?? {};
+  const right = b ?? {};
+  const keys = Object.keys(left);
+  return keys.length === Object.keys(right).length && keys.every((key) => right[key] === left[key]);
 }

@@ -3,11 +3,12 @@
 // developer sees for Warn and Deny policies, allowed registries, unscanned images scanned by
 // reference, controller-owned pods, a standby answering like the leader, and the webhook down.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../test/alerts/prometheus.js';
 import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import { kubectlFor } from '../fake-apiserver/kubectl-runner.js';
+import { shippedWebhookConfiguration } from './shipped-webhook.js';
 import type { Kubectl, KubectlResult } from '../fake-apiserver/kubectl-runner.js';
 import { CLEAN_FIXTURE, eventually, NGINX_FIXTURE, startRig } from '../reliability/harness.js';
 import type { OperatorProcess, Rig } from '../reliability/harness.js';
@@ -20,15 +21,6 @@ let rig: Rig;
 let kubectl: Kubectl;
 const replicas: { operator: OperatorProcess; port: number; identity: string }[] = [];
 let nginxReport: string;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 function deployment(name: string, image: string, namespace = 'shop'): string {
   return JSON.stringify({
@@ -86,25 +78,7 @@ beforeAll(async () => {
   const report = await eventually(() => rig.reports('prod').find((r) => r.status?.phase === 'Scanned'), 60_000, 'nginx report in prod');
   nginxReport = report.metadata?.name ?? '';
   kubectl = kubectlFor(rig.api.kubeconfigFor('dev-bob'));
-  await kubectlFor(rig.api.kubeconfigPath).ok(['apply', '-f', '-'], JSON.stringify({
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingWebhookConfiguration',
-    metadata: { name: 'imagescan-operator' },
-    webhooks: [{
-      name: 'images.imagescan.dev',
-      clientConfig: { service: { ...SERVICE, path: '/validate', port: 443 }, caBundle: cert.caBundle },
-      rules: [
-        { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'], operations: ['CREATE', 'UPDATE'] },
-        { apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs', 'cronjobs'], operations: ['CREATE', 'UPDATE'] },
-        { apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'] },
-      ],
-      failurePolicy: 'Ignore',
-      timeoutSeconds: 5,
-      sideEffects: 'NoneOnDryRun',
-      admissionReviewVersions: ['v1'],
-      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['imagescan-system', 'kube-system'] }] },
-    }],
-  }));
+  await kubectlFor(rig.api.kubeconfigPath).ok(['apply', '-f', '-'], shippedWebhookConfiguration(cert.caBundle));
   routeTo(replicas[0]?.port);
 }, 180_000);
 

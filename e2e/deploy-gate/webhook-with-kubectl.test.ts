@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideReview } from '../../src/admission/admission-decider.js';
 import type { AdmissionKnowledge } from '../../src/admission/admission-decider.js';
-import { startWebhookServer, WEBHOOK_PATH } from '../../src/admission/webhook-server.js';
+import { startWebhookServer } from '../../src/admission/webhook-server.js';
 import type { WebhookServer } from '../../src/admission/webhook-server.js';
 import { compilePolicy } from '../../src/policy/image-scan-policy.js';
 import type { CompiledPolicy } from '../../src/policy/image-scan-policy.js';
@@ -14,6 +14,7 @@ import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import { startFakeApiServer } from '../fake-apiserver/index.js';
 import type { FakeApiServer } from '../fake-apiserver/index.js';
 import { kubectlFor } from '../fake-apiserver/kubectl-runner.js';
+import { shippedWebhookConfiguration } from './shipped-webhook.js';
 import type { Kubectl } from '../fake-apiserver/kubectl-runner.js';
 
 const cert = makeSelfSignedCert({ dnsNames: ['imagescan-operator-webhook.imagescan-system.svc'] });
@@ -54,26 +55,8 @@ beforeAll(async () => {
   api.seed.namespace('shop', { team: 'payments' });
   api.seed.namespace('sandbox', { team: 'research' });
   kubectl = kubectlFor(api.kubeconfigFor('dev-bob'));
-  // The shape the admission component will install: Ignore, 5 s, NoneOnDryRun, workloads and pods.
-  await kubectl.ok(['apply', '-f', '-'], JSON.stringify({
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingWebhookConfiguration',
-    metadata: { name: 'imagescan-operator' },
-    webhooks: [{
-      name: 'images.imagescan.dev',
-      clientConfig: { service: { namespace: 'imagescan-system', name: 'imagescan-operator-webhook', path: WEBHOOK_PATH, port: 443 }, caBundle: cert.caBundle },
-      rules: [
-        { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'], operations: ['CREATE', 'UPDATE'] },
-        { apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs', 'cronjobs'], operations: ['CREATE', 'UPDATE'] },
-        { apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'] },
-      ],
-      failurePolicy: 'Ignore',
-      timeoutSeconds: 5,
-      sideEffects: 'NoneOnDryRun',
-      admissionReviewVersions: ['v1'],
-      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['imagescan-system', 'kube-system'] }] },
-    }],
-  }));
+  // What the admission component installs: Ignore, 5 s, NoneOnDryRun, workloads and pods.
+  await kubectl.ok(['apply', '-f', '-'], shippedWebhookConfiguration(cert.caBundle));
 });
 
 afterAll(async () => {

@@ -7,7 +7,6 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -16,7 +15,7 @@ import { RULES_FILE, rulesWithShortFor } from '../../test/alerts/alert-rules.js'
 import { alertmanagerConfigForTest, startAlertmanager } from '../../test/alerts/alertmanager.js';
 import type { RunningAlertmanager } from '../../test/alerts/alertmanager.js';
 import { dashboardQueries } from '../../test/alerts/dashboard-queries.js';
-import { startPrometheus } from '../../test/alerts/prometheus.js';
+import { freePort, startPrometheus } from '../../test/alerts/prometheus.js';
 import type { RunningPrometheus } from '../../test/alerts/prometheus.js';
 import { promtool } from '../../test/alerts/promtool.js';
 import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
@@ -81,15 +80,6 @@ let operator: OperatorProcess | undefined;
 let prometheus: RunningPrometheus | undefined;
 let payments: SeededWorkload;
 let webhookPort = 0;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 /** Sends the operator's webhook one AdmissionReview (a dry-run Deployment in payments), as the API server would; resolves with its status code. */
 function sendAdmissionReview(uid: string): Promise<number> {

@@ -1,9 +1,9 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { FakeInformer, runningPodEntry as pod } from '../../test/fake-informer.js';
 import { parseImageReference } from '../images/image-reference.js';
-import { toPodEntry, toReportEntry } from '../kube/cluster-objects.js';
+import { toReportEntry } from '../kube/cluster-objects.js';
 import type { NamespaceEntry, PodEntry, ReportEntry } from '../kube/cluster-objects.js';
-import type { InformerHandlers } from '../kube/informer.js';
 import { compilePolicy } from '../policy/image-scan-policy.js';
 import type { CompiledPolicy } from '../policy/image-scan-policy.js';
 import type { ScanResult } from '../scanner/scan-result.js';
@@ -67,42 +67,7 @@ describe('KnowledgeMirror', () => {
   });
 });
 
-class FakeSource<T> {
-  private readonly handlers: InformerHandlers<T>[] = [];
-  readonly objects = new Map<string, T>();
-  constructor(private readonly keyOf: (obj: T) => string) {}
-  on(h: InformerHandlers<T>): void {
-    this.handlers.push(h);
-  }
-  get(key: string): T | undefined {
-    return this.objects.get(key);
-  }
-  list(): IterableIterator<T> {
-    return this.objects.values();
-  }
-  put(obj: T): void {
-    const old = this.objects.get(this.keyOf(obj));
-    this.objects.set(this.keyOf(obj), obj);
-    for (const h of this.handlers) {
-      if (old === undefined) h.add?.(obj);
-      else h.update?.(old, obj);
-    }
-  }
-  delete(obj: T): void {
-    this.objects.delete(this.keyOf(obj));
-    for (const h of this.handlers) h.delete?.(obj);
-  }
-}
 
-function pod(namespace: string, name: string, image: string, digest: string): PodEntry {
-  const entry = toPodEntry({
-    metadata: { namespace, name, resourceVersion: '1' },
-    spec: { containers: [{ name: 'app', image }] },
-    status: { phase: 'Running', containerStatuses: [{ name: 'app', image, imageID: `docker.io/library/nginx@${digest}`, started: true, state: { running: {} } }] },
-  });
-  if (entry === undefined) throw new Error('bad pod');
-  return entry;
-}
 
 function report(namespace: string, name: string, digest: string, critical: number): ReportEntry {
   const status = { phase: 'Scanned', summary: { critical, high: 0, medium: 0, low: 0, unknown: 0, total: critical, fixable: 0 } };
@@ -117,9 +82,9 @@ function scanResult(critical: number): ScanResult {
 
 describe('KnowledgeFeed', () => {
   it('keeps a mirror answering as the sources do, in one structured-cloned batch per interval however many events', async () => {
-    const pods = new FakeSource<PodEntry>((p) => p.key);
-    const reports = new FakeSource<ReportEntry>((r) => r.key);
-    const namespaces = new FakeSource<NamespaceEntry>((n) => n.name);
+    const pods = new FakeInformer<PodEntry>();
+    const reports = new FakeInformer<ReportEntry>();
+    const namespaces = new FakeInformer<NamespaceEntry>();
     const images = new KnownImages({ pods: [pods], reports });
     let finishScan: ((r: { digest: string; result: ScanResult }) => void) | undefined;
     const scans = new ReferenceScans({ scan: (_t: ReferenceTarget) => new Promise((resolve) => (finishScan = resolve)), isKnown: () => false, logger: pino({ level: 'silent' }), maxLearned: 8 });
@@ -155,7 +120,7 @@ describe('KnowledgeFeed', () => {
     for (let i = 0; i < 50; i++) reports.put(report(`ns${i}`, 'nginx-b', D2, i));
     reports.put(report('shop', 'nginx-b', D2, 7));
     namespaces.put({ key: 'dev', resourceVersion: '1', name: 'dev', labels: { team: 'dev' } });
-    namespaces.delete({ key: 'shop', resourceVersion: '1', name: 'shop', labels: {} });
+    namespaces.delete('shop');
     const compiled = compilePolicy('gate', { exemptImages: ['registry.corp.example/tools/*'], namespaceSelector: { matchLabels: { team: 'dev' } } });
     if (!compiled.ok) throw new Error(compiled.message);
     valid = [compiled.policy];
@@ -168,12 +133,12 @@ describe('KnowledgeFeed', () => {
     expect(mirror.scanResult(parseImageReference('registry.corp.example/app:2'), 'prod')).toEqual({ scan: { critical: 4, high: 0, fixableCritical: 0, fixableHigh: 0 } });
 
     // The pods go: the tag runs with D1 again, and nothing is sent once stopped.
-    for (let i = 0; i < 500; i++) pods.delete(pod('shop', `p${i}`, 'nginx:1.25', D2));
+    for (let i = 0; i < 500; i++) pods.delete(pod('shop', `p${i}`, 'nginx:1.25', D2).key);
     feed.flush();
     agree();
     expect(mirror.scanResult(nginx, 'dev')?.report?.name).toBe('nginx-a');
     feed.stop();
-    pods.delete(pod('prod', 'a', 'nginx:1.25', D1));
+    pods.delete(pod('prod', 'a', 'nginx:1.25', D1).key);
     feed.flush();
     expect(sent).toHaveLength(3);
   });

@@ -1,34 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { toPodEntry, toReportEntry } from '../kube/cluster-objects.js';
+import { FakeInformer, runningPodEntry as pod } from '../../test/fake-informer.js';
+import { toReportEntry } from '../kube/cluster-objects.js';
 import type { PodEntry, ReportEntry } from '../kube/cluster-objects.js';
-import type { InformerHandlers } from '../kube/informer.js';
 import { KnownImages } from './known-images.js';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
 
-class FakeSource<T> {
-  handlers: InformerHandlers<T>[] = [];
-  on(h: InformerHandlers<T>): void {
-    this.handlers.push(h);
-  }
-  add(obj: T): void {
-    for (const h of this.handlers) h.add?.(obj);
-  }
-  delete(obj: T): void {
-    for (const h of this.handlers) h.delete?.(obj);
-  }
-}
 
-function pod(namespace: string, name: string, image: string, digest: string): PodEntry {
-  const entry = toPodEntry({
-    metadata: { namespace, name, resourceVersion: '1' },
-    spec: { containers: [{ name: 'app', image }] },
-    status: { phase: 'Running', containerStatuses: [{ name: 'app', image, imageID: `docker.io/library/nginx@${digest}`, started: true, state: { running: {} } }] },
-  });
-  if (entry === undefined) throw new Error('bad pod');
-  return entry;
-}
 
 function report(namespace: string, name: string, digest: string, status?: Record<string, unknown>): ReportEntry {
   const entry = toReportEntry({ apiVersion: 'imagescan.dev/v1alpha1', kind: 'ImageScanReport', metadata: { namespace, name, resourceVersion: '1' }, spec: { image: 'nginx:1.25', repository: 'docker.io/library/nginx', digest }, ...(status ? { status } : {}) });
@@ -44,32 +23,32 @@ const scanned = {
 
 describe('KnownImages', () => {
   it('knows the digest a tag runs with while a pod runs it (the one most pods run), and forgets it after', () => {
-    const pods = new FakeSource<PodEntry>();
-    const known = new KnownImages({ pods: [pods], reports: new FakeSource<ReportEntry>() });
+    const pods = new FakeInformer<PodEntry>();
+    const known = new KnownImages({ pods: [pods], reports: new FakeInformer<ReportEntry>() });
     const a = pod('prod', 'a', 'nginx:1.25', D1);
     const b = pod('prod', 'b', 'docker.io/library/nginx:1.25', D2);
     const c = pod('dev', 'c', 'nginx:1.25', D2);
-    pods.add(a);
+    pods.put(a);
     expect(known.digestOfTag('docker.io/library/nginx', '1.25')).toBe(D1);
-    pods.add(b);
-    pods.add(c);
+    pods.put(b);
+    pods.put(c);
     expect(known.digestOfTag('docker.io/library/nginx', '1.25')).toBe(D2);
     expect(known.digestOfTag('docker.io/library/nginx', undefined)).toBeUndefined();
-    for (const p of [a, b, c]) pods.delete(p);
+    for (const p of [a, b, c]) pods.delete(p.key);
     expect(known.digestOfTag('docker.io/library/nginx', '1.25')).toBeUndefined();
   });
 
   it('answers a digest from a report with a result, the namespace\'s own first, with the fixable counts of its fixes', () => {
-    const reports = new FakeSource<ReportEntry>();
+    const reports = new FakeInformer<ReportEntry>();
     const known = new KnownImages({ pods: [], reports });
-    reports.add(report('prod', 'nginx-1', D1, scanned));
-    reports.add(report('dev', 'nginx-2', D1, scanned));
-    reports.add(report('prod', 'nginx-3', D2, { phase: 'Pending' }));
+    reports.put(report('prod', 'nginx-1', D1, scanned));
+    reports.put(report('dev', 'nginx-2', D1, scanned));
+    reports.put(report('prod', 'nginx-3', D2, { phase: 'Pending' }));
     expect(known.scanOfDigest(D1, 'dev')).toEqual({ scan: { critical: 3, high: 2, fixableCritical: 2, fixableHigh: 1 }, report: { namespace: 'dev', name: 'nginx-2' } });
     expect(known.scanOfDigest(D1, 'shop')?.report).toEqual({ namespace: 'prod', name: 'nginx-1' });
     expect(known.scanOfDigest(D2, 'prod')).toBeUndefined();
-    reports.delete(report('prod', 'nginx-1', D1, scanned));
-    reports.delete(report('dev', 'nginx-2', D1, scanned));
+    reports.delete(report('prod', 'nginx-1', D1, scanned).key);
+    reports.delete(report('dev', 'nginx-2', D1, scanned).key);
     expect(known.scanOfDigest(D1, 'prod')).toBeUndefined();
   });
 });

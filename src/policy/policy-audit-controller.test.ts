@@ -2,7 +2,7 @@ import type { CoreV1Event } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { NamespaceEntry, ReportEntry } from '../kube/cluster-objects.js';
-import type { CachedObject, InformerHandlers } from '../kube/informer.js';
+import { FakeInformer } from '../../test/fake-informer.js';
 import type { Workload } from '../kube/owner-resolver.js';
 import { PolicyEventRecorder } from '../kube/policy-event-recorder.js';
 import type { ImageScanPolicyStatus, PolicyEntry } from '../kube/policy-entry.js';
@@ -12,35 +12,6 @@ import type { ImageScanReport, ReportPolicyStatus } from '../reports/image-scan-
 import { buildReportObject } from '../reports/report-builder.js';
 import { PolicyAuditController } from './policy-audit-controller.js';
 import { PolicyStore } from './policy-store.js';
-
-/** An informer's cache and callbacks, fed by the test (and by the fake writer, as the watch would). */
-class FakeInformer<T extends CachedObject> {
-  private readonly handlers: InformerHandlers<T>[] = [];
-  readonly objects = new Map<string, T>();
-  on(handlers: InformerHandlers<T>): void {
-    this.handlers.push(handlers);
-  }
-  get(key: string): T | undefined {
-    return this.objects.get(key);
-  }
-  list(): IterableIterator<T> {
-    return this.objects.values();
-  }
-  delete(key: string): void {
-    const old = this.objects.get(key);
-    if (old === undefined) return;
-    this.objects.delete(key);
-    for (const h of this.handlers) h.delete?.(old);
-  }
-  put(obj: T): void {
-    const old = this.objects.get(obj.key);
-    this.objects.set(obj.key, obj);
-    for (const h of this.handlers) {
-      if (old === undefined) h.add?.(obj);
-      else h.update?.(old, obj);
-    }
-  }
-}
 
 let version = 100;
 const nextVersion = (): string => String((version += 1));

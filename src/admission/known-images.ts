@@ -2,7 +2,6 @@
 // (from the pod cache) and which reports hold a digest's result (from the report cache). Fed by the
 // informers' callbacks on every replica, so a request is answered with two map lookups and never a
 // walk over all pods or reports.
-import { parseImageReference } from '../images/image-reference.js';
 import type { PodEntry, ReportEntry } from '../kube/cluster-objects.js';
 import type { InformerHandlers } from '../kube/informer.js';
 import { scanCountsOf } from '../policy/report-policy-status.js';
@@ -112,15 +111,10 @@ export class KnownImages {
 
   private countPod(entry: PodEntry, delta: 1 | -1): void {
     for (const image of entry.images) {
-      let key: string;
-      try {
-        const reference = parseImageReference(image.image.image);
-        // A pinned digest needs no tag lookup; a local-only image has no digest a registry serves.
-        if (reference.digest !== undefined || image.image.localOnly) continue;
-        key = tagKey(reference.repository, reference.tag);
-      } catch {
-        continue;
-      }
+      const { repository, specTag, localOnly } = image.image;
+      // A pinned digest needs no tag lookup; a local-only image has no digest a registry serves.
+      if (specTag === undefined || localOnly) continue;
+      const key = tagKey(repository, specTag);
       let digests = this.digestsByTag.get(key);
       if (digests === undefined) {
         if (delta < 0) continue;

@@ -129,13 +129,19 @@ describe('resolveContainerImage', () => {
       'digest from a containerd imageID',
       'nginx:1.25',
       `docker.io/library/nginx@${D1}`,
-      { image: 'nginx:1.25', repository: 'docker.io/library/nginx', registry: 'docker.io', digest: D1, digestSource: 'imageID', localOnly: false },
+      { image: 'nginx:1.25', repository: 'docker.io/library/nginx', registry: 'docker.io', digest: D1, digestSource: 'imageID', localOnly: false, specTag: '1.25' },
     ],
     [
       'repository from the spec even when the runtime pulled through a mirror',
       'nginx:1.25',
       `mirror.example.com/library/nginx@${D1}`,
-      { image: 'nginx:1.25', repository: 'docker.io/library/nginx', registry: 'docker.io', digest: D1, digestSource: 'imageID', localOnly: false },
+      { image: 'nginx:1.25', repository: 'docker.io/library/nginx', registry: 'docker.io', digest: D1, digestSource: 'imageID', localOnly: false, specTag: '1.25' },
+    ],
+    [
+      'no tag written: the tag is latest',
+      'busybox',
+      `docker.io/library/busybox@${D1}`,
+      { image: 'busybox', repository: 'docker.io/library/busybox', registry: 'docker.io', digest: D1, digestSource: 'imageID', localOnly: false, specTag: 'latest' },
     ],
     [
       'the running digest wins over a different pinned one',
@@ -153,13 +159,13 @@ describe('resolveContainerImage', () => {
       'locally loaded image without a pinned digest: the config digest, marked local only',
       'app:dev',
       D1,
-      { image: 'app:dev', repository: 'docker.io/library/app', registry: 'docker.io', digest: D1, digestSource: 'imageID', localOnly: true },
+      { image: 'app:dev', repository: 'docker.io/library/app', registry: 'docker.io', digest: D1, digestSource: 'imageID', localOnly: true, specTag: 'dev' },
     ],
     [
       'docker:// image ID is local as well',
       'app:dev',
       `docker://${D1}`,
-      { image: 'app:dev', repository: 'docker.io/library/app', registry: 'docker.io', digest: D1, digestSource: 'imageID', localOnly: true },
+      { image: 'app:dev', repository: 'docker.io/library/app', registry: 'docker.io', digest: D1, digestSource: 'imageID', localOnly: true, specTag: 'dev' },
     ],
   ];
   it.each(cases)('%s', (_name, spec, imageID, expected) => {

@@ -55,6 +55,11 @@ export interface ResolvedImage {
    * node) and the spec pins no digest: the digest is the image config digest, which no registry serves.
    */
   localOnly: boolean;
+  /**
+   * The tag the spec names (`latest` when it names neither a tag nor a digest); absent when the spec
+   * pins a digest. Kept so what indexes pods by tag needs no second parse of the spec image.
+   */
+  specTag?: string;
 }
 
 /** A reference or image ID that cannot be parsed. `input` is the offending string. */
@@ -145,7 +150,7 @@ export function resolveContainerImage(specImage: string, imageID: string | undef
   const ref = parseImageReference(specImage);
   const id = parseImageID(imageID);
   if (id === undefined) return undefined;
-  const base = { image: specImage, repository: ref.repository, registry: ref.registry };
+  const base = { image: specImage, repository: ref.repository, registry: ref.registry, ...(ref.digest === undefined ? { specTag: ref.tag ?? 'latest' } : {}) };
   if (id.repository !== undefined) {
     return { ...base, digest: id.digest, digestSource: 'imageID', localOnly: false };
   }

@@ -55,6 +55,7 @@ describe('podImages', () => {
       digest: NGINX,
       digestSource: 'imageID',
       localOnly: false,
+      specTag: '1.25',
     });
   });
 

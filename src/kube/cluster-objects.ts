@@ -130,7 +130,7 @@ function imagesKey(images: readonly PodImage[]): string {
   return images
     .map((i) => {
       const r = i.image;
-      return `${i.containerType}:${i.container}:${i.containers.join(',')}=${r.image}|${r.repository}|${r.registry}|${r.digest}|${r.digestSource}|${String(r.localOnly)}|${i.platform ?? ''}`;
+      return `${i.containerType}:${i.container}:${i.containers.join(',')}=${r.image}|${r.repository}|${r.registry}|${r.digest}|${r.digestSource}|${String(r.localOnly)}|${r.specTag ?? ''}|${i.platform ?? ''}`;
     })
     .join(';');
 }
@@ -161,6 +161,7 @@ function sharedResolution(specImage: string, imageID: string | undefined): Resol
     repository: strings.intern(resolved.repository),
     registry: strings.intern(resolved.registry),
     digest: strings.intern(resolved.digest),
+    ...(resolved.specTag === undefined ? {} : { specTag: strings.intern(resolved.specTag) }),
   });
 }
 

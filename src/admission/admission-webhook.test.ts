@@ -44,15 +44,13 @@ function sources(policies: CompiledPolicy[]): AdmissionSources & { asked: ImageR
     policies: { validPolicies: () => policies, onChange: () => undefined },
     namespaces: { on: () => undefined, get: (name) => (name === 'shop' ? shop : undefined), list: () => [shop] },
     images: {
-      digestOfTag: (repository, tag) => (tagKey(repository, tag) === NGINX_TAG ? DIGEST : undefined),
       digestOfTagKey: (key) => (key === NGINX_TAG ? DIGEST : undefined),
-      scanOfDigest: (digest) => (digest === DIGEST ? NGINX_SCAN : undefined),
       reportScansOfDigest: (digest) => (digest === DIGEST ? [['prod', NGINX_SCAN]] : []),
       tagKeys: () => [NGINX_TAG].values(),
       reportDigests: () => [DIGEST].values(),
       onChange: () => undefined,
     },
-    scans: { digestOfTag: () => undefined, scanOfDigest: () => undefined, request: (ref) => asked.push(ref) > 0, learned: () => ({ tags: [], scans: [] }), onLearned: () => undefined, maxLearned: 16 },
+    scans: { request: (ref) => asked.push(ref) > 0, learned: () => ({ tags: [], scans: [] }), onLearned: () => undefined, maxLearned: 16 },
   };
 }
 

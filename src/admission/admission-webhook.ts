@@ -13,35 +13,13 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { ServingCertificate } from '../tls/serving-certificate.js';
 import { readCertificateDir, watchCertificateDir } from '../tls/serving-certificate.js';
-import { decideReview } from './admission-decider.js';
-import type { AdmissionKnowledge, Decision, KnownScan } from './admission-decider.js';
-import type { AdmissionRequest, AdmissionReviewResponse } from './admission-review.js';
+import type { Decision } from './admission-decider.js';
 import { KnowledgeFeed } from './knowledge-feed.js';
 import type { AdmissionSources } from './knowledge-feed.js';
 import type { FromWorker, Reviewed, ToWorker, WebhookWorkerData } from './webhook-worker.js';
 import type { WebhookServer } from './webhook-server.js';
 
 export type { AdmissionSources } from './knowledge-feed.js';
-
-/**
- * The knowledge a decision reads, straight from the sources: a reference's digest is the one it pins,
- * else the one pods run its tag with, else the one a scan by reference found; its result is a
- * report's, else that scan's. The worker's KnowledgeMirror answers the same from its copy.
- */
-export function knowledgeOf(sources: AdmissionSources): AdmissionKnowledge {
-  return {
-    policies: () => sources.policies.validPolicies(),
-    namespaceLabels: (namespace) => sources.namespaces.get(namespace)?.labels,
-    scanResult(reference, namespace): KnownScan | undefined {
-      const digest = reference.digest ?? sources.images.digestOfTag(reference.repository, reference.tag) ?? sources.scans.digestOfTag(reference.repository, reference.tag);
-      if (digest === undefined) return undefined;
-      const reported = sources.images.scanOfDigest(digest, namespace);
-      if (reported !== undefined) return reported;
-      const scanned = sources.scans.scanOfDigest(digest);
-      return scanned === undefined ? undefined : { scan: scanned };
-    },
-  };
-}
 
 /** The worker's program beside this module: the .ts source in tests, the bundled .mjs in the image. */
 export function webhookWorkerProgram(): { file: string; execArgv: string[] } {
@@ -68,8 +46,6 @@ export interface AdmissionWebhookOptions {
 export interface AdmissionWebhook {
   /** The running server; undefined until a certificate is there (and while its worker restarts). */
   server(): WebhookServer | undefined;
-  /** Judges one request as the worker does, on the calling thread from the sources (tests, the benchmark). */
-  decide(request: AdmissionRequest): AdmissionReviewResponse;
   /** The worker thread, while one runs (tests). */
   worker(): Worker | undefined;
   stop(): Promise<void>;
@@ -83,7 +59,6 @@ export interface AdmissionWebhook {
  */
 export async function startAdmissionWebhook(opts: AdmissionWebhookOptions): Promise<AdmissionWebhook> {
   const log = opts.logger;
-  const knowledge = knowledgeOf(opts.sources);
   const feed = new KnowledgeFeed(opts.sources);
   const firstRestartDelay = opts.restartDelayMs ?? 1_000;
   let restartDelay = firstRestartDelay;
@@ -103,15 +78,6 @@ export async function startAdmissionWebhook(opts: AdmissionWebhookOptions): Prom
     else if (review.decision === 'deny') log.info({ ...review.fields, decision: review.decision, unscanned }, 'admission request refused');
     else log.debug({ ...review.fields, decision: review.decision, unscanned }, 'admission request judged');
     opts.onReviewed?.(review.kind, review.decision, seconds);
-  }
-
-  function decide(request: AdmissionRequest): AdmissionReviewResponse {
-    const started = process.hrtime.bigint();
-    const decision = decideReview(request, knowledge);
-    const fields = { uid: request.uid, kind: request.kind.kind, namespace: request.namespace, name: request.name, operation: request.operation, dryRun: request.dryRun };
-    const review: Reviewed = { type: 'reviewed', kind: request.kind.kind, decision: decision.decision, seconds: 0, fields, unscanned: decision.unscanned, ...(decision.notJudged === undefined ? {} : { notJudged: decision.notJudged }), ...(decision.pullIdentity === undefined ? {} : { pullIdentity: decision.pullIdentity }) };
-    reviewed(review, Number(process.hrtime.bigint() - started) / 1e9);
-    return decision.response;
   }
 
   /** A line of the worker's logger, written by ours (its level, redaction and destination). */
@@ -227,7 +193,6 @@ export async function startAdmissionWebhook(opts: AdmissionWebhookOptions): Prom
 
   return {
     server: () => server,
-    decide,
     worker: () => worker,
     async stop(): Promise<void> {
       stopped = true;

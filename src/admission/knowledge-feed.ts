@@ -16,8 +16,8 @@ export interface AdmissionSources {
   policies: { validPolicies(): readonly CompiledPolicy[]; onChange(listener: () => void): unknown };
   /** The namespace informer. */
   namespaces: { on(handlers: InformerHandlers<NamespaceEntry>): void; get(name: string): NamespaceEntry | undefined; list(): Iterable<NamespaceEntry> };
-  images: Pick<KnownImages, 'digestOfTag' | 'scanOfDigest' | 'onChange' | 'tagKeys' | 'digestOfTagKey' | 'reportDigests' | 'reportScansOfDigest'>;
-  scans: Pick<ReferenceScans, 'digestOfTag' | 'scanOfDigest' | 'request' | 'onLearned' | 'learned' | 'maxLearned'>;
+  images: Pick<KnownImages, 'onChange' | 'tagKeys' | 'digestOfTagKey' | 'reportDigests' | 'reportScansOfDigest'>;
+  scans: Pick<ReferenceScans, 'request' | 'onLearned' | 'learned' | 'maxLearned'>;
 }
 
 /** Collects changes of the sources and hands them to `send` as deltas while started. */

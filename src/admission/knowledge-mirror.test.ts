@@ -7,7 +7,7 @@ import type { NamespaceEntry, PodEntry, ReportEntry } from '../kube/cluster-obje
 import { compilePolicy } from '../policy/image-scan-policy.js';
 import type { CompiledPolicy } from '../policy/image-scan-policy.js';
 import type { ScanResult } from '../scanner/scan-result.js';
-import { knowledgeOf } from './admission-webhook.js';
+import type { AdmissionKnowledge, KnownScan } from './admission-decider.js';
 import { KnownImages } from './known-images.js';
 import { KnowledgeFeed } from './knowledge-feed.js';
 import type { AdmissionSources } from './knowledge-feed.js';
@@ -80,6 +80,26 @@ function scanResult(critical: number): ScanResult {
   return { vulnerabilities: [], summary: { critical, high: 0, medium: 0, low: 0, unknown: 0, total: critical, fixable: 0 }, scanner: { name: 'Trivy' } };
 }
 
+/**
+ * The rules the mirror must follow, read straight from the sources: a reference's digest is the one it
+ * pins, else the one pods run its tag with, else the one a scan by reference found; its result is a
+ * report's (the namespace's own first), else that scan's.
+ */
+function knowledgeOf(sources: { policies: AdmissionSources['policies']; namespaces: AdmissionSources['namespaces']; images: KnownImages; scans: ReferenceScans }): AdmissionKnowledge {
+  return {
+    policies: () => sources.policies.validPolicies(),
+    namespaceLabels: (namespace) => sources.namespaces.get(namespace)?.labels,
+    scanResult(reference, namespace): KnownScan | undefined {
+      const digest = reference.digest ?? sources.images.digestOfTag(reference.repository, reference.tag) ?? sources.scans.digestOfTag(reference.repository, reference.tag);
+      if (digest === undefined) return undefined;
+      const reported = sources.images.scanOfDigest(digest, namespace);
+      if (reported !== undefined) return reported;
+      const scanned = sources.scans.scanOfDigest(digest);
+      return scanned === undefined ? undefined : { scan: scanned };
+    },
+  };
+}
+
 describe('KnowledgeFeed', () => {
   it('keeps a mirror answering as the sources do, in one structured-cloned batch per interval however many events', async () => {
     const pods = new FakeInformer<PodEntry>();
@@ -103,7 +123,7 @@ describe('KnowledgeFeed', () => {
       sent.push(delta);
       mirror.apply(structuredClone(delta));
     });
-    const direct = knowledgeOf(sources);
+    const direct = knowledgeOf({ ...sources, images, scans });
     const refs = ['nginx:1.25', `nginx@${D1}`, `nginx@${D2}`, 'registry.corp.example/app:2'].map((r) => parseImageReference(r));
     const agree = (): void => {
       for (const ns of ['prod', 'shop', 'dev']) {

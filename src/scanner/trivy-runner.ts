@@ -169,17 +169,13 @@ export class TrivyRunner {
       const started = Date.now();
       const output = path.join(dir, 'report.json');
       const env = this.childEnv(dir);
-      if (req.credentials) {
-        credentialsDir = this.opts.credentialsDir === undefined ? path.join(dir, 'docker') : await this.makeCredentialsDir(this.opts.credentialsDir);
-        env.DOCKER_CONFIG = await writeDockerConfig(credentialsDir, req.credentials);
-      }
+      if (req.credentials) credentialsDir = await this.giveCredentials(env, dir, req.credentials);
       const args = this.scanArgs(ref, output, req.platform);
       this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, credentials: req.credentials?.source, source: 'registry', args }, 'trivy scan starting');
       const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore');
       this.log.debug({ digest: req.digest, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut, durationMs: Date.now() - started }, 'trivy scan exited');
-      if (run.cancelled) throw cancelledFailure();
-      if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
-      if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
+      const failure = this.failureOf(run);
+      if (failure !== undefined) throw failure;
       const cache = this.opts.sbomCache;
       if (cache === undefined) {
         childExited();
@@ -218,9 +214,7 @@ export class TrivyRunner {
    */
   async scanReference(req: { repository: string; tag: string; credentials?: RegistryCredentials }, signal?: AbortSignal): Promise<{ digest: string; result: ScanResult }> {
     if (!REPOSITORY.test(req.repository) || !TAG.test(req.tag)) throw new ScanFailure('scanner_error', `Not a repository and tag: ${JSON.stringify(`${req.repository}:${req.tag}`).slice(0, 300)}`, false);
-    if (req.credentials && !sameRegistry(req.credentials.registry, req.repository.split('/')[0] ?? '')) {
-      throw new ScanFailure('auth', `Credentials from ${req.credentials.source} are for ${req.credentials.registry}, not for ${req.repository}`, false);
-    }
+    checkCredentials(req.credentials, req.repository);
     if (signal?.aborted) throw cancelledFailure();
     let credentialsDir: string | undefined;
     return this.withTempHome(async (dir) => {
@@ -228,17 +222,13 @@ export class TrivyRunner {
       const output = path.join(dir, 'report.json');
       const args = this.scanArgs(ref, output, undefined);
       const env = this.childEnv(dir);
-      if (req.credentials) {
-        credentialsDir = this.opts.credentialsDir === undefined ? path.join(dir, 'docker') : await this.makeCredentialsDir(this.opts.credentialsDir);
-        env.DOCKER_CONFIG = await writeDockerConfig(credentialsDir, req.credentials);
-      }
+      if (req.credentials) credentialsDir = await this.giveCredentials(env, dir, req.credentials);
       this.log.debug({ repository: req.repository, tag: req.tag, credentials: req.credentials?.source, source: 'registry', args }, 'trivy scan by reference starting');
       const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore').finally(async () => {
         if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
       });
-      if (run.cancelled) throw cancelledFailure();
-      if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
-      if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
+      const failure = this.failureOf(run);
+      if (failure !== undefined) throw failure;
       const report = await this.readReport(output);
       const digest = digestOfRepository(readRepoDigests(report), req.repository);
       if (digest === undefined) throw new ScanFailure('invalid_output', `Trivy's report of ${ref} names no digest (Metadata.RepoDigests)`, false);
@@ -262,11 +252,9 @@ export class TrivyRunner {
     this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, source: 'sbom', args }, 'trivy scan starting');
     const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore');
     this.log.debug({ digest: req.digest, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut, durationMs: Date.now() - started }, 'trivy scan exited');
-    if (run.cancelled) throw cancelledFailure();
-    if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
-    if (run.timedOut || run.exitCode !== 0) {
-      const failure = classifyTrivyFailure(run);
-      if (run.timedOut || !blamesSbomFile(run.stderr)) throw failure;
+    const failure = this.failureOf(run);
+    if (failure !== undefined) {
+      if (run.cancelled || run.spawnError !== undefined || run.timedOut || !blamesSbomFile(run.stderr)) throw failure;
       this.log.warn({ digest: req.digest, image: req.repository, reason: failure.message }, 'the kept SBOM cannot be read; scanning the image instead');
       await cache.discard(key);
       return undefined;
@@ -338,10 +326,7 @@ export class TrivyRunner {
       if (repo) args.push(repoFlag, repo);
       const failure = await this.withTempHome(async (dir) => {
         const run = await this.runTrivy(args, this.childEnv(dir), timeoutMs, signal, 'ignore');
-        if (run.cancelled) return cancelledFailure();
-        if (run.spawnError !== undefined) return new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
-        if (run.timedOut || run.exitCode !== 0) return classifyTrivyFailure(run);
-        return undefined;
+        return this.failureOf(run);
       });
       if (failure) {
         const what = flag === '--download-db-only' ? 'vulnerability DB' : 'Java DB';
@@ -353,8 +338,8 @@ export class TrivyRunner {
   /** Runs `trivy version --format json`: the CLI version and the local DB's UpdatedAt. Throws ScanFailure. */
   async version(): Promise<TrivyVersionInfo> {
     const run = await this.withTempHome((dir) => this.runTrivy(['version', '--format', 'json', '--cache-dir', this.opts.cacheDir], this.childEnv(dir), 60_000, undefined, 'pipe'));
-    if (run.spawnError !== undefined) throw new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
-    if (run.timedOut || run.exitCode !== 0) throw classifyTrivyFailure(run);
+    const failure = this.failureOf(run);
+    if (failure !== undefined) throw failure;
     let doc: unknown;
     try {
       doc = JSON.parse(run.stdout);
@@ -369,6 +354,14 @@ export class TrivyRunner {
       if (isRecord(db) && typeof db.DownloadedAt === 'string') info.dbDownloadedAt = db.DownloadedAt;
     }
     return info;
+  }
+
+  /** Why a run failed, classified (cancelled, not started, timed out, non-zero exit); undefined when it succeeded. */
+  private failureOf(run: ChildRun): ScanFailure | undefined {
+    if (run.cancelled) return cancelledFailure();
+    if (run.spawnError !== undefined) return new ScanFailure('scanner_error', `Trivy could not be started (${this.opts.trivyPath}): ${run.spawnError}`, false);
+    if (run.timedOut || run.exitCode !== 0) return classifyTrivyFailure(run);
+    return undefined;
   }
 
   private scanArgs(ref: string, output: string, platform: string | undefined): string[] {
@@ -440,6 +433,19 @@ export class TrivyRunner {
     // Synchronous: one mkdir on the local /tmp, and a scan slot then starts its child in the same turn
     // instead of waiting for a threadpool round trip behind the other I/O of a busy loop.
     return mkdtempSync(path.join(parent, started === undefined ? `imagescan-${process.pid}-` : `imagescan-${process.pid}-${started}-`));
+  }
+
+  /** Writes `credentials` for one run and points the child's DOCKER_CONFIG at them; returns the folder, to remove after the run. */
+  private async giveCredentials(env: Record<string, string>, dir: string, credentials: RegistryCredentials): Promise<string> {
+    const folder = this.opts.credentialsDir === undefined ? path.join(dir, 'docker') : await this.makeCredentialsDir(this.opts.credentialsDir);
+    try {
+      env.DOCKER_CONFIG = await writeDockerConfig(folder, credentials);
+    } catch (err) {
+      // A half-written config may hold the secret: the caller has no folder to remove yet.
+      await rm(folder, { recursive: true, force: true });
+      throw err;
+    }
+    return folder;
   }
 
   /** The per-scan DOCKER_CONFIG folder in credentialsDir; a full or missing volume is a scanner_error, retried. */
@@ -637,9 +643,13 @@ function checkTarget(req: ScanTarget): void {
   if (!DIGEST.test(req.digest)) throw new ScanFailure('scanner_error', `Not a sha256 image digest: ${JSON.stringify(req.digest).slice(0, 100)}`, false);
   if (!REPOSITORY.test(req.repository)) throw new ScanFailure('scanner_error', `Not a fully qualified repository: ${JSON.stringify(req.repository).slice(0, 200)}`, false);
   if (req.platform !== undefined && !PLATFORM.test(req.platform)) throw new ScanFailure('scanner_error', `Not an os/arch platform: ${JSON.stringify(req.platform).slice(0, 100)}`, false);
-  if (req.credentials && !sameRegistry(req.credentials.registry, req.repository.split('/')[0] ?? '')) {
+  checkCredentials(req.credentials, req.repository);
+}
+
+function checkCredentials(credentials: RegistryCredentials | undefined, repository: string): void {
+  if (credentials && !sameRegistry(credentials.registry, repository.split('/')[0] ?? '')) {
     // Handing a secret to another registry would leak it; this is a caller bug, not a scan failure to retry.
-    throw new ScanFailure('auth', `Credentials from ${req.credentials.source} are for ${req.credentials.registry}, not for ${req.repository}`, false);
+    throw new ScanFailure('auth', `Credentials from ${credentials.source} are for ${credentials.registry}, not for ${repository}`, false);
   }
 }
 

@@ -58,11 +58,14 @@ export class ReferenceScans {
   private stopped = false;
   private readonly learnedListeners: ((learned: LearnedScan) => void)[] = [];
 
+  /** How many tags and digests are kept (the most recently learned). */
+  readonly maxLearned: number;
+
   constructor(private readonly opts: ReferenceScansOptions) {
-    const maxLearned = opts.maxLearned ?? 2048;
-    this.digestByTag = new RecentMap(maxLearned);
-    this.scanByDigest = new RecentMap(maxLearned);
-    this.failedAt = new RecentMap(maxLearned);
+    this.maxLearned = opts.maxLearned ?? 2048;
+    this.digestByTag = new RecentMap(this.maxLearned);
+    this.scanByDigest = new RecentMap(this.maxLearned);
+    this.failedAt = new RecentMap(this.maxLearned);
     this.maxQueued = opts.maxQueued ?? 100;
     this.retryAfterMs = opts.retryAfterMs ?? 5 * 60_000;
     this.now = opts.now ?? Date.now;
@@ -76,11 +79,6 @@ export class ReferenceScans {
   /** The counts a scan by reference found for the digest, if any. */
   scanOfDigest(digest: string): ScanCounts | undefined {
     return this.scanByDigest.get(digest)?.scan;
-  }
-
-  /** How many tags and digests are kept (the most recently learned). */
-  get maxLearned(): number {
-    return this.opts.maxLearned ?? 2048;
   }
 
   /** What is known now, oldest first: replaying it into maps of the same bound gives the same maps. */

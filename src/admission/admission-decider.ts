@@ -4,8 +4,7 @@
 import { parseImageReference } from '../images/image-reference.js';
 import type { ImageReference } from '../images/image-reference.js';
 import type { CompiledPolicy } from '../policy/image-scan-policy.js';
-import { matchesImageGlob } from '../policy/image-patterns.js';
-import { decideAdmission, describeViolation, evaluatePolicies, governsNamespace } from '../policy/policy-evaluation.js';
+import { decideAdmission, describeViolation, evaluatePolicies, governsNamespace, isExempt } from '../policy/policy-evaluation.js';
 import type { ImageUnderReview, PolicyViolation, ScanCounts } from '../policy/policy-evaluation.js';
 import { admissionResponse } from './admission-review.js';
 import type { AdmissionRequest, AdmissionReviewResponse } from './admission-review.js';
@@ -86,6 +85,6 @@ export function decideReview(request: AdmissionRequest, knowledge: AdmissionKnow
  */
 function wouldUseAScan(policy: CompiledPolicy, reference: ImageReference): boolean {
   if (policy.action === 'Audit') return false;
-  if (policy.exemptImages.some((glob) => matchesImageGlob(reference, glob))) return false;
+  if (isExempt(policy, reference)) return false;
   return Object.keys(policy.thresholds).length > 0 || policy.unscanned !== 'Allow';
 }

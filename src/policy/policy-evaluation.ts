@@ -50,6 +50,11 @@ export function governsNamespace(policy: CompiledPolicy, namespaceLabels: Readon
   return matchesLabelSelector(policy.namespaceSelector, namespaceLabels);
 }
 
+/** Whether the reference matches one of the policy's exemptImages globs (the policy then judges nothing of it). */
+export function isExempt(policy: CompiledPolicy, reference: ImageReference): boolean {
+  return policy.exemptImages.some((glob) => matchesImageGlob(reference, glob));
+}
+
 /**
  * The violations of one image under one policy in a namespace: none when the policy does not govern
  * the namespace or the image is exempt; `registry` when it is under no allowed prefix; a threshold
@@ -59,7 +64,7 @@ export function governsNamespace(policy: CompiledPolicy, namespaceLabels: Readon
  */
 export function evaluateImage(policy: CompiledPolicy, namespaceLabels: Readonly<Record<string, string>>, image: ImageUnderReview): PolicyViolation[] {
   if (!governsNamespace(policy, namespaceLabels)) return [];
-  if (policy.exemptImages.some((glob) => matchesImageGlob(image.reference, glob))) return [];
+  if (isExempt(policy, image.reference)) return [];
   const actionEnforcement: Enforcement = policy.action === 'Audit' ? 'audit' : policy.action === 'Warn' ? 'warn' : 'deny';
   const violations: PolicyViolation[] = [];
   const add = (rule: PolicyRule, message: string, enforcement = actionEnforcement): void => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../test/alerts/prometheus.js';
 import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import { kubectlFor } from '../fake-apiserver/kubectl-runner.js';
-import { shippedWebhookConfiguration } from './shipped-webhook.js';
+import { deployment, shippedWebhookConfiguration } from './gate-fixtures.js';
 import type { Kubectl, KubectlResult } from '../fake-apiserver/kubectl-runner.js';
 import { CLEAN_FIXTURE, eventually, NGINX_FIXTURE, startRig } from '../reliability/harness.js';
 import type { OperatorProcess, Rig } from '../reliability/harness.js';
@@ -21,15 +21,6 @@ let rig: Rig;
 let kubectl: Kubectl;
 const replicas: { operator: OperatorProcess; port: number; identity: string }[] = [];
 let nginxReport: string;
-
-function deployment(name: string, image: string, namespace = 'shop'): string {
-  return JSON.stringify({
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace },
-    spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image }] } } },
-  });
-}
 
 async function usePolicy(name: string, spec: Record<string, unknown>): Promise<void> {
   for (const existing of rig.api.objects.list(POLICIES)) {

@@ -14,7 +14,7 @@ import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import { startFakeApiServer } from '../fake-apiserver/index.js';
 import type { FakeApiServer } from '../fake-apiserver/index.js';
 import { kubectlFor } from '../fake-apiserver/kubectl-runner.js';
-import { shippedWebhookConfiguration } from './shipped-webhook.js';
+import { deployment, shippedWebhookConfiguration } from './gate-fixtures.js';
 import type { Kubectl } from '../fake-apiserver/kubectl-runner.js';
 
 const cert = makeSelfSignedCert({ dnsNames: ['imagescan-operator-webhook.imagescan-system.svc'] });
@@ -38,15 +38,6 @@ function usePolicy(spec: Record<string, unknown>): void {
   const compiled = compilePolicy('team-bar', spec);
   if (!compiled.ok) throw new Error(compiled.message);
   policies = [compiled.policy];
-}
-
-function deployment(name: string, image: string, namespace = 'shop'): string {
-  return JSON.stringify({
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace },
-    spec: { selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image }] } } },
-  });
 }
 
 beforeAll(async () => {

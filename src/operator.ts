@@ -199,13 +199,14 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     // Stamps the scanner version and DB time on each result (the database learns them at download).
     scannerInfo: (): TrivyVersionInfo => database.versionInfo(),
     sbomCache,
+    scanSlots: config.scanConcurrency,
   });
   const database: TrivyDatabase = new TrivyDatabase({
     runner,
     ...(config.trivyServer === undefined ? {} : { server: config.trivyServer }),
     ...(config.trivyServerCa === undefined ? {} : { fetch: fetchTrustingCa(config.trivyServerCa) }),
     refreshIntervalMs: config.trivyDbRefreshMs,
-    activeScans: () => scanQueue?.inProgress() ?? 0,
+    activeScans: () => scanQueue?.pastGate() ?? 0,
     logger: log.child({ component: 'trivy-db' }),
   });
 
@@ -310,8 +311,11 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
 
   const newScanQueue = (): ScanQueue =>
     new ScanQueue({
-      scan: (target, signal, onChildExit) => runner.scan(target, signal, onChildExit),
+      scan: (target, signal, onChildExit, onChildStart) => runner.scan(target, signal, onChildExit, onChildStart),
       concurrency: config.scanConcurrency,
+      // The runner's helper holds these until one of its scanSlots is free: a slot's next child then
+      // starts as the last one exits, not after a turn of this busy event loop.
+      startAhead: config.scanConcurrency,
       // A timeout would only repeat for another full timeout; the reconciler's growing backoff retries it.
       retriesAtOnce: (failure) => failure.reason !== 'timeout',
       gate: () => database.whenReady(),

@@ -75,6 +75,30 @@ describe('ChildSpawner', () => {
     expect(spawner.helperPid()).not.toBe(helper);
   });
 
+  it('runs at most the lane limit of children at once, starts a waiting one as one exits, and drops a cancelled one unstarted', async () => {
+    const spawner = new ChildSpawner();
+    spawners.push(spawner);
+    const slots = { lane: 'scan', limit: 1 };
+    const opts = { env: {}, stdout: 'ignore' as const, maxChars: 100, slots };
+    const first = spawner.run(process.execPath, ['-e', script, '0', '1500'], opts);
+    const second = spawner.run(process.execPath, ['-e', script, '0', '0'], opts);
+    const third = spawner.run(process.execPath, ['-e', script, '0', '0'], opts);
+    const firstPid = (await first.pid) ?? -1;
+    expect(alive(firstPid)).toBe(true);
+    // Another lane does not wait for this one.
+    const other = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: { lane: 'other', limit: 1 } });
+    expect((await other.done).exitCode).toBe(0);
+    expect(alive(firstPid)).toBe(true);
+    third.cancel();
+    expect(await third.done).toEqual({ signal: 'SIGKILL', stdout: '', stderr: '' });
+    expect(await third.pid).toBeUndefined();
+    const secondStarted = await second.pid.then(() => Date.now());
+    const firstEnded = await first.done.then(() => Date.now());
+    // The second waited for the first to exit: its pid came no earlier than the first's exit did.
+    expect(secondStarted).toBeGreaterThanOrEqual(firstEnded - 5);
+    expect((await second.done).exitCode).toBe(0);
+  });
+
   it('kills every child it started when the operator goes away (its channel closes)', async () => {
     const helper = fork(spawnerProgram(), [], { env: {}, execArgv: ['--disable-warning=ExperimentalWarning'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     const spawned = new Promise<number>((resolve) => helper.on('message', (m: { type: string; pid: number }) => m.type === 'spawned' && resolve(m.pid)));

@@ -21,12 +21,19 @@ export interface SpawnOptions {
   stdout: 'ignore' | 'pipe';
   /** Characters kept of stdout and stderr each. */
   maxChars: number;
+  /**
+   * At most `limit` children of `lane` at once: the helper starts this one when a place is free,
+   * the moment another exits (the pid then comes later).
+   */
+  slots?: { lane: string; limit: number };
 }
 
 /** A child being run: its pid once started (undefined if it could not be), then how it ended. */
 export interface SpawnHandle {
   pid: Promise<number | undefined>;
   done: Promise<SpawnedRun>;
+  /** Drops a run still waiting for its lane (it ends as killed); a started child is the caller's to signal. */
+  cancel(): void;
 }
 
 interface Pending {
@@ -69,10 +76,13 @@ export class ChildSpawner {
     const entry: Pending = { pid: undefined, started, finished };
     this.pending.set(id, entry);
     if (this.pending.size === 1) helper.channel?.ref();
-    helper.send({ type: 'spawn', id, file, args, env: opts.env, stdout: opts.stdout, maxChars: opts.maxChars }, (err) => {
+    helper.send({ type: 'spawn', id, file, args, env: opts.env, stdout: opts.stdout, maxChars: opts.maxChars, ...(opts.slots === undefined ? {} : { slots: opts.slots }) }, (err) => {
       if (err) this.settle(id, { stdout: '', stderr: '', spawnError: `the spawner process is unreachable: ${err.message}` });
     });
-    return { pid, done };
+    const cancel = () => {
+      if (this.pending.get(id) === entry && entry.pid === undefined && helper.connected) helper.send({ type: 'cancel', id });
+    };
+    return { pid, done, cancel };
   }
 
   /** The helper's pid while it runs: its memory is part of what starting Trivy costs. */

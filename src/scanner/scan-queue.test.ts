@@ -40,13 +40,13 @@ function harness(opts: {
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
   const runner = new TrivyRunner(stubRunnerOptions(ws, logger, opts.runner));
   const ref: { queue?: ScanQueue } = {};
-  const db = new TrivyDatabase({ runner, refreshIntervalMs: 3_600_000, logger, activeScans: () => ref.queue?.inProgress() ?? 0 });
+  const db = new TrivyDatabase({ runner, refreshIntervalMs: 3_600_000, logger, activeScans: () => ref.queue?.pastGate() ?? 0 });
   const outcomes: ScanOutcome[] = [];
   const events: ScanQueueEvent[] = [];
   const eventTimes: { type: string; attempt: number; t: number }[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   const queue = new ScanQueue({
-    scan: (t, signal) => runner.scan(t, signal),
+    scan: (t, signal, onChildExit, onChildStart) => runner.scan(t, signal, onChildExit, onChildStart),
     concurrency: opts.concurrency ?? 2,
     gate: () => db.whenReady(),
     backoff: { baseMs: 50, maxMs: 200 },
@@ -111,6 +111,34 @@ describe('ScanQueue with the stub Trivy', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(h.outcomes).toHaveLength(5);
     expect(h.queue.depth() + h.queue.inProgress()).toBe(0);
+    expect(h.ws.leftovers()).toEqual([]);
+  });
+
+  it('starts scans ahead of its slots that wait in the runner: never more children than slots, and the wait is not counted in the timeout', async () => {
+    const h = harness({ env: { TRIVY_STUB_SLEEP_MS: '700' }, concurrency: 1, runner: { scanSlots: 1, timeoutMs: 2_000 }, queue: { startAhead: 2 } });
+    await h.db.start();
+    for (const n of [1, 2, 3, 4]) h.queue.request(target(n), 'new');
+    // Three started: one child running, two waiting for the slot (counted as waiting), the fourth queued.
+    await expect.poll(() => h.queue.pastGate()).toBe(3);
+    await expect.poll(() => h.queue.inProgress()).toBe(1);
+    expect(h.queue.depth()).toBe(3);
+    const outcomes = await h.outcomesReached(4);
+    // The third waited for two runs of ~0.8 s before its own: over 2 s since it started, yet not timed out.
+    expect(outcomes.map((o) => [o.ok, o.attempts])).toEqual([[true, 1], [true, 1], [true, 1], [true, 1]]);
+    expect(maxOverlap(intervals(h.scans()))).toBe(1);
+  });
+
+  it('never starts the child of a scan stopped while it waits for a slot', async () => {
+    const h = harness({ env: { TRIVY_STUB_SLEEP_MS: '1500' }, concurrency: 1, runner: { scanSlots: 1 }, queue: { startAhead: 1 } });
+    await h.db.start();
+    h.queue.request(target(1), 'new');
+    h.queue.request(target(2), 'new');
+    await expect.poll(() => h.scans().length).toBe(1);
+    expect(h.queue.pastGate()).toBe(2);
+    expect(h.queue.inProgress()).toBe(1);
+    await h.queue.stop();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.scans().map((s) => s.start.argv?.at(-1)?.split('@')[1])).toEqual([testDigest(1)]);
     expect(h.ws.leftovers()).toEqual([]);
   });
 

@@ -137,8 +137,9 @@ describe('ScanQueue timing', () => {
     const finishReport = new Map<string, () => void>();
     const outcomes: ScanOutcome[] = [];
     const queue = new ScanQueue({
-      scan: (target, _signal, onChildExit) => {
+      scan: (target, _signal, onChildExit, onChildStart) => {
         started.push(target.digest);
+        onChildStart();
         onChildExit();
         return new Promise<ScanResult>((resolve) => finishReport.set(target.digest, () => resolve(emptyResult)));
       },
@@ -174,8 +175,9 @@ describe('ScanQueue timing', () => {
         // What the operator's queue gauges read when a scan finishes: it is neither waiting nor running.
         if (e.type === 'finished') atFinish.push([queue.depth(), queue.inProgress()]);
       },
-      scan: (target) => {
+      scan: (target, _signal, _onChildExit, onChildStart) => {
         started.push(target.digest);
+        onChildStart();
         return new Promise<ScanResult>((resolve) => finish.set(target.digest, () => resolve(emptyResult)));
       },
       concurrency: 1,

@@ -7,7 +7,9 @@
 //
 // `concurrency` bounds Trivy children. A scan that says its child has exited (onChildExit) hands its
 // slot to the next one while it still reads and parses the report, so a busy event loop does not keep
-// slots idle; at most `concurrency` such scans finish at once.
+// slots idle; at most `concurrency` such scans finish at once. With `startAhead`, that many more scans
+// start and wait in the runner for a child slot (TrivyRunner's scanSlots), so a slot's next child starts
+// when one exits rather than a turn of the event loop later.
 import type { Logger } from 'pino';
 import { ScanFailure } from './scan-failure.js';
 import type { ScanFailureReason } from './scan-failure.js';
@@ -26,9 +28,13 @@ export type ScanOutcome = {
   durationMs: number;
 } & ({ ok: true; result: ScanResult } | { ok: false; failure: ScanFailure });
 
-/** For metrics: one `started` and one `finished` per attempt (a retried attempt has willRetry: true). */
+/**
+ * For metrics: one `started` and one `finished` per attempt (a retried attempt has willRetry: true),
+ * and `running` when the attempt's child has started (after a wait for a slot in the runner).
+ */
 export type ScanQueueEvent =
   | { type: 'started'; digest: string; attempt: number; priority: ScanPriority }
+  | { type: 'running'; digest: string; attempt: number }
   | {
       type: 'finished';
       digest: string;
@@ -40,10 +46,12 @@ export type ScanQueueEvent =
     };
 
 export interface ScanQueueOptions {
-  /** Runs one attempt; may call onChildExit once its child is gone (see above). */
-  scan: (target: ScanTarget, signal: AbortSignal, onChildExit: () => void) => Promise<ScanResult>;
+  /** Runs one attempt; may call onChildStart once its child runs and onChildExit once it is gone (see above). */
+  scan: (target: ScanTarget, signal: AbortSignal, onChildExit: () => void, onChildStart: () => void) => Promise<ScanResult>;
   /** Scans whose child may run at once. */
   concurrency: number;
+  /** Scans started beyond `concurrency` whose child the runner holds until a slot is free (default 0). */
+  startAhead?: number;
   /** Awaited before each attempt starts, e.g. TrivyDatabase.whenReady. */
   gate?: () => Promise<void>;
   /** Attempts per request for transient failures (default 3). */
@@ -75,10 +83,11 @@ interface Entry {
 interface Running {
   controller: AbortController;
   /**
-   * 'waiting' at the gate and 'scanning' while the child runs both hold one of the `concurrency`
-   * slots; 'finishing' (the child has exited or the attempt ended) holds none.
+   * 'waiting' at the gate, 'ready' (past it, the child not started: with startAhead it waits for a slot
+   * in the runner) and 'scanning' while the child runs all hold a place; 'finishing' (the child has
+   * exited or the attempt ended) holds none.
    */
-  stage: 'waiting' | 'scanning' | 'finishing';
+  stage: 'waiting' | 'ready' | 'scanning' | 'finishing';
   done: Promise<void>;
 }
 
@@ -87,6 +96,7 @@ export class ScanQueue {
   private readonly queued = new Map<string, Entry>();
   private readonly running = new Map<string, Running>();
   private readonly concurrency: number;
+  private readonly startAhead: number;
   private readonly maxAttempts: number;
   private readonly backoff: { baseMs: number; maxMs: number };
   private readonly now: () => number;
@@ -100,6 +110,7 @@ export class ScanQueue {
   constructor(private readonly opts: ScanQueueOptions) {
     if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new Error(`scan concurrency must be a positive integer, got ${opts.concurrency}`);
     this.concurrency = opts.concurrency;
+    this.startAhead = Math.max(0, opts.startAhead ?? 0);
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
     this.backoff = opts.backoff ?? { baseMs: 30_000, maxMs: 10 * 60_000 };
     this.now = opts.now ?? Date.now;
@@ -137,10 +148,10 @@ export class ScanQueue {
     return this.queued.has(digest) || this.running.has(digest);
   }
 
-  /** Scans waiting: queued, waiting for a retry, or waiting at the gate. */
+  /** Scans waiting: queued, waiting for a retry, at the gate, or for a child slot in the runner. */
   depth(): number {
     let waiting = this.queued.size;
-    for (const r of this.running.values()) if (r.stage === 'waiting') waiting++;
+    for (const r of this.running.values()) if (r.stage === 'waiting' || r.stage === 'ready') waiting++;
     return waiting;
   }
 
@@ -148,6 +159,13 @@ export class ScanQueue {
   inProgress(): number {
     let n = 0;
     for (const r of this.running.values()) if (r.stage === 'scanning') n++;
+    return n;
+  }
+
+  /** Scans past the gate whose child runs or is about to: what a DB download must wait for. */
+  pastGate(): number {
+    let n = 0;
+    for (const r of this.running.values()) if (r.stage === 'ready' || r.stage === 'scanning') n++;
     return n;
   }
 
@@ -199,10 +217,11 @@ export class ScanQueue {
 
   /** A free slot, and no more than `concurrency` scans still finishing after their child exited. */
   private hasRoom(): boolean {
-    if (this.running.size >= 2 * this.concurrency) return false;
-    let slots = 0;
-    for (const r of this.running.values()) if (r.stage !== 'finishing') slots++;
-    return slots < this.concurrency;
+    const slots = this.concurrency + this.startAhead;
+    if (this.running.size >= slots + this.concurrency) return false;
+    let taken = 0;
+    for (const r of this.running.values()) if (r.stage !== 'finishing') taken++;
+    return taken < slots;
   }
 
   private start(entry: Entry): void {
@@ -229,17 +248,24 @@ export class ScanQueue {
       }
       if (signal.aborted) return;
     }
-    record.stage = 'scanning';
+    record.stage = 'ready';
     entry.attempts++;
+    const attempt = entry.attempts;
     const startedAt = this.now();
-    this.emitEvent({ type: 'started', digest, attempt: entry.attempts, priority: entry.priority });
+    this.emitEvent({ type: 'started', digest, attempt, priority: entry.priority });
     let result: ScanResult;
     try {
-      result = await this.opts.scan(entry.target, signal, () => {
-        if (record.stage !== 'scanning' || this.stopped) return;
+      const onChildExit = () => {
+        if ((record.stage !== 'scanning' && record.stage !== 'ready') || this.stopped) return;
         record.stage = 'finishing';
         this.pump();
-      });
+      };
+      const onChildStart = () => {
+        if (record.stage !== 'ready' || this.stopped) return;
+        record.stage = 'scanning';
+        this.emitEvent({ type: 'running', digest, attempt });
+      };
+      result = await this.opts.scan(entry.target, signal, onChildExit, onChildStart);
     } catch (err) {
       if (this.stopped) return; // cancelled by stop(): not an outcome
       const failure = toScanFailure(err);

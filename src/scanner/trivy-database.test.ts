@@ -68,9 +68,9 @@ describe('TrivyDatabase (standalone)', () => {
 
   it('refreshes on its interval, and no scan runs while a download does', async () => {
     const ref: { queue?: ScanQueue } = {};
-    const { ws, db, runner } = setup({ db: { sleepMs: 150 } }, { TRIVY_STUB_SLEEP_MS: '120' }, { refreshIntervalMs: 250, drainPollMs: 20, activeScans: () => ref.queue?.inProgress() ?? 0 });
+    const { ws, db, runner } = setup({ db: { sleepMs: 150 } }, { TRIVY_STUB_SLEEP_MS: '120' }, { refreshIntervalMs: 250, drainPollMs: 20, activeScans: () => ref.queue?.pastGate() ?? 0 });
     const outcomes: ScanOutcome[] = [];
-    const queue = new ScanQueue({ scan: (t, s) => runner.scan(t, s), concurrency: 2, gate: () => db.whenReady(), onOutcome: (o) => outcomes.push(o), logger });
+    const queue = new ScanQueue({ scan: (t, s, onChildExit, onChildStart) => runner.scan(t, s, onChildExit, onChildStart), concurrency: 2, gate: () => db.whenReady(), onOutcome: (o) => outcomes.push(o), logger });
     ref.queue = queue;
     cleanups.push(() => queue.stop());
 

@@ -24,7 +24,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { parseImageReference } from '../images/image-reference.js';
 import { sharedChildSpawner } from './child-spawner.js';
-import type { ChildSpawner } from './child-spawner.js';
+import type { ChildSpawner, SpawnOptions } from './child-spawner.js';
 import { classifyTrivyFailure } from './failure-classifier.js';
 import { ScanFailure } from './scan-failure.js';
 import { SEVERITIES } from './scan-result.js';
@@ -104,6 +104,12 @@ export interface TrivyRunnerOptions {
   sbomCache?: SbomCache;
   /** Starts the children (default: the process's one helper, child-spawner.ts). */
   spawner?: ChildSpawner;
+  /**
+   * Children of scan() at once (image, SBOM and convert runs alike; the scan queue's concurrency). The
+   * helper holds a run until a place is free, so a queue may start a few scans ahead of its slots and
+   * the next child starts as one exits. Unset: no limit here.
+   */
+  scanSlots?: number;
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
@@ -133,6 +139,7 @@ export class TrivyRunner {
   private readonly log: Logger;
   private readonly tmpDir: string;
   private readonly killGraceMs: number;
+  private readonly scanSlots: SpawnOptions['slots'];
   private staleSweep: Promise<void> | undefined;
   /** Process ids of the Trivy children running now, for their memory gauge. */
   private readonly running = new Set<number>();
@@ -143,15 +150,17 @@ export class TrivyRunner {
     this.spawner = opts.spawner ?? sharedChildSpawner();
     this.tmpDir = opts.tmpDir ?? os.tmpdir();
     this.killGraceMs = opts.killGraceMs ?? 5_000;
+    this.scanSlots = opts.scanSlots === undefined ? undefined : { lane: 'scan', limit: opts.scanSlots };
     for (const s of opts.severities) if (!SEVERITIES.includes(s)) throw new Error(`unknown severity ${String(s)}`);
   }
 
   /**
    * Scans one image digest and returns its vulnerabilities. Throws a classified ScanFailure (never
-   * anything else); a cancelled scan throws a transient scanner_error. Does not retry. `onChildExit`
+   * anything else); a cancelled scan throws a transient scanner_error. Does not retry. `onChildStart`
+   * is called when its (first) child has started, after any wait for one of the scanSlots; `onChildExit`
    * is called once Trivy has exited, before its report is read.
    */
-  async scan(req: ScanTarget, signal?: AbortSignal, onChildExit?: () => void): Promise<ScanResult> {
+  async scan(req: ScanTarget, signal?: AbortSignal, onChildExit?: () => void, onChildStart?: () => void): Promise<ScanResult> {
     checkTarget(req);
     if (signal?.aborted) throw cancelledFailure();
     const dir = await this.makeTempDir();
@@ -164,7 +173,7 @@ export class TrivyRunner {
     let credentialsDir: string | undefined;
     try {
       const ref = `${req.repository}@${req.digest}`;
-      const fromSbom = await this.scanSbom(req, ref, dir, signal, childExited);
+      const fromSbom = await this.scanSbom(req, ref, dir, signal, childExited, onChildStart);
       if (fromSbom !== undefined) return fromSbom;
       const started = Date.now();
       const output = path.join(dir, 'report.json');
@@ -172,7 +181,7 @@ export class TrivyRunner {
       if (req.credentials) credentialsDir = await this.giveCredentials(env, dir, req.credentials);
       const args = this.scanArgs(ref, output, req.platform);
       this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, credentials: req.credentials?.source, source: 'registry', args }, 'trivy scan starting');
-      const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore');
+      const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore', this.scanSlots, onChildStart);
       this.log.debug({ digest: req.digest, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut, durationMs: Date.now() - started }, 'trivy scan exited');
       const failure = this.failureOf(run);
       if (failure !== undefined) throw failure;
@@ -240,7 +249,7 @@ export class TrivyRunner {
    * A scan of the digest's kept SBOM, or undefined when there is none to use (then the image is
    * scanned). An SBOM that Trivy cannot read is discarded: the image scan writes a new one.
    */
-  private async scanSbom(req: ScanTarget, ref: string, dir: string, signal: AbortSignal | undefined, childExited: () => void): Promise<ScanResult | undefined> {
+  private async scanSbom(req: ScanTarget, ref: string, dir: string, signal: AbortSignal | undefined, childExited: () => void, childStarted: (() => void) | undefined): Promise<ScanResult | undefined> {
     const cache = this.opts.sbomCache;
     if (cache === undefined) return undefined;
     const key = sbomKeyOf(req);
@@ -250,7 +259,7 @@ export class TrivyRunner {
     const output = path.join(dir, 'report.json');
     const args = this.sbomArgs(entry.sbomPath, output);
     this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, source: 'sbom', args }, 'trivy scan starting');
-    const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore');
+    const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore', this.scanSlots, childStarted);
     this.log.debug({ digest: req.digest, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut, durationMs: Date.now() - started }, 'trivy scan exited');
     const failure = this.failureOf(run);
     if (failure !== undefined) {
@@ -282,7 +291,7 @@ export class TrivyRunner {
       const policy = path.join(dir, 'drop-findings.rego');
       writeFileSync(policy, DROP_ALL_FINDINGS, { mode: 0o600 });
       const args = ['convert', '--format', 'cyclonedx', '--output', staged, '--ignore-policy', policy, '--quiet', '--timeout', goDuration(this.opts.timeoutMs), output];
-      const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore');
+      const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore', this.scanSlots);
       if (run.cancelled || run.spawnError !== undefined || run.timedOut || run.exitCode !== 0) {
         const why = run.cancelled ? 'cancelled' : run.spawnError ?? classifyTrivyFailure(run).message;
         this.log.warn({ digest: req.digest, image: req.repository, platform: req.platform, reason: why }, 'could not keep the SBOM; the next scan pulls the image again');
@@ -511,21 +520,22 @@ export class TrivyRunner {
   }
 
   /** Runs Trivy in its own process group; kills the whole group on timeout or abort. Never rejects. */
-  private async runTrivy(args: string[], env: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined, stdout: 'ignore' | 'pipe'): Promise<ChildRun> {
-    const child = this.spawner.run(this.opts.trivyPath, args, { env, stdout, maxChars: MAX_STDERR_CHARS });
+  private async runTrivy(args: string[], env: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined, stdout: 'ignore' | 'pipe', slots?: SpawnOptions['slots'], onStart?: () => void): Promise<ChildRun> {
+    const child = this.spawner.run(this.opts.trivyPath, args, { env, stdout, maxChars: MAX_STDERR_CHARS, ...(slots === undefined ? {} : { slots }) });
     let pid: number | undefined;
     let timedOut = false;
     let cancelled = false;
     let killWanted = false;
     let graceTimer: NodeJS.Timeout | undefined;
+    let timer: NodeJS.Timeout | undefined;
     const killGroup = () => {
       killWanted = true;
       const group = pid;
-      if (group === undefined || graceTimer !== undefined) return;
+      if (group === undefined) return child.cancel();
+      if (graceTimer !== undefined) return;
       signalGroup(group, 'SIGTERM');
       graceTimer = setTimeout(() => signalGroup(group, 'SIGKILL'), this.killGraceMs);
     };
-    const timer = timeoutMs > 0 ? setTimeout(() => ((timedOut = true), killGroup()), timeoutMs) : undefined;
     const onAbort = () => ((cancelled = true), killGroup());
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) onAbort();
@@ -533,7 +543,10 @@ export class TrivyRunner {
       pid = started;
       if (pid === undefined) return;
       this.running.add(pid);
-      // A timeout or abort that came before the pid did.
+      onStart?.();
+      // The timeout counts from the start: a run may have waited for its lane.
+      if (timeoutMs > 0 && !killWanted) timer = setTimeout(() => ((timedOut = true), killGroup()), timeoutMs);
+      // An abort that came before the pid did.
       if (killWanted) killGroup();
     });
     try {

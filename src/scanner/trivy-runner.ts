@@ -17,7 +17,7 @@
 // - With an SbomCache, a digest's first scan pulls the image and keeps its SBOM (`trivy convert` of the
 //   report); later scans read that SBOM (`trivy sbom`) and make no registry request
 //   (docs/trivy-sbom-rescans.md). An SBOM Trivy cannot read is discarded and the image scanned again.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -210,8 +210,11 @@ export class TrivyRunner {
       return this.stamp(parseReport(report));
     } finally {
       childExited();
-      if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
-      await rm(dir, { recursive: true, force: true });
+      // Synchronous: Node's rmSync walks the few files in C++, where the promise version's JS walk (an
+      // lstat, unlink or rmdir round trip each) cost 3.6% of the 10,000-pod cold start's main thread
+      // and 2.2x the CPU in all (1,000 scan folders: 245 -> 112 ms).
+      if (credentialsDir !== undefined) rmSync(credentialsDir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     }
   }
 

@@ -99,6 +99,20 @@ describe('ChildSpawner', () => {
     expect((await second.done).exitCode).toBe(0);
   });
 
+  it('starts a waiting next run (the second step of work begun) ahead of the runs that waited before it', async () => {
+    const spawner = new ChildSpawner();
+    spawners.push(spawner);
+    const lane = { lane: 'scan', limit: 1 };
+    const opts = { env: {}, stdout: 'ignore' as const, maxChars: 100 };
+    const first = spawner.run(process.execPath, ['-e', script, '0', '500'], { ...opts, slots: lane });
+    await first.pid;
+    const order: string[] = [];
+    const waiting = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: lane });
+    const next = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: { ...lane, next: true } });
+    await Promise.all([waiting.pid.then(() => order.push('waiting')), next.pid.then(() => order.push('next'))]);
+    expect(order).toEqual(['next', 'waiting']);
+  });
+
   it('kills every child it started when the operator goes away (its channel closes)', async () => {
     const helper = fork(spawnerProgram(), [], { env: {}, execArgv: ['--disable-warning=ExperimentalWarning'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     const spawned = new Promise<number>((resolve) => helper.on('message', (m: { type: string; pid: number }) => m.type === 'spawned' && resolve(m.pid)));

@@ -23,9 +23,10 @@ export interface SpawnOptions {
   maxChars: number;
   /**
    * At most `limit` children of `lane` at once: the helper starts this one when a place is free,
-   * the moment another exits (the pid then comes later).
+   * the moment another exits (the pid then comes later). A `next` run, the second step of work already
+   * begun, waits ahead of the others.
    */
-  slots?: { lane: string; limit: number };
+  slots?: { lane: string; limit: number; next?: boolean };
 }
 
 /** A child being run: its pid once started (undefined if it could not be), then how it ended. */

@@ -294,7 +294,10 @@ export class TrivyRunner {
       const policy = path.join(dir, 'drop-findings.rego');
       writeFileSync(policy, DROP_ALL_FINDINGS, { mode: 0o600 });
       const args = ['convert', '--format', 'cyclonedx', '--output', staged, '--ignore-policy', policy, '--quiet', '--timeout', goDuration(this.opts.timeoutMs), output];
-      const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore', this.scanSlots);
+      // Ahead of the scans waiting for a slot: it finishes a scan already begun, which still holds its
+      // report on the scratch volume and its place in the queue.
+      const slots = this.scanSlots === undefined ? undefined : { ...this.scanSlots, next: true };
+      const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore', slots);
       if (run.cancelled || run.spawnError !== undefined || run.timedOut || run.exitCode !== 0) {
         const why = run.cancelled ? 'cancelled' : run.spawnError ?? classifyTrivyFailure(run).message;
         this.log.warn({ digest: req.digest, image: req.repository, platform: req.platform, reason: why }, 'could not keep the SBOM; the next scan pulls the image again');

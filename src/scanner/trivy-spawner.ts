@@ -40,8 +40,11 @@ interface SpawnRequest {
   stdout: 'ignore' | 'pipe';
   /** Characters kept of stdout and of stderr each; the rest is read and dropped. */
   maxChars: number;
-  /** At most `limit` children of `lane` run at once; the request waits its turn (first come, first served). */
-  slots?: { lane: string; limit: number };
+  /**
+   * At most `limit` children of `lane` run at once; the request waits its turn, first come first
+   * served, except that a `next` request (the second step of work already begun) waits ahead of others.
+   */
+  slots?: { lane: string; limit: number; next?: boolean };
 }
 
 interface CancelRequest {
@@ -67,7 +70,12 @@ function admit(req: SpawnRequest): void {
   let lane = lanes.get(req.slots.lane);
   if (lane === undefined) lanes.set(req.slots.lane, (lane = { running: 0, waiting: [] }));
   if (lane.running >= req.slots.limit) {
-    lane.waiting.push(req);
+    if (req.slots.next === true) {
+      const at = lane.waiting.findIndex((waiting) => waiting.slots?.next !== true);
+      lane.waiting.splice(at < 0 ? lane.waiting.length : at, 0, req);
+    } else {
+      lane.waiting.push(req);
+    }
     return;
   }
   lane.running++;

@@ -6,6 +6,7 @@
 //     "--operator-node-options=--import=file://$PWD/bench/sample-allocations.mjs?from=44&to=74&dir=/tmp/alloc"
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { threadId } from 'node:worker_threads';
 
 const params = new URL(import.meta.url).searchParams;
 const fromMs = Number(params.get('from') ?? '0') * 1000;
@@ -26,7 +27,8 @@ setTimeout(async () => {
   setTimeout(async () => {
     const { profile } = await session.post('HeapProfiler.stopSampling');
     mkdirSync(dir, { recursive: true });
-    const file = `${dir}/allocations-${process.pid}-${fromMs / 1000}s.heapprofile`;
+    // The webhook's worker thread loads this too (it inherits the node options): one file per thread.
+    const file = `${dir}/allocations-${process.pid}${threadId === 0 ? '' : `-thread${threadId}`}-${fromMs / 1000}s.heapprofile`;
     writeFileSync(file, JSON.stringify(profile));
     console.error(`sample-allocations: wrote ${file}`);
   }, toMs - fromMs).unref();

@@ -193,6 +193,8 @@ interface HarnessOptions {
   /** Scan knowledge shared with another harness (a restarted operator seeds its own). */
   scans?: ScanResults;
   teamOverrides?: TeamOverride[];
+  /** Collects the reconciler's info lines. */
+  infoLines?: string[];
 }
 
 function harness(options: HarnessOptions = {}) {
@@ -245,7 +247,7 @@ function harness(options: HarnessOptions = {}) {
     maxReportVulnerabilities: 100,
     ...(options.reportDetails === undefined ? {} : { reportDetails: options.reportDetails }),
     now,
-    logger: pino({ level: 'silent' }),
+    logger: options.infoLines === undefined ? pino({ level: 'silent' }) : pino({ level: 'info' }, { write: (line: string) => void options.infoLines?.push(line) }),
   });
   const result = parseTrivyReport(fixtureText);
   /** What the loop does with a successful ScanOutcome. */
@@ -743,6 +745,25 @@ describe('ReportReconciler', () => {
     expect(status?.message).toContain('not_found');
     expect(status?.message).toContain('MANIFEST_UNKNOWN');
     expect(h.queue.requests).toHaveLength(1);
+  });
+
+  it("logs a new report's first result at debug (its digest's 'scan finished' says it) and a first failure at info", async () => {
+    const infoLines: string[] = [];
+    const h = harness({ infoLines });
+    await h.scannedPod();
+    expect(h.report()?.status?.phase).toBe('Scanned');
+    expect(infoLines.filter((l) => l.includes('report status changed'))).toEqual([]);
+
+    const failing = harness({ infoLines });
+    const entry = pod('solo');
+    if (entry === undefined) throw new Error('pod');
+    failing.index.upsert(entry);
+    await failing.reconciler.reconcile(KEY);
+    failing.queue.pending.delete(DIGEST);
+    failing.reconciler.recordFailure(DIGEST, 'not_found', 'MANIFEST_UNKNOWN: manifest unknown', false, failing.now());
+    await failing.reconciler.reconcile(KEY);
+    const changed = infoLines.map((l) => JSON.parse(l) as { msg: string; phase?: string; namespace?: string }).filter((l) => l.msg === 'report status changed');
+    expect(changed.map((l) => [l.phase, l.namespace])).toEqual([['Failed', NS]]);
   });
 
   it('a failed rescan keeps the previous result (Scanned), never erasing the report', async () => {

@@ -265,6 +265,17 @@ function harness(options: HarnessOptions = {}) {
     await reconciler.reconcile(KEY);
     return entry;
   };
+  /** A pod named `name` runs the image and its first scan has failed for good (gone from the registry). */
+  const failedPod = async (name = 'solo') => {
+    const entry = pod(name);
+    if (entry === undefined) throw new Error('pod');
+    index.upsert(entry);
+    await reconciler.reconcile(KEY);
+    queue.pending.delete(DIGEST);
+    reconciler.recordFailure(DIGEST, 'not_found', 'MANIFEST_UNKNOWN: manifest unknown', false, now());
+    await reconciler.reconcile(KEY);
+    return entry;
+  };
   return {
     server,
     queue,
@@ -274,6 +285,7 @@ function harness(options: HarnessOptions = {}) {
     secretReads,
     finishScan,
     scannedPod,
+    failedPod,
     advance: (ms: number) => {
       nowMs += ms;
     },
@@ -729,14 +741,7 @@ describe('ReportReconciler', () => {
 
   it('a permanent scan failure gives Failed with the reason in status.message, and no new request until the next rescan', async () => {
     const h = harness();
-    const entry = pod('solo');
-    if (entry === undefined) throw new Error('pod');
-    h.index.upsert(entry);
-    await h.reconciler.reconcile(KEY);
-    h.queue.pending.delete(DIGEST);
-    h.reconciler.recordFailure(DIGEST, 'not_found', 'MANIFEST_UNKNOWN: manifest unknown', false, h.now());
-
-    await h.reconciler.reconcile(KEY);
+    await h.failedPod();
     h.advance(HOUR);
     await h.reconciler.reconcile(KEY);
 
@@ -754,14 +759,7 @@ describe('ReportReconciler', () => {
     expect(h.report()?.status?.phase).toBe('Scanned');
     expect(infoLines.filter((l) => l.includes('report status changed'))).toEqual([]);
 
-    const failing = harness({ infoLines });
-    const entry = pod('solo');
-    if (entry === undefined) throw new Error('pod');
-    failing.index.upsert(entry);
-    await failing.reconciler.reconcile(KEY);
-    failing.queue.pending.delete(DIGEST);
-    failing.reconciler.recordFailure(DIGEST, 'not_found', 'MANIFEST_UNKNOWN: manifest unknown', false, failing.now());
-    await failing.reconciler.reconcile(KEY);
+    await harness({ infoLines }).failedPod();
     const changed = infoLines.map((l) => JSON.parse(l) as { msg: string; phase?: string; namespace?: string }).filter((l) => l.msg === 'report status changed');
     expect(changed.map((l) => [l.phase, l.namespace])).toEqual([['Failed', NS]]);
   });

@@ -1,39 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { fakeReport } from '../../test/alerts/fake-reports.js';
+import { FakeInformer } from '../../test/fake-informer.js';
 import type { ImageScanReport } from '../reports/image-scan-report.js';
 import type { ReportEntry } from './cluster-objects.js';
-import type { InformerHandlers } from './informer.js';
 import { ReportIndex } from './report-index.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 
-/** The report informer as ReportIndex sees it: a cache and its callbacks, driven by the test. */
-class FakeReportInformer {
-  readonly objects = new Map<string, ReportEntry>();
-  private readonly handlers: InformerHandlers<ReportEntry>[] = [];
-  on(handlers: InformerHandlers<ReportEntry>): void {
-    this.handlers.push(handlers);
-  }
-  get(key: string): ReportEntry | undefined {
-    return this.objects.get(key);
-  }
-  list(): IterableIterator<ReportEntry> {
-    return this.objects.values();
-  }
+/** The report informer as ReportIndex sees it, fed whole reports by the test. */
+class FakeReportInformer extends FakeInformer<ReportEntry> {
   deliver(report: ImageScanReport): void {
-    const entry = entryOf(report);
-    const old = this.objects.get(entry.key);
-    this.objects.set(entry.key, entry);
-    for (const h of this.handlers) {
-      if (old === undefined) h.add?.(entry);
-      else h.update?.(old, entry);
-    }
-  }
-  deleteReport(key: string): void {
-    const old = this.objects.get(key);
-    if (old === undefined) return;
-    this.objects.delete(key);
-    for (const h of this.handlers) h.delete?.(old);
+    this.put(entryOf(report));
   }
 }
 
@@ -63,7 +40,7 @@ describe('ReportIndex', () => {
     const index = new ReportIndex(informer);
     informer.deliver(written('6', 'Scanned'));
     index.remember(written('6', 'Scanned'));
-    informer.deleteReport('shop/nginx-abababababab');
+    informer.delete('shop/nginx-abababababab');
     expect(index.find('shop', DIGEST)).toBeUndefined();
   });
 
@@ -73,7 +50,7 @@ describe('ReportIndex', () => {
     const index = new ReportIndex(informer, () => now);
     informer.deliver(written('5', 'Scanned'));
     // The delete event arrives first, then our delete's response.
-    informer.deleteReport('shop/nginx-abababababab');
+    informer.delete('shop/nginx-abababababab');
     index.forget('shop', 'nginx-abababababab', DIGEST);
     expect(index.find('shop', DIGEST)).toBeUndefined();
     expect(index.sweep()).toBe(0);

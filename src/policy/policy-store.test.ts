@@ -1,32 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import type { InformerHandlers } from '../kube/informer.js';
+import { FakeInformer } from '../../test/fake-informer.js';
 import type { PolicyEntry } from '../kube/policy-entry.js';
 import { toPolicyEntry } from '../kube/policy-entry.js';
 import { PolicyStore } from './policy-store.js';
 import type { PolicyChange } from './policy-store.js';
 
 /** Delivers policy objects the way the informer does: add, update (old, new), delete. */
-class PolicyFeed {
-  private handlers: InformerHandlers<PolicyEntry>[] = [];
-  private readonly current = new Map<string, PolicyEntry>();
-  on(handlers: InformerHandlers<PolicyEntry>): void {
-    this.handlers.push(handlers);
-  }
+class PolicyFeed extends FakeInformer<PolicyEntry> {
   apply(name: string, spec: unknown, opts: { generation?: number; status?: unknown } = {}): void {
     const entry = toPolicyEntry({ metadata: { name, generation: opts.generation ?? 1, resourceVersion: String(Math.random()) }, spec, status: opts.status });
     if (entry === undefined) throw new Error('bad test policy');
-    const old = this.current.get(name);
-    this.current.set(name, entry);
-    for (const h of this.handlers) {
-      if (old === undefined) h.add?.(entry);
-      else h.update?.(old, entry);
-    }
-  }
-  remove(name: string): void {
-    const old = this.current.get(name);
-    if (old === undefined) return;
-    this.current.delete(name);
-    for (const h of this.handlers) h.delete?.(old);
+    this.put(entry);
   }
 }
 
@@ -83,7 +67,7 @@ describe('PolicyStore', () => {
     expect(store.get('p')?.status).toEqual({ violations: 1, observedGeneration: 1 });
     feed.apply('p', { exemptImages: ['no-host'] }, { generation: 2 });
     feed.apply('p', { vulnerabilities: { critical: 5 } }, { generation: 3 });
-    feed.remove('p');
+    feed.delete('p');
     expect(changes.map((c) => [c.name, c.previous?.thresholds, c.current?.thresholds])).toEqual([
       ['p', undefined, { critical: 0 }],
       ['p', { critical: 0 }, undefined],

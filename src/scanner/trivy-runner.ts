@@ -181,7 +181,7 @@ export class TrivyRunner {
       if (req.credentials) credentialsDir = await this.giveCredentials(env, dir, req.credentials);
       const args = this.scanArgs(ref, output, req.platform);
       this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, credentials: req.credentials?.source, source: 'registry', args }, 'trivy scan starting');
-      const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore', this.scanSlots, onChildStart);
+      const run = await this.runTrivy(args, env, { signal, slots: this.scanSlots, onStart: onChildStart });
       this.log.debug({ digest: req.digest, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut, durationMs: Date.now() - started }, 'trivy scan exited');
       const failure = this.failureOf(run);
       if (failure !== undefined) throw failure;
@@ -236,7 +236,7 @@ export class TrivyRunner {
       const env = this.childEnv(dir);
       if (req.credentials) credentialsDir = await this.giveCredentials(env, dir, req.credentials);
       this.log.debug({ repository: req.repository, tag: req.tag, credentials: req.credentials?.source, source: 'registry', args }, 'trivy scan by reference starting');
-      const run = await this.runTrivy(args, env, this.opts.timeoutMs, signal, 'ignore').finally(async () => {
+      const run = await this.runTrivy(args, env, { signal }).finally(async () => {
         if (credentialsDir !== undefined) await rm(credentialsDir, { recursive: true, force: true });
       });
       const failure = this.failureOf(run);
@@ -262,7 +262,7 @@ export class TrivyRunner {
     const output = path.join(dir, 'report.json');
     const args = this.sbomArgs(entry.sbomPath, output);
     this.log.debug({ repository: req.repository, digest: req.digest, platform: req.platform, source: 'sbom', args }, 'trivy scan starting');
-    const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore', this.scanSlots, childStarted);
+    const run = await this.runTrivy(args, this.childEnv(dir), { signal, slots: this.scanSlots, onStart: childStarted });
     this.log.debug({ digest: req.digest, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut, durationMs: Date.now() - started }, 'trivy scan exited');
     const failure = this.failureOf(run);
     if (failure !== undefined) {
@@ -297,7 +297,7 @@ export class TrivyRunner {
       // Ahead of the scans waiting for a slot: it finishes a scan already begun, which still holds its
       // report on the scratch volume and its place in the queue.
       const slots = this.scanSlots === undefined ? undefined : { ...this.scanSlots, next: true };
-      const run = await this.runTrivy(args, this.childEnv(dir), this.opts.timeoutMs, signal, 'ignore', slots);
+      const run = await this.runTrivy(args, this.childEnv(dir), { signal, slots });
       if (run.cancelled || run.spawnError !== undefined || run.timedOut || run.exitCode !== 0) {
         const why = run.cancelled ? 'cancelled' : run.spawnError ?? classifyTrivyFailure(run).message;
         this.log.warn({ digest: req.digest, image: req.repository, platform: req.platform, reason: why }, 'could not keep the SBOM; the next scan pulls the image again');
@@ -340,7 +340,7 @@ export class TrivyRunner {
       const args = ['image', flag, '--cache-dir', this.opts.cacheDir, '--skip-version-check', '--disable-telemetry', '--quiet', '--timeout', goDuration(timeoutMs)];
       if (repo) args.push(repoFlag, repo);
       const failure = await this.withTempHome(async (dir) => {
-        const run = await this.runTrivy(args, this.childEnv(dir), timeoutMs, signal, 'ignore');
+        const run = await this.runTrivy(args, this.childEnv(dir), { timeoutMs, signal });
         return this.failureOf(run);
       });
       if (failure) {
@@ -352,7 +352,7 @@ export class TrivyRunner {
 
   /** Runs `trivy version --format json`: the CLI version and the local DB's UpdatedAt. Throws ScanFailure. */
   async version(): Promise<TrivyVersionInfo> {
-    const run = await this.withTempHome((dir) => this.runTrivy(['version', '--format', 'json', '--cache-dir', this.opts.cacheDir], this.childEnv(dir), 60_000, undefined, 'pipe'));
+    const run = await this.withTempHome((dir) => this.runTrivy(['version', '--format', 'json', '--cache-dir', this.opts.cacheDir], this.childEnv(dir), { timeoutMs: 60_000, stdout: 'pipe' }));
     const failure = this.failureOf(run);
     if (failure !== undefined) throw failure;
     let doc: unknown;
@@ -526,8 +526,10 @@ export class TrivyRunner {
   }
 
   /** Runs Trivy in its own process group; kills the whole group on timeout or abort. Never rejects. */
-  private async runTrivy(args: string[], env: Record<string, string>, timeoutMs: number, signal: AbortSignal | undefined, stdout: 'ignore' | 'pipe', slots?: SpawnOptions['slots'], onStart?: () => void): Promise<ChildRun> {
-    const child = this.spawner.run(this.opts.trivyPath, args, { env, stdout, maxChars: MAX_STDERR_CHARS, ...(slots === undefined ? {} : { slots }) });
+  private async runTrivy(args: string[], env: Record<string, string>, how: RunHow): Promise<ChildRun> {
+    const { signal, slots, onStart } = how;
+    const timeoutMs = how.timeoutMs ?? this.opts.timeoutMs;
+    const child = this.spawner.run(this.opts.trivyPath, args, { env, stdout: how.stdout ?? 'ignore', maxChars: MAX_STDERR_CHARS, ...(slots === undefined ? {} : { slots }) });
     let pid: number | undefined;
     let timedOut = false;
     let cancelled = false;
@@ -572,6 +574,19 @@ export class TrivyRunner {
       if (pid !== undefined && (timedOut || cancelled)) signalGroup(pid, 'SIGKILL');
     }
   }
+}
+
+/** How runTrivy runs a child. */
+interface RunHow {
+  /** Default: the scan timeout (--scan-timeout); 0 for none. */
+  timeoutMs?: number;
+  signal?: AbortSignal | undefined;
+  /** Default 'ignore': only `trivy version` prints what we read. */
+  stdout?: 'ignore' | 'pipe';
+  /** A place in the spawner's lane to wait for (scan(), its SBOM and convert runs). */
+  slots?: SpawnOptions['slots'];
+  /** Called once the child has started (after any wait for `slots`). */
+  onStart?: (() => void) | undefined;
 }
 
 function signalGroup(pid: number, sig: NodeJS.Signals): void {

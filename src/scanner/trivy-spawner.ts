@@ -106,13 +106,14 @@ function start(req: SpawnRequest, lane?: Lane): void {
   let stdout = '';
   let stderr = '';
   let replied = false;
-  let placeHeld = lane !== undefined;
+  let place = lane;
   // The place is free once the child is reaped ('exit'), before its output has been read to the end
   // ('close', ~3 ms later on a busy machine): the next child need not wait for that.
   const freePlace = () => {
-    if (!placeHeld || lane === undefined) return;
-    placeHeld = false;
-    release(lane);
+    if (place === undefined) return;
+    const held = place;
+    place = undefined;
+    release(held);
   };
   const finish = (fields: { exitCode?: number; signal?: string; spawnError?: string }) => {
     if (replied) return;

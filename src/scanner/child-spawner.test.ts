@@ -108,9 +108,42 @@ describe('ChildSpawner', () => {
     await first.pid;
     const order: string[] = [];
     const waiting = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: lane });
-    const next = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: { ...lane, next: true } });
+    const next = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: { ...lane, order: 'next' } });
     await Promise.all([waiting.pid.then(() => order.push('waiting')), next.pid.then(() => order.push('next'))]);
     expect(order).toEqual(['next', 'waiting']);
+  });
+
+  it('starts an idle run only when no other run of its lane waits, even ones that came after it', async () => {
+    const spawner = new ChildSpawner();
+    spawners.push(spawner);
+    const lane = { lane: 'scan', limit: 1 };
+    const idleLane = { ...lane, order: 'idle' as const };
+    const opts = { env: {}, stdout: 'ignore' as const, maxChars: 100 };
+    // A free place: an idle run starts at once.
+    expect((await spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: idleLane }).done).exitCode).toBe(0);
+    const first = spawner.run(process.execPath, ['-e', script, '0', '500'], { ...opts, slots: lane });
+    await first.pid;
+    const order: string[] = [];
+    const idle = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: idleLane });
+    const later = spawner.run(process.execPath, ['-e', script, '0', '200'], { ...opts, slots: lane });
+    const next = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: { ...lane, order: 'next' } });
+    await Promise.all([idle.pid.then(() => order.push('idle')), later.pid.then(() => order.push('later')), next.pid.then(() => order.push('next'))]);
+    expect(order).toEqual(['next', 'later', 'idle']);
+  });
+
+  it('starts a promoted idle run ahead of the runs waiting with it', async () => {
+    const spawner = new ChildSpawner();
+    spawners.push(spawner);
+    const lane = { lane: 'scan', limit: 1 };
+    const opts = { env: {}, stdout: 'ignore' as const, maxChars: 100 };
+    const first = spawner.run(process.execPath, ['-e', script, '0', '500'], { ...opts, slots: lane });
+    await first.pid;
+    const order: string[] = [];
+    const waiting = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: lane });
+    const idle = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: { ...lane, order: 'idle' } });
+    idle.promote();
+    await Promise.all([waiting.pid.then(() => order.push('waiting')), idle.pid.then(() => order.push('promoted'))]);
+    expect(order).toEqual(['promoted', 'waiting']);
   });
 
   it('kills every child it started when the operator goes away (its channel closes)', async () => {

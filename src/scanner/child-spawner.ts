@@ -24,9 +24,10 @@ export interface SpawnOptions {
   /**
    * At most `limit` children of `lane` at once: the helper starts this one when a place is free,
    * the moment another exits (the pid then comes later). A `next` run, the second step of work already
-   * begun, waits ahead of the others.
+   * begun, waits ahead of the others; an `idle` run waits behind every other, even later ones, so it
+   * runs only in a place nothing else wants.
    */
-  slots?: { lane: string; limit: number; next?: boolean };
+  slots?: { lane: string; limit: number; order?: 'next' | 'idle' };
 }
 
 /** A child being run: its pid once started (undefined if it could not be), then how it ended. */
@@ -35,6 +36,8 @@ export interface SpawnHandle {
   done: Promise<SpawnedRun>;
   /** Drops a run still waiting for its lane (it ends as killed); a started child is the caller's to signal. */
   cancel(): void;
+  /** A run still waiting for its lane waits as a `next` one from now on. */
+  promote(): void;
 }
 
 interface Pending {
@@ -80,10 +83,10 @@ export class ChildSpawner {
     helper.send({ type: 'spawn', id, file, args, env: opts.env, stdout: opts.stdout, maxChars: opts.maxChars, ...(opts.slots === undefined ? {} : { slots: opts.slots }) }, (err) => {
       if (err) this.settle(id, { stdout: '', stderr: '', spawnError: `the spawner process is unreachable: ${err.message}` });
     });
-    const cancel = () => {
-      if (this.pending.get(id) === entry && entry.pid === undefined && helper.connected) helper.send({ type: 'cancel', id });
+    const tell = (type: 'cancel' | 'promote') => {
+      if (this.pending.get(id) === entry && entry.pid === undefined && helper.connected) helper.send({ type, id });
     };
-    return { pid, done, cancel };
+    return { pid, done, cancel: () => tell('cancel'), promote: () => tell('promote') };
   }
 
   /** The helper's pid while it runs: its memory is part of what starting Trivy costs. */

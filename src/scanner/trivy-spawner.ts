@@ -42,13 +42,14 @@ interface SpawnRequest {
   maxChars: number;
   /**
    * At most `limit` children of `lane` run at once; the request waits its turn, first come first
-   * served, except that a `next` request (the second step of work already begun) waits ahead of others.
+   * served, except that a `next` request (the second step of work already begun) waits ahead of the
+   * others and an `idle` one behind every other, even those that come later.
    */
-  slots?: { lane: string; limit: number; next?: boolean };
+  slots?: { lane: string; limit: number; order?: 'next' | 'idle' };
 }
 
 interface CancelRequest {
-  type: 'cancel';
+  type: 'cancel' | 'promote';
   id: number;
 }
 
@@ -70,12 +71,14 @@ function admit(req: SpawnRequest): void {
   let lane = lanes.get(req.slots.lane);
   if (lane === undefined) lanes.set(req.slots.lane, (lane = { running: 0, waiting: [] }));
   if (lane.running >= req.slots.limit) {
-    if (req.slots.next === true) {
-      const at = lane.waiting.findIndex((waiting) => waiting.slots?.next !== true);
-      lane.waiting.splice(at < 0 ? lane.waiting.length : at, 0, req);
-    } else {
-      lane.waiting.push(req);
-    }
+    const order = req.slots.order;
+    // Its place: behind the requests that go before it (`next` ones before the others, every one before `idle` ones).
+    const goesBefore = (waiting: SpawnRequest): boolean => {
+      const theirs = waiting.slots?.order;
+      return order === 'next' ? theirs !== 'next' : order === 'idle' ? false : theirs === 'idle';
+    };
+    const at = lane.waiting.findIndex(goesBefore);
+    lane.waiting.splice(at < 0 ? lane.waiting.length : at, 0, req);
     return;
   }
   lane.running++;
@@ -89,6 +92,17 @@ function release(lane: Lane): void {
   if (next === undefined) return;
   lane.running++;
   start(next, lane);
+}
+
+/** A request still waiting for its lane waits as a `next` one from now on (work now waits for it). */
+function promote(id: number): void {
+  for (const lane of lanes.values()) {
+    const at = lane.waiting.findIndex((req) => req.id === id);
+    if (at < 0) continue;
+    const [req] = lane.waiting.splice(at, 1);
+    if (req?.slots !== undefined) admit({ ...req, slots: { ...req.slots, order: 'next' } });
+    return;
+  }
 }
 
 /** A request still waiting for its lane ends as killed; one whose child runs is the operator's to signal. */
@@ -152,6 +166,7 @@ function start(req: SpawnRequest, lane?: Lane): void {
 process.on('message', (message: SpawnRequest | CancelRequest) => {
   if (message.type === 'spawn') admit(message);
   else if (message.type === 'cancel') cancel(message.id);
+  else if (message.type === 'promote') promote(message.id);
 });
 process.on('disconnect', () => {
   for (const pid of groups) {

@@ -7,7 +7,8 @@
 # `--download-java-db-only`, `convert … --output SBOM REPORT`, `sbom … --output FILE SBOM` and
 # `version --format json`. It logs JSON lines like the Node stub (start/end with pid, t, argv) to
 # BENCH_TRIVY_LOG, so the same counting applies. Its "SBOM" is one line naming the fixture (the image
-# run leaves the fixture's path beside its report for convert); `sbom` replays that fixture.
+# run leaves the fixture's path beside its report and under the digest's name for convert); `sbom`
+# replays that fixture.
 # Environment: BENCH_TRIVY_MAP_DIR (one file or symlink per repository, '/' written as '_'),
 # BENCH_TRIVY_LOG, BENCH_TRIVY_SLEEP_MS, BENCH_TRIVY_SBOM_SLEEP_MS, BENCH_TRIVY_DB_UPDATED_AT_FILE (its
 # first line is the UpdatedAt of the next DB download; `now`: the download time; absent: the hour).
@@ -70,6 +71,9 @@ fi
 if [ "$cmd" = convert ]; then
   fixture=''
   if [ -f "$ref.fixture" ]; then read -r fixture < "$ref.fixture"; fi
+  # A report the operator held on its cache volume is named after its digest (sha256-<hex>.….json).
+  name="${ref##*/}"
+  if [ -z "$fixture" ] && [ -f "${BENCH_TRIVY_MAP_DIR:-}/${name%%.*}" ]; then read -r fixture < "$BENCH_TRIVY_MAP_DIR/${name%%.*}"; fi
   if [ -z "$fixture" ]; then
     printf '%s\tFATAL\tFatal error\tfile open error: open %s: no such file or directory\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ref" >&2
     finish 1
@@ -108,6 +112,9 @@ printf -v seconds '%d.%03d' $((ms / 1000)) $((ms % 1000))
 # `read -t` on a pipe that never gets a line sleeps without starting a `sleep` process.
 if [ "$ms" -gt 0 ]; then read -r -t "$seconds" _ <> <(:) || true; fi
 cp "$fixture" "$output"
-# For `convert`: the fixture this report replays (the operator removes the folder after the scan).
+# For `convert`: the fixture this report replays, beside the report and by the digest (the operator
+# removes the scan's folder after the scan, and may have copied the report to its cache volume).
 printf '%s\n' "$fixture" > "$output.fixture"
+digest="${ref##*@}"
+if [ "$digest" != "$ref" ]; then printf '%s\n' "$fixture" > "${BENCH_TRIVY_MAP_DIR:-}/${digest/:/-}"; fi
 finish 0

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,5 +38,26 @@ describe('the fast Trivy stand-in', () => {
     const pinned = `registry.bench.local/app-00001@sha256:${'cd'.repeat(32)}`;
     expect(scan(pinned)).toEqual((JSON.parse(readFileSync(fixtures[0] ?? '', 'utf8')) as { Metadata: unknown }).Metadata);
     expect(readStubLog(stub.logPath).filter((e) => e.event === 'end').map((e) => e.exitCode)).toEqual([0, 0]);
+  });
+
+  it('converts a report the operator moved out of the scan folder (named after its digest), and replays its fixture from that SBOM', () => {
+    work = mkdtempSync(path.join(tmpdir(), 'bench-stub-'));
+    const stub = writeStubFiles({
+      kind: 'fast',
+      workDir: work,
+      stubPath: path.join(repoRoot, 'test/trivy-stub/trivy'),
+      fastStubPath: path.join(repoRoot, 'bench/fast-trivy.sh'),
+      fixtures,
+      images: ['registry.bench.local/app-00002:1.0'],
+      referenceImages: [],
+      scanMs: 0,
+    });
+    const at = (name: string) => path.join(work ?? '', name);
+    execFileSync(stub.trivyPath, ['image', '--format', 'json', '--output', at('report.json'), `registry.bench.local/app-00002@${digest}`]);
+    const held = at(`sha256-${'ab'.repeat(32)}.linux-amd64.report.json`);
+    copyFileSync(at('report.json'), held);
+    execFileSync(stub.trivyPath, ['convert', '--format', 'cyclonedx', '--output', at('sbom.cdx.json'), held]);
+    execFileSync(stub.trivyPath, ['sbom', '--format', 'json', '--output', at('rescan.json'), at('sbom.cdx.json')]);
+    expect(readFileSync(at('rescan.json'), 'utf8')).toBe(readFileSync(at('report.json'), 'utf8'));
   });
 });

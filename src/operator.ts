@@ -326,7 +326,11 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         controller.handleScanOutcome(outcome);
       },
       onEvent: () => {
-        if (scanQueue !== undefined) metrics.setQueue(scanQueue.depth(), scanQueue.inProgress());
+        if (scanQueue === undefined) return;
+        const depth = scanQueue.depth();
+        metrics.setQueue(depth, scanQueue.inProgress());
+        // First scans' reports wait for their conversion to an SBOM until no scan waits.
+        if (depth === 0) runner.convertHeldReports();
       },
       logger: log.child({ component: 'scan-queue' }),
     });
@@ -387,7 +391,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       reportWrites: reportIndex.sweep(),
       pullSecrets: pullSecrets.forgetExpired(),
     };
-    pruneSboms();
+    void pruneSboms();
     log.debug({ ...forgotten, leading }, 'housekeeping done');
   }
   let server: MetricsServer | undefined;
@@ -395,9 +399,9 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
   let electorLoop: Promise<void> | undefined;
 
   /** SBOMs follow the digests that run or still have a report, on every replica (each has its own cache volume). */
-  function pruneSboms(): void {
+  function pruneSboms(): Promise<unknown> {
     const reported = new Set(reportIndex.list().map((report) => report.spec.digest));
-    void sbomCache.prune((digest) => index.isRunning(digest) || reported.has(digest));
+    return sbomCache.prune((digest) => index.isRunning(digest) || reported.has(digest));
   }
 
   function startLeading(): void {
@@ -419,6 +423,8 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
     const queue = scanQueue;
     scanQueue = undefined;
     await queue?.stop();
+    // A standby scans nothing: what it held is converted now.
+    if (!stopping) runner.convertHeldReports();
   }
 
   async function contend(): Promise<void> {
@@ -498,7 +504,12 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       if (!stopping) {
         // Only once the caches are synced: before, nothing would look in use, and the SBOM prune would
         // delete files that each cost a registry pull to write again.
-        pruneSboms();
+        // Then the reports a previous process held for conversion, of digests still running.
+        void pruneSboms()
+          .then(() => runner.resumeHeldReports())
+          .then(() => {
+            if ((scanQueue?.depth() ?? 0) === 0) runner.convertHeldReports();
+          });
         housekeepingTimer = setInterval(housekeep, deps.housekeepingMs ?? 5 * 60_000);
         housekeepingTimer.unref();
         if (elector === undefined) startLeading();
@@ -519,6 +530,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       clearInterval(housekeepingTimer);
       rescanTask.destroy();
       await database.stop();
+      await runner.stopHeldReports();
       await webhook?.stop();
       await referenceScans.stop();
       await Promise.all(informers.map((informer) => informer.stop()));

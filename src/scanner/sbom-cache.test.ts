@@ -137,6 +137,24 @@ describe('SbomCache', () => {
     expect(await c.lookup({ digest: digest(2) }, undefined)).toBeDefined();
   });
 
+  it('holds a report with its meta until released, lists it for a later process, and prunes it with its digest', async () => {
+    const { dir, cache: c } = cache();
+    const path1 = await c.hold(Buffer.from('{"ArtifactName":"one"}'), meta(1, { platform: 'linux/arm64' }));
+    await c.hold(Buffer.from('{"ArtifactName":"two"}'), meta(2));
+    // A held report is not an SBOM: scans still find no entry for it.
+    expect(await c.lookup({ digest: digest(1), platform: 'linux/arm64' }, undefined)).toBeUndefined();
+    const later = new SbomCache({ dir, logger: pino({ level: 'silent' }) });
+    expect((await later.held()).map((h) => [h.meta.digest, h.meta.platform, h.bytes]).sort()).toEqual([
+      [digest(1), 'linux/arm64', 22],
+      [digest(2), undefined, 22],
+    ]);
+    expect((await later.held()).find((h) => h.meta.digest === digest(1))?.reportPath).toBe(path1);
+    await c.release({ digest: digest(1), platform: 'linux/arm64' });
+    expect((await c.held()).map((h) => h.meta.digest)).toEqual([digest(2)]);
+    expect(await c.prune((d) => d !== digest(2))).toBe(2);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('prunes nothing, without failing, before the folder exists', async () => {
     const { cache: c } = cache();
     expect(await c.prune(() => false)).toBe(0);

@@ -6,8 +6,10 @@
 // Both are written beside their final name and renamed into place, the SBOM first, so a reader never
 // sees a half-written SBOM and an entry without its meta is no entry. Entries of digests no longer
 // tracked are removed by prune(), so the folder follows what the cluster runs.
+// A first scan's report may also be held here (`<name>.report.json` and its `<name>.report-meta.json`)
+// until Trivy converts it when the scan slots are idle: on this volume so a restart does not lose it.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -38,7 +40,12 @@ export interface SbomEntry {
   meta: SbomMeta;
 }
 
-const ENTRY = /^(sha256-[a-f0-9]{64})(?:\.[a-z0-9-]+)?\.(?:cdx|meta)\.json(?:\.[a-f0-9]+\.partial)?$/;
+const ENTRY = /^(sha256-[a-f0-9]{64})(?:\.[a-z0-9-]+)?\.(?:cdx|meta|report|report-meta)\.json(?:\.[a-f0-9]+\.partial)?$/;
+/**
+ * Files up to this size (a scan's report, read or held) are read and written synchronously: a few
+ * milliseconds at most on a local volume, less than a turn of the operator's busy event loop.
+ */
+export const SYNC_IO_MAX_BYTES = 8 * 1024 ** 2;
 /** A staged file older than this was left by a process that died while writing it. */
 const STALE_PARTIAL_MS = 60 * 60_000;
 
@@ -173,7 +180,7 @@ export class SbomCache {
 
   /** Puts a staged SBOM in place with its meta. On failure the staged file is removed and this throws. */
   async commit(staged: string, meta: SbomMeta): Promise<SbomEntry> {
-    const key: SbomKey = meta.platform === undefined ? { digest: meta.digest } : { digest: meta.digest, platform: meta.platform };
+    const key = keyOf(meta);
     const { sbomPath, metaPath } = this.paths(key);
     const stagedMeta = `${metaPath}.${randomBytes(6).toString('hex')}.partial`;
     try {
@@ -234,10 +241,77 @@ export class SbomCache {
     return removed;
   }
 
+  /**
+   * Keeps a first scan's Trivy report (and the meta its SBOM will have) until it is converted; returns
+   * the report's path. Throws on failure, having removed what it wrote.
+   */
+  async hold(report: Buffer, meta: SbomMeta): Promise<string> {
+    const { reportPath, reportMetaPath } = this.heldPaths(keyOf(meta));
+    mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
+    const suffix = `.${randomBytes(6).toString('hex')}.partial`;
+    try {
+      if (report.length <= SYNC_IO_MAX_BYTES) {
+        // At once: the four promise steps took a turn of the busy event loop each (105 ms on average
+        // per report in the 10,000-pod cold start), while the scan still counted as in flight.
+        writeFileSync(reportPath + suffix, report, { mode: 0o600 });
+        writeFileSync(reportMetaPath + suffix, JSON.stringify(meta), { mode: 0o600 });
+        renameSync(reportPath + suffix, reportPath);
+        renameSync(reportMetaPath + suffix, reportMetaPath);
+      } else {
+        await writeFile(reportPath + suffix, report, { mode: 0o600 });
+        await writeFile(reportMetaPath + suffix, JSON.stringify(meta), { mode: 0o600 });
+        await rename(reportPath + suffix, reportPath);
+        await rename(reportMetaPath + suffix, reportMetaPath);
+      }
+      return reportPath;
+    } catch (err) {
+      await Promise.all([rm(reportPath + suffix, { force: true }), rm(reportMetaPath + suffix, { force: true }), this.release(keyOf(meta))]);
+      throw err;
+    }
+  }
+
+  /** The reports held here (an earlier process's too), each with its path and the meta it was held with. */
+  async held(): Promise<{ reportPath: string; meta: SbomMeta; bytes: number }[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.opts.dir);
+    } catch {
+      return [];
+    }
+    const found: { reportPath: string; meta: SbomMeta; bytes: number }[] = [];
+    for (const name of names) {
+      if (!name.endsWith('.report-meta.json') || digestOfSbomFile(name) === undefined) continue;
+      try {
+        const meta = parseMeta(await readFile(path.join(this.opts.dir, name), 'utf8'));
+        const { reportPath } = this.heldPaths(keyOf(meta));
+        found.push({ reportPath, meta, bytes: (await stat(reportPath)).size });
+      } catch {
+        // Half a held report: prune() removes it with its digest; it is no held report.
+      }
+    }
+    return found;
+  }
+
+  /** Forgets the held report of `key` (converted, or not worth converting). Never throws. */
+  async release(key: SbomKey): Promise<void> {
+    const { reportPath, reportMetaPath } = this.heldPaths(key);
+    await rm(reportMetaPath, { force: true }).catch(() => undefined);
+    await rm(reportPath, { force: true }).catch(() => undefined);
+  }
+
+  private heldPaths(key: SbomKey): { reportPath: string; reportMetaPath: string } {
+    const stem = path.join(this.opts.dir, sbomStem(key));
+    return { reportPath: `${stem}.report.json`, reportMetaPath: `${stem}.report-meta.json` };
+  }
+
   private paths(key: SbomKey): { sbomPath: string; metaPath: string } {
     const stem = path.join(this.opts.dir, sbomStem(key));
     return { sbomPath: `${stem}.cdx.json`, metaPath: `${stem}.meta.json` };
   }
+}
+
+function keyOf(meta: Pick<SbomMeta, 'digest' | 'platform'>): SbomKey {
+  return meta.platform === undefined ? { digest: meta.digest } : { digest: meta.digest, platform: meta.platform };
 }
 
 function addPlatform(map: Map<string, Set<string | undefined>>, digest: string, platform: string | undefined): void {

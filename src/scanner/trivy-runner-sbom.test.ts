@@ -15,8 +15,8 @@ afterEach(() => {
   for (const ws of workspaces.splice(0)) ws.cleanup();
 });
 
-async function setup(opts: Partial<TrivyRunnerOptions> = {}, env: Record<string, string> = {}) {
-  const ws = createStubWorkspace({}, env);
+async function setup(opts: Partial<TrivyRunnerOptions> = {}, env: Record<string, string> = {}, map: Record<string, unknown> = {}) {
+  const ws = createStubWorkspace(map, env);
   workspaces.push(ws);
   const logLines: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
@@ -162,5 +162,93 @@ describe('TrivyRunner with an SBOM cache', () => {
     expect(argv.slice(7, 13)).toEqual(['--cache-dir', argv[8], '--server', 'http://trivy-server:4954', '--skip-java-db-update', '--skip-version-check']);
     expect(argv.join(' ')).not.toContain('server-secret');
     expect(sbom?.start.env).toEqual(['TRIVY_TOKEN']);
+  });
+});
+
+describe('TrivyRunner with scan slots: a first scan\'s report is converted when no scan waits for a slot', () => {
+  // A repository whose image runs take 1.5 s, to keep the single slot busy while others wait.
+  const slowMap = { 'docker.io/library/slow': { fixture: '../fixtures/trivy/real-world/trustdsai-nginx-1.19.json', sleepMs: 1500 } };
+  const slow: ScanTarget = { repository: 'docker.io/library/slow', digest: testDigest(9) };
+  const redis: ScanTarget = { repository: 'docker.io/library/redis', digest: testDigest(2) };
+  const order = (runsOf: (command: string) => { start: { t: number; argv?: string[] } }[]) =>
+    [...runsOf('image').filter((i) => !(i.start.argv ?? []).some((a) => a.startsWith('--download-'))), ...runsOf('convert'), ...runsOf('sbom')]
+      .sort((a, b) => a.start.t - b.start.t)
+      .map((i) => `${i.start.argv?.[0] ?? ''} ${(i.start.argv?.at(-1) ?? '').replace(/.*@sha256:0*/, '').replace(/.*\/sha256-0*(\d+).*/, '$1')}`);
+
+  it('holds first scans\' reports on the cache volume until asked, then converts each behind any scan that waits for the slot', async () => {
+    const { runner, sbomDir, pulls, runsOf } = await setup({ scanSlots: 1 }, {}, slowMap);
+    const [first] = await Promise.all([runner.scan(slow), runner.scan(nginx)]);
+    expect(readdirSync(sbomDir).filter((n) => n.endsWith('.report.json'))).toHaveLength(2);
+    expect(runsOf('convert')).toHaveLength(0);
+    const busy = runner.scan({ ...slow, digest: testDigest(8) });
+    await expect.poll(() => order(runsOf).length).toBe(3);
+    runner.convertHeldReports();
+    // A scan asked for after the conversions still goes first.
+    await Promise.all([busy, runner.scan(redis)]);
+    // Their own reports are held until asked for again.
+    await expect.poll(() => readdirSync(sbomDir).filter((n) => n.endsWith('.report.json')).length, { timeout: 10_000 }).toBe(2);
+    expect(runsOf('convert')).toHaveLength(2);
+    runner.convertHeldReports();
+    await expect.poll(() => runsOf('convert').length, { timeout: 10_000 }).toBe(4);
+    expect(order(runsOf)).toEqual(['image 9', 'image 1', 'image 8', 'image 2', 'convert 9', 'convert 1', 'convert 8', 'convert 2']);
+    await expect.poll(() => readdirSync(sbomDir).filter((n) => n.includes('.report')).length).toBe(0);
+    expect(await runner.scan(slow)).toEqual(first);
+    expect(pulls()).toBe(4);
+    expect(runsOf('sbom')).toHaveLength(1);
+  });
+
+  it('converts a held report ahead of the waiting scans when its digest is scanned again, without a pull', async () => {
+    const { runner, pulls, runsOf } = await setup({ scanSlots: 1 }, {}, slowMap);
+    const first = await runner.scan(nginx);
+    const busy = runner.scan(slow);
+    const queued = runner.scan(redis);
+    await expect.poll(() => order(runsOf).length).toBeGreaterThanOrEqual(2);
+    runner.convertHeldReports();
+    const rescan = await runner.scan(nginx);
+    await Promise.all([busy, queued]);
+    expect(rescan).toEqual(first);
+    expect(pulls()).toBe(3);
+    const runs = order(runsOf);
+    // The rescan's conversion went ahead of redis's image scan, which had waited longer.
+    expect(runs.indexOf('convert 1')).toBeLessThan(runs.indexOf('image 2'));
+    expect(runs.indexOf('sbom 1')).toBeGreaterThan(runs.indexOf('convert 1'));
+  });
+
+  it('leaves held reports to the next process when stopped, which converts them at start and pulls nothing more', async () => {
+    const { ws, runner, sbomCache, sbomDir, pulls, runsOf, logLines } = await setup({ scanSlots: 1 }, {}, slowMap);
+    const busy = runner.scan(slow);
+    await expect.poll(() => order(runsOf).length).toBe(1);
+    const first = await runner.scan(nginx);
+    // nginx's conversion waits behind the slow scan when the runner stops.
+    runner.convertHeldReports();
+    await runner.stopHeldReports();
+    await busy;
+    const held = await sbomCache.held();
+    expect(held.map((h) => h.meta.digest).sort()).toEqual([nginx.digest, slow.digest]);
+    expect(runsOf('convert')).toHaveLength(0);
+
+    const next = new TrivyRunner(stubRunnerOptions(ws, pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) }), { sbomCache: new SbomCache({ dir: sbomDir, logger: pino({ level: 'silent' }) }), scanSlots: 1 }));
+    expect(await next.resumeHeldReports()).toBe(2);
+    expect(await next.scan(nginx)).toEqual(first);
+    next.convertHeldReports();
+    await expect.poll(() => readdirSync(sbomDir).filter((n) => n.includes('.report')).length).toBe(0);
+    await next.scan(slow);
+    expect(pulls()).toBe(2);
+  });
+
+  it('converts at once, in the slot, once the held reports reach their byte limit', async () => {
+    const { ws, runner, sbomDir, runsOf } = await setup({ scanSlots: 1, maxHeldReportBytes: 1 }, {}, slowMap);
+    const busy = runner.scan(slow);
+    await expect.poll(() => order(runsOf).length).toBe(1);
+    const scans = Promise.all([runner.scan(nginx), runner.scan(redis)]);
+    await Promise.all([busy, scans]);
+    runner.convertHeldReports();
+    await expect.poll(() => runsOf('convert').length).toBe(3);
+    // The slow scan's report was held (nothing was yet), which reached the limit: nginx's and redis's
+    // were converted from their scan's own folder as their scans ended, the held one last.
+    const inputs = runsOf('convert').sort((a, b) => a.start.t - b.start.t).map((i) => i.start.argv?.at(-1) ?? '');
+    expect(inputs.slice(0, 2).every((input) => input.startsWith(ws.tmpDir))).toBe(true);
+    expect(inputs[2]).toBe(path.join(sbomDir, `sha256-${'0'.repeat(63)}9.report.json`));
+    await expect.poll(() => readdirSync(sbomDir).filter((n) => n.includes('.report')).length).toBe(0);
   });
 });

@@ -71,7 +71,8 @@ interface SpawnRequest {
   slots?: { lane: string; limit: number; order?: 'next' | 'idle' };
 }
 
-interface CancelRequest {
+/** About a request still waiting for its lane. */
+interface ControlRequest {
   type: 'cancel' | 'promote';
   id: number;
 }
@@ -187,7 +188,7 @@ function start(req: SpawnRequest, lane?: Lane): void {
   });
 }
 
-process.on('message', (message: SpawnRequest | CancelRequest) => {
+process.on('message', (message: SpawnRequest | ControlRequest) => {
   if (message.type === 'spawn') admit(message);
   else if (message.type === 'cancel') cancel(message.id);
   else if (message.type === 'promote') promote(message.id);

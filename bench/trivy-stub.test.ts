@@ -15,19 +15,24 @@ afterEach(() => {
   work = undefined;
 });
 
+/** The fast stand-in in a new work folder, replaying the fixtures for `images`. */
+function fastStub(images: string[], referenceImages: { image: string; digest: string }[]) {
+  work = mkdtempSync(path.join(tmpdir(), 'bench-stub-'));
+  return writeStubFiles({
+    kind: 'fast',
+    workDir: work,
+    stubPath: path.join(repoRoot, 'test/trivy-stub/trivy'),
+    fastStubPath: path.join(repoRoot, 'bench/fast-trivy.sh'),
+    fixtures,
+    images,
+    referenceImages,
+    scanMs: 0,
+  });
+}
+
 describe('the fast Trivy stand-in', () => {
   it('scans an image by its tag as Trivy would: RepoDigests names the repository and the digest the tag resolves to', () => {
-    work = mkdtempSync(path.join(tmpdir(), 'bench-stub-'));
-    const stub = writeStubFiles({
-      kind: 'fast',
-      workDir: work,
-      stubPath: path.join(repoRoot, 'test/trivy-stub/trivy'),
-      fastStubPath: path.join(repoRoot, 'bench/fast-trivy.sh'),
-      fixtures,
-      images: ['registry.bench.local/app-00001:1.0'],
-      referenceImages: [{ image: 'registry.bench.local/new-00001:1.0', digest }],
-      scanMs: 0,
-    });
+    const stub = fastStub(['registry.bench.local/app-00001:1.0'], [{ image: 'registry.bench.local/new-00001:1.0', digest }]);
     const scan = (ref: string): { RepoDigests?: string[] } => {
       const out = path.join(work ?? '', 'out.json');
       execFileSync(stub.trivyPath, ['image', '--format', 'json', '--output', out, ref]);
@@ -41,17 +46,7 @@ describe('the fast Trivy stand-in', () => {
   });
 
   it('converts a report the operator moved out of the scan folder (named after its digest), and replays its fixture from that SBOM', () => {
-    work = mkdtempSync(path.join(tmpdir(), 'bench-stub-'));
-    const stub = writeStubFiles({
-      kind: 'fast',
-      workDir: work,
-      stubPath: path.join(repoRoot, 'test/trivy-stub/trivy'),
-      fastStubPath: path.join(repoRoot, 'bench/fast-trivy.sh'),
-      fixtures,
-      images: ['registry.bench.local/app-00002:1.0'],
-      referenceImages: [],
-      scanMs: 0,
-    });
+    const stub = fastStub(['registry.bench.local/app-00002:1.0'], []);
     const at = (name: string) => path.join(work ?? '', name);
     execFileSync(stub.trivyPath, ['image', '--format', 'json', '--output', at('report.json'), `registry.bench.local/app-00002@${digest}`]);
     const held = at(`sha256-${'ab'.repeat(32)}.linux-amd64.report.json`);

@@ -105,51 +105,51 @@ describe('ChildSpawner', () => {
     expect((await second.done).exitCode).toBe(0);
   });
 
-  it('starts a waiting next run (the second step of work begun) ahead of the runs that waited before it', async () => {
+  /**
+   * A one-place lane kept busy for 500 ms; `queue(name, order)` then asks for a run in it, and
+   * `startOrder()` resolves to the names in the order their runs started.
+   */
+  async function busyLane() {
     const spawner = new ChildSpawner();
     spawners.push(spawner);
     const lane = { lane: 'scan', limit: 1 };
     const opts = { env: {}, stdout: 'ignore' as const, maxChars: 100 };
-    const first = spawner.run(process.execPath, ['-e', script, '0', '500'], { ...opts, slots: lane });
-    await first.pid;
-    const order: string[] = [];
-    const waiting = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: lane });
-    const next = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: { ...lane, order: 'next' } });
-    await Promise.all([waiting.pid.then(() => order.push('waiting')), next.pid.then(() => order.push('next'))]);
-    expect(order).toEqual(['next', 'waiting']);
+    const queue = (order?: 'next' | 'idle', ms = 0) => spawner.run(process.execPath, ['-e', script, '0', String(ms)], { ...opts, slots: order === undefined ? lane : { ...lane, order } });
+    // A free place: even an idle run starts at once.
+    expect((await queue('idle').done).exitCode).toBe(0);
+    await queue(undefined, 500).pid;
+    const started: string[] = [];
+    const runs: Promise<unknown>[] = [];
+    return {
+      queue: (name: string, order?: 'next' | 'idle', ms = 0) => {
+        const run = queue(order, ms);
+        runs.push(run.pid.then(() => started.push(name)));
+        return run;
+      },
+      startOrder: async () => (await Promise.all(runs), started),
+    };
+  }
+
+  it('starts a waiting next run (the second step of work begun) ahead of the runs that waited before it', async () => {
+    const lane = await busyLane();
+    lane.queue('waiting');
+    lane.queue('next', 'next');
+    expect(await lane.startOrder()).toEqual(['next', 'waiting']);
   });
 
   it('starts an idle run only when no other run of its lane waits, even ones that came after it', async () => {
-    const spawner = new ChildSpawner();
-    spawners.push(spawner);
-    const lane = { lane: 'scan', limit: 1 };
-    const idleLane = { ...lane, order: 'idle' as const };
-    const opts = { env: {}, stdout: 'ignore' as const, maxChars: 100 };
-    // A free place: an idle run starts at once.
-    expect((await spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: idleLane }).done).exitCode).toBe(0);
-    const first = spawner.run(process.execPath, ['-e', script, '0', '500'], { ...opts, slots: lane });
-    await first.pid;
-    const order: string[] = [];
-    const idle = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: idleLane });
-    const later = spawner.run(process.execPath, ['-e', script, '0', '200'], { ...opts, slots: lane });
-    const next = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: { ...lane, order: 'next' } });
-    await Promise.all([idle.pid.then(() => order.push('idle')), later.pid.then(() => order.push('later')), next.pid.then(() => order.push('next'))]);
-    expect(order).toEqual(['next', 'later', 'idle']);
+    const lane = await busyLane();
+    lane.queue('idle', 'idle');
+    lane.queue('later', undefined, 200);
+    lane.queue('next', 'next');
+    expect(await lane.startOrder()).toEqual(['next', 'later', 'idle']);
   });
 
   it('starts a promoted idle run ahead of the runs waiting with it', async () => {
-    const spawner = new ChildSpawner();
-    spawners.push(spawner);
-    const lane = { lane: 'scan', limit: 1 };
-    const opts = { env: {}, stdout: 'ignore' as const, maxChars: 100 };
-    const first = spawner.run(process.execPath, ['-e', script, '0', '500'], { ...opts, slots: lane });
-    await first.pid;
-    const order: string[] = [];
-    const waiting = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: lane });
-    const idle = spawner.run(process.execPath, ['-e', script, '0', '0'], { ...opts, slots: { ...lane, order: 'idle' } });
-    idle.promote();
-    await Promise.all([waiting.pid.then(() => order.push('waiting')), idle.pid.then(() => order.push('promoted'))]);
-    expect(order).toEqual(['promoted', 'waiting']);
+    const lane = await busyLane();
+    lane.queue('waiting');
+    lane.queue('promoted', 'idle').promote();
+    expect(await lane.startOrder()).toEqual(['promoted', 'waiting']);
   });
 
   it('kills every child it started when the operator goes away (its channel closes)', async () => {

@@ -95,18 +95,19 @@ function admit(req: SpawnRequest): void {
   let lane = lanes.get(req.slots.lane);
   if (lane === undefined) lanes.set(req.slots.lane, (lane = { running: 0, waiting: [] }));
   if (lane.running >= req.slots.limit) {
-    const order = req.slots.order;
-    // Its place: behind the requests that go before it (`next` ones before the others, every one before `idle` ones).
-    const goesBefore = (waiting: SpawnRequest): boolean => {
-      const theirs = waiting.slots?.order;
-      return order === 'next' ? theirs !== 'next' : order === 'idle' ? false : theirs === 'idle';
-    };
-    const at = lane.waiting.findIndex(goesBefore);
+    // Behind every request of its own rank or before it: `next` ones, then the others, then `idle` ones.
+    const rank = orderRank(req);
+    const at = lane.waiting.findIndex((waiting) => orderRank(waiting) > rank);
     lane.waiting.splice(at < 0 ? lane.waiting.length : at, 0, req);
     return;
   }
   lane.running++;
   start(req, lane);
+}
+
+function orderRank(req: SpawnRequest): number {
+  const order = req.slots?.order;
+  return order === 'next' ? 0 : order === 'idle' ? 2 : 1;
 }
 
 /** A child of the lane has exited: the next request waiting for it starts now. */

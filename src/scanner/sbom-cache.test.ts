@@ -139,8 +139,10 @@ describe('SbomCache', () => {
 
   it('holds a report with its meta until released, lists it for a later process, and prunes it with its digest', async () => {
     const { dir, cache: c } = cache();
-    const path1 = await c.hold(Buffer.from('{"ArtifactName":"one"}'), meta(1, { platform: 'linux/arm64' }));
-    await c.hold(Buffer.from('{"ArtifactName":"two"}'), meta(2));
+    const path1 = c.hold(Buffer.from('{"ArtifactName":"one"}'), meta(1, { platform: 'linux/arm64' }));
+    c.hold(Buffer.from('{"ArtifactName":"two"}'), meta(2));
+    // A report of more than 8 MiB is not held (its scan converts it in its slot).
+    expect(c.hold(Buffer.alloc(8 * 1024 ** 2 + 1), meta(3))).toBeUndefined();
     // A held report is not an SBOM: scans still find no entry for it.
     expect(await c.lookup({ digest: digest(1), platform: 'linux/arm64' }, undefined)).toBeUndefined();
     const later = new SbomCache({ dir, logger: pino({ level: 'silent' }) });

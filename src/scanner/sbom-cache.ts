@@ -9,7 +9,7 @@
 // A first scan's report may also be held here (`<name>.report.json` and its `<name>.report-meta.json`)
 // until Trivy converts it when the scan slots are idle: on this volume so a restart does not lose it.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -42,10 +42,11 @@ export interface SbomEntry {
 
 const ENTRY = /^(sha256-[a-f0-9]{64})(?:\.[a-z0-9-]+)?\.(?:cdx|meta|report|report-meta)\.json(?:\.[a-f0-9]+\.partial)?$/;
 /**
- * Files up to this size (a scan's report, read or held) are read and written synchronously: a few
- * milliseconds at most on a local volume, less than a turn of the operator's busy event loop.
+ * A held report is written at once, on the event loop (the promise steps took a turn of the busy loop
+ * each: 105 ms on average per report in the 10,000-pod cold start, while its scan still counted as in
+ * flight); a larger report is not held but converted in its scan's slot.
  */
-export const SYNC_IO_MAX_BYTES = 8 * 1024 ** 2;
+const MAX_HELD_REPORT_BYTES = 8 * 1024 ** 2;
 /** A staged file older than this was left by a process that died while writing it. */
 const STALE_PARTIAL_MS = 60 * 60_000;
 
@@ -180,7 +181,7 @@ export class SbomCache {
 
   /** Puts a staged SBOM in place with its meta. On failure the staged file is removed and this throws. */
   async commit(staged: string, meta: SbomMeta): Promise<SbomEntry> {
-    const key = keyOf(meta);
+    const key = sbomKeyOf(meta);
     const { sbomPath, metaPath } = this.paths(key);
     const stagedMeta = `${metaPath}.${randomBytes(6).toString('hex')}.partial`;
     try {
@@ -243,29 +244,22 @@ export class SbomCache {
 
   /**
    * Keeps a first scan's Trivy report (and the meta its SBOM will have) until it is converted; returns
-   * the report's path. Throws on failure, having removed what it wrote.
+   * the report's path, or undefined for a report too large to hold. Throws on failure, having removed
+   * what it wrote.
    */
-  async hold(report: Buffer, meta: SbomMeta): Promise<string> {
-    const { reportPath, reportMetaPath } = this.heldPaths(keyOf(meta));
+  hold(report: Buffer, meta: SbomMeta): string | undefined {
+    if (report.length > MAX_HELD_REPORT_BYTES) return undefined;
+    const { reportPath, reportMetaPath } = this.heldPaths(sbomKeyOf(meta));
     mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
     const suffix = `.${randomBytes(6).toString('hex')}.partial`;
     try {
-      if (report.length <= SYNC_IO_MAX_BYTES) {
-        // At once: the four promise steps took a turn of the busy event loop each (105 ms on average
-        // per report in the 10,000-pod cold start), while the scan still counted as in flight.
-        writeFileSync(reportPath + suffix, report, { mode: 0o600 });
-        writeFileSync(reportMetaPath + suffix, JSON.stringify(meta), { mode: 0o600 });
-        renameSync(reportPath + suffix, reportPath);
-        renameSync(reportMetaPath + suffix, reportMetaPath);
-      } else {
-        await writeFile(reportPath + suffix, report, { mode: 0o600 });
-        await writeFile(reportMetaPath + suffix, JSON.stringify(meta), { mode: 0o600 });
-        await rename(reportPath + suffix, reportPath);
-        await rename(reportMetaPath + suffix, reportMetaPath);
-      }
+      writeFileSync(reportPath + suffix, report, { mode: 0o600 });
+      writeFileSync(reportMetaPath + suffix, JSON.stringify(meta), { mode: 0o600 });
+      renameSync(reportPath + suffix, reportPath);
+      renameSync(reportMetaPath + suffix, reportMetaPath);
       return reportPath;
     } catch (err) {
-      await Promise.all([rm(reportPath + suffix, { force: true }), rm(reportMetaPath + suffix, { force: true }), this.release(keyOf(meta))]);
+      for (const file of [reportPath + suffix, reportMetaPath + suffix, reportPath, reportMetaPath]) rmSync(file, { force: true });
       throw err;
     }
   }
@@ -283,7 +277,7 @@ export class SbomCache {
       if (!name.endsWith('.report-meta.json') || digestOfSbomFile(name) === undefined) continue;
       try {
         const meta = parseMeta(await readFile(path.join(this.opts.dir, name), 'utf8'));
-        const { reportPath } = this.heldPaths(keyOf(meta));
+        const { reportPath } = this.heldPaths(sbomKeyOf(meta));
         found.push({ reportPath, meta, bytes: (await stat(reportPath)).size });
       } catch {
         // Half a held report: prune() removes it with its digest; it is no held report.
@@ -310,8 +304,9 @@ export class SbomCache {
   }
 }
 
-function keyOf(meta: Pick<SbomMeta, 'digest' | 'platform'>): SbomKey {
-  return meta.platform === undefined ? { digest: meta.digest } : { digest: meta.digest, platform: meta.platform };
+/** The key of an image (a scan target, an entry's meta): its digest and platform, if any. */
+export function sbomKeyOf(image: { digest: string; platform?: string | undefined }): SbomKey {
+  return image.platform === undefined ? { digest: image.digest } : { digest: image.digest, platform: image.platform };
 }
 
 function addPlatform(map: Map<string, Set<string | undefined>>, digest: string, platform: string | undefined): void {

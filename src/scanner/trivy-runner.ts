@@ -31,7 +31,7 @@ import { classifyTrivyFailure } from './failure-classifier.js';
 import { ScanFailure } from './scan-failure.js';
 import { SEVERITIES } from './scan-result.js';
 import type { ScanResult, Severity } from './scan-result.js';
-import { asImageResult, blamesSbomFile, reportedArtifactName, sbomStem } from './sbom-cache.js';
+import { asImageResult, blamesSbomFile, reportedArtifactName, sbomKeyOf, sbomStem } from './sbom-cache.js';
 import type { SbomCache, SbomKey, SbomMeta } from './sbom-cache.js';
 import { parseTrivyReport, readArtifactName, readRepoDigests, TrivyReportError } from './trivy-report-parser.js';
 
@@ -122,7 +122,6 @@ export interface TrivyRunnerOptions {
 
 /** A first scan's report kept until Trivy converts it to the digest's SBOM (holdReport). */
 interface HeldReport {
-  key: SbomKey;
   reportPath: string;
   meta: SbomMeta;
   bytes: number;
@@ -131,7 +130,6 @@ interface HeldReport {
   /** A scan of the digest waits for it: it goes ahead of the scans waiting for a slot. */
   wanted: boolean;
   handle: SpawnHandle | undefined;
-  stop: AbortController;
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
@@ -169,6 +167,8 @@ export class TrivyRunner {
   /** By sbomStem of the key. */
   private readonly held = new Map<string, HeldReport>();
   private heldBytes = 0;
+  /** Aborted by stopHeldReports: the conversions end, their reports stay for the next process. */
+  private readonly heldStop = new AbortController();
 
   constructor(private readonly opts: TrivyRunnerOptions) {
     this.log = opts.logger;
@@ -222,7 +222,7 @@ export class TrivyRunner {
         const report = await this.readReport(output);
         const result = this.stamp(parseReport(report));
         const meta = this.sbomMeta(req, ref, report);
-        if (await this.holdReport(cache, report, meta)) return result;
+        if (this.holdReport(cache, report, meta)) return result;
         const staged = await this.convertToSbom(cache, { key: sbomKeyOf(req), image: req.repository }, output, dir, { signal, order: 'next' });
         if (staged !== undefined) await this.commitSbom(cache, staged, meta);
         return result;
@@ -385,10 +385,11 @@ export class TrivyRunner {
    * Keeps a first scan's report on the cache volume until convertHeldReports() or a scan of its digest
    * asks for its SBOM. False when it could not be kept (then it is the caller's to convert).
    */
-  private async holdReport(cache: SbomCache, report: Buffer, meta: SbomMeta): Promise<boolean> {
+  private holdReport(cache: SbomCache, report: Buffer, meta: SbomMeta): boolean {
     try {
-      this.addHeld(await cache.hold(report, meta), meta, report.length);
-      return true;
+      const reportPath = cache.hold(report, meta);
+      if (reportPath !== undefined) this.addHeld(reportPath, meta, report.length);
+      return reportPath !== undefined;
     } catch (err) {
       this.log.debug({ digest: meta.digest, image: meta.reference, reason: err instanceof Error ? err.message : String(err) }, 'could not hold the report for a later conversion; converting it now');
       return false;
@@ -396,8 +397,7 @@ export class TrivyRunner {
   }
 
   private addHeld(reportPath: string, meta: SbomMeta, bytes: number): void {
-    const key: SbomKey = meta.platform === undefined ? { digest: meta.digest } : { digest: meta.digest, platform: meta.platform };
-    this.held.set(sbomStem(key), { key, reportPath, meta, bytes, done: undefined, wanted: false, handle: undefined, stop: new AbortController() });
+    this.held.set(sbomStem(meta), { reportPath, meta, bytes, done: undefined, wanted: false, handle: undefined });
     this.heldBytes += bytes;
   }
 
@@ -431,19 +431,20 @@ export class TrivyRunner {
   /** Stops the conversions of held reports (their files stay for the next process) and waits for them. */
   async stopHeldReports(): Promise<void> {
     const all = [...this.held.values()];
-    for (const held of all) held.stop.abort();
+    this.heldStop.abort();
     await Promise.all(all.map((held) => held.done));
     for (const held of all) if (held.done === undefined) this.forgetHeld(held);
   }
 
   private forgetHeld(held: HeldReport): void {
-    if (this.held.get(sbomStem(held.key)) !== held) return;
-    this.held.delete(sbomStem(held.key));
+    if (this.held.get(sbomStem(held.meta)) !== held) return;
+    this.held.delete(sbomStem(held.meta));
     this.heldBytes -= held.bytes;
   }
 
   private convertHeld(cache: SbomCache, held: HeldReport): Promise<void> {
-    const { key, meta } = held;
+    const { meta } = held;
+    const key = sbomKeyOf(meta);
     held.done = (async () => {
       let dir: string | undefined;
       try {
@@ -452,9 +453,9 @@ export class TrivyRunner {
           held.handle = handle;
           if (held.wanted) handle.promote();
         };
-        const staged = await this.convertToSbom(cache, { key, image: meta.reference }, held.reportPath, dir, { signal: held.stop.signal, order: held.wanted ? 'next' : 'idle', onSpawn });
+        const staged = await this.convertToSbom(cache, { key, image: meta.reference }, held.reportPath, dir, { signal: this.heldStop.signal, order: held.wanted ? 'next' : 'idle', onSpawn });
         if (staged !== undefined) await this.commitSbom(cache, staged, meta);
-        if (!held.stop.signal.aborted) await cache.release(key);
+        if (!this.heldStop.signal.aborted) await cache.release(key);
       } catch (err) {
         this.log.warn({ digest: meta.digest, image: meta.reference, reason: err instanceof Error ? err.message : String(err) }, 'could not convert a held report; the next scan pulls the image again');
         await cache.release(key);
@@ -822,10 +823,6 @@ function digestOfRepository(repoDigests: readonly string[], repository: string):
     }
   });
   return (parsed.find((p) => p.repository === repository) ?? parsed[0])?.digest;
-}
-
-function sbomKeyOf(req: ScanTarget): SbomKey {
-  return req.platform === undefined ? { digest: req.digest } : { digest: req.digest, platform: req.platform };
 }
 
 function checkTarget(req: ScanTarget): void {

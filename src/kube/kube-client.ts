@@ -14,6 +14,7 @@ import {
   createConfiguration,
 } from '@kubernetes/client-node';
 import type { Configuration, Middleware, RequestContext, ResponseContext } from '@kubernetes/client-node';
+import { undiciHttpLibrary } from './http-library.js';
 import { fencedWriteError } from './write-fence.js';
 import type { WriteFence } from './write-fence.js';
 
@@ -157,10 +158,12 @@ export function createKubeClients(kc: KubeConfig, options: KubeClientOptions): K
     throw new Error('kubeconfig has no current cluster');
   }
   const auth = reusingDispatcher(kc);
+  const httpApi = undiciHttpLibrary();
   const configure = (fence: WriteFence | undefined): Configuration =>
     createConfiguration({
       baseServer: new ServerConfiguration(cluster.server, {}),
       authMethods: { default: auth },
+      httpApi,
       promiseMiddleware: [requestMiddleware(options, fence)],
     });
   const configuration = configure(options.writeFence);

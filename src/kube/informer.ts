@@ -1,9 +1,9 @@
 // A list+watch cache that never stops silently. client-node's ListWatch stops for good on any error
 // other than 410, keeps whole objects, and has no health signal; this one restarts with capped
 // backoff, keeps only a transformed (slim) copy of each object, and reports how long it has been down.
-import { Watch } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { StreamingWatch } from './watch-stream.js';
 
 /** One page of a list call, already normalised: raw items, the snapshot's resourceVersion, next token. */
 export interface ListPage {
@@ -34,7 +34,7 @@ export interface InformerHandlers<T> {
   delete?: (obj: T) => void;
 }
 
-/** The minimal watch interface; client-node's Watch satisfies it, tests may pass their own. */
+/** The minimal watch interface (StreamingWatch, client-node's Watch); tests may pass their own. */
 export interface WatchClient {
   watch(
     path: string,
@@ -130,13 +130,10 @@ export class ResilientInformer<T extends CachedObject> {
     if (options.watchClient !== undefined) {
       this.watchClient = options.watchClient;
     } else if (kubeConfig !== undefined) {
-      const watch = new Watch(kubeConfig);
-      // client-node aborts a watch after 30 s without a line, but a real API server sends its first
-      // bookmark only after about a minute: quiet watches would reconnect every 30 s (and per-namespace
-      // ones fall out of the watch cache into 410 and a full relist). Allow a whole server-side watch
-      // period instead; our own watchdog catches a dead connection.
-      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = ((options.watchTimeoutSeconds ?? 300) * 1.2 + 60) * 1000;
-      this.watchClient = watch as unknown as WatchClient;
+      // A real API server sends its first bookmark only after about a minute: a quiet watch must not
+      // time out before the server-side period ends (per-namespace ones would fall out of the watch
+      // cache into 410 and a full relist). Our own watchdog catches a dead connection sooner.
+      this.watchClient = new StreamingWatch(kubeConfig, ((options.watchTimeoutSeconds ?? 300) * 1.2 + 60) * 1000);
     } else {
       throw new Error(`informer ${options.name}: kubeConfig or watchClient is required`);
     }

@@ -327,11 +327,10 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
       },
       onEvent: () => {
         if (scanQueue === undefined) return;
-        const depth = scanQueue.depth();
-        metrics.setQueue(depth, scanQueue.inProgress());
-        // First scans' reports wait for their conversion to an SBOM until no scan waits.
-        if (depth === 0) runner.convertHeldReports();
+        metrics.setQueue(scanQueue.depth(), scanQueue.inProgress());
       },
+      // First scans' reports wait for their conversion to an SBOM until no scan is queued or running.
+      onIdle: () => runner.convertHeldReports(),
       logger: log.child({ component: 'scan-queue' }),
     });
 
@@ -508,7 +507,7 @@ export function buildOperator(config: OperatorConfig, deps: OperatorDeps): Opera
         void pruneSboms()
           .then(() => runner.resumeHeldReports())
           .then(() => {
-            if ((scanQueue?.depth() ?? 0) === 0) runner.convertHeldReports();
+            if (scanQueue?.idle() ?? true) runner.convertHeldReports();
           });
         housekeepingTimer = setInterval(housekeep, deps.housekeepingMs ?? 5 * 60_000);
         housekeepingTimer.unref();

@@ -128,6 +128,19 @@ describe('ScanQueue with the stub Trivy', () => {
     expect(maxOverlap(intervals(h.scans()))).toBe(1);
   });
 
+  it('says it is idle once, when the last scan has ended, not while one still runs or waits for a retry', async () => {
+    const idleAt: number[] = [];
+    const h = harness({ env: { TRIVY_STUB_SLEEP_MS: '300' }, concurrency: 1, queue: { onIdle: () => idleAt.push(h.outcomes.length) } });
+    await h.db.start();
+    expect(h.queue.idle()).toBe(true);
+    for (const n of [1, 2, 3]) h.queue.request(target(n), 'new');
+    expect(h.queue.idle()).toBe(false);
+    await expect.poll(() => h.queue.depth()).toBe(2);
+    await h.outcomesReached(3);
+    await expect.poll(() => idleAt).toEqual([3]);
+    expect(h.queue.idle()).toBe(true);
+  });
+
   it('never starts the child of a scan stopped while it waits for a slot', async () => {
     const h = harness({ env: { TRIVY_STUB_SLEEP_MS: '1500' }, concurrency: 1, runner: { scanSlots: 1 }, queue: { startAhead: 1 } });
     await h.db.start();

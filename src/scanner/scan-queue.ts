@@ -62,6 +62,8 @@ export interface ScanQueueOptions {
   backoff?: { baseMs: number; maxMs: number };
   onOutcome: (outcome: ScanOutcome) => void;
   onEvent?: (event: ScanQueueEvent) => void;
+  /** Called when the last scan has ended and nothing is queued (idle() turned true). */
+  onIdle?: () => void;
   logger: Logger;
   now?: () => number;
   random?: () => number;
@@ -155,6 +157,11 @@ export class ScanQueue {
     return waiting;
   }
 
+  /** Nothing queued, waiting for a retry, or running (its report still being read included). */
+  idle(): boolean {
+    return this.queued.size === 0 && this.running.size === 0;
+  }
+
   /** Scans whose child is running now. */
   inProgress(): number {
     let n = 0;
@@ -238,6 +245,7 @@ export class ScanQueue {
         record.stage = 'finishing';
         this.running.delete(digest);
         this.pump();
+        if (!this.stopped && this.idle()) this.notifyIdle();
       });
   }
 
@@ -309,6 +317,14 @@ export class ScanQueue {
     } catch (err) {
       // A listener's bug must not stop the queue.
       this.log.error({ err, digest: outcome.digest }, 'scan outcome listener threw');
+    }
+  }
+
+  private notifyIdle(): void {
+    try {
+      this.opts.onIdle?.();
+    } catch (err) {
+      this.log.error({ err }, 'scan queue idle listener threw');
     }
   }
 

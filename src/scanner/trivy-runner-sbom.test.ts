@@ -236,6 +236,22 @@ describe('TrivyRunner with scan slots: a first scan\'s report is converted when 
     expect(pulls()).toBe(2);
   });
 
+  it('converts held reports at most a slot\'s worth at a time, until none is left', async () => {
+    const { ws, runner, sbomDir, runsOf } = await setup({ scanSlots: 1 });
+    for (const n of [1, 2, 3, 4]) await runner.scan({ ...nginx, digest: testDigest(n) });
+    expect(readdirSync(sbomDir).filter((n) => n.endsWith('.report.json'))).toHaveLength(4);
+    const conversionFolders = () => readdirSync(ws.tmpDir).filter((n) => n.startsWith('imagescan-')).length;
+    let most = 0;
+    const sampler = setInterval(() => (most = Math.max(most, conversionFolders())), 1);
+    runner.convertHeldReports();
+    most = Math.max(most, conversionFolders());
+    await expect.poll(() => readdirSync(sbomDir).filter((n) => n.includes('.report')).length, { timeout: 10_000 }).toBe(0);
+    clearInterval(sampler);
+    expect(runsOf('convert')).toHaveLength(4);
+    // One conversion asked for (and its folder made) at a time, not all four waiting for the slot.
+    expect(most).toBe(1);
+  });
+
   it('converts at once, in the slot, once the held reports reach their byte limit', async () => {
     const { ws, runner, sbomDir, runsOf } = await setup({ scanSlots: 1, maxHeldReportBytes: 1 }, {}, slowMap);
     const busy = runner.scan(slow);

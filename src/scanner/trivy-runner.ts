@@ -167,6 +167,9 @@ export class TrivyRunner {
   /** By sbomStem of the key. */
   private readonly held = new Map<string, HeldReport>();
   private heldBytes = 0;
+  /** Held reports convertHeldReports asked for whose conversion has not started; those started and not ended. */
+  private readonly heldAsked = new Set<HeldReport>();
+  private heldConverting = 0;
   /** Aborted by stopHeldReports: the conversions end, their reports stay for the next process. */
   private readonly heldStop = new AbortController();
 
@@ -419,19 +422,36 @@ export class TrivyRunner {
   }
 
   /**
-   * Converts the held reports, each as a slot is free and no other run waits for one: call it when no
-   * scans wait.
+   * Converts the held reports, at most scanSlots at a time, each behind every other run waiting for a
+   * slot: call it when no scans are queued or running. Asking for all at once had hundreds of
+   * conversions finishing together, their file commits ahead of the last scans' report reads.
    */
   convertHeldReports(): void {
+    for (const held of this.held.values()) if (held.done === undefined) this.heldAsked.add(held);
+    this.convertAskedHeld();
+  }
+
+  private convertAskedHeld(): void {
     const cache = this.opts.sbomCache;
-    if (cache === undefined) return;
-    for (const held of this.held.values()) if (held.done === undefined) this.convertHeld(cache, held);
+    if (cache === undefined || this.heldStop.signal.aborted) return;
+    const limit = this.opts.scanSlots ?? 1;
+    for (const held of this.heldAsked) {
+      if (this.heldConverting >= limit) return;
+      this.heldAsked.delete(held);
+      if (held.done !== undefined) continue; // a scan of its digest asked first (convertHeldNow)
+      this.heldConverting++;
+      void this.convertHeld(cache, held).finally(() => {
+        this.heldConverting--;
+        this.convertAskedHeld();
+      });
+    }
   }
 
   /** Stops the conversions of held reports (their files stay for the next process) and waits for them. */
   async stopHeldReports(): Promise<void> {
     const all = [...this.held.values()];
     this.heldStop.abort();
+    this.heldAsked.clear();
     await Promise.all(all.map((held) => held.done));
     for (const held of all) if (held.done === undefined) this.forgetHeld(held);
   }

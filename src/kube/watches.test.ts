@@ -8,7 +8,7 @@ import { LABEL_MANAGED_BY } from '../reports/image-scan-report.js';
 import { buildReportObject } from '../reports/report-builder.js';
 import { createKubeClients } from './kube-client.js';
 import { PolicyStore } from '../policy/policy-store.js';
-import { createPolicyInformer, createReportInformer } from './watches.js';
+import { createPolicyInformer, createReportInformer, nextReportPageSize } from './watches.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const asKubeObject = (report: ImageScanReport): KubeObject => JSON.parse(JSON.stringify(report)) as KubeObject;
@@ -43,6 +43,47 @@ describe('the report informer', () => {
       for (const r of lists) expect(decodeURIComponent(r.path)).toContain('labelSelector=app.kubernetes.io/managed-by=imagescan-operator');
     } finally {
       informer.stop();
+    }
+  });
+});
+
+describe('report list pages', () => {
+  const reports = (count: number, entries: number): unknown[] =>
+    Array.from({ length: count }, () => ({ status: { vulnerabilities: Array.from({ length: entries }, (_, i) => ({ id: `CVE-2024-${i}` })) } }));
+
+  it('take 500 reports that carry fix entries only, and fewer the longer their per-vulnerability lists', () => {
+    expect(nextReportPageSize(reports(50, 0))).toBe(500);
+    expect(nextReportPageSize([])).toBe(500);
+    expect(nextReportPageSize(reports(50, 100))).toBe(250);
+    expect(nextReportPageSize(reports(50, 500))).toBe(50);
+    expect(nextReportPageSize(reports(50, 1000))).toBe(50);
+    // An upgrade over old reports: half of a page with lists of 400 is 200 entries per report.
+    expect(nextReportPageSize([...reports(25, 400), ...reports(25, 0)])).toBe(125);
+    expect(nextReportPageSize([null, 'not a report', { status: null }])).toBe(500);
+  });
+
+  it('start small, then follow the size of the reports the API server returns', async () => {
+    const api = await startFakeApiServer({});
+    try {
+      api.seed.namespace('shop');
+      for (let i = 0; i < 120; i += 1) {
+        const report = buildReportObject({ namespace: 'shop', image: `app-${i}:1`, repository: `docker.io/library/app-${i}`, digest: `sha256:${i.toString(16).padStart(64, '0')}`, team: 'payments', workloads: [] });
+        api.objects.create(asKubeObject(report));
+      }
+      const kc = new KubeConfig();
+      kc.loadFromFile(api.kubeconfigPath);
+      const informer = createReportInformer(createKubeClients(kc, { requestTimeoutMs: 5000, userAgent: 'watch-test' }).getJson, { kubeConfig: kc, logger: pino({ level: 'silent' }) });
+      informer.start();
+      try {
+        await informer.whenSynced();
+        expect(informer.size()).toBe(120);
+        const limits = api.requests().filter((r) => r.resource === 'imagescanreports' && r.verb === 'list').map((r) => new URL(r.path, 'http://x').searchParams.get('limit'));
+        expect(limits).toEqual(['50', '500']);
+      } finally {
+        informer.stop();
+      }
+    } finally {
+      await api.stop();
     }
   });
 });

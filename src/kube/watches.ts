@@ -20,17 +20,32 @@ export interface WatchSettings {
   watchdogMs?: number;
   unhealthyAfterMs?: number;
   pageSize?: number;
-  /** Page size of the report list (default REPORT_PAGE_SIZE). */
+  /** A fixed page size of the report list (default: nextReportPageSize's, from the reports seen). */
   reportPageSize?: number;
 }
 
-/**
- * Reports per list page. A report carries up to 500 vulnerabilities (~90 KB of JSON): 500 of them are
- * a ~45 MB response that client-node parses in one go, which blocked the event loop for hundreds of
- * milliseconds at each restart of the 10,000-pod bench (~5,500 reports, 195 ms p99).
- */
-export const REPORT_PAGE_SIZE = 50;
+const REPORT_PAGE_MIN = 50;
+const REPORT_PAGE_MAX = 500;
+const VULNERABILITY_ENTRIES_PER_PAGE = 25_000;
 
+/**
+ * Reports per list page: as many as carry ~25,000 per-vulnerability entries, 50 to 500. With the
+ * default `--report-details=fixes` a report is a few KiB (its fix entries capped at 8 KiB), so 500 a
+ * page: 45 pages for the 50,000-pod bench's 22,000 reports instead of 444 (the restart was ready when
+ * the last of those came, ~13 s). A report with its list (`full`, or one written before
+ * `status.fixes`) is up to ~256 KiB: 500 of them were a ~45 MB response parsed in one go, which blocked
+ * the event loop for hundreds of milliseconds, hence 50. Each page sizes the next from its own reports.
+ */
+export function nextReportPageSize(items: readonly unknown[]): number {
+  if (items.length === 0) return REPORT_PAGE_MAX;
+  let entries = 0;
+  for (const item of items) {
+    const list = (item as { status?: { vulnerabilities?: unknown } } | null)?.status?.vulnerabilities;
+    if (Array.isArray(list)) entries += list.length;
+  }
+  const perReport = Math.max(1, entries / items.length);
+  return Math.max(REPORT_PAGE_MIN, Math.min(REPORT_PAGE_MAX, Math.floor(VULNERABILITY_ENTRIES_PER_PAGE / perReport)));
+}
 /** The report label selector: only reports this operator manages. */
 export const MANAGED_REPORTS_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
 
@@ -93,7 +108,14 @@ export function createReportInformer(getJson: RawGet, settings: WatchSettings): 
     labelSelector: MANAGED_REPORTS_SELECTOR,
     transform: (raw) => toReportEntry(raw, lists),
   });
-  options.pageSize = settings.reportPageSize ?? REPORT_PAGE_SIZE;
+  const fixed = settings.reportPageSize;
+  // The first page is the smallest: the format of the stored reports is not known yet.
+  let limit = fixed ?? REPORT_PAGE_MIN;
+  options.list = async ({ continueToken }) => {
+    const page = rawPage(await getJson(options.path, { labelSelector: MANAGED_REPORTS_SELECTOR, limit, continue: continueToken }));
+    limit = fixed ?? nextReportPageSize(page.items);
+    return page;
+  };
   return new ResilientInformer<ReportEntry>(options);
 }
 

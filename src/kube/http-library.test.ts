@@ -1,8 +1,12 @@
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { HttpMethod, RequestContext } from '@kubernetes/client-node';
+import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeSelfSignedCert } from '../../test/self-signed-cert.js';
 import { undiciHttpLibrary } from './http-library.js';
+import { createKubeClients } from './kube-client.js';
+import { StreamingWatch } from './watch-stream.js';
 
 let server: http.Server | undefined;
 
@@ -77,5 +81,52 @@ describe('undiciHttpLibrary', () => {
     const ctx = new RequestContext('http://127.0.0.1:1/x', HttpMethod.POST);
     ctx.setBody(new URLSearchParams({ a: '1' }));
     await expect(send(ctx)).rejects.toThrow('only text request bodies');
+  });
+});
+
+describe('the kube clients and watches over HTTPS', () => {
+  let tls: https.Server | undefined;
+  afterEach(async () => {
+    tls?.closeAllConnections();
+    await new Promise<void>((resolve) => (tls === undefined ? resolve() : tls.close(() => resolve())));
+    tls = undefined;
+  });
+
+  it('trust the kubeconfig\'s CA and send its token, and refuse a server that CA did not sign', async () => {
+    const cert = makeSelfSignedCert({ ips: ['127.0.0.1'] });
+    const authorizations: (string | undefined)[] = [];
+    tls = https.createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+      authorizations.push(req.headers.authorization);
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      if (new URL(req.url ?? '', 'https://x').searchParams.get('watch') === 'true') res.end(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'shop' } } })}\n`);
+      else res.end(JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }));
+    });
+    await new Promise<void>((resolve) => tls?.listen(0, '127.0.0.1', resolve));
+    const server = `https://127.0.0.1:${(tls.address() as AddressInfo).port}`;
+    const kubeConfig = (caData: string): KubeConfig => {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'c', server, caData }],
+        users: [{ name: 'u', token: 'the-token' }],
+        contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+        currentContext: 'x',
+      });
+      return kc;
+    };
+    const kc = kubeConfig(cert.caBundle);
+    const clients = createKubeClients(kc, { requestTimeoutMs: 5000, userAgent: 'tls-test' });
+    expect((await clients.core.readNamespace({ name: 'shop' })).metadata?.name).toBe('shop');
+    expect(await clients.getJson('/api/v1/namespaces/shop', {})).toMatchObject({ metadata: { name: 'shop' } });
+    const events = await new Promise<string[]>((resolve) => {
+      const seen: string[] = [];
+      void new StreamingWatch(kc, 5_000).watch('/api/v1/namespaces', {}, (type) => seen.push(type), () => resolve(seen));
+    });
+    expect(events).toEqual(['ADDED']);
+    expect(authorizations).toEqual(['Bearer the-token', 'Bearer the-token', 'Bearer the-token']);
+
+    const stranger = makeSelfSignedCert({ ips: ['127.0.0.1'] });
+    const untrusting = createKubeClients(kubeConfig(stranger.caBundle), { requestTimeoutMs: 5000, userAgent: 'tls-test' });
+    await expect(untrusting.getJson('/api/v1/namespaces/shop', {})).rejects.toThrow();
+    expect(authorizations).toHaveLength(3);
   });
 });

@@ -46,6 +46,7 @@ export function nextReportPageSize(items: readonly unknown[]): number {
   const perReport = Math.max(1, entries / items.length);
   return Math.max(REPORT_PAGE_MIN, Math.min(REPORT_PAGE_MAX, Math.floor(VULNERABILITY_ENTRIES_PER_PAGE / perReport)));
 }
+
 /** The report label selector: only reports this operator manages. */
 export const MANAGED_REPORTS_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`;
 

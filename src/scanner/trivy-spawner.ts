@@ -119,26 +119,24 @@ function release(lane: Lane): void {
   start(next, lane);
 }
 
-/** A request still waiting for its lane waits as a `next` one from now on (work now waits for it). */
-function promote(id: number): void {
+/** Removes the request `id` from its lane's waiting list; undefined when it is not waiting (started, or gone). */
+function takeWaiting(id: number): SpawnRequest | undefined {
   for (const lane of lanes.values()) {
     const at = lane.waiting.findIndex((req) => req.id === id);
-    if (at < 0) continue;
-    const [req] = lane.waiting.splice(at, 1);
-    if (req?.slots !== undefined) admit({ ...req, slots: { ...req.slots, order: 'next' } });
-    return;
+    if (at >= 0) return lane.waiting.splice(at, 1)[0];
   }
+  return undefined;
+}
+
+/** A request still waiting for its lane waits as a `next` one from now on (work now waits for it). */
+function promote(id: number): void {
+  const req = takeWaiting(id);
+  if (req?.slots !== undefined) admit({ ...req, slots: { ...req.slots, order: 'next' } });
 }
 
 /** A request still waiting for its lane ends as killed; one whose child runs is the operator's to signal. */
 function cancel(id: number): void {
-  for (const lane of lanes.values()) {
-    const at = lane.waiting.findIndex((req) => req.id === id);
-    if (at < 0) continue;
-    lane.waiting.splice(at, 1);
-    reply({ type: 'exited', id, stdout: '', stderr: '', signal: 'SIGKILL' });
-    return;
-  }
+  if (takeWaiting(id) !== undefined) reply({ type: 'exited', id, stdout: '', stderr: '', signal: 'SIGKILL' });
 }
 
 function start(req: SpawnRequest, lane?: Lane): void {

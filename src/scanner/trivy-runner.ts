@@ -125,7 +125,9 @@ interface HeldReport {
   reportPath: string;
   meta: SbomMeta;
   bytes: number;
-  /** The conversion, once asked for (convertHeldReports, or a scan of the digest). */
+  /** convertHeldReports asked for it: it converts as one of at most scanSlots at a time. */
+  asked: boolean;
+  /** The conversion, once started (by that turn, or by a scan of the digest). */
   done: Promise<void> | undefined;
   /** A scan of the digest waits for it: it goes ahead of the scans waiting for a slot. */
   wanted: boolean;
@@ -167,8 +169,7 @@ export class TrivyRunner {
   /** By sbomStem of the key. */
   private readonly held = new Map<string, HeldReport>();
   private heldBytes = 0;
-  /** Held reports convertHeldReports asked for whose conversion has not started; those started and not ended. */
-  private readonly heldAsked = new Set<HeldReport>();
+  /** Conversions of asked-for held reports started and not ended. */
   private heldConverting = 0;
   /** Aborted by stopHeldReports: the conversions end, their reports stay for the next process. */
   private readonly heldStop = new AbortController();
@@ -400,7 +401,7 @@ export class TrivyRunner {
   }
 
   private addHeld(reportPath: string, meta: SbomMeta, bytes: number): void {
-    this.held.set(sbomStem(meta), { reportPath, meta, bytes, done: undefined, wanted: false, handle: undefined });
+    this.held.set(sbomStem(meta), { reportPath, meta, bytes, asked: false, done: undefined, wanted: false, handle: undefined });
     this.heldBytes += bytes;
   }
 
@@ -427,7 +428,7 @@ export class TrivyRunner {
    * conversions finishing together, their file commits ahead of the last scans' report reads.
    */
   convertHeldReports(): void {
-    for (const held of this.held.values()) if (held.done === undefined) this.heldAsked.add(held);
+    for (const held of this.held.values()) held.asked = true;
     this.convertAskedHeld();
   }
 
@@ -435,10 +436,10 @@ export class TrivyRunner {
     const cache = this.opts.sbomCache;
     if (cache === undefined || this.heldStop.signal.aborted) return;
     const limit = this.opts.scanSlots ?? 1;
-    for (const held of this.heldAsked) {
+    for (const held of this.held.values()) {
       if (this.heldConverting >= limit) return;
-      this.heldAsked.delete(held);
-      if (held.done !== undefined) continue; // a scan of its digest asked first (convertHeldNow)
+      // Started already: by this loop, or by a scan of its digest (convertHeldNow).
+      if (!held.asked || held.done !== undefined) continue;
       this.heldConverting++;
       void this.convertHeld(cache, held).finally(() => {
         this.heldConverting--;
@@ -451,7 +452,6 @@ export class TrivyRunner {
   async stopHeldReports(): Promise<void> {
     const all = [...this.held.values()];
     this.heldStop.abort();
-    this.heldAsked.clear();
     await Promise.all(all.map((held) => held.done));
     for (const held of all) if (held.done === undefined) this.forgetHeld(held);
   }

@@ -57,6 +57,8 @@ export interface ResilientInformerOptions<T extends CachedObject> {
   watchClient?: WatchClient;
   logger: Logger;
   pageSize?: number;
+  /** The next page's size from the objects of the last one (default: pageSize for every page). */
+  nextPageSize?: (items: readonly unknown[]) => number;
   /** Server-side watch timeout; jittered by ±20 % so many informers do not reconnect together. */
   watchTimeoutSeconds?: number;
   /** Restart the watch when nothing (event, bookmark, connect) arrived for this long. */
@@ -264,7 +266,7 @@ export class ResilientInformer<T extends CachedObject> {
   }
 
   private async relist(): Promise<void> {
-    const pageSize = this.options.pageSize ?? 500;
+    let pageSize = this.options.pageSize ?? 500;
     const fresh = new Map<string, T>();
     let resourceVersion = '';
     let continueToken: string | undefined;
@@ -289,6 +291,7 @@ export class ResilientInformer<T extends CachedObject> {
       }
       resourceVersion = page.resourceVersion;
       continueToken = page.continueToken === '' ? undefined : page.continueToken;
+      if (this.options.nextPageSize !== undefined) pageSize = this.options.nextPageSize(page.items);
       // Let timers, probes and other informers run between pages: a relist of thousands of large
       // objects is otherwise one long stretch of parsing and transforming.
       await yieldToEventLoop();

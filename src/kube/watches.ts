@@ -109,14 +109,9 @@ export function createReportInformer(getJson: RawGet, settings: WatchSettings): 
     labelSelector: MANAGED_REPORTS_SELECTOR,
     transform: (raw) => toReportEntry(raw, lists),
   });
-  const fixed = settings.reportPageSize;
   // The first page is the smallest: the format of the stored reports is not known yet.
-  let limit = fixed ?? REPORT_PAGE_MIN;
-  options.list = async ({ continueToken }) => {
-    const page = rawPage(await getJson(options.path, { labelSelector: MANAGED_REPORTS_SELECTOR, limit, continue: continueToken }));
-    limit = fixed ?? nextReportPageSize(page.items);
-    return page;
-  };
+  options.pageSize = settings.reportPageSize ?? REPORT_PAGE_MIN;
+  if (settings.reportPageSize === undefined) options.nextPageSize = nextReportPageSize;
   return new ResilientInformer<ReportEntry>(options);
 }
 

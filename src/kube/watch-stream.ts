@@ -68,33 +68,28 @@ export class StreamingWatch implements WatchClient {
         } catch {
           return; // A line that is not JSON is skipped, as client-node's Watch does.
         }
-        if (typeof event === 'object' && event !== null && typeof event.type === 'string') callback(event.type, event.object);
+        if (typeof event !== 'object' || event === null || typeof event.type !== 'string') return;
+        try {
+          callback(event.type, event.object);
+        } catch (err) {
+          finish(err); // A throwing callback ends this watch with its error (the informer logs it and watches again).
+        }
       };
       body.on('data', (chunk: Buffer) => {
         if (finished) return;
         timer.refresh();
-        try {
-          let start = 0;
-          for (let end = chunk.indexOf(NEWLINE); end !== -1; end = chunk.indexOf(NEWLINE, start)) {
-            const piece = chunk.subarray(start, end);
-            deliver(partial === undefined ? piece : Buffer.concat([partial, piece]));
-            partial = undefined;
-            start = end + 1;
-            if (finished) return;
-          }
-          if (start < chunk.length) partial = partial === undefined ? Buffer.from(chunk.subarray(start)) : Buffer.concat([partial, chunk.subarray(start)]);
-        } catch (err) {
-          finish(err); // A throwing callback ends this watch with its error (the informer logs it and watches again).
+        let start = 0;
+        for (let end = chunk.indexOf(NEWLINE); end !== -1; end = chunk.indexOf(NEWLINE, start)) {
+          const piece = chunk.subarray(start, end);
+          deliver(partial === undefined ? piece : Buffer.concat([partial, piece]));
+          partial = undefined;
+          start = end + 1;
+          if (finished) return;
         }
+        if (start < chunk.length) partial = partial === undefined ? Buffer.from(chunk.subarray(start)) : Buffer.concat([partial, chunk.subarray(start)]);
       });
       body.on('end', () => {
-        if (partial !== undefined && !finished) {
-          try {
-            deliver(partial);
-          } catch (err) {
-            finish(err);
-          }
-        }
+        if (partial !== undefined && !finished) deliver(partial);
         finish(null);
       });
       body.on('error', (err: unknown) => finish(err));
